@@ -1,0 +1,439 @@
+"""Consumer runtime: JetStream → projection, exactly once in effect, in order per aggregate.
+
+A durable pull consumer (bound to the producer's stream, never redeclaring it) hands batches to
+:meth:`EventConsumer.process`. One Postgres transaction per batch records, beside the projection
+change, each event id in the inbox, each aggregate's applied version and the stream checkpoint.
+
+Order per aggregate holds even with several replicas pulling from the same durable consumer:
+an event is applied only when its ``stream_version`` is exactly one past the version recorded
+for its aggregate (rows locked ``FOR UPDATE``); an event that arrives early is put back with a
+short delay, a repeat is acknowledged without effect. A handler that raises is retried with
+growing delays; after ``max_deliveries`` failures the event goes to this service's dead-letter
+stream with the reason, its aggregate moves on, and the consumer keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream import Context
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+from tuanlian.shared.db import Database
+from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, UnknownEvent
+from tuanlian.shared.logging import bind_event_context
+from tuanlian.shared.streams import dlq_subject, event_stream_name
+
+log = structlog.get_logger("tuanlian.consumer")
+
+
+class ProjectionTx:
+    """The projection's view of the batch transaction.
+
+    Writes are queued and sent as ``executemany`` runs of consecutive identical statements, so a
+    batch of similar events costs a few round trips, not one per event; a read flushes first,
+    so handlers always see their own earlier writes.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    def execute(self, sql: str, *args: Any) -> None:
+        if self._pending and self._pending[-1][0] == sql:
+            self._pending[-1][1].append(args)
+        else:
+            self._pending.append((sql, [args]))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for sql, rows in pending:
+            if len(rows) == 1:
+                await self.conn.execute(sql, *rows[0])
+            else:
+                await self.conn.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        await self.flush()
+        return await self.conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        await self.flush()
+        return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        await self.flush()
+        return await self.conn.fetchval(sql, *args)
+
+
+Handler = Callable[[ProjectionTx, Envelope, DomainEvent], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """An event that can never be processed (malformed, unknown type or version)."""
+
+
+@dataclass
+class _Item:
+    msg: Msg
+    envelope: Envelope | None = None
+    event: DomainEvent | None = None
+    error: str | None = None
+
+    @property
+    def seq(self) -> int:
+        return self.msg.metadata.sequence.stream
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    deferred: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class EventConsumer:
+    """One durable consumer of one producer's events, feeding one projection."""
+
+    service: str
+    name: str
+    producer: str
+    contracts: ContractRegistry
+    db: Database
+    schema: str
+    handlers: dict[str, Handler]
+    stream_type: str | None = None
+    max_deliveries: int = 5
+    retry_base_delay: float = 0.5
+    gap_delay: float = 0.2
+    batch_size: int = 256
+    fetch_timeout: float = 0.05
+    _js: JetStreamContext | None = field(default=None, repr=False)
+
+    @property
+    def durable(self) -> str:
+        suffix = f"_{self.stream_type}" if self.stream_type else ""
+        return f"{self.service}_{self.name}_{self.producer}{suffix}"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.producer}.events.{self.stream_type or '*'}.>".replace("*.>", ">")
+
+    @property
+    def stream(self) -> str:
+        return event_stream_name(self.producer)
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=self.subject,
+            ack_wait=30.0,
+            # Deliveries are bounded by this runtime (it counts handler failures, not the
+            # redeliveries used to wait for an aggregate's earlier event).
+            max_deliver=-1,
+            max_ack_pending=20_000,
+            description=f"{self.service}: {self.name} projection of {self.producer} events",
+        )
+
+    async def ensure_durable(self, js: JetStreamContext) -> None:
+        """Create the durable consumer, or bring its config up to date.
+
+        JetStream keeps a durable's config across redeploys; without this a changed filter or
+        ack wait would silently not apply.
+        """
+        desired = self.consumer_config()
+        try:
+            info = await js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await js.add_consumer(self.stream, desired)
+            return
+        current = info.config
+        drift = {
+            k: (getattr(current, k), getattr(desired, k))
+            for k in ("filter_subject", "ack_wait", "max_ack_pending", "description")
+            if getattr(current, k) != getattr(desired, k)
+        }
+        if drift:
+            log.info("updating durable consumer config", durable=self.durable, drift=str(drift))
+            await js.add_consumer(self.stream, desired)
+
+    def register(self, broker: NatsBroker) -> None:
+        """Attach this consumer to the FastStream broker as a manual-ack batch pull subscriber."""
+
+        async def on_batch(body: Any, message: Any = Context("message")) -> None:
+            await self.process(list(message.raw_message))
+
+        broker.subscriber(
+            self.subject,
+            stream=JStream(self.stream, declare=False),
+            durable=self.durable,
+            config=self.consumer_config(),
+            pull_sub=PullSub(batch_size=self.batch_size, timeout=self.fetch_timeout, batch=True),
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_no_decode,
+            title=f"{self.durable}:consume",
+            description=f"{self.name} projection: {', '.join(sorted(self.handlers)) or 'all'}",
+        )(on_batch)
+
+    def bind_js(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    # -- processing -----------------------------------------------------------------------
+
+    def _decode(self, msg: Msg) -> _Item:
+        item = _Item(msg)
+        try:
+            item.envelope = Envelope.model_validate_json(msg.data)
+        except ValidationError as exc:
+            item.error = f"malformed envelope: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+            return item
+        if item.envelope.event_type in self.handlers:
+            try:
+                item.event = self.contracts.decode(item.envelope)
+            except (UnknownEvent, ValidationError) as exc:
+                item.error = f"cannot read {item.envelope.event_type}: {exc}"
+        elif item.envelope.event_type not in self.contracts:
+            item.error = f"unknown event type {item.envelope.event_type!r} from {self.producer}"
+        return item
+
+    async def process(self, msgs: Sequence[Msg]) -> BatchOutcome:
+        """Apply one delivered batch; acknowledges, delays or dead-letters every message."""
+        items = [self._decode(m) for m in msgs]
+        outcome = BatchOutcome()
+        poison = [i for i in items if i.error]
+        for item in poison:
+            await self._dead_letter(item, item.error or "", attempts=0)
+            outcome.dead_lettered += 1
+        good = [i for i in items if not i.error]
+        if not good:
+            return outcome
+        try:
+            result = await self._apply(good)
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            # Infrastructure trouble: nothing was committed; let the whole batch come back later.
+            log.warning("batch not applied", durable=self.durable, error=str(exc))
+            for i in good:
+                await i.msg.nak(delay=self.retry_base_delay * 4)
+            outcome.deferred += len(good)
+            return outcome
+        except _HandlerFailed:
+            # Some handler raised: isolate it by applying the batch one event per transaction.
+            for i in good:
+                await self._apply_single(i, outcome)
+            return outcome
+        applied, duplicates, deferred = result
+        await self._ack_all(applied + duplicates)
+        for i in deferred:
+            await i.msg.nak(delay=self.gap_delay)
+        outcome.applied += len(applied)
+        outcome.duplicates += len(duplicates)
+        outcome.deferred += len(deferred)
+        return outcome
+
+    async def _apply(
+        self, items: list[_Item], *, blocked: set[str] | None = None
+    ) -> tuple[list[_Item], list[_Item], list[_Item]]:
+        s = self.schema
+        applied: list[_Item] = []
+        duplicates: list[_Item] = []
+        deferred: list[_Item] = []
+        blocked = set(blocked or ())
+        stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
+                "SELECT $1, unnest($2::text[]), 0 ON CONFLICT DO NOTHING",
+                self.durable,
+                stream_ids,
+            )
+            rows = await conn.fetch(
+                f"SELECT stream_id, stream_version FROM {s}.consumer_positions "
+                "WHERE consumer = $1 AND stream_id = ANY($2::text[]) ORDER BY stream_id FOR UPDATE",
+                self.durable,
+                stream_ids,
+            )
+            positions = {r["stream_id"]: r["stream_version"] for r in rows}
+            moved: dict[str, int] = {}
+            tx = ProjectionTx(conn)
+            for item in items:
+                env = item.envelope
+                assert env is not None
+                sid = env.stream_id
+                current = positions[sid]
+                if sid in blocked:
+                    deferred.append(item)
+                elif env.stream_version <= current:
+                    duplicates.append(item)
+                elif env.stream_version == current + 1:
+                    handler = self.handlers.get(env.event_type)
+                    if handler is not None and item.event is not None:
+                        bind_event_context(env)
+                        try:
+                            await handler(tx, env, item.event)
+                        except Exception as exc:
+                            raise _HandlerFailed(item, exc) from exc
+                    positions[sid] = env.stream_version
+                    moved[sid] = env.stream_version
+                    applied.append(item)
+                else:
+                    blocked.add(sid)
+                    deferred.append(item)
+            await tx.flush()
+            if moved:
+                await conn.execute(
+                    f"UPDATE {s}.consumer_positions p SET stream_version = m.v "
+                    "FROM unnest($2::text[], $3::int[]) AS m(sid, v) "
+                    "WHERE p.consumer = $1 AND p.stream_id = m.sid",
+                    self.durable,
+                    list(moved),
+                    list(moved.values()),
+                )
+            if applied:
+                await conn.execute(
+                    f"INSERT INTO {s}.inbox (consumer, event_id) "
+                    "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
+                    self.durable,
+                    [i.envelope.event_id for i in applied if i.envelope],
+                )
+                await conn.execute(
+                    f"INSERT INTO {s}.consumer_checkpoint (consumer, stream_sequence) "
+                    "VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET "
+                    f"stream_sequence = GREATEST({s}.consumer_checkpoint.stream_sequence, "
+                    "EXCLUDED.stream_sequence), updated_at = now()",
+                    self.durable,
+                    max(i.seq for i in applied),
+                )
+        return applied, duplicates, deferred
+
+    async def _apply_single(self, item: _Item, outcome: BatchOutcome) -> None:
+        try:
+            applied, duplicates, deferred = await self._apply([item])
+        except _HandlerFailed as failed:
+            await self._record_failure(item, failed.cause, outcome)
+            return
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            await item.msg.nak(delay=self.retry_base_delay * 4)
+            outcome.deferred += 1
+            return
+        await self._ack_all(applied + duplicates)
+        for i in deferred:
+            await i.msg.nak(delay=self.gap_delay)
+        outcome.applied += len(applied)
+        outcome.duplicates += len(duplicates)
+        outcome.deferred += len(deferred)
+
+    async def _record_failure(self, item: _Item, exc: BaseException, outcome: BatchOutcome) -> None:
+        env = item.envelope
+        assert env is not None
+        reason = f"{type(exc).__name__}: {exc}"
+        async with self.db.transaction() as conn:
+            attempts = await conn.fetchval(
+                f"INSERT INTO {self.schema}.consumer_failures (consumer, event_id, attempts, last_error) "
+                "VALUES ($1, $2, 1, $3) ON CONFLICT (consumer, event_id) DO UPDATE SET "
+                f"attempts = {self.schema}.consumer_failures.attempts + 1, "
+                "last_error = EXCLUDED.last_error, updated_at = now() RETURNING attempts",
+                self.durable,
+                env.event_id,
+                reason,
+            )
+        log.warning(
+            "handler failed",
+            durable=self.durable,
+            event_id=str(env.event_id),
+            event_type=env.event_type,
+            attempt=attempts,
+            error=reason,
+            trace="".join(traceback.format_exception(exc, limit=-3)),
+        )
+        if attempts >= self.max_deliveries:
+            await self._dead_letter(item, reason, attempts=attempts)
+            outcome.dead_lettered += 1
+        else:
+            outcome.failed += 1
+            await item.msg.nak(delay=self.retry_base_delay * 2 ** (attempts - 1))
+
+    async def _dead_letter(self, item: _Item, reason: str, *, attempts: int) -> None:
+        """Publish to the dead-letter stream, then let the aggregate move past the event."""
+        js = self._js
+        if js is None:
+            raise RuntimeError("consumer not bound to JetStream")
+        msg = item.msg
+        env = item.envelope
+        key = str(env.event_id) if env else f"seq-{item.seq}"
+        headers = {
+            "Nats-Msg-Id": f"{self.durable}:{key}",
+            "Tuanlian-Reason": reason[:1000],
+            "Tuanlian-Consumer": self.durable,
+            "Tuanlian-Original-Subject": msg.subject,
+            "Tuanlian-Original-Sequence": str(item.seq),
+            "Tuanlian-Attempts": str(attempts),
+        }
+        await js.publish(dlq_subject(self.service, self.name), msg.data, headers=headers)
+        log.error(
+            "event dead-lettered",
+            durable=self.durable,
+            reason=reason,
+            subject=msg.subject,
+            sequence=item.seq,
+            event_id=key,
+        )
+        if env is not None:
+            s = self.schema
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
+                    "VALUES ($1, $2, $3) ON CONFLICT (consumer, stream_id) DO UPDATE SET "
+                    f"stream_version = GREATEST({s}.consumer_positions.stream_version, $3)",
+                    self.durable,
+                    env.stream_id,
+                    env.stream_version,
+                )
+                await conn.execute(
+                    f"INSERT INTO {s}.inbox (consumer, event_id, outcome) VALUES ($1, $2, "
+                    "'dead_lettered') ON CONFLICT (consumer, event_id) DO UPDATE SET "
+                    "outcome = 'dead_lettered'",
+                    self.durable,
+                    env.event_id,
+                )
+                await conn.execute(
+                    f"UPDATE {s}.consumer_failures SET dead_lettered = true "
+                    "WHERE consumer = $1 AND event_id = $2",
+                    self.durable,
+                    env.event_id,
+                )
+        await msg.term()
+
+    @staticmethod
+    async def _ack_all(items: list[_Item]) -> None:
+        await asyncio.gather(*(i.msg.ack() for i in items))
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, item: _Item, cause: BaseException) -> None:
+        self.item = item
+        self.cause = cause
+        super().__init__(str(cause))
+
+
+async def _no_decode(msg: Any) -> Any:
+    # The runtime validates envelopes itself (and dead-letters what fails); FastStream's JSON
+    # decoding of every body would be wasted work.
+    return None

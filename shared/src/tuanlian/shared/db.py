@@ -1,0 +1,83 @@
+"""Postgres access: one SQLAlchemy async engine (asyncpg underneath) per process.
+
+Services write SQL against the raw asyncpg connection inside an SQLAlchemy-managed transaction:
+SQLAlchemy owns pooling, transactions and migrations; the hot paths (append, projection
+batches) keep asyncpg's speed and its ``executemany`` pipelining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://…`` → ``postgresql+asyncpg://…`` (accepts either)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a Postgres URL: {url!r}")
+
+
+def asyncpg_url(url: str) -> str:
+    return "postgresql://" + sqlalchemy_url(url)[len("postgresql+asyncpg://") :]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    """The process's connection pool, handing out asyncpg connections in transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=False,
+            connect_args={"server_settings": {"application_name": "tuanlian"}},
+        )
+        from sqlalchemy import event
+
+        @event.listens_for(self.engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.run_async(_init_connection)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A raw asyncpg connection inside a transaction committed on success."""
+        async with self.engine.begin() as conn:
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A raw asyncpg connection outside any explicit transaction (autocommit)."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            yield driver
+            await conn.rollback()
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        async with asyncio.timeout(timeout), self.connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def connect_raw(url: str) -> asyncpg.Connection:
+    """A standalone asyncpg connection (listeners, benchmarks, tools)."""
+    conn = await asyncpg.connect(asyncpg_url(url))
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,157 @@
+"""Event envelope, event contracts and upcasting.
+
+Every fact a service records travels in an :class:`Envelope`: the metadata an auditor needs
+(who, where in the org tree, why, in which order) around a payload whose shape is a versioned
+contract owned by the producing service. Contracts are small frozen pydantic models registered
+in a :class:`ContractRegistry`; old payload versions are upcast on read, never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from uuid_utils.compat import uuid7
+
+
+def new_id() -> UUID:
+    """A time-ordered UUID (v7): sortable, index-friendly, unique without coordination."""
+    return uuid7()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DomainEvent(BaseModel):
+    """Base of every event payload contract.
+
+    Subclasses set ``event_type`` (stable across versions), ``schema_version`` (the version this
+    class describes) and ``stream_type`` (the kind of aggregate that emits it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    stream_type: ClassVar[str]
+
+
+class Envelope(BaseModel):
+    """What is stored and published for every event (事件信封)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID
+    event_type: str
+    schema_version: int = 1
+    producer: str
+    stream_type: str
+    stream_id: str
+    stream_version: int = Field(ge=1)
+    occurred_at: datetime
+    recorded_at: datetime | None = None
+    actor: str | None = None
+    org_path: str | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    payload: dict[str, Any]
+    global_position: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return subject_for(self.producer, self.stream_type, self.event_type)
+
+    def chain_hash(self, prev_hash: str | None) -> str:
+        """Hash of this event chained to its predecessor in the same stream.
+
+        Covers every field an auditor relies on, in a canonical JSON form, so that changing a
+        stored event (or dropping one from the middle of a stream) breaks the chain.
+        """
+        body = {
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "stream_id": self.stream_id,
+            "stream_version": self.stream_version,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+            "actor": self.actor,
+            "org_path": self.org_path,
+            "payload": self.payload,
+            "prev": prev_hash,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def subject_for(producer: str, stream_type: str, event_type: str) -> str:
+    """NATS subject of an event: ``<producer>.events.<stream_type>.<event_type>``."""
+    return f"{producer}.events.{stream_type}.{event_type}"
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class UnknownEvent(LookupError):
+    """An event type or version this code has no contract for."""
+
+
+class ContractRegistry:
+    """The versioned event contracts one producer publishes, with their upcasters.
+
+    Reading an old envelope walks the chain of upcasters from its schema version up to the
+    version of the registered class, so code only ever handles the newest shape.
+    """
+
+    def __init__(self, producer: str) -> None:
+        self.producer = producer
+        self._classes: dict[str, type[DomainEvent]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, cls: type[DomainEvent]) -> type[DomainEvent]:
+        if cls.event_type in self._classes:
+            raise ValueError(f"event type {cls.event_type} registered twice")
+        self._classes[cls.event_type] = cls
+        return cls
+
+    def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        def decorate(fn: Upcaster) -> Upcaster:
+            self._upcasters[(event_type, from_version)] = fn
+            return fn
+
+        return decorate
+
+    def __contains__(self, event_type: str) -> bool:
+        return event_type in self._classes
+
+    def types(self) -> list[type[DomainEvent]]:
+        return list(self._classes.values())
+
+    def stream_types(self) -> set[str]:
+        return {c.stream_type for c in self._classes.values()}
+
+    def decode(self, envelope: Envelope) -> DomainEvent:
+        """The payload of ``envelope`` as an instance of its newest contract."""
+        cls = self._classes.get(envelope.event_type)
+        if cls is None:
+            raise UnknownEvent(f"{self.producer} has no event type {envelope.event_type!r}")
+        payload = dict(envelope.payload)
+        version = envelope.schema_version
+        if version > cls.schema_version:
+            raise UnknownEvent(
+                f"{envelope.event_type} v{version} is newer than this code (v{cls.schema_version})"
+            )
+        while version < cls.schema_version:
+            step = self._upcasters.get((envelope.event_type, version))
+            if step is None:
+                raise UnknownEvent(f"no upcaster for {envelope.event_type} v{version}")
+            payload = step(payload)
+            version += 1
+        return cls.model_validate(payload)

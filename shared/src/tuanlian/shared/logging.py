@@ -1,0 +1,70 @@
+"""structlog JSON logs with correlation ids, and personal data masked before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+from structlog.contextvars import bind_contextvars, merge_contextvars
+
+from tuanlian.shared.events import Envelope
+
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_PII_KEYS = {"phone", "name", "full_name", "password", "code", "otp", "id_number", "token"}
+
+
+def mask_phone(text: str) -> str:
+    """138****5678: enough for a person to recognise their own number, useless to anyone else."""
+    return _PHONE.sub(r"\1****\2", text)
+
+
+def _mask_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event_dict.items()):
+        if key in _PII_KEYS and value is not None:
+            event_dict[key] = "***"
+        elif isinstance(value, str):
+            event_dict[key] = mask_phone(value)
+    return event_dict
+
+
+def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared = [
+        merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _mask_pii,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    bind_contextvars(service=service)
+    # Libraries that use stdlib logging (uvicorn, faststream) go through the same masking.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
+        ])
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def bind_event_context(env: Envelope) -> None:
+    """Carry the event's correlation into every log line written while handling it."""
+    bind_contextvars(
+        correlation_id=str(env.correlation_id) if env.correlation_id else None,
+        causation_id=str(env.event_id),
+    )
