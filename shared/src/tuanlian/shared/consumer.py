@@ -308,7 +308,7 @@ class EventConsumer:
                 )
             if applied:
                 await conn.execute(
-                    f"INSERT INTO {s}.inbox (consumer, event_id) "
+                    f"INSERT INTO {s}.consumer_inbox (consumer, event_id) "
                     "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
                     self.durable,
                     [i.envelope.event_id for i in applied if i.envelope],
@@ -407,7 +407,7 @@ class EventConsumer:
                     env.stream_version,
                 )
                 await conn.execute(
-                    f"INSERT INTO {s}.inbox (consumer, event_id, outcome) VALUES ($1, $2, "
+                    f"INSERT INTO {s}.consumer_inbox (consumer, event_id, outcome) VALUES ($1, $2, "
                     "'dead_lettered') ON CONFLICT (consumer, event_id) DO UPDATE SET "
                     "outcome = 'dead_lettered'",
                     self.durable,

@@ -54,10 +54,34 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A raw asyncpg connection inside a transaction committed on success."""
-        async with self.engine.begin() as conn:
+        """A raw asyncpg connection inside a transaction committed on success.
+
+        The transaction is begun on the asyncpg connection itself: SQLAlchemy's asyncpg adapter
+        begins lazily, on the first statement sent *through SQLAlchemy*, so ``engine.begin()``
+        alone would leave the raw connection in autocommit (no atomicity, no row locks).
+        """
+        async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            yield raw.driver_connection  # type: ignore[misc]
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            tx = driver.transaction()
+            await tx.start()
+            try:
+                yield driver
+            except BaseException:
+                try:
+                    await tx.rollback()
+                except BaseException:
+                    # The connection's state is unknown (cancelled mid-rollback, connection lost):
+                    # never hand it to the next user.
+                    await conn.invalidate()
+                raise
+            try:
+                await tx.commit()
+            except asyncpg.PostgresError:
+                raise  # the server ended the transaction; the connection is fine
+            except BaseException:
+                await conn.invalidate()
+                raise
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:

@@ -9,9 +9,11 @@ in a :class:`ContractRegistry`; old payload versions are upcast on read, never r
 from __future__ import annotations
 
 import hashlib
+import secrets
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -84,11 +86,29 @@ class Envelope(BaseModel):
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "actor": self.actor,
             "org_path": self.org_path,
-            "payload": self.payload,
+            "payload": _canonical_numbers(self.payload),
             "prev": prev_hash,
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_numbers(value: Any) -> Any:
+    """Numbers as Postgres ``jsonb`` gives them back, so a hash survives the round trip.
+
+    ``jsonb`` stores numbers as decimals: ``1e+16`` comes back as ``10000000000000000`` and
+    ``-0.0`` as ``0.0``. Hashing every integral float as the integer it spells keeps the hash of
+    a stored event equal to the hash computed before it was written.
+    """
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(Decimal(repr(value)))
+        return value
+    if isinstance(value, dict):
+        return {k: _canonical_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical_numbers(v) for v in value]
+    return value
 
 
 def subject_for(producer: str, stream_type: str, event_type: str) -> str:
@@ -155,3 +175,8 @@ class ContractRegistry:
             payload = step(payload)
             version += 1
         return cls.model_validate(payload)
+
+
+def short_id() -> str:
+    """A compact random id for aggregates whose ids appear in org paths and URLs (16 chars)."""
+    return secrets.token_hex(8)

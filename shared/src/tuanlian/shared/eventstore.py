@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS {s}.relay_checkpoint (
     published bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS {s}.inbox (
+CREATE TABLE IF NOT EXISTS {s}.consumer_inbox (
     consumer text NOT NULL,
     event_id uuid NOT NULL,
     outcome text NOT NULL DEFAULT 'applied',
@@ -130,6 +130,9 @@ CREATE TABLE IF NOT EXISTS {s}.consumer_failures (
 
 
 def _row_to_envelope(producer: str, row: asyncpg.Record) -> Envelope:
+    payload = row["payload"]
+    if isinstance(payload, str | bytes):  # a connection without the JSON codec
+        payload = json.loads(payload)
     return Envelope(
         event_id=row["event_id"],
         event_type=row["event_type"],
@@ -144,7 +147,7 @@ def _row_to_envelope(producer: str, row: asyncpg.Record) -> Envelope:
         org_path=row["org_path"],
         correlation_id=row["correlation_id"],
         causation_id=row["causation_id"],
-        payload=row["payload"],
+        payload=payload,
         global_position=row["global_position"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
@@ -167,9 +170,14 @@ class EventStore:
             f"INSERT INTO {s}.events (event_id, event_type, schema_version, stream_type, "
             "stream_id, stream_version, occurred_at, actor, org_path, correlation_id, "
             "causation_id, payload, prev_hash, hash) "
-            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], "
+            "SELECT u.event_id, u.event_type, u.schema_version, u.stream_type, u.stream_id, "
+            "u.stream_version, u.occurred_at, u.actor, u.org_path, u.correlation_id, "
+            "u.causation_id, u.payload::jsonb, u.prev_hash, u.hash "
+            "FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], "
             "$6::int[], $7::timestamptz[], $8::text[], $9::text[], $10::uuid[], $11::uuid[], "
-            "$12::jsonb[], $13::text[], $14::text[]) "
+            "$12::text[], $13::text[], $14::text[]) AS u(event_id, event_type, schema_version, "
+            "stream_type, stream_id, stream_version, occurred_at, actor, org_path, "
+            "correlation_id, causation_id, payload, prev_hash, hash) "
             "RETURNING global_position, recorded_at"
         )
 
@@ -274,6 +282,11 @@ class EventStore:
 
     async def verify_chains(self, conn: asyncpg.Connection) -> list[str]:
         """Every broken link in every stream's hash chain (empty when the log is intact)."""
+        if not conn.is_in_transaction():
+            # A server-side cursor needs a transaction; one snapshot also keeps the check
+            # consistent while writers append.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await self.verify_chains(conn)
         problems: list[str] = []
         previous: dict[str, tuple[int, str]] = {}
         async for row in conn.cursor(

@@ -60,6 +60,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("faststream").setLevel(logging.WARNING)
 
 
 def bind_event_context(env: Envelope) -> None:

@@ -31,6 +31,9 @@ class RelayStatus:
 
 
 class OutboxRelay:
+    #: Seconds to wait for JetStream to acknowledge a whole batch before treating it as failed.
+    ack_timeout: float = 30.0
+
     def __init__(
         self,
         db: Database,
@@ -94,13 +97,21 @@ LIMIT $3"""
             rows = await conn.fetch(self._sql_batch, str(after.tx_id), after.global_position, self.batch_size)
         if not rows:
             return 0
-        acks = [
-            await self.js.publish_async(
-                r["subject"], r["body"].encode(), headers={"Nats-Msg-Id": r["event_id"]}
-            )
-            for r in rows
-        ]
-        await asyncio.gather(*acks)
+        acks: list[asyncio.Future[object]] = []
+        try:
+            for r in rows:
+                acks.append(
+                    await self.js.publish_async(
+                        r["subject"], r["body"].encode(), headers={"Nats-Msg-Id": r["event_id"]}
+                    )
+                )
+            # nats-py's publish futures have no deadline of their own: an ack lost in a
+            # reconnect would otherwise stall the relay forever.
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=self.ack_timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()  # frees nats-py's in-flight slot; the batch is re-published later
+            raise
         last = rows[-1]
         new = Position(int(last["tx"]), last["global_position"])
         async with self.db.connection() as conn:

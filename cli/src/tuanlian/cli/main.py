@@ -1,0 +1,106 @@
+"""The ``tuanlian`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from datetime import timedelta
+
+import typer
+
+from tuanlian.shared.settings import DEFAULT_PORTS, get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Tuanlian (团联): the League's 1+100 system.")
+
+SERVICES = tuple(DEFAULT_PORTS)
+
+
+def _spec(service: str):  # type: ignore[no-untyped-def]
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return importlib.import_module(f"tuanlian.{service}.app").SPEC
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(service: str = typer.Argument(..., help="contacts | wishes | scoring | notify")) -> None:
+    """Run one service process (HTTP API, consumers and relay)."""
+    import uvicorn
+
+    from tuanlian.cli.preflight import preflight
+    from tuanlian.shared.logging import configure_logging
+    from tuanlian.shared.service import create_app
+
+    spec = _spec(service)
+    settings = get_settings()
+    configure_logging(service, level=settings.log_level, json=settings.log_json)
+    problem = asyncio.run(preflight(settings, service))
+    if problem:
+        fail(problem)
+    uvicorn.run(create_app(spec, settings), host=settings.host, port=settings.port_of(service),
+                log_config=None, access_log=False, lifespan="on")
+
+
+@app.command()
+def run(
+    demo: bool = typer.Option(True, help="load the demo League on first start"),
+) -> None:
+    """Start embedded NATS and Postgres, the four services, and the demo League; Ctrl-C stops all."""
+    from tuanlian.cli.launcher import launch
+
+    sys.exit(launch(get_settings(), load_demo=demo))
+
+
+@app.command()
+def token(
+    role: str = typer.Option("system", help="youth | cadre | org_admin | leader | partner | system"),
+    subject: str = typer.Option("operator", help="user id the token speaks for"),
+    org_path: str = typer.Option(None, help="org subtree for scoped roles"),
+    hours: int = typer.Option(12),
+) -> None:
+    """Sign a token with this deployment's key (operators and local development)."""
+    from tuanlian.shared.auth import Principal, Role, load_or_create_signing_key
+
+    settings = get_settings()
+    if not (settings.keys_dir / "token_signing_ed25519.pem").exists():
+        fail(f"no signing key under {settings.keys_dir}: start contacts once (tuanlian run)")
+    try:
+        principal = Principal(subject=subject, role=Role(role), org_path=org_path)
+    except ValueError:
+        fail(f"unknown role {role!r}")
+        return
+    issuer = load_or_create_signing_key(settings.keys_dir)
+    typer.echo(issuer.issue(principal, ttl=timedelta(hours=hours)))
+
+
+@app.command("asyncapi")
+def asyncapi(
+    service: str = typer.Argument(...),
+    check: bool = typer.Option(False, help="fail if the committed document is out of date"),
+) -> None:
+    """Write (or check) services/<service>/asyncapi.json from the code."""
+    import json
+    from pathlib import Path
+
+    from tuanlian.cli.docs import asyncapi_json
+
+    text = asyncapi_json(_spec(service))
+    target = Path("services") / service / "asyncapi.json"
+    if check:
+        current = target.read_text() if target.exists() else ""
+        if json.loads(current or "{}") != json.loads(text):
+            fail(f"{target} is out of date: run `tuanlian asyncapi {service}`")
+        typer.echo(f"{target} is up to date")
+        return
+    target.write_text(text)
+    typer.echo(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    app()

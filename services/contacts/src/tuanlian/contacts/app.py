@@ -1,0 +1,43 @@
+"""Composition root of the contacts service (团干部直接联系青年: orgs, people, links, interactions)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from tuanlian.contacts.adapters.pii import PiiVault
+from tuanlian.contacts.application.handlers import ContactsService
+from tuanlian.contacts.entrypoints.http import build_router
+from tuanlian.shared.consumer import EventConsumer
+from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.service import Runtime, ServiceSpec, create_app
+from tuanlian.shared.settings import Settings, get_settings
+
+
+def contacts_service(runtime: Runtime) -> ContactsService:
+    assert runtime.store is not None
+    return ContactsService(runtime.db, runtime.store, PiiVault("contacts", runtime.settings.pii_hash_key))
+
+
+def _router(runtime: Runtime) -> APIRouter:
+    return build_router(runtime, contacts_service(runtime))
+
+
+def _consumers(runtime: Runtime) -> list[EventConsumer]:
+    return []
+
+
+SPEC = ServiceSpec(
+    name="contacts",
+    title="organisations, people, contact links, interactions",
+    description="League organisations and their rules, cadres and youths, identity, contact links "
+    "(联系), interactions (联系记录) and activities. Publishes the CONTACTS stream.",
+    migrations_package="tuanlian.contacts.migrations",
+    contracts=CONTACTS,
+    build_consumers=_consumers,
+    build_router=_router,
+    owns_signing_key=True,
+)
+
+
+def app(settings: Settings | None = None) -> FastAPI:
+    return create_app(SPEC, settings or get_settings())

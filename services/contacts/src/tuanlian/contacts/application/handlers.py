@@ -1,0 +1,198 @@
+"""Command handlers: load aggregates, let them decide, save events and read tables atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from tuanlian.contacts.adapters.pii import PiiVault
+from tuanlian.contacts.adapters.readmodel import project
+from tuanlian.contacts.application import commands as c
+from tuanlian.contacts.domain.model import Cadre, ContactLink, Interaction, Org, Youth
+from tuanlian.shared.aggregate import Aggregate, Repository
+from tuanlian.shared.auth import Forbidden, Principal, Role
+from tuanlian.shared.db import Database
+from tuanlian.shared.errors import NotFound, RuleViolation
+from tuanlian.shared.events import Envelope, short_id, utcnow
+from tuanlian.shared.eventstore import EventStore, Metadata
+from tuanlian.shared.http import require
+
+
+@dataclass
+class ContactsService:
+    db: Database
+    store: EventStore
+    vault: PiiVault
+
+    def __post_init__(self) -> None:
+        self.orgs = Repository(self.store, Org)
+        self.cadres = Repository(self.store, Cadre)
+        self.youths = Repository(self.store, Youth)
+        self.links = Repository(self.store, ContactLink)
+        self.interactions = Repository(self.store, Interaction)
+
+    @property
+    def schema(self) -> str:
+        return self.store.schema
+
+    async def _save(
+        self,
+        conn: asyncpg.Connection,
+        repo: Repository,  # type: ignore[type-arg]
+        agg: Aggregate,
+        who: Principal,
+        org_path: str | None,
+        correlation_id: UUID | None,
+        occurred_at: datetime | None = None,
+        **extra: str,
+    ) -> list[Envelope]:
+        meta = Metadata(actor=who.actor, org_path=org_path, correlation_id=correlation_id,
+                        occurred_at=occurred_at)
+        envelopes = await repo.save(conn, agg, meta)
+        for env in envelopes:
+            await project(conn, self.schema, env, self.store.contracts.decode(env), **extra)
+        return envelopes
+
+    # -- organisations ----------------------------------------------------------------------
+
+    async def create_org(self, who: Principal, cmd: c.CreateOrg, cid: UUID | None = None,
+                         at: datetime | None = None) -> Org:
+        async with self.db.transaction() as conn:
+            parent = await self.orgs.get(conn, cmd.parent_id) if cmd.parent_id else None
+            if parent is None:
+                require(who, Role.system, why="create a top-level organisation")
+            else:
+                require(who, Role.org_admin, org_path=parent.path, why="create organisations")
+            org_id = cmd.org_id or short_id()
+            if await self.orgs.find(conn, org_id) is not None:
+                raise RuleViolation(f"organisation id {org_id} is taken", field="org_id")
+            org = Org.create(org_id, cmd.name, cmd.org_type, parent, cmd.is_leadership_organ)
+            await self._save(conn, self.orgs, org, who, org.path, cid, at)
+            return org
+
+    # -- people -----------------------------------------------------------------------------
+
+    async def register_cadre(self, who: Principal, cmd: c.RegisterCadre, cid: UUID | None = None,
+                             at: datetime | None = None) -> Cadre:
+        async with self.db.transaction() as conn:
+            org = await self.orgs.get(conn, cmd.org_id)
+            require(who, Role.org_admin, org_path=org.path, why="register cadres")
+            if cmd.phone and await self.vault.find_by_phone(conn, cmd.phone):
+                raise RuleViolation("this phone number is already registered", field="phone")
+            cadre = Cadre.register(short_id(), org, cmd.kind, cmd.in_leadership_organ)
+            await self.vault.store(conn, cadre.id, "cadre", cmd.name, cmd.phone)
+            await self._save(conn, self.cadres, cadre, who, org.path, cid, at)
+            return cadre
+
+    async def register_youth(self, who: Principal, cmd: c.RegisterYouth, cid: UUID | None = None,
+                             at: datetime | None = None) -> Youth:
+        async with self.db.transaction() as conn:
+            org = await self.orgs.get(conn, cmd.org_id) if cmd.org_id else None
+            require(who, Role.org_admin, org_path=org.path if org else None, why="register youths")
+            if await self.vault.find_by_phone(conn, cmd.phone):
+                raise RuleViolation("a youth with this phone number already exists", field="phone")
+            youth = Youth.register(short_id(), org, cmd.field, cmd.grade,
+                                   cmd.political_status, cmd.family_situation, cmd.special_care)
+            await self.vault.store(conn, youth.id, "youth", cmd.name, cmd.phone)
+            await self._save(conn, self.youths, youth, who, org.path if org else None, cid, at)
+            return youth
+
+    # -- contact links ----------------------------------------------------------------------
+
+    async def invite(self, who: Principal, cmd: c.InviteYouth, cid: UUID | None = None,
+                     at: datetime | None = None) -> ContactLink:
+        async with self.db.transaction() as conn:
+            cadre = await self.cadres.get(conn, cmd.cadre_id)
+            if who.role is Role.cadre and who.subject != cadre.id:
+                raise Forbidden("a cadre invites youths only to their own list")
+            require(who, Role.cadre, Role.org_admin, org_path=cadre.org_path, why="invite youths")
+            await self.youths.get(conn, cmd.youth_id)
+            link_id = ContactLink.id_for(cadre.id, cmd.youth_id)
+            link = await self.links.find(conn, link_id) or ContactLink(link_id)
+            link.invite(cadre, cmd.youth_id, initiated_by="cadre")
+            await self._save(conn, self.links, link, who, cadre.org_path, cid, at)
+            return link
+
+    async def _youth_decides(self, who: Principal, link_id: str, action: str, cid: UUID | None,
+                             at: datetime | None) -> ContactLink:
+        async with self.db.transaction() as conn:
+            link = await self.links.get(conn, link_id)
+            if who.role is not Role.system and not (who.role is Role.youth and who.subject == link.youth_id):
+                raise Forbidden("only the youth concerned can answer an invitation")
+            getattr(link, action)()
+            await self._save(conn, self.links, link, who, link.org_path, cid, at)
+            return link
+
+    async def accept(self, who: Principal, link_id: str, cid: UUID | None = None,
+                     at: datetime | None = None) -> ContactLink:
+        return await self._youth_decides(who, link_id, "accept", cid, at)
+
+    async def decline(self, who: Principal, link_id: str, cid: UUID | None = None) -> ContactLink:
+        return await self._youth_decides(who, link_id, "decline", cid, None)
+
+    async def end_link(self, who: Principal, link_id: str, cid: UUID | None = None) -> ContactLink:
+        async with self.db.transaction() as conn:
+            link = await self.links.get(conn, link_id)
+            if who.role is Role.youth and who.subject == link.youth_id:
+                ended_by = "youth"
+            elif who.role is Role.cadre and who.subject == link.cadre_id:
+                ended_by = "cadre"
+            else:
+                require(who, Role.org_admin, org_path=link.org_path, why="end this link")
+                ended_by = "admin"
+            link.end(ended_by)
+            await self._save(conn, self.links, link, who, link.org_path, cid)
+            return link
+
+    # -- interactions -----------------------------------------------------------------------
+
+    async def log_interaction(self, who: Principal, cmd: c.LogInteraction, cid: UUID | None = None,
+                              now: datetime | None = None) -> Interaction:
+        async with self.db.transaction() as conn:
+            cadre = await self.cadres.get(conn, cmd.cadre_id)
+            if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cadre.id)):
+                raise Forbidden("interactions are logged by the cadre who had them")
+            rows = await conn.fetch(
+                f"SELECT youth_id, accepted_at FROM {self.schema}.links "
+                "WHERE cadre_id = $1 AND state = 'active' AND youth_id = ANY($2::text[])",
+                cadre.id,
+                cmd.youth_ids,
+            )
+            linked_since = {r["youth_id"]: r["accepted_at"] for r in rows}
+            interaction = Interaction.log(short_id(), cadre, cmd.youth_ids, linked_since,
+                                          cmd.channel, cmd.occurred_at, cmd.summary, now or utcnow())
+            await self._save(conn, self.interactions, interaction, who, cadre.org_path, cid,
+                             cmd.occurred_at, summary=cmd.summary)
+            return interaction
+
+    # -- queries ----------------------------------------------------------------------------
+
+    async def org(self, who: Principal, org_id: str) -> dict[str, object]:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(f"SELECT * FROM {self.schema}.orgs WHERE org_id = $1", org_id)
+        if row is None:
+            raise NotFound(f"organisation {org_id} not found")
+        return dict(row)
+
+    async def cadre_links(self, who: Principal, cadre_id: str) -> list[dict[str, object]]:
+        async with self.db.connection() as conn:
+            cadre = await conn.fetchrow(f"SELECT * FROM {self.schema}.cadres WHERE cadre_id = $1", cadre_id)
+            if cadre is None:
+                raise NotFound(f"cadre {cadre_id} not found")
+            if not (who.role is Role.cadre and who.subject == cadre_id):
+                require(who, Role.org_admin, Role.leader, org_path=cadre["org_path"], why="see this list")
+            rows = await conn.fetch(
+                f"SELECT link_id, youth_id, state, invited_at, accepted_at FROM {self.schema}.links "
+                "WHERE cadre_id = $1 ORDER BY invited_at",
+                cadre_id,
+            )
+        return [dict(r) for r in rows]
+
+    async def links_of(self, conn: asyncpg.Connection, link_ids: Sequence[str]) -> list[dict[str, object]]:
+        rows = await conn.fetch(f"SELECT * FROM {self.schema}.links WHERE link_id = ANY($1::text[])",
+                                list(link_ids))
+        return [dict(r) for r in rows]

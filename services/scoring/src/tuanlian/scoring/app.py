@@ -1,0 +1,36 @@
+"""Composition root of the scoring service (积分、活跃度、排名、通报)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from tuanlian.scoring.adapters.projections import contacts_handlers
+from tuanlian.scoring.entrypoints.http import build_router
+from tuanlian.shared.consumer import EventConsumer
+from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.service import Runtime, ServiceSpec, create_app
+from tuanlian.shared.settings import Settings, get_settings
+
+
+def _consumers(runtime: Runtime) -> list[EventConsumer]:
+    return [runtime.consumer("ledger", CONTACTS, contacts_handlers(runtime.schema))]
+
+
+def _router(runtime: Runtime) -> APIRouter:
+    return build_router(runtime)
+
+
+SPEC = ServiceSpec(
+    name="scoring",
+    title="points, leaderboards, circulars, audit",
+    description="Projects every event into points (个人积分), activity levels, compliance, "
+    "leaderboards (日常排名) and circulars (通报); replay and as-of queries.",
+    migrations_package="tuanlian.scoring.migrations",
+    contracts=None,
+    build_consumers=_consumers,
+    build_router=_router,
+)
+
+
+def app(settings: Settings | None = None) -> FastAPI:
+    return create_app(SPEC, settings or get_settings())

@@ -1,0 +1,86 @@
+"""What every service's HTTP API shares: health, errors as 4xx with reasons, correlation ids."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import structlog
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from structlog.contextvars import bind_contextvars, clear_contextvars
+
+from tuanlian.shared.auth import AuthError, Forbidden, Principal, Role
+from tuanlian.shared.errors import DomainError
+from tuanlian.shared.eventstore import ConcurrencyConflict
+
+log = structlog.get_logger("tuanlian.http")
+CORRELATION_HEADER = "X-Correlation-Id"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_req: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status)
+
+    @app.exception_handler(ConcurrencyConflict)
+    async def _conflict(_req: Request, exc: ConcurrencyConflict) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "hint": "the record changed while you edited it: reload and retry"},
+            status_code=409,
+        )
+
+    @app.exception_handler(AuthError)
+    async def _auth(_req: Request, exc: AuthError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(req: Request, exc: Forbidden) -> JSONResponse:
+        log.warning("authorisation refused", path=req.url.path, method=req.method, reason=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+
+def install_correlation(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        clear_contextvars()
+        raw = request.headers.get(CORRELATION_HEADER)
+        try:
+            cid = UUID(raw) if raw else uuid4()
+        except ValueError:
+            cid = uuid4()
+        request.state.correlation_id = cid
+        bind_contextvars(correlation_id=str(cid))
+        response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = str(cid)
+        return response
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def principal_dependency(get_verifier: Callable[[], Awaitable[Any]]) -> Callable[..., Awaitable[Principal]]:
+    async def current_principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise AuthError("missing bearer token")
+        verifier = await get_verifier()
+        principal: Principal = verifier.verify(credentials.credentials)
+        bind_contextvars(actor=principal.actor)
+        return principal
+
+    return current_principal
+
+
+def require(principal: Principal, *roles: Role, org_path: str | None = None, why: str = "") -> None:
+    """Refuse (403) unless the principal has one of ``roles`` and, if given, covers ``org_path``."""
+    if principal.role is Role.system:
+        return
+    if principal.role not in roles:
+        raise Forbidden(f"role {principal.role.value} may not {why or 'do this'}")
+    if org_path is not None and principal.role in (Role.org_admin, Role.leader) and not principal.covers(org_path):
+        raise Forbidden(f"{org_path} is outside your organisation's subtree")

@@ -1,0 +1,31 @@
+"""The test infrastructure itself: real servers, isolated per test."""
+
+from __future__ import annotations
+
+from tuanlian.shared.db import Database
+from tuanlian.shared.streams import declare_stream, producer_stream
+from tuanlian.shared.testing import create_platform_tables
+
+
+async def test_database_is_fresh_and_usable(db: Database, database_url: str) -> None:
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT current_database()") == database_url.rsplit("/", 1)[1]
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+    assert tables == 0
+    await create_platform_tables(db, "svc")
+    async with db.connection() as conn:
+        names = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'svc'")}
+    assert {"events", "relay_checkpoint", "consumer_inbox", "consumer_positions"} <= names
+
+
+async def test_nats_has_jetstream_and_no_streams(js) -> None:
+    assert await js.streams_info() == []
+    await declare_stream(js, producer_stream("smoke"))
+    ack = await js.publish("smoke.events.x.y", b"{}")
+    assert ack.stream == "SMOKE" and ack.seq == 1
+
+
+async def test_nats_is_isolated_between_tests(js) -> None:
+    assert await js.streams_info() == []
