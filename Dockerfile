@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for all four Tuanlian services. The command picks the service:
 #
 #   docker build -t tuanlian:local .
@@ -7,6 +5,7 @@
 #       -p 8101:8101 tuanlian:local tuanlian serve contacts
 #
 # deploy/docker-compose.yml runs the whole stack (NATS JetStream, Postgres and the four services).
+# Needs BuildKit (the default builder since Docker 23) for the uv cache mounts.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -9,6 +9,7 @@ from tuanlian.shared.settings import Settings
 
 
 def asyncapi_json(spec: ServiceSpec) -> str:
-    runtime = build_runtime(spec, Settings(database_url="postgresql://docs@localhost/docs",
-                                           nats_url="nats://localhost:4222"))
+    runtime = build_runtime(
+        spec, Settings(database_url="postgresql://docs@localhost/docs", nats_url="nats://localhost:4222")
+    )
     return json.dumps(asyncapi_document(runtime), indent=2, ensure_ascii=False, sort_keys=True) + "\n"

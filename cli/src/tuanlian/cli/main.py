@@ -8,11 +8,11 @@ import sys
 from datetime import timedelta
 
 import typer
-
 from tuanlian.shared.settings import DEFAULT_PORTS, get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Tuanlian (团联): the League's 1+100 system.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Tuanlian (团联): the League's 1+100 system."
+)
 
 SERVICES = tuple(DEFAULT_PORTS)
 
@@ -32,7 +32,6 @@ def fail(message: str) -> None:
 def serve(service: str = typer.Argument(..., help="contacts | wishes | scoring | notify")) -> None:
     """Run one service process (HTTP API, consumers and relay)."""
     import uvicorn
-
     from tuanlian.cli.preflight import preflight
     from tuanlian.shared.logging import configure_logging
     from tuanlian.shared.service import create_app
@@ -43,8 +42,14 @@ def serve(service: str = typer.Argument(..., help="contacts | wishes | scoring |
     problem = asyncio.run(preflight(settings, service))
     if problem:
         fail(problem)
-    uvicorn.run(create_app(spec, settings), host=settings.host, port=settings.port_of(service),
-                log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(
+        create_app(spec, settings),
+        host=settings.host,
+        port=settings.port_of(service),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
 
 
 @app.command()

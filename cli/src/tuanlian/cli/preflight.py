@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-
 from tuanlian.shared.db import asyncpg_url
 from tuanlian.shared.settings import Settings
 from tuanlian.shared.streams import connect_nats

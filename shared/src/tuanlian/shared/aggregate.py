@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import ClassVar, Generic, Self, TypeVar
 
 import asyncpg
-
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.events import DomainEvent, Envelope
 from tuanlian.shared.eventstore import EventStore, Metadata

@@ -18,7 +18,6 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
-
 from tuanlian.shared.events import utcnow
 
 ISSUER = "tuanlian-contacts"

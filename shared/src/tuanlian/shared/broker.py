@@ -10,7 +10,6 @@ expects on the subscriptions the broker creates. Remove once either library is f
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import nats.errors
@@ -25,7 +24,7 @@ def _guard_fetch(subscription: Any) -> Any:
             return await fetch(*args, **kwargs)
         except nats.errors.TimeoutError:
             raise
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise nats.errors.TimeoutError from exc
 
     subscription.fetch = fetch_translating_timeouts

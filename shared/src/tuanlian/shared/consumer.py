@@ -31,7 +31,6 @@ from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
-
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, UnknownEvent
 from tuanlian.shared.logging import bind_event_context

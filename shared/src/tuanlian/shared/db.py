@@ -37,14 +37,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """The process's connection pool, handing out asyncpg connections in transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, bulk: bool = False
+    ) -> None:
         self.url = url
+        server_settings = {"application_name": "tuanlian"}
+        if bulk:
+            # Loaders and rebuilds: a crash loses the last few commits, which they simply redo.
+            server_settings["synchronous_commit"] = "off"
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url),
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=False,
-            connect_args={"server_settings": {"application_name": "tuanlian"}},
+            connect_args={"server_settings": server_settings},
         )
         from sqlalchemy import event
 

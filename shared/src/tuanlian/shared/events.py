@@ -9,8 +9,8 @@ in a :class:`ContractRegistry`; old payload versions are upcast on read, never r
 from __future__ import annotations
 
 import hashlib
-import secrets
 import json
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal

@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-
 from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, new_id, utcnow
 
 

@@ -11,7 +11,6 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from structlog.contextvars import bind_contextvars, clear_contextvars
-
 from tuanlian.shared.auth import AuthError, Forbidden, Principal, Role
 from tuanlian.shared.errors import DomainError
 from tuanlian.shared.eventstore import ConcurrencyConflict
@@ -34,8 +33,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def _auth(_req: Request, exc: AuthError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(Forbidden)
     async def _forbidden(req: Request, exc: Forbidden) -> JSONResponse:
@@ -82,5 +80,9 @@ def require(principal: Principal, *roles: Role, org_path: str | None = None, why
         return
     if principal.role not in roles:
         raise Forbidden(f"role {principal.role.value} may not {why or 'do this'}")
-    if org_path is not None and principal.role in (Role.org_admin, Role.leader) and not principal.covers(org_path):
+    if (
+        org_path is not None
+        and principal.role in (Role.org_admin, Role.leader)
+        and not principal.covers(org_path)
+    ):
         raise Forbidden(f"{org_path} is outside your organisation's subtree")

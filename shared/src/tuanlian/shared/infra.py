@@ -76,8 +76,10 @@ class EmbeddedNats:
             f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: {self.sync_interval}\n}}\n'
         )
         log = self.data_dir / "nats.log"
+        pid_file = self.data_dir / "nats.pid"
+        _stop_leftover(pid_file, signal.SIGTERM)
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf), "-l", str(log)],
+            [nats_server_binary(), "-c", str(conf), "-l", str(log), "-P", str(pid_file)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -164,6 +166,7 @@ class EmbeddedPostgres:
             if pgdata.exists():
                 os.chown(pgdata, pw.pw_uid, pw.pw_gid)
         bin_path = _postgres_bin()
+        _stop_leftover(pgdata / "postmaster.pid", signal.SIGINT)
         if not (pgdata / "PG_VERSION").exists():
             subprocess.run(
                 [str(bin_path / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
@@ -220,6 +223,28 @@ class EmbeddedPostgres:
         # SIGINT = "fast" shutdown: roll back clients, checkpoint, exit cleanly.
         _stop(self.proc, signal.SIGINT, timeout)
         self.proc = None
+
+
+def _stop_leftover(pid_file: Path, sig: int, timeout: float = 30.0) -> None:
+    """Stop a server a crashed earlier run left behind on the same data directory."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        raise RuntimeError(f"a server (pid {pid}) still holds {pid_file.parent}; stop it first") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from structlog.contextvars import bind_contextvars, merge_contextvars
-
 from tuanlian.shared.events import Envelope
 
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -36,7 +35,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared = [
+    shared: list[Any] = [
         merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -52,9 +51,13 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     # Libraries that use stdlib logging (uvicorn, faststream) go through the same masking.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
-        ])
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -16,7 +16,6 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 import asyncpg
-
 from tuanlian.shared.eventstore import platform_ddl
 
 

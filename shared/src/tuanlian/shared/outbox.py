@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import structlog
 from nats.js import JetStreamContext
-
 from tuanlian.shared.db import Database
 from tuanlian.shared.eventstore import Position
 

@@ -9,9 +9,9 @@ consumers and starts the relay.
 from __future__ import annotations
 
 import asyncio
-import logging
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,13 +25,12 @@ from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-
 from tuanlian.shared.auth import Principal, TokenIssuer, TokenVerifier, load_or_create_signing_key
 from tuanlian.shared.broker import start_broker
 from tuanlian.shared.consumer import EventConsumer, Handler
 from tuanlian.shared.db import Database
-from tuanlian.shared.eventstore import EventStore
 from tuanlian.shared.events import ContractRegistry
+from tuanlian.shared.eventstore import EventStore
 from tuanlian.shared.http import install_correlation, install_error_handlers, principal_dependency
 from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.outbox import OutboxRelay
@@ -110,9 +109,16 @@ class Runtime:
         """A durable consumer of ``contracts.producer``'s events feeding this service's schema."""
         s = self.settings
         return EventConsumer(
-            service=self.spec.name, name=name, producer=contracts.producer, contracts=contracts,
-            db=self.db, schema=self.schema, handlers=handlers, stream_type=stream_type,
-            max_deliveries=s.max_deliveries, retry_base_delay=s.retry_base_delay,
+            service=self.spec.name,
+            name=name,
+            producer=contracts.producer,
+            contracts=contracts,
+            db=self.db,
+            schema=self.schema,
+            handlers=handlers,
+            stream_type=stream_type,
+            max_deliveries=s.max_deliveries,
+            retry_base_delay=s.retry_base_delay,
             batch_size=s.consumer_batch,
         )
 
@@ -134,25 +140,30 @@ class Runtime:
             raise StartupError(f"{self.spec.name}: {exc}") from exc
         self.js = self.nc.jetstream()
         async with self.db.connection() as conn:
-            applied = await migrate(conn, self.schema, load_migrations(self.spec.migrations_package, self.schema))
+            applied = await migrate(
+                conn, self.schema, load_migrations(self.spec.migrations_package, self.schema)
+            )
         if applied:
             log.info("migrated", schema=self.schema, applied=applied)
         if self.spec.owns_signing_key:
             self.issuer = load_or_create_signing_key(s.keys_dir)
         if self.spec.contracts is not None:
-            await declare_stream(self.js, producer_stream(self.spec.name),
-                                 storage=s.stream_storage, replicas=s.stream_replicas)
+            await declare_stream(
+                self.js, producer_stream(self.spec.name), storage=s.stream_storage, replicas=s.stream_replicas
+            )
         if self.consumers:
-            await declare_stream(self.js, dlq_stream(self.spec.name),
-                                 storage=s.stream_storage, replicas=s.stream_replicas)
+            await declare_stream(
+                self.js, dlq_stream(self.spec.name), storage=s.stream_storage, replicas=s.stream_replicas
+            )
         for consumer in self.consumers:
             await wait_for_stream(self.js, consumer.stream)
             await consumer.ensure_durable(self.js)
             consumer.bind_js(self.js)
         await start_broker(self.broker)
         if self.store is not None:
-            self.relay = OutboxRelay(self.db, self.js, schema=self.schema, producer=self.spec.name,
-                                     batch_size=s.relay_batch)
+            self.relay = OutboxRelay(
+                self.db, self.js, schema=self.schema, producer=self.spec.name, batch_size=s.relay_batch
+            )
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
         log.info("service started", service=self.spec.name)
 
@@ -207,8 +218,9 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
 
 def asyncapi_document(runtime: Runtime) -> dict[str, Any]:
     spec = runtime.spec
-    doc = AsyncAPI(runtime.broker, title=f"Tuanlian {spec.name}", version="1.0.0",
-                   description=spec.description).to_specification()
+    doc = AsyncAPI(
+        runtime.broker, title=f"Tuanlian {spec.name}", version="1.0.0", description=spec.description
+    ).to_specification()
     schema = json.loads(doc.to_json())
     if spec.contracts is not None:
         # FastStream documents what the service consumes; add what it publishes (its contracts).
@@ -235,8 +247,12 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"Tuanlian {spec.name} — {spec.title}", description=spec.description,
-                  version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Tuanlian {spec.name} — {spec.title}",
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
     app.state.runtime = runtime
     install_error_handlers(app)
     install_correlation(app)

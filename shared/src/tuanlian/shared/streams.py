@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -105,7 +106,19 @@ async def wait_for_stream(js: JetStreamContext, name: str, *, timeout: float = 6
 
 
 async def connect_nats(url: str, *, name: str, timeout: float = 5.0) -> NATS:
-    """Connect, failing fast with one clear line when the server is not there."""
+    """Connect, failing fast with one clear line when the server is not there.
+
+    nats-py retries an unreachable server for ever when reconnects are allowed (as they must be
+    once running), so reachability is probed first with a plain TCP connect.
+    """
+    parsed = urlsplit(url.split(",")[0])
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout
+        )
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(f"NATS is not reachable at {url}: {exc or type(exc).__name__}") from exc
     try:
         return await nats.connect(
             url,

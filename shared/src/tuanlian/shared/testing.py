@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import logging
 import os
 import shutil
 import tempfile
@@ -36,14 +38,12 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-
 from tuanlian.shared.db import Database, asyncpg_url, connect_raw
 from tuanlian.shared.eventstore import platform_ddl
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres
 
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
-
     from tuanlian.shared.consumer import EventConsumer
 
 T = TypeVar("T")
@@ -230,25 +230,25 @@ async def js(nc: NATS) -> JetStreamContext:
 async def wait_until(
     probe: Callable[[], Awaitable[T]] | Callable[[], T],
     *,
+    until: Callable[[T], bool] = bool,
     timeout: float = 20.0,
     interval: float = 0.05,
     message: str = "condition",
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with its last value at the deadline.
+    """Poll ``probe`` until ``until(result)`` holds (default: the result is truthy).
 
-    For eventual results only (a consumer caught up, a message arrived): never for timing.
+    Returns the last result; fails with it at the deadline. For eventual results only (a
+    consumer caught up, a message arrived): never for timing.
     """
     deadline = time.monotonic() + timeout
-    last: Any = None
     while True:
-        result = probe()
-        if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+        result: Any = probe()
+        if inspect.isawaitable(result):
             result = await result
-        last = result
-        if result:
-            return result  # type: ignore[return-value]
+        if until(result):
+            return result  # type: ignore[no-any-return]
         if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout}s (last: {last!r})")
+            raise AssertionError(f"{message} not reached within {timeout}s (last: {result!r})")
         await asyncio.sleep(interval)
 
 
@@ -282,10 +282,9 @@ async def running_consumers(
     several replicas.
     """
     from faststream.nats import NatsBroker
-
     from tuanlian.shared.streams import declare_stream, dlq_stream
 
-    broker = NatsBroker(nats_url, logger=None)
+    broker = NatsBroker(nats_url, logger=None if not os.environ.get("TUANLIAN_TEST_BROKER_LOG") else logging.getLogger("faststream.test"))
     for service in sorted({c.service for c in consumers}):
         await declare_stream(js, dlq_stream(service))
     for consumer in consumers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.entrypoints.http import build_router

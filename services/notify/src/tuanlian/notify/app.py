@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-
 from tuanlian.notify.adapters.projections import contacts_handlers
 from tuanlian.notify.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
@@ -13,7 +12,9 @@ from tuanlian.shared.settings import Settings, get_settings
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    return [runtime.consumer("inbox", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")]
+    return [
+        runtime.consumer("inbox", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")
+    ]
 
 
 def _router(runtime: Runtime) -> APIRouter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-
 from tuanlian.scoring.adapters.projections import contacts_handlers
 from tuanlian.scoring.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer

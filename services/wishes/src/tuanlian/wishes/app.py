@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-
-from tuanlian.wishes.adapters.projections import contacts_handlers
-from tuanlian.wishes.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
+from tuanlian.wishes.adapters.projections import contacts_handlers
+from tuanlian.wishes.entrypoints.http import build_router
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    return [runtime.consumer("pairs", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")]
+    return [
+        runtime.consumer("pairs", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")
+    ]
 
 
 def _router(runtime: Runtime) -> APIRouter:

@@ -60,4 +60,7 @@ class PiiVault:
         )
         if row is None or row["key"] is None:
             return {"name": None, "phone": None}
-        return {"name": self._open(row["key"], row["name_enc"]), "phone": self._open(row["key"], row["phone_enc"])}
+        return {
+            "name": self._open(row["key"], row["name_enc"]),
+            "phone": self._open(row["key"], row["phone_enc"]),
+        }

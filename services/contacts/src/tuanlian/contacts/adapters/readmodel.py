@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-
 from tuanlian.shared.contracts.contacts import (
     CadreRegistered,
     ContactLinkAccepted,
@@ -24,21 +23,37 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
             await conn.execute(
                 f"INSERT INTO {s}.orgs (org_id, parent_id, name, org_type, depth, "
                 "is_leadership_organ, org_path, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                e.org_id, e.parent_id, e.name, e.org_type.value, e.depth, e.is_leadership_organ,
-                e.org_path, at,
+                e.org_id,
+                e.parent_id,
+                e.name,
+                e.org_type.value,
+                e.depth,
+                e.is_leadership_organ,
+                e.org_path,
+                at,
             )
         case CadreRegistered():
             await conn.execute(
                 f"INSERT INTO {s}.cadres (cadre_id, org_id, org_path, kind, in_leadership_organ) "
                 "VALUES ($1,$2,$3,$4,$5)",
-                e.cadre_id, e.org_id, e.org_path, e.kind.value, e.in_leadership_organ,
+                e.cadre_id,
+                e.org_id,
+                e.org_path,
+                e.kind.value,
+                e.in_leadership_organ,
             )
         case YouthRegistered():
             await conn.execute(
                 f"INSERT INTO {s}.youths (youth_id, org_id, org_path, field, grade, political_status, "
                 "family_situation, special_care) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                e.youth_id, e.org_id, e.org_path, e.field.value if e.field else None, e.grade,
-                e.political_status, e.family_situation, e.special_care,
+                e.youth_id,
+                e.org_id,
+                e.org_path,
+                e.field.value if e.field else None,
+                e.grade,
+                e.political_status,
+                e.family_situation,
+                e.special_care,
             )
         case ContactLinkInvited():
             await conn.execute(
@@ -46,7 +61,12 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
                 "invited_at) VALUES ($1,$2,$3,$4,'invited',$5,$6) ON CONFLICT (link_id) DO UPDATE SET "
                 "state = 'invited', org_path = EXCLUDED.org_path, initiated_by = EXCLUDED.initiated_by, "
                 "invited_at = EXCLUDED.invited_at, accepted_at = NULL, ended_at = NULL",
-                e.link_id, e.cadre_id, e.youth_id, e.org_path, e.initiated_by, at,
+                e.link_id,
+                e.cadre_id,
+                e.youth_id,
+                e.org_path,
+                e.initiated_by,
+                at,
             )
         case ContactLinkAccepted():
             await conn.execute(
@@ -62,6 +82,11 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
             await conn.execute(
                 f"INSERT INTO {s}.interactions (interaction_id, cadre_id, youth_ids, channel, "
                 "occurred_at, summary, logged_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                e.interaction_id, e.cadre_id, e.youth_ids, e.channel.value, e.occurred_at,
-                extra.get("summary", ""), env.recorded_at or at,
+                e.interaction_id,
+                e.cadre_id,
+                e.youth_ids,
+                e.channel.value,
+                e.occurred_at,
+                extra.get("summary", ""),
+                env.recorded_at or at,
             )

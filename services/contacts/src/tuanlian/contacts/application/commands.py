@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from tuanlian.shared.contracts.contacts import CadreKind, Channel, OrgType
 from tuanlian.shared.contracts.contacts import Field as YouthField
 
@@ -21,8 +20,11 @@ class CreateOrg(Command):
     org_type: OrgType
     parent_id: str | None = None
     is_leadership_organ: bool = False
-    org_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$",
-                               description="optional stable id (imports); generated when absent")
+    org_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description="optional stable id (imports); generated when absent",
+    )
 
 
 class RegisterCadre(Command):

@@ -8,7 +8,6 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.adapters.readmodel import project
 from tuanlian.contacts.application import commands as c
@@ -50,8 +49,9 @@ class ContactsService:
         occurred_at: datetime | None = None,
         **extra: str,
     ) -> list[Envelope]:
-        meta = Metadata(actor=who.actor, org_path=org_path, correlation_id=correlation_id,
-                        occurred_at=occurred_at)
+        meta = Metadata(
+            actor=who.actor, org_path=org_path, correlation_id=correlation_id, occurred_at=occurred_at
+        )
         envelopes = await repo.save(conn, agg, meta)
         for env in envelopes:
             await project(conn, self.schema, env, self.store.contracts.decode(env), **extra)
@@ -59,8 +59,9 @@ class ContactsService:
 
     # -- organisations ----------------------------------------------------------------------
 
-    async def create_org(self, who: Principal, cmd: c.CreateOrg, cid: UUID | None = None,
-                         at: datetime | None = None) -> Org:
+    async def create_org(
+        self, who: Principal, cmd: c.CreateOrg, cid: UUID | None = None, at: datetime | None = None
+    ) -> Org:
         async with self.db.transaction() as conn:
             parent = await self.orgs.get(conn, cmd.parent_id) if cmd.parent_id else None
             if parent is None:
@@ -76,8 +77,9 @@ class ContactsService:
 
     # -- people -----------------------------------------------------------------------------
 
-    async def register_cadre(self, who: Principal, cmd: c.RegisterCadre, cid: UUID | None = None,
-                             at: datetime | None = None) -> Cadre:
+    async def register_cadre(
+        self, who: Principal, cmd: c.RegisterCadre, cid: UUID | None = None, at: datetime | None = None
+    ) -> Cadre:
         async with self.db.transaction() as conn:
             org = await self.orgs.get(conn, cmd.org_id)
             require(who, Role.org_admin, org_path=org.path, why="register cadres")
@@ -88,23 +90,32 @@ class ContactsService:
             await self._save(conn, self.cadres, cadre, who, org.path, cid, at)
             return cadre
 
-    async def register_youth(self, who: Principal, cmd: c.RegisterYouth, cid: UUID | None = None,
-                             at: datetime | None = None) -> Youth:
+    async def register_youth(
+        self, who: Principal, cmd: c.RegisterYouth, cid: UUID | None = None, at: datetime | None = None
+    ) -> Youth:
         async with self.db.transaction() as conn:
             org = await self.orgs.get(conn, cmd.org_id) if cmd.org_id else None
             require(who, Role.org_admin, org_path=org.path if org else None, why="register youths")
             if await self.vault.find_by_phone(conn, cmd.phone):
                 raise RuleViolation("a youth with this phone number already exists", field="phone")
-            youth = Youth.register(short_id(), org, cmd.field, cmd.grade,
-                                   cmd.political_status, cmd.family_situation, cmd.special_care)
+            youth = Youth.register(
+                short_id(),
+                org,
+                cmd.field,
+                cmd.grade,
+                cmd.political_status,
+                cmd.family_situation,
+                cmd.special_care,
+            )
             await self.vault.store(conn, youth.id, "youth", cmd.name, cmd.phone)
             await self._save(conn, self.youths, youth, who, org.path if org else None, cid, at)
             return youth
 
     # -- contact links ----------------------------------------------------------------------
 
-    async def invite(self, who: Principal, cmd: c.InviteYouth, cid: UUID | None = None,
-                     at: datetime | None = None) -> ContactLink:
+    async def invite(
+        self, who: Principal, cmd: c.InviteYouth, cid: UUID | None = None, at: datetime | None = None
+    ) -> ContactLink:
         async with self.db.transaction() as conn:
             cadre = await self.cadres.get(conn, cmd.cadre_id)
             if who.role is Role.cadre and who.subject != cadre.id:
@@ -117,8 +128,9 @@ class ContactsService:
             await self._save(conn, self.links, link, who, cadre.org_path, cid, at)
             return link
 
-    async def _youth_decides(self, who: Principal, link_id: str, action: str, cid: UUID | None,
-                             at: datetime | None) -> ContactLink:
+    async def _youth_decides(
+        self, who: Principal, link_id: str, action: str, cid: UUID | None, at: datetime | None
+    ) -> ContactLink:
         async with self.db.transaction() as conn:
             link = await self.links.get(conn, link_id)
             if who.role is not Role.system and not (who.role is Role.youth and who.subject == link.youth_id):
@@ -127,8 +139,9 @@ class ContactsService:
             await self._save(conn, self.links, link, who, link.org_path, cid, at)
             return link
 
-    async def accept(self, who: Principal, link_id: str, cid: UUID | None = None,
-                     at: datetime | None = None) -> ContactLink:
+    async def accept(
+        self, who: Principal, link_id: str, cid: UUID | None = None, at: datetime | None = None
+    ) -> ContactLink:
         return await self._youth_decides(who, link_id, "accept", cid, at)
 
     async def decline(self, who: Principal, link_id: str, cid: UUID | None = None) -> ContactLink:
@@ -150,8 +163,9 @@ class ContactsService:
 
     # -- interactions -----------------------------------------------------------------------
 
-    async def log_interaction(self, who: Principal, cmd: c.LogInteraction, cid: UUID | None = None,
-                              now: datetime | None = None) -> Interaction:
+    async def log_interaction(
+        self, who: Principal, cmd: c.LogInteraction, cid: UUID | None = None, now: datetime | None = None
+    ) -> Interaction:
         async with self.db.transaction() as conn:
             cadre = await self.cadres.get(conn, cmd.cadre_id)
             if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cadre.id)):
@@ -163,10 +177,26 @@ class ContactsService:
                 cmd.youth_ids,
             )
             linked_since = {r["youth_id"]: r["accepted_at"] for r in rows}
-            interaction = Interaction.log(short_id(), cadre, cmd.youth_ids, linked_since,
-                                          cmd.channel, cmd.occurred_at, cmd.summary, now or utcnow())
-            await self._save(conn, self.interactions, interaction, who, cadre.org_path, cid,
-                             cmd.occurred_at, summary=cmd.summary)
+            interaction = Interaction.log(
+                short_id(),
+                cadre,
+                cmd.youth_ids,
+                linked_since,
+                cmd.channel,
+                cmd.occurred_at,
+                cmd.summary,
+                now or utcnow(),
+            )
+            await self._save(
+                conn,
+                self.interactions,
+                interaction,
+                who,
+                cadre.org_path,
+                cid,
+                cmd.occurred_at,
+                summary=cmd.summary,
+            )
             return interaction
 
     # -- queries ----------------------------------------------------------------------------
@@ -193,6 +223,7 @@ class ContactsService:
         return [dict(r) for r in rows]
 
     async def links_of(self, conn: asyncpg.Connection, link_ids: Sequence[str]) -> list[dict[str, object]]:
-        rows = await conn.fetch(f"SELECT * FROM {self.schema}.links WHERE link_id = ANY($1::text[])",
-                                list(link_ids))
+        rows = await conn.fetch(
+            f"SELECT * FROM {self.schema}.links WHERE link_id = ANY($1::text[])", list(link_ids)
+        )
         return [dict(r) for r in rows]

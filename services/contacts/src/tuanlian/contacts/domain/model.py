@@ -84,6 +84,7 @@ class Cadre(Aggregate):
         self.org_id = ""
         self.org_path = ""
         self.kind = CadreKind.part_time
+        self.in_leadership_organ = False
         self.active = False
 
     @classmethod
@@ -102,6 +103,7 @@ class Cadre(Aggregate):
 
     def when_CadreRegistered(self, e: CadreRegistered) -> None:
         self.org_id, self.org_path, self.kind, self.active = e.org_id, e.org_path, e.kind, True
+        self.in_leadership_organ = e.in_leadership_organ
 
 
 class Youth(Aggregate):
@@ -179,25 +181,38 @@ class ContactLink(Aggregate):
 
     def accept(self) -> None:
         if self.state != "invited":
-            raise IllegalTransition(f"only an invitation can be accepted; the link is {self.state}",
-                                    current=self.state)
-        self._record(ContactLinkAccepted(link_id=self.id, cadre_id=self.cadre_id,
-                                         youth_id=self.youth_id, org_path=self.org_path))
+            raise IllegalTransition(
+                f"only an invitation can be accepted; the link is {self.state}", current=self.state
+            )
+        self._record(
+            ContactLinkAccepted(
+                link_id=self.id, cadre_id=self.cadre_id, youth_id=self.youth_id, org_path=self.org_path
+            )
+        )
 
     def decline(self) -> None:
         if self.state != "invited":
-            raise IllegalTransition(f"only an invitation can be declined; the link is {self.state}",
-                                    current=self.state)
+            raise IllegalTransition(
+                f"only an invitation can be declined; the link is {self.state}", current=self.state
+            )
         self._record(ContactLinkDeclined(link_id=self.id, cadre_id=self.cadre_id, youth_id=self.youth_id))
 
     def end(self, ended_by: str) -> None:
         if self.state not in ("invited", "active"):
             raise IllegalTransition(f"the link is {self.state}", current=self.state)
-        self._record(ContactLinkEnded(link_id=self.id, cadre_id=self.cadre_id,
-                                      youth_id=self.youth_id, ended_by=ended_by))
+        self._record(
+            ContactLinkEnded(
+                link_id=self.id, cadre_id=self.cadre_id, youth_id=self.youth_id, ended_by=ended_by
+            )
+        )
 
     def when_ContactLinkInvited(self, e: ContactLinkInvited) -> None:
-        self.state, self.cadre_id, self.youth_id, self.org_path = "invited", e.cadre_id, e.youth_id, e.org_path
+        self.state, self.cadre_id, self.youth_id, self.org_path = (
+            "invited",
+            e.cadre_id,
+            e.youth_id,
+            e.org_path,
+        )
 
     def when_ContactLinkAccepted(self, e: ContactLinkAccepted) -> None:
         self.state = "active"
@@ -236,12 +251,12 @@ class Interaction(Aggregate):
             if since is None:
                 raise RuleViolation(f"youth {y} is not linked to this cadre", field="youth_ids")
             if occurred_at < since:
-                raise RuleViolation(f"the link with youth {y} did not exist yet at that time",
-                                    field="occurred_at")
+                raise RuleViolation(
+                    f"the link with youth {y} did not exist yet at that time", field="occurred_at"
+                )
         text = summary.strip()
         if len(text) < MIN_SUMMARY_CHARS:
-            raise RuleViolation(f"the summary needs at least {MIN_SUMMARY_CHARS} characters",
-                                field="summary")
+            raise RuleViolation(f"the summary needs at least {MIN_SUMMARY_CHARS} characters", field="summary")
         interaction = cls(interaction_id)
         interaction._record(
             InteractionLogged(

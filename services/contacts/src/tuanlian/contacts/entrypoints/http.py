@@ -1,10 +1,8 @@
 """Contacts' HTTP API."""
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.shared.auth import Principal
@@ -42,8 +40,12 @@ def build_router(runtime: Runtime, service: ContactsService) -> APIRouter:
         youth = await service.register_youth(who, body, cid(request))
         return {"youth_id": youth.id}
 
-    @router.post("/links/invitations", status_code=201, tags=["links"],
-                 summary="A cadre invites a youth to a contact link (联系)")
+    @router.post(
+        "/links/invitations",
+        status_code=201,
+        tags=["links"],
+        summary="A cadre invites a youth to a contact link (联系)",
+    )
     async def invite(body: c.InviteYouth, who: Who, request: Request) -> dict[str, Any]:
         link = await service.invite(who, body, cid(request))
         return {"link_id": link.id, "state": link.state}
@@ -67,8 +69,9 @@ def build_router(runtime: Runtime, service: ContactsService) -> APIRouter:
     async def cadre_links(cadre_id: str, who: Who) -> list[dict[str, Any]]:
         return await service.cadre_links(who, cadre_id)
 
-    @router.post("/interactions", status_code=201, tags=["interactions"],
-                 summary="Log an interaction (联系记录)")
+    @router.post(
+        "/interactions", status_code=201, tags=["interactions"], summary="Log an interaction (联系记录)"
+    )
     async def log_interaction(body: c.LogInteraction, who: Who, request: Request) -> dict[str, Any]:
         interaction = await service.log_interaction(who, body, cid(request))
         return {"interaction_id": interaction.id}

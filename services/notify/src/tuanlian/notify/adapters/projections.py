@@ -23,7 +23,16 @@ def contacts_handlers(s: str) -> dict[str, Handler]:
             return
         title, body = LINK_INVITATION.render()
         message_id = uuid5(NAMESPACE_URL, f"{env.event_id}/{e.youth_id}/{LINK_INVITATION.kind}")
-        tx.execute(insert, message_id, e.youth_id, LINK_INVITATION.kind, title, body, e.link_id,
-                   env.event_id, env.occurred_at)
+        tx.execute(
+            insert,
+            message_id,
+            e.youth_id,
+            LINK_INVITATION.kind,
+            title,
+            body,
+            e.link_id,
+            env.event_id,
+            env.occurred_at,
+        )
 
     return {"ContactLinkInvited": link_invited}

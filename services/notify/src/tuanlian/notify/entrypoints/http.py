@@ -4,7 +4,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.http import require
@@ -21,7 +20,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         async with runtime.db.connection() as conn:
             rows = await conn.fetch(
                 f"SELECT message_id, kind, title, body, ref, created_at, read_at FROM {s}.inbox "
-                "WHERE recipient_id = $1 ORDER BY created_at DESC LIMIT $2", who.subject, limit,
+                "WHERE recipient_id = $1 ORDER BY created_at DESC LIMIT $2",
+                who.subject,
+                limit,
             )
             unread = await conn.fetchval(
                 f"SELECT count(*) FROM {s}.inbox WHERE recipient_id = $1 AND read_at IS NULL", who.subject
@@ -34,7 +35,8 @@ def build_router(runtime: Runtime) -> APIRouter:
         async with runtime.db.connection() as conn:
             rows = await conn.fetch(
                 f"SELECT message_id, kind, title, ref, created_at, read_at FROM {s}.inbox "
-                "WHERE recipient_id = $1 ORDER BY created_at DESC", recipient_id,
+                "WHERE recipient_id = $1 ORDER BY created_at DESC",
+                recipient_id,
             )
         return {"messages": [dict(r) for r in rows]}
 
@@ -43,7 +45,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         async with runtime.db.connection() as conn:
             done = await conn.fetchval(
                 f"UPDATE {s}.inbox SET read_at = coalesce(read_at, now()) "
-                "WHERE message_id = $1 AND recipient_id = $2 RETURNING message_id", message_id, who.subject,
+                "WHERE message_id = $1 AND recipient_id = $2 RETURNING message_id",
+                message_id,
+                who.subject,
             )
         if done is None:
             raise NotFound(f"message {message_id} not found in your inbox")

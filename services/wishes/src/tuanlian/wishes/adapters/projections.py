@@ -14,14 +14,18 @@ def contacts_handlers(s: str) -> dict[str, Handler]:
             f"INSERT INTO {s}.pairs (cadre_id, youth_id, org_path, linked, since) "
             "VALUES ($1, $2, $3, true, $4) ON CONFLICT (cadre_id, youth_id) DO UPDATE SET "
             "linked = true, since = EXCLUDED.since, org_path = EXCLUDED.org_path",
-            e.cadre_id, e.youth_id, e.org_path, env.occurred_at,
+            e.cadre_id,
+            e.youth_id,
+            e.org_path,
+            env.occurred_at,
         )
 
     async def ended(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, ContactLinkEnded)
         tx.execute(
             f"UPDATE {s}.pairs SET linked = false WHERE cadre_id = $1 AND youth_id = $2",
-            e.cadre_id, e.youth_id,
+            e.cadre_id,
+            e.youth_id,
         )
 
     return {"ContactLinkAccepted": accepted, "ContactLinkEnded": ended}

@@ -1,0 +1,207 @@
+"""Shared pieces of the benchmarks: the run context, timing, and result records.
+
+A benchmark is an ``async def run(ctx: BenchContext) -> list[Result]`` in its own module, plus a
+:class:`BenchInfo` describing what it measures and against which baseline; ``run.py`` keeps the
+list. Every figure is measured beside its raw baseline in the same run on the same servers, so
+the *ratio* is what to compare between machines, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+@dataclass
+class Result:
+    """One figure beside its raw baseline (the record written to ``latest.json``)."""
+
+    name: str
+    value: float
+    unit: str
+    baseline_name: str | None
+    baseline_value: float | None
+    target: str
+    meets_target: bool
+    notes: str = ""
+    ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.baseline_value:
+            self.ratio = self.value / self.baseline_value
+
+    def record(self) -> dict[str, Any]:
+        d = asdict(self)
+        order = ["name", "value", "unit", "baseline_name", "baseline_value", "ratio", "target",
+                 "meets_target", "notes"]
+        out = {k: d[k] for k in order}
+        for k in ("value", "baseline_value"):
+            if out[k] is not None:
+                out[k] = round(out[k], 1)
+        if out["ratio"] is not None:
+            out["ratio"] = round(out["ratio"], 3)
+        return out
+
+
+def ratio_result(
+    name: str,
+    value: float,
+    unit: str,
+    baseline_name: str,
+    baseline_value: float,
+    min_ratio: float,
+    notes: str = "",
+) -> Result:
+    ratio = value / baseline_value if baseline_value else 0.0
+    return Result(name, value, unit, baseline_name, baseline_value,
+                  target=f"ratio >= {min_ratio:g}", meets_target=ratio >= min_ratio,
+                  notes=notes, ratio=ratio)
+
+
+def absolute_result(
+    name: str,
+    value: float,
+    unit: str,
+    baseline_name: str,
+    baseline_value: float,
+    min_value: float,
+    notes: str = "",
+) -> Result:
+    return Result(name, value, unit, baseline_name, baseline_value,
+                  target=f"value >= {min_value:,.0f} {unit}", meets_target=value >= min_value,
+                  notes=notes)
+
+
+@dataclass(frozen=True)
+class BenchInfo:
+    """What a benchmark measures, for the report in ``docs/benchmarks.md``."""
+
+    key: str
+    title: str
+    measures: str
+    baseline: str
+
+
+@dataclass
+class BenchContext:
+    """What every benchmark gets: the servers, the size of the run, and the progress display."""
+
+    pg_url: str  # asyncpg-style URL of the `postgres` database on the embedded server
+    nats_url: str
+    quick: bool
+    console: Console
+    progress: Progress
+    workdir: Path
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message)
+
+    @contextmanager
+    def task(self, description: str, total: float | None) -> Iterator[Callable[..., None]]:
+        """A progress bar for one phase; yields ``advance(n=1, **fields)``."""
+        task_id: TaskID = self.progress.add_task(description, total=total)
+
+        def advance(n: float = 1, **fields: Any) -> None:
+            self.progress.update(task_id, advance=n, **fields)
+
+        try:
+            yield advance
+        finally:
+            if total is not None:
+                self.progress.update(task_id, completed=total)
+            self.progress.stop_task(task_id)
+
+    @asynccontextmanager
+    async def jetstream(self, name: str) -> AsyncIterator[tuple[NATS, JetStreamContext]]:
+        nc = await nats.connect(self.nats_url, name=name, connect_timeout=5)
+        try:
+            yield nc, nc.jetstream()
+        finally:
+            await nc.drain()
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``; ``sw.rate(n)`` is n per second."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.seconds = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def rate(self, count: float) -> float:
+        return count / self.seconds if self.seconds > 0 else 0.0
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[int]],
+    goal: int,
+    *,
+    interval: float = 0.05,
+    give_up_after: float = 300.0,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Poll ``check()`` until it returns at least ``goal``; returns the last value seen."""
+    deadline = time.perf_counter() + give_up_after
+    value = await check()
+    while value < goal:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"stuck at {value} of {goal} after {give_up_after:.0f}s")
+        await asyncio.sleep(interval)
+        value = await check()
+        if on_progress is not None:
+            on_progress(value)
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def fmt_rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"

@@ -1,0 +1,210 @@
+"""The thread through all four services, over HTTP, through real NATS and Postgres.
+
+An org, a cadre and a youth are created in contacts; the cadre invites the youth and the youth
+accepts; scoring ranks the cadre in the org's leaderboard with one linked youth and points;
+notify has put the invitation in the youth's inbox; wishes knows the pair may exchange wishes.
+The four services run as separate processes started by the same launcher as ``make run``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tuanlian.cli.launcher import Stack
+from tuanlian.shared.auth import Principal, Role, load_or_create_signing_key
+from tuanlian.shared.infra import free_port
+from tuanlian.shared.settings import Settings
+from tuanlian.shared.testing import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def stack(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    ports = {f"{s}_port": free_port() for s in ("contacts", "wishes", "scoring", "notify")}
+    settings = Settings(home=tmp_path, database_url=database_url, nats_url=nats_url, **ports)
+    running = Stack(settings=settings, home=tmp_path)
+    running.start_infrastructure()
+    try:
+        running.start_services()
+        yield running
+    finally:
+        running.stop()
+
+
+def _token(stack: Stack, role: Role, subject: str, org_path: str | None = None) -> dict[str, str]:
+    issuer = load_or_create_signing_key(stack.home / "keys")
+    return {"Authorization": f"Bearer {issuer.issue(Principal(subject, role, org_path))}"}
+
+
+async def test_invitation_flows_through_all_four_services(stack: Stack) -> None:
+    url = stack.settings.url_of
+    system = _token(stack, Role.system, "test-operator")
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(
+            f"{url('contacts')}/orgs",
+            headers=system,
+            json={"name": "江城市团委", "org_type": "city", "is_leadership_organ": True},
+        )
+        assert r.status_code == 201, r.text
+        org = r.json()
+        admin = _token(stack, Role.org_admin, "admin-1", org["org_path"])
+        r = await http.post(
+            f"{url('contacts')}/cadres",
+            headers=admin,
+            json={"org_id": org["org_id"], "name": "张三", "kind": "full_time"},
+        )
+        assert r.status_code == 201, r.text
+        cadre_id = r.json()["cadre_id"]
+        r = await http.post(
+            f"{url('contacts')}/youths",
+            headers=admin,
+            json={"org_id": org["org_id"], "name": "李四", "phone": "13800138000", "field": "school"},
+        )
+        assert r.status_code == 201, r.text
+        youth_id = r.json()["youth_id"]
+
+        cadre = _token(stack, Role.cadre, cadre_id, org["org_path"])
+        youth = _token(stack, Role.youth, youth_id)
+        r = await http.post(
+            f"{url('contacts')}/links/invitations",
+            headers=cadre,
+            json={"cadre_id": cadre_id, "youth_id": youth_id},
+        )
+        assert r.status_code == 201, r.text
+        link_id = r.json()["link_id"]
+
+        # Before consent the youth is not counted (never forced) and cannot exchange wishes.
+        r = await http.get(f"{url('wishes')}/pairs/{cadre_id}/{youth_id}", headers=youth)
+        assert r.json()["may_exchange_wishes"] is False
+
+        # Someone else cannot accept on the youth's behalf.
+        r = await http.post(f"{url('contacts')}/links/{link_id}/accept", headers=cadre)
+        assert r.status_code == 403
+        r = await http.post(f"{url('contacts')}/links/{link_id}/accept", headers=youth)
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "active"
+
+        async def leaderboard() -> list[dict[str, object]]:
+            r = await http.get(
+                f"{url('scoring')}/leaderboards/cadres", params={"org_path": org["org_path"]}, headers=admin
+            )
+            assert r.status_code == 200, r.text
+            return list(r.json()["entries"])
+
+        entries = await wait_until(
+            leaderboard,
+            until=lambda e: bool(e) and e[0]["linked_youths"] == 1,
+            message="scoring ranks the cadre with one linked youth",
+        )
+        assert entries[0]["cadre_id"] == cadre_id
+        assert entries[0]["rank"] == 1
+        assert entries[0]["points"] > 0
+
+        async def inbox() -> list[dict[str, object]]:
+            r = await http.get(f"{url('notify')}/inbox", headers=youth)
+            assert r.status_code == 200, r.text
+            return list(r.json()["messages"])
+
+        messages = await wait_until(inbox, message="the invitation reaches the youth's inbox")
+        assert [m["kind"] for m in messages] == ["link_invitation"]
+        assert messages[0]["ref"] == link_id
+
+        async def pair() -> dict[str, object]:
+            r = await http.get(f"{url('wishes')}/pairs/{cadre_id}/{youth_id}", headers=youth)
+            return dict(r.json())
+
+        await wait_until(
+            pair, until=lambda p: p["may_exchange_wishes"] is True, message="wishes learns the pair is linked"
+        )
+
+        # The ledger explains the points: rule, rule-set version and the source event.
+        r = await http.get(f"{url('scoring')}/cadres/{cadre_id}/ledger", headers=cadre)
+        ledger = r.json()
+        assert [e["rule"] for e in ledger] == ["link_accepted"]
+        assert ledger[0]["ruleset_version"]
+
+        # Every service answers health, readiness and its API description.
+        for name in ("contacts", "wishes", "scoring", "notify"):
+            assert (await http.get(f"{url(name)}/healthz")).status_code == 200
+            ready = await http.get(f"{url(name)}/readyz")
+            assert ready.json() == {"ready": True, "postgres": "ok", "nats": "ok"}
+            assert (await http.get(f"{url(name)}/openapi.json")).json()["info"]["title"]
+
+
+async def test_bad_input_gets_reasons_not_traces(stack: Stack) -> None:
+    url = stack.settings.url_of("contacts")
+    system = _token(stack, Role.system, "test-operator")
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{url}/orgs", headers=system, json={"name": "", "org_type": "nope"})
+        assert r.status_code == 422
+        fields = {tuple(e["loc"]) for e in r.json()["detail"]}
+        assert fields == {("body", "name"), ("body", "org_type")}
+        r = await http.post(f"{url}/orgs", json={"name": "x", "org_type": "city"})
+        assert r.status_code == 401
+        r = await http.post(
+            f"{url}/orgs", headers={"Authorization": "Bearer forged"}, json={"name": "x", "org_type": "city"}
+        )
+        assert r.status_code == 401
+        r = await http.get(f"{url}/orgs/missing", headers=system)
+        assert r.status_code == 404
+
+
+def test_missing_nats_is_one_clear_line(database_url: str, tmp_path: Path) -> None:
+    dead = f"nats://127.0.0.1:{free_port()}"
+    env = {
+        "TUANLIAN_DATABASE_URL": database_url,
+        "TUANLIAN_NATS_URL": dead,
+        "TUANLIAN_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tuanlian.cli.main", "serve", "scoring"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "NATS is not reachable" in lines[0] and dead in lines[0]
+
+
+def test_missing_postgres_is_one_clear_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "TUANLIAN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
+        "TUANLIAN_NATS_URL": "nats://127.0.0.1:1",
+        "TUANLIAN_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tuanlian.cli.main", "serve", "contacts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Postgres is not reachable" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+
+
+@pytest.mark.parametrize("service", ["contacts", "wishes", "scoring", "notify"])
+def test_committed_asyncapi_document_is_current(service: str) -> None:
+    import json
+
+    from tuanlian.cli.docs import asyncapi_json
+    from tuanlian.cli.main import _spec
+
+    committed = Path(__file__).parents[1] / "services" / service / "asyncapi.json"
+    assert json.loads(committed.read_text()) == json.loads(asyncapi_json(_spec(service))), (
+        f"run `make docs`: {committed} no longer matches the code"
+    )
