@@ -74,7 +74,7 @@ def write_docs(path: Path, machine: dict[str, Any],
         "```",
         "make bench                                  # = uv run python benchmarks/run.py",
         "uv run python benchmarks/run.py --quick     # smoke run, small N: results/quick.json",
-        "uv run python benchmarks/run.py --only relay,consumer,append",
+        "uv run python benchmarks/run.py --only relay,append   # results/partial.json",
         "```",
         "",
         "A full run starts its own embedded Postgres (fsync on, to be fair to both sides) and "

@@ -2,7 +2,7 @@
 
     uv run python benchmarks/run.py            # full run: results/latest.json + docs/benchmarks.md
     uv run python benchmarks/run.py --quick    # small smoke run: results/quick.json only
-    uv run python benchmarks/run.py --only relay,append
+    uv run python benchmarks/run.py --only relay,append   # results/partial.json only
 
 Starts its own embedded Postgres (fsync on) and embedded NATS (JetStream, file storage) on free
 ports in a temporary directory, runs every registered benchmark, and writes the figures down.
@@ -188,7 +188,10 @@ async def _main(args: argparse.Namespace) -> int:
     if args.only:
         machine["command"] += f" --only {args.only}"
     console.print(_table(results))
-    out = RESULTS_DIR / ("quick.json" if args.quick else "latest.json")
+    # Only a full run replaces the recorded figures; smoke and partial runs go beside them.
+    out = RESULTS_DIR / (
+        "quick.json" if args.quick else "partial.json" if args.only else "latest.json"
+    )
     write_json(out, {"machine": machine, "results": [r.record() for r in results]})
     console.print(f"wrote {out.relative_to(HERE.parent)}")
     if not args.quick and not args.only and not failures:

@@ -11,12 +11,11 @@ from nats.js import JetStreamContext
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import platform_support as ps  # noqa: E402
-
-from tuanlian.shared.db import Database  # noqa: E402
-from tuanlian.shared.eventstore import EventStore  # noqa: E402
-from tuanlian.shared.streams import declare_stream, producer_stream  # noqa: E402
-from tuanlian.shared.testing import create_platform_tables  # noqa: E402
+import platform_support as ps
+from tuanlian.shared.db import Database
+from tuanlian.shared.eventstore import EventStore
+from tuanlian.shared.streams import declare_stream, producer_stream
+from tuanlian.shared.testing import create_platform_tables
 
 
 @pytest_asyncio.fixture(loop_scope="session")

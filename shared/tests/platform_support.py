@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 from nats.js import JetStreamContext
-
 from tuanlian.shared.consumer import EventConsumer, Handler, ProjectionTx
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, new_id

@@ -12,11 +12,12 @@ import random
 from collections import Counter
 from typing import Any
 
+import asyncpg
+import platform_support as ps
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-
-import platform_support as ps
+from nats.js.errors import NotFoundError
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import DomainEvent, Envelope
@@ -42,10 +43,10 @@ async def _settled(js: JetStreamContext, consumer: EventConsumer) -> bool:
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 
-async def _dlq(js: JetStreamContext) -> list[Msg]:
+async def _dlq(js: JetStreamContext) -> list[Any]:
     try:
         return await stream_messages(js, DLQ)
-    except Exception:
+    except NotFoundError:  # not declared yet
         return []
 
 
@@ -428,3 +429,27 @@ async def test_max_deliveries_bounds_the_tries(
         await wait_until(lambda: _count_dlq(js, 1), message="dead-lettered")
     async with probe_db.connection() as conn:
         assert await conn.fetchval("SELECT attempts FROM probe.consumer_failures") == attempts
+
+
+async def test_a_transient_database_error_is_retried_without_charging_the_event(
+    probe_db: Database, js: JetStreamContext, nats_url: str, demo_stream: str
+) -> None:
+    """A deadlock is the database's trouble, not the event's: no attempt counted, no dead letter."""
+    raised = Counter[str]()
+
+    async def deadlocks_twice(tx: ProjectionTx, env: Envelope, event: DomainEvent) -> None:
+        if raised[env.stream_id] < 2:
+            raised[env.stream_id] += 1
+            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+        await ps.record(tx, env, event)
+
+    consumer = ps.make_consumer(probe_db, handlers={"thing.ticked": deadlocks_twice}, max_deliveries=1)
+    for e in (ps.envelope("a", 1), ps.envelope("a", 2), ps.envelope("b", 1)):
+        await ps.publish(js, e)
+    async with running_consumers(nats_url, js, consumer):
+        await _until_applied(probe_db, {"a": [1, 2], "b": [1]})
+        await wait_until(lambda: _settled(js, consumer), message="settled")
+    assert raised == {"a": 2, "b": 2}
+    assert await _dlq(js) == []
+    async with probe_db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM probe.consumer_failures") == 0

@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import platform_support as ps
 import pytest
 from pydantic import ValidationError
-
-import platform_support as ps
 from tuanlian.shared.events import (
     ContractRegistry,
     DomainEvent,
@@ -212,3 +211,16 @@ def test_contracts_are_immutable() -> None:
     event = ps.ThingCreated(name="a")
     with pytest.raises(ValidationError):
         event.name = "b"  # type: ignore[misc]
+
+
+def test_chain_hash_survives_how_postgres_jsonb_spells_numbers() -> None:
+    # jsonb gives 1e16 back as 10000000000000000 and -0.0 as 0.0: the hash must not change.
+    pairs = [
+        ({"x": 1e16}, {"x": 10**16}),
+        ({"x": 1.5e20}, {"x": 150000000000000000000}),
+        ({"x": [5.0, {"y": -0.0}]}, {"x": [5, {"y": 0.0}]}),
+    ]
+    for written, read_back in pairs:
+        assert _env(payload=written).chain_hash(None) == _env(payload=read_back).chain_hash(None)
+    assert _env(payload={"x": 0.5}).chain_hash(None) != _env(payload={"x": 0.25}).chain_hash(None)
+    assert _env(payload={"x": 1}).chain_hash(None) != _env(payload={"x": "1"}).chain_hash(None)

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
-import pytest
-
 import platform_support as ps
+import pytest
 from tuanlian.shared.db import Database, connect_raw
 from tuanlian.shared.eventstore import ConcurrencyConflict, EventStore, Metadata, Position
 from tuanlian.shared.testing import wait_until

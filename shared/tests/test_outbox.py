@@ -9,10 +9,9 @@ import tempfile
 from pathlib import Path
 
 import nats
+import platform_support as ps
 import pytest
 from nats.js import JetStreamContext
-
-import platform_support as ps
 from tuanlian.shared.db import Database, connect_raw
 from tuanlian.shared.events import Envelope
 from tuanlian.shared.eventstore import EventStore, Position

@@ -15,12 +15,15 @@ stream with the reason, its aggregate moves on, and the consumer keeps going.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import nats.errors
+import sqlalchemy.exc
 import structlog
 from faststream import Context
 from faststream.middlewares import AckPolicy
@@ -37,6 +40,22 @@ from tuanlian.shared.logging import bind_event_context
 from tuanlian.shared.streams import dlq_subject, event_stream_name
 
 log = structlog.get_logger("tuanlian.consumer")
+
+# Failures of the infrastructure, not of an event: the batch is retried as a whole later and no
+# handler is charged an attempt. Anything else a handler (or its queued SQL) raises counts
+# against that event and, repeated, dead-letters it.
+_DB_TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, query cancelled
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # connection closed underneath
+    sqlalchemy.exc.DBAPIError,  # the pool could not connect
+    sqlalchemy.exc.TimeoutError,  # the pool is exhausted
+)
+# Outside handlers, a network error or timeout is the infrastructure's too (inside a handler it
+# may be the handler's own doing, and counts as its failure).
+_TRANSIENT: tuple[type[BaseException], ...] = (*_DB_TRANSIENT, OSError, TimeoutError)
 
 
 class ProjectionTx:
@@ -177,8 +196,19 @@ class EventConsumer:
     def register(self, broker: NatsBroker) -> None:
         """Attach this consumer to the FastStream broker as a manual-ack batch pull subscriber."""
 
+        _tolerate_bare_fetch_timeouts()
+
         async def on_batch(body: Any, message: Any = Context("message")) -> None:
-            await self.process(list(message.raw_message))
+            msgs = list(message.raw_message)
+            try:
+                await self.process(msgs)
+            except Exception as exc:
+                # Never leave a batch to the 30 s ack wait (or to FastStream, which only logs):
+                # whatever was not settled comes back after a pause.
+                log.error("batch failed", durable=self.durable, error=f"{type(exc).__name__}: {exc}")
+                for m in msgs:
+                    with contextlib.suppress(Exception):  # already acknowledged ones refuse
+                        await m.nak(delay=self.retry_base_delay * 4)
 
         broker.subscriber(
             self.subject,
@@ -217,43 +247,54 @@ class EventConsumer:
         """Apply one delivered batch; acknowledges, delays or dead-letters every message."""
         items = [self._decode(m) for m in msgs]
         outcome = BatchOutcome()
-        poison = [i for i in items if i.error]
-        for item in poison:
-            await self._dead_letter(item, item.error or "", attempts=0)
-            outcome.dead_lettered += 1
-        good = [i for i in items if not i.error]
-        if not good:
+        for item in items:
+            if item.envelope is None:  # not even an envelope: nothing to wait for
+                await self._dead_letter(item, item.error or "", attempts=0)
+                outcome.dead_lettered += 1
+        ordered = [i for i in items if i.envelope is not None]
+        if not ordered:
             return outcome
         try:
-            result = await self._apply(good)
-        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-            # Infrastructure trouble: nothing was committed; let the whole batch come back later.
-            log.warning("batch not applied", durable=self.durable, error=str(exc))
-            for i in good:
-                await i.msg.nak(delay=self.retry_base_delay * 4)
-            outcome.deferred += len(good)
-            return outcome
+            result = await self._apply(ordered)
         except _HandlerFailed:
             # Some handler raised: isolate it by applying the batch one event per transaction.
-            for i in good:
+            for i in ordered:
                 await self._apply_single(i, outcome)
             return outcome
-        applied, duplicates, deferred = result
+        except _TRANSIENT as exc:
+            # Infrastructure trouble: nothing was committed; let the whole batch come back later.
+            log.warning("batch not applied", durable=self.durable, error=str(exc))
+            for i in ordered:
+                await i.msg.nak(delay=self.retry_base_delay * 4)
+            outcome.deferred += len(ordered)
+            return outcome
+        await self._settle(result, outcome)
+        return outcome
+
+    async def _settle(self, result: _Applied, outcome: BatchOutcome) -> None:
+        applied, duplicates, deferred, poisoned = result
         await self._ack_all(applied + duplicates)
         for i in deferred:
             await i.msg.nak(delay=self.gap_delay)
+        for i in poisoned:
+            await self._dead_letter(i, i.error or "", attempts=0)
         outcome.applied += len(applied)
         outcome.duplicates += len(duplicates)
         outcome.deferred += len(deferred)
-        return outcome
+        outcome.dead_lettered += len(poisoned)
 
-    async def _apply(
-        self, items: list[_Item], *, blocked: set[str] | None = None
-    ) -> tuple[list[_Item], list[_Item], list[_Item]]:
+    async def _apply(self, items: list[_Item], *, blocked: set[str] | None = None) -> _Applied:
+        """One transaction: apply what is next for its aggregate, sort out the rest.
+
+        Returns (applied, duplicates, deferred, poisoned). A poisoned item (an envelope this code
+        cannot read) is dead-lettered only once it is next for its aggregate: dead-lettering
+        moves the aggregate past it, which must not skip its predecessors.
+        """
         s = self.schema
         applied: list[_Item] = []
         duplicates: list[_Item] = []
         deferred: list[_Item] = []
+        poisoned: list[_Item] = []
         blocked = set(blocked or ())
         stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
         async with self.db.transaction() as conn:
@@ -272,7 +313,7 @@ class EventConsumer:
             positions = {r["stream_id"]: r["stream_version"] for r in rows}
             moved: dict[str, int] = {}
             tx = ProjectionTx(conn)
-            for item in items:
+            for item in _versions_in_order(items):
                 env = item.envelope
                 assert env is not None
                 sid = env.stream_id
@@ -282,11 +323,17 @@ class EventConsumer:
                 elif env.stream_version <= current:
                     duplicates.append(item)
                 elif env.stream_version == current + 1:
+                    if item.error is not None:
+                        poisoned.append(item)
+                        blocked.add(sid)  # its successors wait until it is dead-lettered
+                        continue
                     handler = self.handlers.get(env.event_type)
                     if handler is not None and item.event is not None:
                         bind_event_context(env)
                         try:
                             await handler(tx, env, item.event)
+                        except _DB_TRANSIENT:
+                            raise
                         except Exception as exc:
                             raise _HandlerFailed(item, exc) from exc
                     positions[sid] = env.stream_version
@@ -295,7 +342,14 @@ class EventConsumer:
                 else:
                     blocked.add(sid)
                     deferred.append(item)
-            await tx.flush()
+            try:
+                await tx.flush()
+            except _DB_TRANSIENT:
+                raise
+            except asyncpg.PostgresError as exc:
+                # A handler's queued write failed. Applied one at a time (as after any handler
+                # failure) the culprit is found, charged an attempt and in the end dead-lettered.
+                raise _HandlerFailed(applied[-1] if applied else items[0], exc) from exc
             if moved:
                 await conn.execute(
                     f"UPDATE {s}.consumer_positions p SET stream_version = m.v "
@@ -320,24 +374,19 @@ class EventConsumer:
                     self.durable,
                     max(i.seq for i in applied),
                 )
-        return applied, duplicates, deferred
+        return applied, duplicates, deferred, poisoned
 
     async def _apply_single(self, item: _Item, outcome: BatchOutcome) -> None:
         try:
-            applied, duplicates, deferred = await self._apply([item])
+            result = await self._apply([item])
         except _HandlerFailed as failed:
             await self._record_failure(item, failed.cause, outcome)
             return
-        except (asyncpg.PostgresError, OSError, TimeoutError):
+        except _TRANSIENT:
             await item.msg.nak(delay=self.retry_base_delay * 4)
             outcome.deferred += 1
             return
-        await self._ack_all(applied + duplicates)
-        for i in deferred:
-            await i.msg.nak(delay=self.gap_delay)
-        outcome.applied += len(applied)
-        outcome.duplicates += len(duplicates)
-        outcome.deferred += len(deferred)
+        await self._settle(result, outcome)
 
     async def _record_failure(self, item: _Item, exc: BaseException, outcome: BatchOutcome) -> None:
         env = item.envelope
@@ -379,7 +428,8 @@ class EventConsumer:
         key = str(env.event_id) if env else f"seq-{item.seq}"
         headers = {
             "Nats-Msg-Id": f"{self.durable}:{key}",
-            "Tuanlian-Reason": reason[:1000],
+            # One line: a CR/LF inside a header value would corrupt the NATS message.
+            "Tuanlian-Reason": " ".join(reason.split())[:1000],
             "Tuanlian-Consumer": self.durable,
             "Tuanlian-Original-Subject": msg.subject,
             "Tuanlian-Original-Sequence": str(item.seq),
@@ -425,6 +475,35 @@ class EventConsumer:
         await asyncio.gather(*(i.msg.ack() for i in items))
 
 
+def _versions_in_order(items: list[_Item]) -> list[_Item]:
+    """The batch with each aggregate's events sorted by version, in the slots they came in.
+
+    Redelivery can hand an aggregate's events over out of order inside one batch. Taken as they
+    come, the first one that is early would hold back the rest, including the one that is next;
+    and redelivered together in the same order they would be held back again, indefinitely.
+    The interleaving of different aggregates is kept as delivered.
+    """
+    slots: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        assert item.envelope is not None
+        slots.setdefault(item.envelope.stream_id, []).append(index)
+    ordered = list(items)
+    for indexes in slots.values():
+        if len(indexes) > 1:
+            by_version = sorted((items[i] for i in indexes), key=_version_of)
+            for index, item in zip(indexes, by_version, strict=True):
+                ordered[index] = item
+    return ordered
+
+
+def _version_of(item: _Item) -> int:
+    assert item.envelope is not None
+    return item.envelope.stream_version
+
+
+_Applied = tuple[list[_Item], list[_Item], list[_Item], list[_Item]]
+
+
 class _HandlerFailed(Exception):
     def __init__(self, item: _Item, cause: BaseException) -> None:
         self.item = item
@@ -436,3 +515,28 @@ async def _no_decode(msg: Any) -> Any:
     # The runtime validates envelopes itself (and dead-letters what fails); FastStream's JSON
     # decoding of every body would be wasted work.
     return None
+
+
+def _tolerate_bare_fetch_timeouts() -> None:
+    """Make nats-py's pull ``fetch`` time out with ``nats.errors.TimeoutError`` only.
+
+    nats-py (2.16) raises a bare ``asyncio.TimeoutError`` when a fetch's deadline runs out
+    between its two pull requests. FastStream's pull loop (0.7) catches only
+    ``nats.errors.TimeoutError``; the bare one kills the loop, and the messages it had already
+    fetched for the batch sit unacknowledged until the ack wait (30 s) expires. Idempotent.
+    """
+    pull = JetStreamContext.PullSubscription
+    original = pull.fetch
+    if getattr(original, "_tuanlian_timeouts", False):
+        return
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> list[Msg]:
+        try:
+            return await original(self, *args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    fetch._tuanlian_timeouts = True  # type: ignore[attr-defined]
+    pull.fetch = fetch  # type: ignore[method-assign]

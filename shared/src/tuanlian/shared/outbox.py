@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
@@ -96,7 +97,7 @@ LIMIT $3"""
             rows = await conn.fetch(self._sql_batch, str(after.tx_id), after.global_position, self.batch_size)
         if not rows:
             return 0
-        acks: list[asyncio.Future[object]] = []
+        acks: list[asyncio.Future[Any]] = []
         try:
             for r in rows:
                 acks.append(

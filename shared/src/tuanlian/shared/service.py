@@ -26,7 +26,6 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from tuanlian.shared.auth import Principal, TokenIssuer, TokenVerifier, load_or_create_signing_key
-from tuanlian.shared.broker import start_broker
 from tuanlian.shared.consumer import EventConsumer, Handler
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry
@@ -159,7 +158,7 @@ class Runtime:
             await wait_for_stream(self.js, consumer.stream)
             await consumer.ensure_durable(self.js)
             consumer.bind_js(self.js)
-        await start_broker(self.broker)
+        await self.broker.start()
         if self.store is not None:
             self.relay = OutboxRelay(
                 self.db, self.js, schema=self.schema, producer=self.spec.name, batch_size=s.relay_batch

@@ -36,8 +36,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
 from tuanlian.shared.db import Database, asyncpg_url, connect_raw
 from tuanlian.shared.eventstore import platform_ddl
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres
@@ -52,6 +53,8 @@ ENV_DATABASE_URL = "TUANLIAN_TEST_DATABASE_URL"
 ENV_NATS_URL = "TUANLIAN_TEST_NATS_URL"
 # Set to 1 to skip the Docker probe entirely (the embedded servers are then used).
 ENV_NO_DOCKER = "TUANLIAN_TEST_NO_DOCKER"
+# Set to 1 to see FastStream's log of the brokers started by running_consumers().
+ENV_BROKER_LOG = "TUANLIAN_TEST_BROKER_LOG"
 
 
 # -- Docker probe ------------------------------------------------------------------------------
@@ -60,27 +63,51 @@ _docker_answer: bool | None = None
 
 
 def docker_available(timeout: float = 1.0) -> bool:
-    """Whether a Docker engine answers a ping (asked once per process, quickly)."""
+    """Whether a Docker engine answers a ping (asked once per process, quickly).
+
+    Without ``DOCKER_HOST`` and without any of the usual sockets on disk the answer is "no"
+    at once, without importing the Docker SDK.
+    """
     global _docker_answer
     if _docker_answer is not None:
         return _docker_answer
     _docker_answer = False
     if os.environ.get(ENV_NO_DOCKER, "").lower() in {"1", "true", "yes"}:
         return False
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host and not Path("/var/run/docker.sock").exists():
-        return False  # nothing to talk to: do not even import the SDK
+    candidates: list[str | None] = []
+    if os.environ.get("DOCKER_HOST"):
+        candidates.append(None)  # the SDK reads DOCKER_HOST itself
+    for sock in (
+        Path("/var/run/docker.sock"),
+        Path.home() / ".docker" / "run" / "docker.sock",  # Docker Desktop
+        Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")) / "docker.sock",  # rootless
+    ):
+        if sock.exists():
+            candidates.append(f"unix://{sock}")
+    if not candidates:
+        return False
     try:
         import docker
-
-        client = docker.from_env(timeout=timeout)
+    except ImportError:
+        return False
+    for base_url in candidates:
         try:
-            _docker_answer = bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        _docker_answer = False
-    return _docker_answer
+            client = (
+                docker.from_env(timeout=timeout)
+                if base_url is None
+                else docker.DockerClient(base_url=base_url, timeout=timeout)
+            )
+            try:
+                if client.ping():
+                    if base_url is not None:
+                        os.environ.setdefault("DOCKER_HOST", base_url)  # for testcontainers
+                    _docker_answer = True
+                    return True
+            finally:
+                client.close()
+        except Exception:
+            continue
+    return False
 
 
 # -- Postgres ----------------------------------------------------------------------------------
@@ -170,8 +197,9 @@ async def delete_all_streams(url: str) -> None:
     nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
     try:
         js = nc.jetstream()
-        for name in await js.streams_info():
-            await js.delete_stream(name.config.name)
+        for info in await js.streams_info():
+            if info.config.name:
+                await js.delete_stream(info.config.name)
     finally:
         await nc.drain()
 
@@ -254,20 +282,22 @@ async def wait_until(
 
 async def stream_messages(
     js: JetStreamContext, stream: str, subject: str | None = None
-) -> list[Msg]:
-    """Every message currently stored in ``stream`` (optionally only ``subject``), in order."""
+) -> list[RawStreamMsg]:
+    """Every message currently stored in ``stream`` (optionally only ``subject``), in order.
+
+    Read by sequence with the stream API, so no consumer is created and nothing is acknowledged.
+    """
     info = await js.stream_info(stream)
-    out: list[Msg] = []
-    first, last = info.state.first_seq, info.state.last_seq
+    out: list[RawStreamMsg] = []
     if info.state.messages == 0:
         return out
-    for seq in range(first, last + 1):
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
         try:
             raw = await js.get_msg(stream, seq)
-        except Exception:
+        except NotFoundError:
             continue  # deleted
         if subject is None or raw.subject == subject:
-            out.append(raw)  # type: ignore[arg-type]
+            out.append(raw)
     return out
 
 
@@ -284,7 +314,9 @@ async def running_consumers(
     from faststream.nats import NatsBroker
     from tuanlian.shared.streams import declare_stream, dlq_stream
 
-    broker = NatsBroker(nats_url, logger=None if not os.environ.get("TUANLIAN_TEST_BROKER_LOG") else logging.getLogger("faststream.test"))
+    # FastStream's own log (what its subscriber loop caught) only when asked for.
+    verbose = os.environ.get(ENV_BROKER_LOG, "").lower() in {"1", "true", "yes"}
+    broker = NatsBroker(nats_url, logger=logging.getLogger("faststream.test") if verbose else None)
     for service in sorted({c.service for c in consumers}):
         await declare_stream(js, dlq_stream(service))
     for consumer in consumers:

@@ -1,0 +1,82 @@
+"""Database: ``transaction()`` is one real transaction; ``connection()`` is autocommit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tuanlian.shared.db import Database, asyncpg_url, connect_raw, sqlalchemy_url
+from tuanlian.shared.testing import wait_until
+
+
+def test_urls_accept_either_scheme() -> None:
+    assert sqlalchemy_url("postgresql://u@h/d") == "postgresql+asyncpg://u@h/d"
+    assert sqlalchemy_url("postgres://u@h/d") == "postgresql+asyncpg://u@h/d"
+    assert asyncpg_url("postgresql+asyncpg://u@h/d") == "postgresql://u@h/d"
+    with pytest.raises(ValueError, match="not a Postgres URL"):
+        sqlalchemy_url("mysql://u@h/d")
+
+
+async def _count(db: Database) -> int:
+    async with db.connection() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM t"))
+
+
+async def test_transaction_commits_together_and_rolls_back_together(db: Database) -> None:
+    async with db.transaction() as conn:
+        assert conn.is_in_transaction()
+        await conn.execute("CREATE TABLE t (x int PRIMARY KEY)")
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (1)")
+        await conn.execute("INSERT INTO t VALUES (2)")
+    assert await _count(db) == 2
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (3)")
+            raise RuntimeError("the caller changed its mind")
+    assert await _count(db) == 2
+    with pytest.raises(Exception, match="duplicate key"):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (4)")
+            await conn.execute("INSERT INTO t VALUES (1)")
+    assert await _count(db) == 2
+    # The pool hands out clean connections afterwards.
+    for _ in range(3):
+        async with db.connection() as conn:
+            assert not conn.is_in_transaction()
+
+
+async def test_uncommitted_writes_are_invisible_and_row_locks_hold(db: Database, database_url: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (x int PRIMARY KEY, v int)")
+        await conn.execute("INSERT INTO t VALUES (1, 0)")
+    other = await connect_raw(database_url)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (2, 0)")
+            await conn.fetchrow("SELECT * FROM t WHERE x = 1 FOR UPDATE")
+            assert await other.fetchval("SELECT count(*) FROM t") == 1
+            blocked = asyncio.create_task(other.execute("UPDATE t SET v = v + 1 WHERE x = 1"))
+            pid = other.get_server_pid()
+            await wait_until(
+                lambda: conn.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+                ),
+                timeout=10,
+                message="the other writer waits for the row lock",
+            )
+            assert not blocked.done()
+        await blocked
+        assert await other.fetchval("SELECT v FROM t WHERE x = 1") == 1
+        assert await other.fetchval("SELECT count(*) FROM t") == 2
+    finally:
+        await other.close()
+
+
+async def test_connection_is_autocommit(db: Database) -> None:
+    async with db.connection() as conn:
+        assert not conn.is_in_transaction()
+        await conn.execute("CREATE TABLE t (x int)")
+        await conn.execute("INSERT INTO t VALUES (1)")
+    assert await _count(db) == 1
+    await db.ping()
