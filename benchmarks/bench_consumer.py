@@ -3,7 +3,7 @@
 N envelopes over N/10 aggregates (interleaved, so every batch spans many aggregates and each
 aggregate's versions arrive in order) are published to a file-storage stream first. Then, for a
 few consumer batch sizes, a fresh schema and a fresh durable consumer: ``EventConsumer.register``
-on a FastStream ``NatsBroker`` started with ``tuanlian.shared.broker.start_broker`` — the manual-ack
+on a FastStream ``NatsBroker`` started with ``broker.start()`` — the manual-ack
 batch pull subscriber services run — and the clock runs from starting the broker until the
 projection table holds N rows (polled). Every event costs the inbox row, the per-aggregate
 position (``FOR UPDATE``), the checkpoint and one projection row via ``ProjectionTx.execute``,
@@ -31,7 +31,6 @@ from common import (
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from tuanlian.shared.broker import start_broker
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import DomainEvent, Envelope
@@ -45,7 +44,7 @@ INFO = BenchInfo(
     measures=(
         "Events per second an `EventConsumer` applies through the production path "
         "(`consumer.register(broker)` on a FastStream `NatsBroker` started with "
-        "`start_broker`): JetStream batch pull, envelope validation, one transaction per batch "
+        "`broker.start()`): JetStream batch pull, envelope validation, one transaction per batch "
         "with the inbox rows, the per-aggregate positions (`FOR UPDATE`), the checkpoint and "
         "one projection row per event written through `ProjectionTx.execute`, then one ack per "
         "message. N events over N/10 aggregates already in a file-storage stream; timed from "
@@ -143,7 +142,7 @@ async def _consume(
 
             try:
                 with Stopwatch() as sw:
-                    await start_broker(broker)
+                    await broker.start()
                     await poll_until(count, n, interval=0.05, give_up_after=600,
                                      on_progress=on_progress)
             finally:
