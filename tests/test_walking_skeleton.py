@@ -155,11 +155,14 @@ async def test_bad_input_gets_reasons_not_traces(stack: Stack) -> None:
         assert r.status_code == 404
 
 
-def test_missing_nats_is_one_clear_line(database_url: str, tmp_path: Path) -> None:
-    dead = f"nats://127.0.0.1:{free_port()}"
+@pytest.mark.parametrize("missing", ["nats", "postgres"])
+def test_missing_dependency_is_one_clear_line(missing: str, database_url: str, tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    db = f"postgresql://postgres@{dead}/x" if missing == "postgres" else database_url
+    nats = f"nats://{dead}" if missing == "nats" else "nats://127.0.0.1:1"
     env = {
-        "TUANLIAN_DATABASE_URL": database_url,
-        "TUANLIAN_NATS_URL": dead,
+        "TUANLIAN_DATABASE_URL": db,
+        "TUANLIAN_NATS_URL": nats,
         "TUANLIAN_HOME": str(tmp_path),
         "PATH": "/usr/bin:/bin",
     }
@@ -173,28 +176,8 @@ def test_missing_nats_is_one_clear_line(database_url: str, tmp_path: Path) -> No
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "NATS is not reachable" in lines[0] and dead in lines[0]
-
-
-def test_missing_postgres_is_one_clear_line(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        "TUANLIAN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
-        "TUANLIAN_NATS_URL": "nats://127.0.0.1:1",
-        "TUANLIAN_HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tuanlian.cli.main", "serve", "contacts"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Postgres is not reachable" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    what = "NATS" if missing == "nats" else "Postgres"
+    assert f"{what} is not reachable" in lines[0] and dead in lines[0]
 
 
 @pytest.mark.parametrize("service", ["contacts", "wishes", "scoring", "notify"])
