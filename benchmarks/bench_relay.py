@@ -157,6 +157,8 @@ async def run(ctx: BenchContext) -> list[Result]:
                 runs["relay"].append(await _relay(ctx, db, js, n, RELAY_BATCH, r))
                 runs["relay_big"].append(await _relay(ctx, db, js, n, BIG_BATCH, r))
             await js.delete_stream(event_stream_name(PRODUCER))
+        async with db.connection() as conn:
+            await conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
     finally:
         await db.close()
     best = {k: max(v) for k, v in runs.items()}

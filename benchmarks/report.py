@@ -81,7 +81,9 @@ def write_docs(path: Path, machine: dict[str, Any],
         "NATS (JetStream, file storage) on free ports in a temporary directory, writes "
         "`benchmarks/results/latest.json` (a `machine` section and a `results` list of "
         "`{name, value, unit, baseline_name, baseline_value, ratio, target, meets_target, "
-        "notes}`) and regenerates this page. A benchmark is one module under `benchmarks/` "
+        "notes}`) and regenerates this page. Between benchmarks it checkpoints Postgres and "
+        "waits for autovacuum, so each one starts on a quiet server (without this the consumer "
+        "benchmark, run after the relay's 50 000-event load, measured ~15 % lower). A benchmark is one module under `benchmarks/` "
         "(`INFO` + `async def run(ctx)`), registered in `benchmarks/run.py`.",
         "",
     ]

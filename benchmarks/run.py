@@ -109,6 +109,26 @@ async def _machine(pg_url: str, nats_url: str) -> dict[str, Any]:
     }
 
 
+async def _settle(pg_url: str, seconds: float = 3.0) -> None:
+    """Let the previous benchmark's aftermath (dirty buffers, autovacuum) pass before the next.
+
+    Without this the benchmark after a bulk load pays for its predecessor's writes.
+    """
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("CHECKPOINT")
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+            if not busy:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    await asyncio.sleep(seconds)
+
+
 def _table(results: list[Result]) -> Table:
     table = Table(title="Tuanlian benchmarks")
     for col in ("benchmark", "value", "baseline", "baseline value", "ratio", "target", "met"):
@@ -156,7 +176,9 @@ async def _main(args: argparse.Namespace) -> int:
         with make_progress(console) as progress:
             ctx = BenchContext(pg_url=pg_url, nats_url=nats_url, quick=args.quick,
                                console=console, progress=progress, workdir=workdir)
-            for module in selected:
+            for index, module in enumerate(selected):
+                if index:
+                    await _settle(pg_url)
                 info: BenchInfo = module.INFO
                 runner: Callable[[BenchContext], Awaitable[list[Result]]] = module.run
                 progress.console.rule(f"[bold]{info.title}")
