@@ -6,8 +6,11 @@ numbers never leave the contacts service (PIPL), so erasing a youth there erases
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as Bound  # ``Field`` is the youth's field (领域) here
 
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
@@ -167,3 +170,482 @@ class InteractionLogged(DomainEvent):
     occurred_at: datetime
     summary_length: int
     summary_hash: str
+
+
+# --- Organisations: lifecycle --------------------------------------------------------------------
+# Org paths are materialised ("<root>.<child>.<grandchild>", ids joined by dots). Moving or merging
+# an org changes the path of a whole subtree: consumers rewrite every path that starts with
+# ``old_path`` to start with ``new_path`` instead; the event names both so no consumer needs the tree.
+
+
+@CONTACTS.register
+class OrgDetailsCompleted(DomainEvent):
+    """The child org's own admin completed what the parent left open (组织信息完善)."""
+
+    event_type = "OrgDetailsCompleted"
+    stream_type = "org"
+    org_id: str
+    org_path: str
+    secretary_cadre_id: str | None = None
+    member_count: int | None = None
+    region_code: str | None = None
+
+
+@CONTACTS.register
+class OrgRenamed(DomainEvent):
+    event_type = "OrgRenamed"
+    stream_type = "org"
+    org_id: str
+    org_path: str
+    old_name: str
+    name: str
+
+
+@CONTACTS.register
+class OrgMoved(DomainEvent):
+    """The org and its subtree moved under another parent; its id is kept, its path changes."""
+
+    event_type = "OrgMoved"
+    stream_type = "org"
+    org_id: str
+    old_parent_id: str | None
+    new_parent_id: str
+    old_path: str
+    new_path: str
+    depth: int
+
+
+@CONTACTS.register
+class OrgMerged(DomainEvent):
+    """``org_id`` was merged into ``into_org_id``: its cadres, youths and children now belong there.
+
+    Consumers rewrite paths under ``old_path`` to ``into_path`` (children keep their own id
+    segment). The merged org is closed by the same command (an ``OrgClosed`` follows).
+    """
+
+    event_type = "OrgMerged"
+    stream_type = "org"
+    org_id: str
+    into_org_id: str
+    old_path: str
+    into_path: str
+
+
+@CONTACTS.register
+class OrgClosed(DomainEvent):
+    """The org was closed (撤销); its history stays, it takes no new members or links."""
+
+    event_type = "OrgClosed"
+    stream_type = "org"
+    org_id: str
+    org_path: str
+    reason: str | None = None
+
+
+# --- Organisations: rules (实施细则) ---------------------------------------------------------------
+
+
+class FiveOnesPeriod(StrEnum):
+    month = "month"
+    two_months = "two_months"
+    quarter = "quarter"
+
+
+class FiveOnesRule(BaseModel):
+    """How many five-ones activities, per how long (五个一频次)."""
+
+    model_config = ConfigDict(frozen=True)
+    count: int = Bound(ge=0)
+    period: FiveOnesPeriod
+
+
+class ContactQuotas(BaseModel):
+    """Youths a cadre keeps direct contact with (联系青年数), by kind of cadre."""
+
+    model_config = ConfigDict(frozen=True)
+    full_time: int = Bound(100, ge=0)
+    seconded: int = Bound(100, ge=0)
+    part_time_leadership: int = Bound(100, ge=0)  # 领导机关兼职团干部
+    part_time: int = Bound(10, ge=0)
+
+
+class GroupCoverage(BaseModel):
+    """Lüliang (004) coverage: sub-committees, branches and dorm groups a cadre covers."""
+
+    model_config = ConfigDict(frozen=True)
+    sub_committees: int = Bound(0, ge=0)  # 分团委
+    branches: int = Bound(0, ge=0)  # 团支部
+    dorm_groups: int = Bound(0, ge=0)  # 宿舍团小组
+
+
+class Rhythm(BaseModel):
+    """日常有声音、季度有活动、年度有见面."""
+
+    model_config = ConfigDict(frozen=True)
+    online_silence_days: int = Bound(7, ge=1)  # remind after this many days without an online contact
+    activity_each_quarter: bool = True
+    face_to_face_each_year: bool = True
+
+
+class ReportDeadlines(BaseModel):
+    """When reports upward are due (上报时间)."""
+
+    model_config = ConfigDict(frozen=True)
+    quarterly_five_ones_day: int | None = Bound(15, ge=1, le=28)  # day of the quarter's last month
+    half_year: bool = False  # 002: half-yearly report
+    annual_after_national_day_working_days: int | None = None  # 004: 5
+    cadre_accounts_by: str | None = "04-05"  # MM-DD, 000: cadres on the app by early April
+    youth_accounts_by: str | None = "04-30"  # MM-DD, 000: their youths by end of April
+
+
+class ServiceLimits(BaseModel):
+    """Org rules the wishes service applies (微心愿、青年之声、评价)."""
+
+    model_config = ConfigDict(frozen=True)
+    wish_max_value_yuan: int = Bound(500, ge=0)
+    wish_untouched_days: int = Bound(7, ge=1)  # untouched this long → released to the pool
+    wish_claim_days: int = Bound(14, ge=1)  # a pool claim not fulfilled by then returns to the pool
+    wish_expiry_days: int = Bound(90, ge=1)
+    voice_answer_hours: int = Bound(48, ge=1)
+    rating_period: FiveOnesPeriod = FiveOnesPeriod.quarter
+    rating_min_count: int = Bound(5, ge=1)  # a cadre sees aggregates only over this many ratings
+    ballot_min_turnout: float = Bound(0.5, gt=0, le=1)
+
+
+class OrgRules(BaseModel):
+    """An org's rule set (实施细则). Lower orgs may keep or relax their parent's, never raise them.
+
+    ``five_ones`` is keyed by cadre kind plus ``leadership_organ`` for collective activities.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    contact_quotas: ContactQuotas = ContactQuotas()
+    group_coverage_school: GroupCoverage = GroupCoverage()
+    group_coverage_department: GroupCoverage = GroupCoverage()
+    five_ones: dict[str, FiveOnesRule] = {
+        "full_time": FiveOnesRule(count=5, period=FiveOnesPeriod.two_months),
+        "seconded": FiveOnesRule(count=5, period=FiveOnesPeriod.two_months),
+        "part_time": FiveOnesRule(count=5, period=FiveOnesPeriod.quarter),
+        "leadership_organ": FiveOnesRule(count=5, period=FiveOnesPeriod.quarter),
+    }
+    rhythm: Rhythm = Rhythm()
+    reports: ReportDeadlines = ReportDeadlines()
+    limits: ServiceLimits = ServiceLimits()
+    scoring_ruleset: str = "default-2026.1"
+
+
+@CONTACTS.register
+class OrgRulesSet(DomainEvent):
+    """The org's rule set from ``effective_from`` on; earlier periods keep the rules they had."""
+
+    event_type = "OrgRulesSet"
+    stream_type = "org"
+    org_id: str
+    org_path: str
+    effective_from: date
+    preset: str | None = None  # "000" Shanghai 2017, "001" Yangzhou, "002" Meizhou, "004" Lüliang
+    rules: OrgRules
+
+
+# --- Cadres and accounts --------------------------------------------------------------------------
+
+
+@CONTACTS.register
+class CadreTransferred(DomainEvent):
+    event_type = "CadreTransferred"
+    stream_type = "cadre"
+    cadre_id: str
+    from_org_id: str
+    to_org_id: str
+    old_path: str
+    org_path: str
+    in_leadership_organ: bool
+
+
+@CONTACTS.register
+class CadreDeactivated(DomainEvent):
+    """The cadre left the programme; their links end (a ``ContactLinkEnded`` per link follows)."""
+
+    event_type = "CadreDeactivated"
+    stream_type = "cadre"
+    cadre_id: str
+    org_path: str
+    reason: str | None = None
+
+
+class AccountRole(StrEnum):
+    youth = "youth"
+    cadre = "cadre"
+    org_admin = "org_admin"
+    leader = "leader"
+    partner = "partner"
+
+
+@CONTACTS.register
+class AccountIssued(DomainEvent):
+    """An account was handed out (开通账号); notify tracks the April rollout deadlines with it."""
+
+    event_type = "AccountIssued"
+    stream_type = "account"
+    account_id: str
+    subject_id: str  # cadre, youth, partner or admin id
+    role: AccountRole
+    org_path: str | None
+
+
+@CONTACTS.register
+class AccountActivated(DomainEvent):
+    """First successful login (账号激活)."""
+
+    event_type = "AccountActivated"
+    stream_type = "account"
+    account_id: str
+    subject_id: str
+    role: AccountRole
+    org_path: str | None
+
+
+# --- Youths ---------------------------------------------------------------------------------------
+
+
+@CONTACTS.register
+class YouthProfileUpdated(DomainEvent):
+    """Changed non-identifying attributes only (fields left ``None`` are unchanged)."""
+
+    event_type = "YouthProfileUpdated"
+    stream_type = "youth"
+    youth_id: str
+    org_id: str | None = None
+    org_path: str | None = None
+    field: Field | None = None
+    industry: str | None = None
+    grade: str | None = None
+    political_status: str | None = None
+    family_situation: str | None = None
+    special_care: list[str] | None = None
+
+
+@CONTACTS.register
+class YouthErased(DomainEvent):
+    """The youth asked to be forgotten (PIPL). Their key is destroyed in contacts; consumers drop
+    every attribute they hold of this youth and keep only counts. Their links end first."""
+
+    event_type = "YouthErased"
+    stream_type = "youth"
+    youth_id: str
+
+
+# --- Group links (Lüliang coverage) ---------------------------------------------------------------
+
+
+@CONTACTS.register
+class GroupLinkAdded(DomainEvent):
+    """The cadre covers a sub-committee, branch or dorm group (联系团组织)."""
+
+    event_type = "GroupLinkAdded"
+    stream_type = "cadre"
+    cadre_id: str
+    group_org_id: str
+    group_org_type: OrgType
+    group_org_path: str
+    org_path: str
+
+
+@CONTACTS.register
+class GroupLinkEnded(DomainEvent):
+    event_type = "GroupLinkEnded"
+    stream_type = "cadre"
+    cadre_id: str
+    group_org_id: str
+    org_path: str
+
+
+# --- Interactions: the youth's word, corrections, evidence ---------------------------------------
+
+
+@CONTACTS.register
+class InteractionConfirmed(DomainEvent):
+    """The youth confirmed the interaction happened (青年确认)."""
+
+    event_type = "InteractionConfirmed"
+    stream_type = "interaction"
+    interaction_id: str
+    cadre_id: str
+    youth_id: str
+    org_path: str
+
+
+@CONTACTS.register
+class InteractionDisputed(DomainEvent):
+    """The youth says it did not happen as logged; worth nothing until resolved."""
+
+    event_type = "InteractionDisputed"
+    stream_type = "interaction"
+    interaction_id: str
+    cadre_id: str
+    youth_id: str
+    org_path: str
+    reason: str | None = None
+
+
+@CONTACTS.register
+class InteractionCorrected(DomainEvent):
+    """A correction by the cadre; the new values replace the old in every projection."""
+
+    event_type = "InteractionCorrected"
+    stream_type = "interaction"
+    interaction_id: str
+    cadre_id: str
+    org_path: str
+    youth_ids: list[str]
+    channel: Channel
+    online: bool
+    occurred_at: datetime
+    summary_length: int
+    summary_hash: str
+    reason: str
+
+
+@CONTACTS.register
+class EvidenceAttached(DomainEvent):
+    """A file backing an interaction or activity (佐证材料), kept in contacts."""
+
+    event_type = "EvidenceAttached"
+    stream_type = "evidence"
+    evidence_id: str
+    subject_type: str  # "interaction" | "activity"
+    subject_id: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+
+
+# --- Activities (五个一 and collective activities) ------------------------------------------------
+
+
+class ActivityKind(StrEnum):
+    # 五个一 for cadres
+    exchange = "exchange"  # 线上线下交流
+    practical_service = "practical_service"  # 办一件实事
+    culture_sports = "culture_sports"  # 文体活动
+    league_lecture = "league_lecture"  # 团课
+    social_org = "social_org"  # 联系社会组织并参加活动
+    heart_to_heart = "heart_to_heart"  # 谈心谈话 (some rules)
+    volunteer_service = "volunteer_service"  # 志愿服务 (some rules)
+    # collective activities of leadership organs
+    open_day = "open_day"  # 开放日
+    face_to_face_session = "face_to_face_session"  # 面对面
+    collective_volunteering = "collective_volunteering"
+    sharing_session = "sharing_session"  # 1+100 分享会
+    self_designed = "self_designed"
+    # other programmes
+    education_practice = "education_practice"  # 一学一做
+    posting_8_4 = "posting_8_4"  # "8+4" 下基层
+    grassroots_day_4_1 = "grassroots_day_4_1"  # "4+1" 每周一天
+
+    @property
+    def five_ones_kind(self) -> str | None:
+        """The five-ones category this counts for, ``None`` when it is not a five-ones activity."""
+        cadre = {"exchange", "practical_service", "culture_sports", "league_lecture", "social_org"}
+        collective = {"open_day", "face_to_face_session", "collective_volunteering", "sharing_session",
+                      "self_designed"}
+        return self.value if self.value in cadre | collective else None
+
+
+@CONTACTS.register
+class ActivityRecorded(DomainEvent):
+    """An activity with its organiser (a cadre, or an org for collective activities)."""
+
+    event_type = "ActivityRecorded"
+    stream_type = "activity"
+    activity_id: str
+    kind: ActivityKind
+    organiser_cadre_id: str | None
+    organiser_org_id: str
+    org_path: str
+    collective: bool
+    occurred_on: date
+    youth_ids: list[str] = []
+    headcount: int = Bound(0, ge=0)
+    campaign_id: str | None = None
+    description_length: int = 0
+
+
+@CONTACTS.register
+class ActivityCorrected(DomainEvent):
+    event_type = "ActivityCorrected"
+    stream_type = "activity"
+    activity_id: str
+    kind: ActivityKind
+    organiser_cadre_id: str | None
+    organiser_org_id: str
+    org_path: str
+    collective: bool
+    occurred_on: date
+    youth_ids: list[str] = []
+    headcount: int = Bound(0, ge=0)
+    campaign_id: str | None = None
+    reason: str
+
+
+# --- Campaigns and nominations --------------------------------------------------------------------
+
+
+@CONTACTS.register
+class CampaignOpened(DomainEvent):
+    """A named window with a deadline (e.g. 五四开放日周, 最美青春故事征集)."""
+
+    event_type = "CampaignOpened"
+    stream_type = "campaign"
+    campaign_id: str
+    org_id: str
+    org_path: str
+    key: str  # "may4_open_day", "most_beautiful_story", "spring_service_month", "national_day", "dec9"
+    name: str
+    starts_on: date
+    ends_on: date
+    deadline: date | None = None
+
+
+@CONTACTS.register
+class CadreNominated(DomainEvent):
+    """A cadre nominated in a campaign (最美青春故事推荐)."""
+
+    event_type = "CadreNominated"
+    stream_type = "campaign"
+    campaign_id: str
+    nomination_id: str
+    cadre_id: str
+    org_path: str
+    nominated_by_org_id: str
+
+
+# --- Spot checks (真实度抽查) -----------------------------------------------------------------------
+
+
+class SpotCheckOutcome(StrEnum):
+    verified = "verified"
+    unreachable = "unreachable"
+    not_confirmed = "not_confirmed"
+    fabricated = "fabricated"
+
+
+@CONTACTS.register
+class SpotCheckDrawn(DomainEvent):
+    event_type = "SpotCheckDrawn"
+    stream_type = "spot_check"
+    spot_check_id: str
+    cadre_id: str
+    org_path: str
+    items: list[str]  # "interaction:<id>" / "activity:<id>"
+
+
+@CONTACTS.register
+class SpotCheckItemRecorded(DomainEvent):
+    event_type = "SpotCheckItemRecorded"
+    stream_type = "spot_check"
+    spot_check_id: str
+    cadre_id: str
+    org_path: str
+    item: str
+    outcome: SpotCheckOutcome
