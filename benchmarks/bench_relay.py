@@ -5,8 +5,9 @@ aggregates × 10 versions), then published twice to a freshly declared file-stor
 
 * raw: ``js.publish_async`` of the very subjects, bodies and ``Nats-Msg-Id`` headers the relay
   sends (read beforehand with the relay's own query), gathering the acks per window;
-* relay: ``OutboxRelay.relay_once()`` in a loop until all N are acknowledged (read a batch in
-  commit order, publish it asynchronously, wait for every ack, save the checkpoint).
+* relay: ``OutboxRelay.pump()`` (as services run it) until all N are acknowledged: read a batch
+  in commit order and publish it asynchronously while the previous batch's acks come in, then
+  save that batch's checkpoint.
 
 The stream is deleted and declared again before every run, so JetStream's duplicate window never
 drops a message and every run stores exactly N. Every variant runs three times, interleaved; the
@@ -33,10 +34,11 @@ INFO = BenchInfo(
     key="relay",
     title="Outbox relay publish rate",
     measures=(
-        "Events per second `OutboxRelay.relay_once()` moves from a service's `events` table to "
-        "JetStream: one commit-ordered read of a batch (the envelope JSON built by Postgres), "
-        "`publish_async` of every message with `Nats-Msg-Id` = event id, waiting for all acks, "
-        "then saving the checkpoint, at the batch size services run with "
+        "Events per second `OutboxRelay.pump()` moves from a service's `events` table to "
+        "JetStream: commit-ordered reads of a batch (the envelope JSON built by Postgres), "
+        "`publish_async` of every message with `Nats-Msg-Id` = event id, the next batch read "
+        "and sent while the previous one's acks come in, each batch's checkpoint saved after "
+        "all its acks, at the batch size services run with "
         "(`Settings.relay_batch`). N events pre-loaded with `EventStore.append`; file-storage "
         "stream declared with `declare_stream`, deleted and re-declared before every run."
     ),
@@ -117,10 +119,10 @@ async def _relay(
     relay = OutboxRelay(db, js, schema=SCHEMA, producer=PRODUCER, batch_size=batch,
                         name=f"bench-{batch}-{run}")
     total = 0
-    with ctx.task(f"relay: OutboxRelay.relay_once, batch {batch} (run {run})", total=n) \
+    with ctx.task(f"relay: OutboxRelay.pump, batch {batch} (run {run})", total=n) \
             as advance, Stopwatch() as sw:
         while total < n:
-            sent = await relay.relay_once()
+            sent = await relay.pump()
             if sent == 0:
                 await asyncio.sleep(0.001)
             total += sent

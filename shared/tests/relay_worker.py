@@ -60,7 +60,7 @@ async def main(database_url: str, nats_url: str, batch_size: int, crash_at: int)
     try:
         relay = OutboxRelay(db, nc.jetstream(), schema="demo", producer="demo", batch_size=batch_size)
         while True:
-            sent = await relay.relay_once()
+            sent = await relay.pump()  # pipelined, as services run it
             print(f"sent {sent}", flush=True)
             if sent == 0 and (await relay.status()).pending == 0:
                 return

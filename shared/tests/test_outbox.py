@@ -125,6 +125,42 @@ async def test_republishing_a_batch_is_harmless(
     assert len(await stream_messages(js, demo_stream)) == 5
 
 
+async def test_pump_pipelines_batches_in_commit_order_and_checkpoints_each(
+    db: Database, store: EventStore, js: JetStreamContext, demo_stream: str
+) -> None:
+    written = []
+    for i in range(4):
+        for stream in ("a", "b", "c"):
+            written += await _append(db, store, stream, i, ps.ThingTicked(n=i))
+    relay = _relay(db, js, batch_size=5)  # 12 events: batches of 5, 5, 2 overlap on the wire
+    assert await relay.pump() == 12
+    messages = await stream_messages(js, demo_stream)
+    assert [m.headers["Nats-Msg-Id"] for m in messages] == [str(e.event_id) for e in written]  # type: ignore[index]
+    status = await relay.status()
+    assert status.published == 12 and status.pending == 0
+    assert await relay.pump() == 0
+
+
+async def test_pump_failing_mid_way_keeps_what_was_acknowledged_and_resends_the_rest(
+    db: Database, store: EventStore, js: JetStreamContext, demo_stream: str
+) -> None:
+    for i in range(6):
+        await _append(db, store, f"s{i}", 0, ps.ThingTicked(n=i))
+    relay = _relay(db, js, batch_size=2)
+    first = await relay.pump()
+    assert first == 6
+    for i in range(6, 12):
+        await _append(db, store, f"s{i}", 0, ps.ThingTicked(n=i))
+    await js.delete_stream(demo_stream)  # every publish from now on fails: no responder
+    with pytest.raises(Exception):  # noqa: B017 - the no-responders error of nats-py
+        await relay.pump()
+    status = await relay.status()
+    assert status.published == 6 and status.pending == 6
+    await declare_stream(js, producer_stream(ps.PRODUCER))
+    assert await relay.pump() == 6
+    assert len(await stream_messages(js, demo_stream)) == 6  # the stream was recreated empty
+
+
 async def test_a_failed_publish_leaves_the_batch_pending(
     db: Database, store: EventStore, js: JetStreamContext
 ) -> None:

@@ -83,13 +83,14 @@ async def test_relay_killed_between_publish_and_checkpoint(
 
     code, out, _ = await _run_worker(database_url, nats_url, batch, 3)
     assert code == -signal.SIGKILL and "dying before save 3" in out
-    # Three batches reached JetStream, but only two are recorded as published.
-    assert (await js.stream_info(demo_stream)).state.messages == 3 * batch
+    # Three batches were acknowledged by JetStream (the pipeline may have put a fourth on the
+    # wire), but only two are recorded as published.
+    assert 3 * batch <= (await js.stream_info(demo_stream)).state.messages <= 4 * batch
     assert (await _relay_status(db, js)).published == 2 * batch
 
     code, out, _ = await _run_worker(database_url, nats_url, batch, 2)  # and once more
     assert code == -signal.SIGKILL
-    assert (await js.stream_info(demo_stream)).state.messages == 4 * batch
+    assert 4 * batch <= (await js.stream_info(demo_stream)).state.messages <= 5 * batch
     assert (await _relay_status(db, js)).published == 3 * batch  # the third batch, re-sent
 
     code, out, err = await _run_worker(database_url, nats_url, batch)

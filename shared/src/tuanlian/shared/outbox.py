@@ -4,7 +4,7 @@ States, as in an integration-event log: an event at or before the checkpoint is 
 after it and below the commit horizon it is *pending*; the batch on the wire is *in progress*;
 a batch whose publish failed stays pending and is tried again. The checkpoint moves only after
 JetStream acknowledged every message of the batch, and every message carries
-``Nats-Msg-Id = event_id``: a relay killed at any instruction re-publishes at most one batch,
+``Nats-Msg-Id = event_id``: a relay killed at any instruction re-publishes at most two batches,
 which JetStream's duplicate window (and, beyond it, each consumer's inbox) makes harmless.
 Several replicas may run a relay; a Postgres advisory lock lets exactly one publish.
 """
@@ -12,7 +12,7 @@ Several replicas may run a relay; a Postgres advisory lock lets exactly one publ
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,6 +21,19 @@ from tuanlian.shared.db import Database
 from tuanlian.shared.eventstore import Position
 
 log = structlog.get_logger("tuanlian.outbox")
+
+
+@dataclass
+class _Batch:
+    """Rows on the wire, the acks JetStream owes for them, and where they end."""
+
+    rows: list[Any]
+    last: Position
+    acks: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    def cancel(self) -> None:
+        for ack in self.acks:
+            ack.cancel()  # frees nats-py's in-flight slot; the batch is re-published later
 
 
 @dataclass
@@ -92,32 +105,80 @@ LIMIT $3"""
         """Publish one batch and move the checkpoint; returns how many events went out."""
         if self._checkpoint is None:
             self._checkpoint = await self.load_checkpoint()
-        after = self._checkpoint
+        batch = await self._read(self._checkpoint)
+        if batch is None:
+            return 0
+        await self._confirm(batch)
+        return len(batch.rows)
+
+    async def pump(self, stop: asyncio.Event | None = None) -> int:
+        """Publish until nothing is pending (or ``stop``); returns how many events went out.
+
+        Pipelined two deep: the next batch is read and put on the wire while JetStream is still
+        acknowledging the previous one, whose checkpoint is saved only once all its acks are in.
+        A failure anywhere drops both batches and the checkpoint is re-read, so a batch is
+        re-published at worst, never skipped.
+        """
+        if self._checkpoint is None:
+            self._checkpoint = await self.load_checkpoint()
+        cursor = self._checkpoint
+        in_flight: _Batch | None = None
+        batch: _Batch | None = None
+        sent = 0
+        try:
+            while stop is None or not stop.is_set():
+                batch = await self._read(cursor)
+                if in_flight is not None:
+                    await self._confirm(in_flight)
+                    sent += len(in_flight.rows)
+                in_flight, batch = batch, None
+                if in_flight is None:
+                    break
+                cursor = in_flight.last
+        except BaseException:
+            for b in (in_flight, batch):
+                if b is not None:
+                    b.cancel()
+            self._checkpoint = None
+            raise
+        if in_flight is not None:  # stopped with a batch on the wire: see it through
+            await self._confirm(in_flight)
+            sent += len(in_flight.rows)
+        return sent
+
+    async def _read(self, after: Position) -> _Batch | None:
+        """Read the batch after ``after`` and put it on the wire (acks still outstanding)."""
         async with self.db.connection() as conn:
             rows = await conn.fetch(self._sql_batch, str(after.tx_id), after.global_position, self.batch_size)
         if not rows:
-            return 0
-        acks: list[asyncio.Future[Any]] = []
+            return None
+        batch = _Batch(rows, Position(int(rows[-1]["tx"]), rows[-1]["global_position"]))
         try:
             for r in rows:
-                acks.append(
+                batch.acks.append(
                     await self.js.publish_async(
                         r["subject"], r["body"].encode(), headers={"Nats-Msg-Id": r["event_id"]}
                     )
                 )
+        except BaseException:
+            batch.cancel()
+            raise
+        return batch
+
+    async def _confirm(self, batch: _Batch) -> None:
+        """Wait for every ack of ``batch``, then move the checkpoint past it."""
+        try:
             # nats-py's publish futures have no deadline of their own: an ack lost in a
             # reconnect would otherwise stall the relay forever.
-            await asyncio.wait_for(asyncio.gather(*acks), timeout=self.ack_timeout)
+            await asyncio.wait_for(asyncio.gather(*batch.acks), timeout=self.ack_timeout)
         except BaseException:
-            for ack in acks:
-                ack.cancel()  # frees nats-py's in-flight slot; the batch is re-published later
+            batch.cancel()
             raise
-        last = rows[-1]
-        new = Position(int(last["tx"]), last["global_position"])
         async with self.db.connection() as conn:
-            await conn.execute(self._sql_save, self.name, str(new.tx_id), new.global_position, len(rows))
-        self._checkpoint = new
-        return len(rows)
+            await conn.execute(
+                self._sql_save, self.name, str(batch.last.tx_id), batch.last.global_position, len(batch.rows)
+            )
+        self._checkpoint = batch.last
 
     async def status(self) -> RelayStatus:
         cp = await self.load_checkpoint()
@@ -153,7 +214,7 @@ LIMIT $3"""
             try:
                 while not stop.is_set():
                     try:
-                        sent = await self.relay_once()
+                        sent = await self.pump(stop)
                         failures = 0
                     except Exception as exc:
                         failures += 1
@@ -162,7 +223,7 @@ LIMIT $3"""
                         log.warning("relay batch failed", error=str(exc), retry_in=delay)
                         await _sleep_or_stop(stop, delay)
                         continue
-                    if sent < self.batch_size:
+                    if sent < self.batch_size:  # caught up: let commits accumulate
                         await _sleep_or_stop(stop, self.idle_poll)
             finally:
                 await lock_conn.execute(

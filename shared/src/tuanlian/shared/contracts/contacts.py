@@ -11,7 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as Bound  # ``Field`` is the youth's field (领域) here
-
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
 CONTACTS = ContractRegistry("contacts")

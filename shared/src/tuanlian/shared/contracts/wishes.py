@@ -11,7 +11,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
-
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
 WISHES = ContractRegistry("wishes")
