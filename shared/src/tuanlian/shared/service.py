@@ -38,6 +38,7 @@ from tuanlian.shared.streams import (
     connect_nats,
     declare_stream,
     dlq_stream,
+    nats_servers,
     producer_stream,
     wait_for_stream,
 )
@@ -206,7 +207,9 @@ def _redact(url: str) -> str:
 
 def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     db = Database(settings.database_url or "postgresql://unset/unset")
-    broker = NatsBroker(settings.nats_url or "nats://127.0.0.1:4222", logger=logging.getLogger("faststream"))
+    broker = NatsBroker(
+        nats_servers(settings.nats_url or "nats://127.0.0.1:4222"), logger=logging.getLogger("faststream")
+    )
     store = EventStore(spec.name, spec.name, spec.contracts) if spec.contracts else None
     runtime = Runtime(spec=spec, settings=settings, db=db, broker=broker, store=store)
     runtime.consumers = spec.build_consumers(runtime)

@@ -105,23 +105,35 @@ async def wait_for_stream(js: JetStreamContext, name: str, *, timeout: float = 6
             await asyncio.sleep(0.5)
 
 
+def nats_servers(url: str) -> list[str]:
+    """``TUANLIAN_NATS_URL`` may list a cluster's servers, comma-separated."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 async def connect_nats(url: str, *, name: str, timeout: float = 5.0) -> NATS:
-    """Connect, failing fast with one clear line when the server is not there.
+    """Connect, failing fast with one clear line when no server is there.
 
     nats-py retries an unreachable server for ever when reconnects are allowed (as they must be
-    once running), so reachability is probed first with a plain TCP connect.
+    once running), so reachability is probed first with a plain TCP connect: one answering
+    server of the list is enough, nats-py learns the rest of the cluster from it.
     """
-    parsed = urlsplit(url.split(",")[0])
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout
-        )
-        writer.close()
-    except (OSError, TimeoutError) as exc:
-        raise ConnectionError(f"NATS is not reachable at {url}: {exc or type(exc).__name__}") from exc
+    servers = nats_servers(url)
+    errors = []
+    for server in servers:
+        parsed = urlsplit(server)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout
+            )
+            writer.close()
+            break
+        except (OSError, TimeoutError) as exc:
+            errors.append(f"{server}: {exc or type(exc).__name__}")
+    else:
+        raise ConnectionError(f"NATS is not reachable at {'; '.join(errors) or url}")
     try:
         return await nats.connect(
-            url,
+            servers,
             name=name,
             connect_timeout=timeout,
             allow_reconnect=True,
