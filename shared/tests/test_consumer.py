@@ -18,6 +18,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from structlog.testing import capture_logs
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import DomainEvent, Envelope
@@ -180,6 +181,24 @@ async def test_an_event_that_arrives_early_waits_for_its_predecessor(
     assert outcome.applied == 2
     assert await ps.applied_versions(probe_db) == {"a": [1, 2, 3], "b": [1]}
     assert await _settled(js, consumer)
+
+
+async def test_an_aggregate_waiting_too_long_for_its_predecessor_is_reported(
+    probe_db: Database, js: JetStreamContext, demo_stream: str
+) -> None:
+    consumer = await _direct(js, ps.make_consumer(probe_db, gap_delay=0.01))
+    consumer.gap_alert_after = 0.0  # report at once
+    await ps.publish(js, ps.envelope("a", 2))
+    with capture_logs() as logs:
+        outcome = await consumer.process(await _fetch(js, consumer, 1))
+    assert outcome.deferred == 1
+    stalled = [e for e in logs if e["event"].startswith("aggregate stalled")]
+    assert len(stalled) == 1 and stalled[0]["stream_id"] == "a" and stalled[0]["waiting_version"] == 2
+    assert set(consumer.stalled()) == {"a"}
+    await ps.publish(js, ps.envelope("a", 1))
+    outcome = await consumer.process(await _fetch(js, consumer, 2))
+    assert outcome.applied == 2
+    assert consumer.stalled() == {}
 
 
 # -- failures and dead letters -----------------------------------------------------------------

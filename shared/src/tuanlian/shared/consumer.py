@@ -15,6 +15,7 @@ stream with the reason, its aggregate moves on, and the consumer keeps going.
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,9 +140,14 @@ class EventConsumer:
     max_deliveries: int = 5
     retry_base_delay: float = 0.5
     gap_delay: float = 0.2
+    #: An aggregate whose next event has not come for this long is logged as stalled (an error
+    #: an operator should see: the producer lost an event, or a stream was purged), again at
+    #: most once per this interval while it lasts.
+    gap_alert_after: float = 60.0
     batch_size: int = 256
     fetch_timeout: float = 0.05
     _js: JetStreamContext | None = field(default=None, repr=False)
+    _waiting: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     @property
     def durable(self) -> str:
@@ -275,12 +281,37 @@ class EventConsumer:
         await self._ack_all(applied + duplicates)
         for i in deferred:
             await i.msg.nak(delay=self.gap_delay)
+        if self._waiting or deferred:
+            self._watch_gaps(applied, deferred)
         for i in poisoned:
             await self._dead_letter(i, i.error or "", attempts=0)
         outcome.applied += len(applied)
         outcome.duplicates += len(duplicates)
         outcome.deferred += len(deferred)
         outcome.dead_lettered += len(poisoned)
+
+    def _watch_gaps(self, applied: list[_Item], deferred: list[_Item]) -> None:
+        now = time.monotonic()
+        for i in applied:
+            assert i.envelope is not None
+            self._waiting.pop(i.envelope.stream_id, None)
+        for i in deferred:
+            assert i.envelope is not None
+            since, alerted = self._waiting.setdefault(i.envelope.stream_id, [now, 0.0])
+            if now - since >= self.gap_alert_after and now - alerted >= self.gap_alert_after:
+                self._waiting[i.envelope.stream_id][1] = now
+                log.error(
+                    "aggregate stalled: an earlier event has not arrived",
+                    durable=self.durable,
+                    stream_id=i.envelope.stream_id,
+                    waiting_version=i.envelope.stream_version,
+                    waiting_seconds=round(now - since, 1),
+                )
+
+    def stalled(self) -> dict[str, float]:
+        """Aggregates waiting for an earlier event, and for how many seconds."""
+        now = time.monotonic()
+        return {sid: now - since for sid, (since, _) in self._waiting.items()}
 
     async def _apply(self, items: list[_Item], *, blocked: set[str] | None = None) -> _Applied:
         """One transaction: apply what is next for its aggregate, sort out the rest.
