@@ -279,6 +279,25 @@ async def test_verify_reports_an_edited_payload(db: Database, store: EventStore)
     assert str(victim.event_id) in problems[0] and "hash mismatch" in problems[0]
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("actor", "someone-else"),
+        ("org_path", "forged.path"),
+        ("correlation_id", "00000000-0000-7000-8000-000000000001"),
+        ("causation_id", "00000000-0000-7000-8000-000000000002"),
+        ("occurred_at", "2001-01-01T00:00:00Z"),
+    ],
+)
+async def test_verify_reports_edited_metadata(db: Database, store: EventStore, column: str, value: str) -> None:
+    [victim] = await _append(db, store, "m", 0, ps.ThingCreated(name="m"))
+    cast = {"correlation_id": "uuid", "causation_id": "uuid", "occurred_at": "timestamptz"}.get(column, "text")
+    await _tamper(db, f"UPDATE demo.events SET {column} = $2::text::{cast} WHERE event_id = $1", victim.event_id, value)
+    async with db.connection() as conn:
+        problems = await store.verify_chains(conn)
+    assert problems == [f"m v1 ({victim.event_id}): hash mismatch"]
+
+
 async def test_verify_reports_a_rehashed_forgery_through_the_next_link(
     db: Database, store: EventStore
 ) -> None:

@@ -75,12 +75,18 @@ class Envelope(BaseModel):
         """Hash of this event chained to its predecessor in the same stream.
 
         Covers every field an auditor relies on, in a canonical JSON form, so that changing a
-        stored event (or dropping one from the middle of a stream) breaks the chain.
+        stored event (or dropping one from the middle of a stream) breaks the chain. Only
+        ``recorded_at`` and ``global_position`` are left out: the database assigns them at
+        insert, after the hash is computed.
         """
         body = {
             "event_id": str(self.event_id),
             "event_type": self.event_type,
             "schema_version": self.schema_version,
+            "producer": self.producer,
+            "stream_type": self.stream_type,
+            "correlation_id": str(self.correlation_id) if self.correlation_id else None,
+            "causation_id": str(self.causation_id) if self.causation_id else None,
             "stream_id": self.stream_id,
             "stream_version": self.stream_version,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),

@@ -172,9 +172,10 @@ class InteractionLogged(DomainEvent):
 
 
 # --- Organisations: lifecycle --------------------------------------------------------------------
-# Org paths are materialised ("<root>.<child>.<grandchild>", ids joined by dots). Moving or merging
-# an org changes the path of a whole subtree: consumers rewrite every path that starts with
-# ``old_path`` to start with ``new_path`` instead; the event names both so no consumer needs the tree.
+# Org paths are materialised ("/<root>/<child>/<grandchild>", ids joined by slashes; see
+# ``auth.path_covers``). Moving or merging an org changes the path of a whole subtree: consumers
+# rewrite every path equal to ``old_path`` or starting with ``old_path + "/"`` to start with the new
+# path instead; the event names both so no consumer needs the tree.
 
 
 @CONTACTS.register
