@@ -58,7 +58,7 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
             )
         case PoolWishReviewed():
             await conn.execute(
-                f"{w}, state = $4, state_reason = $5, pooled_at = CASE WHEN $4 = 'pooled' THEN $3 END "
+                f"{w}, state = $4, state_reason = $5, pooled_at = CASE WHEN $4::text = 'pooled' THEN $3::timestamptz END "
                 "WHERE wish_id = $1",
                 e.wish_id, v, at, "pooled" if e.approved else "rejected", e.reason,
             )
