@@ -95,3 +95,21 @@ async def test_expiry_withdrawal_decline_and_org_moves(harness: Harness) -> None
     await wait_until(lambda: h.rows("SELECT 1 FROM wishes.wishes WHERE org_path = '/town/b1'"),
                      until=lambda r: len(r) == 3, message="paths rewritten")
     assert await h.rows("SELECT 1 FROM wishes.pairs WHERE org_path LIKE '/city%'") == []
+
+
+async def test_two_replicas_ticking_at_once_emit_each_transition_once(harness: Harness) -> None:
+    import asyncio
+
+    from tuanlian.wishes.application.service import WishesService
+
+    h = harness
+    ids = [await _wish(h, f"y{i}", "c1") for i in range(4)]
+    runtime = h.app.state.runtime
+    replica = WishesService(runtime.db, runtime.store)  # a second process's handlers on the same schema
+    later = datetime.now(UTC) + timedelta(days=8)
+    first, second = await asyncio.gather(h.service.scheduler.tick(later), replica.scheduler.tick(later))
+    assert first["released"] + second["released"] == 4
+    again = await replica.scheduler.tick(later)
+    assert not again
+    released = await h.rows("SELECT stream_id FROM wishes.events WHERE event_type = 'WishReleasedToPool'")
+    assert sorted(r["stream_id"] for r in released) == sorted(f"wish-{i}" for i in ids)
