@@ -8,18 +8,34 @@ from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
-from tuanlian.wishes.adapters.projections import contacts_handlers
+from tuanlian.wishes.adapters.projections import contacts_handlers, org_handlers, youth_handlers
+from tuanlian.wishes.application.service import WishesService
 from tuanlian.wishes.entrypoints.http import build_router
+from tuanlian.wishes.settings import WishesSettings
+
+# One service object per runtime, so tests (and tools) reach the clock and the scheduler.
+_services: dict[int, WishesService] = {}
+
+
+def service_of(runtime: Runtime) -> WishesService:
+    if id(runtime) not in _services:
+        assert runtime.store is not None
+        _services[id(runtime)] = WishesService(runtime.db, runtime.store)
+    return _services[id(runtime)]
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
+    # One durable per contacts aggregate type: interactions, the bulk of CONTACTS, are never fetched.
+    s = runtime.schema
     return [
-        runtime.consumer("pairs", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")
+        runtime.consumer("pairs", CONTACTS, contacts_handlers(s), stream_type="contact_link"),
+        runtime.consumer("orgs", CONTACTS, org_handlers(s), stream_type="org"),
+        runtime.consumer("youths", CONTACTS, youth_handlers(s), stream_type="youth"),
     ]
 
 
 def _router(runtime: Runtime) -> APIRouter:
-    return build_router(runtime)
+    return build_router(runtime, service_of(runtime), WishesSettings())
 
 
 SPEC = ServiceSpec(

@@ -322,3 +322,24 @@ class BallotClosed(DomainEvent):
     basically_satisfied: int | None = None
     unsatisfied: int | None = None
     reelection_flag: bool = False
+
+
+# --- Partners (企业、志愿团队、部门) -----------------------------------------------------------------
+
+
+class PartnerKind(StrEnum):
+    company = "company"
+    volunteer_team = "volunteer_team"
+    department = "department"
+
+
+@WISHES.register
+class PartnerRegistered(DomainEvent):
+    """An org admin registered a partner for their subtree: it may see and claim pool wishes there."""
+
+    event_type = "PartnerRegistered"
+    stream_type = "partner"
+    partner_id: str
+    kind: PartnerKind
+    org_path: str
+    registered_by: str

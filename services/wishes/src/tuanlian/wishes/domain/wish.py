@@ -1,0 +1,345 @@
+"""微心愿 (micro-wish) and 心愿池 (wish pool): the lifecycle of one wish, as a transition table.
+
+Pure: every command checks the table and the org's limits, then records one event. Who may call
+which command is the application layer's business; what state allows it is decided here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from tuanlian.shared.contracts.contacts import ServiceLimits
+from tuanlian.shared.contracts.wishes import (
+    ClaimantKind,
+    PoolClaimLapsed,
+    PoolContributionPledged,
+    PoolWishClaimed,
+    PoolWishReviewed,
+    WishAccepted,
+    WishCategory,
+    WishConfirmed,
+    WishDeclined,
+    WishDisputed,
+    WishExpired,
+    WishFulfilled,
+    WishRaised,
+    WishReleasedToPool,
+    WishStarted,
+    WishWithdrawn,
+)
+from tuanlian.shared.errors import IllegalTransition, RuleViolation
+from tuanlian.wishes.domain.timed import TimedAggregate
+
+
+class WishState(StrEnum):
+    raised = "raised"  # waiting for the cadre
+    accepted = "accepted"
+    in_progress = "in_progress"
+    fulfilled = "fulfilled"  # waiting for the youth's word
+    disputed = "disputed"
+    confirmed = "confirmed"  # closed
+    declined = "declined"
+    awaiting_review = "awaiting_review"  # released to the pool, not yet listed
+    pooled = "pooled"  # listed in 心愿池
+    claimed = "claimed"
+    rejected = "rejected"  # the admin would not list it
+    withdrawn = "withdrawn"
+    expired = "expired"
+
+
+S = WishState
+TERMINAL = frozenset({S.confirmed, S.declined, S.rejected, S.withdrawn, S.expired})
+
+# command → {state it may be called in: state it leads to}
+TRANSITIONS: dict[str, dict[WishState, WishState]] = {
+    "accept": {S.raised: S.accepted},
+    "decline": {S.raised: S.declined},
+    "start": {S.accepted: S.in_progress},
+    "fulfil": {S.in_progress: S.fulfilled, S.claimed: S.fulfilled, S.disputed: S.fulfilled},
+    "confirm": {S.fulfilled: S.confirmed},
+    "dispute": {S.fulfilled: S.disputed},
+    "release": {S.raised: S.awaiting_review, S.accepted: S.awaiting_review, S.in_progress: S.awaiting_review},
+    "auto_release": {S.raised: S.awaiting_review, S.accepted: S.awaiting_review},
+    "approve": {S.awaiting_review: S.pooled},
+    "reject": {S.awaiting_review: S.rejected},
+    "claim": {S.pooled: S.claimed},
+    "lapse": {S.claimed: S.pooled},
+    "pledge": {S.pooled: S.pooled, S.claimed: S.claimed},
+    "expire": {s: S.expired for s in (S.raised, S.accepted, S.awaiting_review, S.pooled)},
+    "withdraw": {
+        s: S.withdrawn
+        for s in (S.raised, S.accepted, S.in_progress, S.awaiting_review, S.pooled, S.claimed, S.disputed)
+    },
+}
+
+
+class Wish(TimedAggregate):
+    """微心愿."""
+
+    stream_type = "wish"
+    label = "wish"
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.state = S.raised
+        self.youth_id = ""
+        self.cadre_id = ""
+        self.org_path = ""
+        self.category = WishCategory.other
+        self.value: int | None = None
+        self.raised_at = self.at
+        self.touched_at = self.at
+        self.claim_id: str | None = None
+        self.claimant: tuple[ClaimantKind, str] | None = None
+        self.claim_deadline: datetime | None = None
+        self.fulfilled_by: tuple[ClaimantKind, str] | None = None
+        self.fulfilled_at: datetime | None = None
+        self.pooled = False
+        self.pledged_yuan = 0
+
+    def _check(self, command: str) -> WishState:
+        target = TRANSITIONS[command].get(self.state)
+        if target is None:
+            raise IllegalTransition(
+                f"cannot {command.replace('_', ' ')} a wish that is {self.state.value}",
+                current=self.state.value,
+                allowed_from=sorted(s.value for s in TRANSITIONS[command]),
+            )
+        return target
+
+    # -- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def raise_(
+        cls,
+        wish_id: str,
+        youth_id: str,
+        cadre_id: str,
+        org_path: str,
+        category: WishCategory,
+        value: int | None,
+        limits: ServiceLimits,
+        linked: bool,
+        now: datetime,
+    ) -> Wish:
+        if not linked:
+            raise RuleViolation("you can raise wishes only to a cadre you are linked to", field="cadre_id")
+        if value is not None and value > limits.wish_max_value_yuan:
+            raise RuleViolation(
+                f"estimated value is capped at ¥{limits.wish_max_value_yuan} by your organisation",
+                field="estimated_value_yuan",
+            )
+        wish = cls(wish_id)
+        wish._emit(
+            now,
+            WishRaised(
+                wish_id=wish_id,
+                youth_id=youth_id,
+                cadre_id=cadre_id,
+                org_path=org_path,
+                category=category,
+                estimated_value_yuan=value,
+            ),
+        )
+        return wish
+
+    def accept(self, now: datetime) -> None:
+        self._check("accept")
+        self._emit(now, WishAccepted(wish_id=self.id, cadre_id=self.cadre_id, org_path=self.org_path))
+
+    def decline(self, reason: str, now: datetime) -> None:
+        self._check("decline")
+        if not reason.strip():
+            raise RuleViolation("say why you decline", field="reason")
+        self._emit(
+            now, WishDeclined(wish_id=self.id, cadre_id=self.cadre_id, org_path=self.org_path, reason=reason)
+        )
+
+    def start(self, now: datetime) -> None:
+        self._check("start")
+        self._emit(now, WishStarted(wish_id=self.id, cadre_id=self.cadre_id, org_path=self.org_path))
+
+    def fulfil(self, now: datetime) -> None:
+        self._check("fulfil")
+        claimant = self.claimant if self.state is not S.in_progress else None
+        self._emit(
+            now,
+            WishFulfilled(
+                wish_id=self.id,
+                youth_id=self.youth_id,
+                cadre_id=self.cadre_id,
+                org_path=self.org_path,
+                from_pool=claimant is not None,
+                claim_id=self.claim_id if claimant else None,
+                claimant_kind=claimant[0] if claimant else None,
+                claimant_id=claimant[1] if claimant else None,
+                fulfilled_at=now,
+            ),
+        )
+
+    def confirm(self, now: datetime) -> None:
+        self._check("confirm")
+        by = self.fulfilled_by
+        days = ((self.fulfilled_at or now) - self.raised_at).total_seconds() / 86400
+        self._emit(
+            now,
+            WishConfirmed(
+                wish_id=self.id,
+                youth_id=self.youth_id,
+                cadre_id=self.cadre_id,
+                org_path=self.org_path,
+                from_pool=by is not None,
+                claimant_kind=by[0] if by else None,
+                claimant_id=by[1] if by else None,
+                days_to_fulfil=round(days, 3),
+            ),
+        )
+
+    def dispute(self, reason: str | None, now: datetime) -> None:
+        self._check("dispute")
+        self._emit(
+            now,
+            WishDisputed(
+                wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id, org_path=self.org_path,
+                reason=reason,
+            ),
+        )
+
+    def release(self, now: datetime, limits: ServiceLimits | None = None) -> None:
+        """By the cadre (any time before fulfilment), or automatically (``limits`` given) once the
+        wish has been untouched for the org's number of days."""
+        automatic = limits is not None
+        self._check("auto_release" if automatic else "release")
+        if limits is not None and now - self.touched_at < timedelta(days=limits.wish_untouched_days):
+            raise IllegalTransition(
+                f"the wish was touched less than {limits.wish_untouched_days} days ago",
+                current=self.state.value,
+            )
+        self._emit(
+            now,
+            WishReleasedToPool(
+                wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id, org_path=self.org_path,
+                automatic=automatic,
+            ),
+        )
+
+    def review(self, approved: bool, reason: str | None, reviewer_id: str, now: datetime) -> None:
+        self._check("approve" if approved else "reject")
+        if not approved and not (reason or "").strip():
+            raise RuleViolation("say why the wish is not listed", field="reason")
+        self._emit(
+            now,
+            PoolWishReviewed(
+                wish_id=self.id, org_path=self.org_path, approved=approved, reason=reason,
+                reviewer_id=reviewer_id,
+            ),
+        )
+
+    def claim(self, claim_id: str, kind: ClaimantKind, claimant_id: str, limits: ServiceLimits,
+              now: datetime) -> None:
+        self._check("claim")
+        self._emit(
+            now,
+            PoolWishClaimed(
+                wish_id=self.id, claim_id=claim_id, org_path=self.org_path, claimant_kind=kind,
+                claimant_id=claimant_id, deadline=now + timedelta(days=limits.wish_claim_days),
+            ),
+        )
+
+    def lapse(self, now: datetime, given_up: bool = False) -> None:
+        """The claim returns to the pool: given up by the claimant, or past its deadline."""
+        self._check("lapse")
+        assert self.claim_id is not None and self.claimant is not None and self.claim_deadline
+        if not given_up and now < self.claim_deadline:
+            raise IllegalTransition("the claim is not past its deadline", current=self.state.value)
+        self._emit(
+            now,
+            PoolClaimLapsed(
+                wish_id=self.id, claim_id=self.claim_id, org_path=self.org_path,
+                claimant_kind=self.claimant[0], claimant_id=self.claimant[1],
+            ),
+        )
+
+    def pledge(self, kind: ClaimantKind, contributor_id: str, amount: int, now: datetime) -> None:
+        self._check("pledge")
+        if amount <= 0:
+            raise RuleViolation("pledge a positive amount", field="amount_yuan")
+        self._emit(
+            now,
+            PoolContributionPledged(
+                wish_id=self.id, org_path=self.org_path, contributor_kind=kind, contributor_id=contributor_id,
+                amount_yuan=amount,
+            ),
+        )
+
+    def expire(self, now: datetime, limits: ServiceLimits) -> None:
+        self._check("expire")
+        if now - self.raised_at < timedelta(days=limits.wish_expiry_days):
+            raise IllegalTransition("the wish has not reached its expiry", current=self.state.value)
+        self._emit(
+            now, WishExpired(wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id,
+                             org_path=self.org_path)
+        )
+
+    def withdraw(self, now: datetime) -> None:
+        self._check("withdraw")
+        self._emit(
+            now, WishWithdrawn(wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id,
+                               org_path=self.org_path)
+        )
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _go(self, command: str) -> None:
+        self.state = TRANSITIONS[command][self.state]
+        self.touched_at = self.at
+
+    def when_WishRaised(self, e: WishRaised) -> None:
+        self.youth_id, self.cadre_id, self.org_path = e.youth_id, e.cadre_id, e.org_path
+        self.category, self.value = e.category, e.estimated_value_yuan
+        self.state, self.raised_at, self.touched_at = S.raised, self.at, self.at
+
+    def when_WishAccepted(self, _e: WishAccepted) -> None:
+        self._go("accept")
+
+    def when_WishDeclined(self, _e: WishDeclined) -> None:
+        self._go("decline")
+
+    def when_WishStarted(self, _e: WishStarted) -> None:
+        self._go("start")
+
+    def when_WishFulfilled(self, e: WishFulfilled) -> None:
+        self._go("fulfil")
+        self.fulfilled_at = e.fulfilled_at
+        self.fulfilled_by = (e.claimant_kind, e.claimant_id) if e.claimant_kind and e.claimant_id else None
+
+    def when_WishConfirmed(self, _e: WishConfirmed) -> None:
+        self._go("confirm")
+
+    def when_WishDisputed(self, _e: WishDisputed) -> None:
+        self._go("dispute")
+
+    def when_WishReleasedToPool(self, _e: WishReleasedToPool) -> None:
+        self._go("release")
+
+    def when_PoolWishReviewed(self, e: PoolWishReviewed) -> None:
+        self._go("approve" if e.approved else "reject")
+        self.pooled = e.approved
+
+    def when_PoolWishClaimed(self, e: PoolWishClaimed) -> None:
+        self._go("claim")
+        self.claim_id, self.claimant, self.claim_deadline = e.claim_id, (e.claimant_kind, e.claimant_id), e.deadline
+
+    def when_PoolClaimLapsed(self, _e: PoolClaimLapsed) -> None:
+        self._go("lapse")
+        self.claim_id, self.claimant, self.claim_deadline = None, None, None
+
+    def when_PoolContributionPledged(self, e: PoolContributionPledged) -> None:
+        self.pledged_yuan += e.amount_yuan
+
+    def when_WishExpired(self, _e: WishExpired) -> None:
+        self._go("expire")
+
+    def when_WishWithdrawn(self, _e: WishWithdrawn) -> None:
+        self._go("withdraw")
