@@ -11,6 +11,7 @@ from tuanlian.notify.adapters.projections import contacts_handlers, scoring_hand
 from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import DomainEvent, Envelope, new_id
+from tuanlian.shared.testing import wait_until
 
 SCHEMA = "notify"
 _versions: dict[str, itertools.count[int]] = {}
@@ -114,8 +115,7 @@ class WebhookReceiver:
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                      lifespan="off"))
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: self._server.started, message="webhook receiver started")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -130,7 +130,7 @@ class SmtpInbox:
         self.messages: list[Any] = []
         self.port = free_port()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
 

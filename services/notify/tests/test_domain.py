@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from tuanlian.notify.application.scheduler import default_rules
 from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.delivery import Backoff, TokenBucket, mask_address, quiet_release
 from tuanlian.notify.domain.rules import (
@@ -20,7 +21,6 @@ from tuanlian.notify.domain.rules import (
     load_rules,
     report_deadlines,
 )
-from tuanlian.notify.application.scheduler import default_rules
 from tuanlian.shared.contracts.contacts import (
     ContactQuotas,
     FiveOnesPeriod,

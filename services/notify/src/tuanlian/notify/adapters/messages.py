@@ -24,18 +24,19 @@ class NewMessage:
     source_id: UUID
     created_at: datetime
     urgent: bool = False
+    org_path: str | None = None  # where the cause happened, when the recipient is not known yet
 
     def args(self) -> tuple[Any, ...]:
         return (self.message_id, self.recipient_id, self.kind, self.title, self.body, self.ref,
-                self.source_id, self.created_at, self.urgent)
+                self.source_id, self.created_at, self.urgent, self.org_path)
 
 
 def insert_sql(s: str) -> str:
-    """$1..$9 as :meth:`NewMessage.args`; the recipient's org path is copied for admins' views."""
+    """$1..$10 as :meth:`NewMessage.args`; the recipient's org path is copied for admins' views."""
     return (
         f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
         "created_at, urgent, org_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        f"(SELECT org_path FROM {s}.recipients WHERE subject_id = $2)) "
+        f"coalesce((SELECT org_path FROM {s}.recipients WHERE subject_id = $2), $10)) "
         "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
     )
 

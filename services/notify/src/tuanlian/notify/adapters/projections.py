@@ -37,11 +37,11 @@ class Messages:
         self._insert = insert_sql(schema)
         self._deliver = deliveries_sql(schema)
 
-    def send(self, tx: ProjectionTx, env: Envelope, recipient: str, kind: str, ref: str | None,
+    def send(self, tx: ProjectionTx, env: Envelope, e: DomainEvent, recipient: str, kind: str, ref: str | None,
              urgent: bool = False, **values: object) -> None:
         title, body = (LINK_INVITATION if kind == LINK_INVITATION.kind else template(kind)).render(**values)
         m = NewMessage(message_id_for(str(env.event_id), recipient, kind), recipient, kind, title, body,
-                       ref, env.event_id, env.occurred_at, urgent)
+                       ref, env.event_id, env.occurred_at, urgent, env.org_path or getattr(e, "org_path", None))
         tx.execute(self._insert, *m.args())
         if self.channels:
             tx.execute(self._deliver, m.message_id, recipient, env.occurred_at, self.channels)
@@ -100,7 +100,7 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
         tx.execute(f"INSERT INTO {s}.links (link_id, cadre_id, youth_id) VALUES ($1, $2, $3) "
                    "ON CONFLICT DO NOTHING", e.link_id, e.cadre_id, e.youth_id)
         if e.initiated_by == "cadre":
-            msgs.send(tx, env, e.youth_id, LINK_INVITATION.kind, e.link_id)
+            msgs.send(tx, env, e, e.youth_id, LINK_INVITATION.kind, e.link_id)
 
     async def link_accepted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.ContactLinkAccepted)
@@ -188,7 +188,7 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
             youth = getattr(e, "youth_id", None) or await tx.fetchval(
                 f"SELECT youth_id FROM {s}.wishes WHERE wish_id = $1", wish_id)
             if youth:  # an erased youth gets nothing
-                msgs.send(tx, env, youth, kind, wish_id)
+                msgs.send(tx, env, e, youth, kind, wish_id)
         return handler
 
     async def voice_posted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
@@ -207,8 +207,8 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
         title, body = template("ballot_opened").render(closes=e.closes_at.date().isoformat())
         tx.execute(
             f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
-            "created_at, org_path) SELECT md5($1::text || '/' || subject_id || '/ballot_opened')::uuid, "
-            "subject_id, 'ballot_opened', $2, $3, $4, $1, $5, org_path "
+            "created_at, org_path) SELECT md5($1::uuid::text || '/' || subject_id || '/ballot_opened')::uuid, "
+            "subject_id, 'ballot_opened', $2, $3, $4, $1::uuid, $5, org_path "
             f"FROM {s}.recipients WHERE role = 'youth' AND (org_path = $6 OR org_path LIKE $7) "
             "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING",
             env.event_id, title, body, e.ballot_id, env.occurred_at, e.org_path, prefix_like(e.org_path))
