@@ -52,12 +52,11 @@ async def service(database_url: str, nats_url: str, js: JetStreamContext) -> Asy
                                                  stream_storage="memory", retry_base_delay=0.05))
         runtime: Runtime = app.state.runtime
         runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
-        await runtime.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify") as http:
-                yield Service(runtime, http, runtime.issuer, hook)
-        finally:
-            await runtime.stop()
+        # The app's whole lifespan: runtime, workers (off here) and the late-bound scoring consumer.
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://notify"
+        ) as http:
+            yield Service(runtime, http, runtime.issuer, hook)
 
 
 async def test_events_of_all_three_streams_become_messages_and_erasure_removes_them(
@@ -203,3 +202,21 @@ async def test_the_live_feed_yields_messages_as_they_arrive(service: Service, nc
     got: Any = await feed.__anext__()
     assert got["kind"] == "login_code" and "777" in got["body"]
     await feed.aclose()
+
+
+async def test_notify_starts_before_scoring_and_binds_once_scoring_declares_its_stream(
+    database_url: str, nats_url: str, js: JetStreamContext
+) -> None:
+    for producer in ("contacts", "wishes"):
+        await declare_stream(js, producer_stream(producer), storage="memory")
+    app = create_app(make_spec(NotifySettings(run_workers=False)),
+                     Settings(database_url=database_url, nats_url=nats_url, stream_storage="memory"))
+    runtime: Runtime = app.state.runtime
+    runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
+    async with app.router.lifespan_context(app):
+        assert (await runtime.readiness()) == {"postgres": "ok", "nats": "ok"}
+        await declare_stream(js, producer_stream("scoring"), storage="memory")
+        await publish(js, sc.CircularPublished(circular_id="late", number="1", org_id="c", org_path="/c",
+                                               period_kind=sc.PeriodKind.month, period_start=date(2026, 5, 1),
+                                               period_end=date(2026, 5, 31), title="t", positions={}))
+        await wait_until(lambda: _fanout_jobs(runtime.db), until=lambda n: n == 1, message="circular consumed")

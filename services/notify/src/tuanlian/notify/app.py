@@ -14,6 +14,7 @@ from tuanlian.notify.application.scheduler import Scheduler
 from tuanlian.notify.application.workers import Workers
 from tuanlian.notify.entrypoints.direct import DirectDelivery, register_direct
 from tuanlian.notify.entrypoints.http import build_router
+from tuanlian.notify.entrypoints.late import LateConsumer
 from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -53,7 +54,6 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
         return [
             runtime.consumer("contacts", CONTACTS, contacts_handlers(s, channels)),
             runtime.consumer("wishes", WISHES, wishes_handlers(s, channels)),
-            runtime.consumer("scoring", SCORING, scoring_handlers(s)),
         ]
 
     def router(runtime: Runtime) -> APIRouter:
@@ -63,9 +63,14 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
             running = workers_for(runtime, ns()) if ns().run_workers else None
             if running is not None:
                 running.start()
+            # Circulars come from scoring, which may be deployed later than notify.
+            scoring = LateConsumer(runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema)),
+                                   runtime.settings.require_nats_url())
+            scoring.start()
             try:
                 yield
             finally:
+                await scoring.stop()
                 if running is not None:
                     await running.stop()
 
