@@ -2,36 +2,96 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
-from tuanlian.notify.adapters.projections import contacts_handlers
+from tuanlian.notify.adapters.channels import WebhookChannel, channels_from
+from tuanlian.notify.adapters.projections import contacts_handlers, scoring_handlers, wishes_handlers
+from tuanlian.notify.application.delivery import DeliveryWorker
+from tuanlian.notify.application.fanout import FanoutWorker
+from tuanlian.notify.application.scheduler import Scheduler
+from tuanlian.notify.application.workers import Workers
+from tuanlian.notify.entrypoints.direct import DirectDelivery, register_direct
 from tuanlian.notify.entrypoints.http import build_router
+from tuanlian.notify.entrypoints.late import LateConsumer
+from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.contracts.scoring import SCORING
+from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
 
 
-def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    return [
-        runtime.consumer("inbox", CONTACTS, contacts_handlers(runtime.schema), stream_type="contact_link")
-    ]
+def workers_for(runtime: Runtime, ns: NotifySettings) -> Workers:
+    channels = ns.enabled_channels()
+    s = runtime.schema
+    return Workers(
+        Scheduler(runtime.db, s, channels=channels),
+        FanoutWorker(runtime.db, s, ns.fanout_batch, channels),
+        DeliveryWorker(runtime.db, s, channels_from(ns), ns),
+        {"scheduler": ns.scheduler_seconds, "fanout": ns.fanout_seconds, "delivery": ns.delivery_seconds},
+    )
 
 
-def _router(runtime: Runtime) -> APIRouter:
-    return build_router(runtime)
+def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
+    """The service, with its own settings (read from ``TUANLIAN_NOTIFY_*`` when not given)."""
+    settings_box: list[NotifySettings] = []
+
+    def ns() -> NotifySettings:
+        if not settings_box:
+            settings_box.append(notify_settings or NotifySettings())
+        return settings_box[0]
+
+    def consumers(runtime: Runtime) -> list[EventConsumer]:
+        channels = ns().enabled_channels()
+        s = runtime.schema
+        # The direct request is no stream consumer, but it must be on the broker before it starts.
+        hook = channels_from(ns()).get("webhook")
+        register_direct(runtime.broker,
+                        DirectDelivery(runtime.db, s, hook if isinstance(hook, WebhookChannel) else None))
+        return [
+            runtime.consumer("contacts", CONTACTS, contacts_handlers(s, channels)),
+            runtime.consumer("wishes", WISHES, wishes_handlers(s, channels)),
+        ]
+
+    def router(runtime: Runtime) -> APIRouter:
+        @asynccontextmanager
+        async def workers(_app: FastAPI) -> AsyncIterator[None]:
+            # Included routers' lifespans run inside the service's: the runtime is up by now.
+            running = workers_for(runtime, ns()) if ns().run_workers else None
+            if running is not None:
+                running.start()
+            # Circulars come from scoring, which may be deployed later than notify.
+            scoring = LateConsumer(runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema)),
+                                   runtime.settings.require_nats_url())
+            scoring.start()
+            try:
+                yield
+            finally:
+                await scoring.stop()
+                if running is not None:
+                    await running.stop()
+
+        api = APIRouter(lifespan=workers)
+        api.include_router(build_router(runtime, ns()))
+        return api
+
+    return ServiceSpec(
+        name="notify",
+        title="reminders, inbox, delivery channels",
+        description="Reminder rules and the League calendar, fan-out of messages to inboxes (站内信), "
+        "webhook and email delivery.",
+        migrations_package="tuanlian.notify.migrations",
+        contracts=None,
+        build_consumers=consumers,
+        build_router=router,
+    )
 
 
-SPEC = ServiceSpec(
-    name="notify",
-    title="reminders, inbox, delivery channels",
-    description="Reminder rules and the League calendar, fan-out of messages to inboxes (站内信), "
-    "webhook and email delivery.",
-    migrations_package="tuanlian.notify.migrations",
-    contracts=None,
-    build_consumers=_consumers,
-    build_router=_router,
-)
+SPEC = make_spec()
 
 
-def app(settings: Settings | None = None) -> FastAPI:
-    return create_app(SPEC, settings or get_settings())
+def app(settings: Settings | None = None, notify_settings: NotifySettings | None = None) -> FastAPI:
+    return create_app(make_spec(notify_settings), settings or get_settings())

@@ -1,38 +1,245 @@
-"""Notify's reactions to contacts events: messages into inboxes."""
+"""Notify's read models, fed by the contacts, wishes and scoring streams.
+
+Who is who (recipients), each org's rules, and the few facts the reminder rules read; plus the
+messages some events cause at once (an invitation, a wish released or fulfilled, a ballot, a
+circular's fan-out job).
+"""
 
 from __future__ import annotations
 
-from uuid import NAMESPACE_URL, uuid5
+from collections.abc import Sequence
 
-from tuanlian.notify.domain.templates import LINK_INVITATION
+from tuanlian.notify.adapters.messages import (
+    NewMessage,
+    deliveries_for_source_sql,
+    deliveries_sql,
+    insert_sql,
+    message_id_for,
+    prefix_like,
+)
+from tuanlian.notify.domain.templates import LINK_INVITATION, template
 from tuanlian.shared.consumer import Handler, ProjectionTx
-from tuanlian.shared.contracts.contacts import ContactLinkInvited
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import scoring as sc
+from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.events import DomainEvent, Envelope
 
+# Tables holding an org path, rewritten when an org moves or merges.
+_PATH_TABLES = ("recipients", "org_rules", "activities", "voice_posts", "wishes", "inbox")
 
-def contacts_handlers(s: str) -> dict[str, Handler]:
-    insert = (
-        f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
-        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
+
+class Messages:
+    """Queues a message and its deliveries inside the projection transaction."""
+
+    def __init__(self, schema: str, channels: Sequence[str]) -> None:
+        self.s = schema
+        self.channels = list(channels)
+        self._insert = insert_sql(schema)
+        self._deliver = deliveries_sql(schema)
+
+    def send(self, tx: ProjectionTx, env: Envelope, e: DomainEvent, recipient: str, kind: str, ref: str | None,
+             urgent: bool = False, **values: object) -> None:
+        title, body = (LINK_INVITATION if kind == LINK_INVITATION.kind else template(kind)).render(**values)
+        m = NewMessage(message_id_for(str(env.event_id), recipient, kind), recipient, kind, title, body,
+                       ref, env.event_id, env.occurred_at, urgent, env.org_path or getattr(e, "org_path", None))
+        tx.execute(self._insert, *m.args())
+        if self.channels:
+            tx.execute(self._deliver, m.message_id, recipient, env.occurred_at, self.channels)
+
+
+def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
+    msgs = Messages(s, channels)
+    upsert = (
+        f"INSERT INTO {s}.recipients (subject_id, role, org_path, cadre_kind, in_leadership_organ, "
+        "joined_at, has_account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) DO UPDATE "
+        "SET org_path = coalesce(EXCLUDED.org_path, recipients.org_path), "
+        "cadre_kind = coalesce(EXCLUDED.cadre_kind, recipients.cadre_kind), "
+        "in_leadership_organ = EXCLUDED.in_leadership_organ OR recipients.in_leadership_organ, "
+        "has_account = recipients.has_account OR EXCLUDED.has_account, active = true, "
+        "joined_at = LEAST(recipients.joined_at, EXCLUDED.joined_at)"
     )
 
-    async def link_invited(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
-        assert isinstance(e, ContactLinkInvited)
-        if e.initiated_by != "cadre":
-            return
-        title, body = LINK_INVITATION.render()
-        message_id = uuid5(NAMESPACE_URL, f"{env.event_id}/{e.youth_id}/{LINK_INVITATION.kind}")
-        tx.execute(
-            insert,
-            message_id,
-            e.youth_id,
-            LINK_INVITATION.kind,
-            title,
-            body,
-            e.link_id,
-            env.event_id,
-            env.occurred_at,
-        )
+    async def cadre_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.CadreRegistered)
+        tx.execute(upsert, e.cadre_id, "cadre", e.org_path, e.kind.value, e.in_leadership_organ,
+                   env.occurred_at, False)
 
-    return {"ContactLinkInvited": link_invited}
+    async def cadre_transferred(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.CadreTransferred)
+        tx.execute(f"UPDATE {s}.recipients SET org_path = $2, in_leadership_organ = $3 WHERE subject_id = $1",
+                   e.cadre_id, e.org_path, e.in_leadership_organ)
+
+    async def cadre_deactivated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.CadreDeactivated)
+        tx.execute(f"UPDATE {s}.recipients SET active = false WHERE subject_id = $1", e.cadre_id)
+
+    async def account_issued(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.AccountIssued)
+        tx.execute(upsert, e.subject_id, e.role.value, e.org_path, None, False, env.occurred_at, True)
+
+    async def youth_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.YouthRegistered)
+        tx.execute(upsert, e.youth_id, "youth", e.org_path, None, False, env.occurred_at, False)
+
+    async def youth_updated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.YouthProfileUpdated)
+        if e.org_path is not None:
+            tx.execute(f"UPDATE {s}.recipients SET org_path = $2 WHERE subject_id = $1", e.youth_id, e.org_path)
+
+    async def youth_erased(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        # PIPL: nothing of the youth stays here, not even the email address they gave us.
+        assert isinstance(e, c.YouthErased)
+        for table, column in (("deliveries", "recipient_id"), ("digests", "recipient_id"),
+                              ("inbox", "recipient_id"), ("preferences", "recipient_id"),
+                              ("links", "youth_id"), ("recipients", "subject_id")):
+            tx.execute(f"DELETE FROM {s}.{table} WHERE {column} = $1", e.youth_id)
+        tx.execute(f"UPDATE {s}.wishes SET youth_id = NULL WHERE youth_id = $1", e.youth_id)
+
+    async def link_invited(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.ContactLinkInvited)
+        tx.execute(f"INSERT INTO {s}.links (link_id, cadre_id, youth_id) VALUES ($1, $2, $3) "
+                   "ON CONFLICT DO NOTHING", e.link_id, e.cadre_id, e.youth_id)
+        if e.initiated_by == "cadre":
+            msgs.send(tx, env, e, e.youth_id, LINK_INVITATION.kind, e.link_id)
+
+    async def link_accepted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.ContactLinkAccepted)
+        tx.execute(f"INSERT INTO {s}.links (link_id, cadre_id, youth_id, accepted) VALUES ($1, $2, $3, true) "
+                   "ON CONFLICT (link_id) DO UPDATE SET accepted = true", e.link_id, e.cadre_id, e.youth_id)
+
+    async def link_gone(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.ContactLinkDeclined | c.ContactLinkEnded)
+        tx.execute(f"DELETE FROM {s}.links WHERE link_id = $1", e.link_id)
+
+    async def interaction(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.InteractionLogged | c.InteractionCorrected)
+        if e.online:
+            tx.execute(f"INSERT INTO {s}.online_contact (cadre_id, last_online_at) VALUES ($1, $2) "
+                       "ON CONFLICT (cadre_id) DO UPDATE SET last_online_at = "
+                       "GREATEST(online_contact.last_online_at, EXCLUDED.last_online_at)",
+                       e.cadre_id, e.occurred_at)
+
+    async def activity(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.ActivityRecorded | c.ActivityCorrected)
+        five_ones = e.kind.five_ones_kind is not None and not e.collective
+        tx.execute(f"INSERT INTO {s}.activities (activity_id, cadre_id, org_path, five_ones, occurred_on) "
+                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (activity_id) DO UPDATE SET cadre_id = $2, "
+                   "org_path = $3, five_ones = $4, occurred_on = $5",
+                   e.activity_id, e.organiser_cadre_id, e.org_path, five_ones, e.occurred_on)
+
+    async def rules_set(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgRulesSet)
+        tx.execute(f"INSERT INTO {s}.org_rules (org_path, effective_from, rules) VALUES ($1, $2, $3) "
+                   "ON CONFLICT (org_path, effective_from) DO UPDATE SET rules = EXCLUDED.rules",
+                   e.org_path, e.effective_from, e.rules.model_dump(mode="json"))
+
+    def rewrite(tx: ProjectionTx, old: str, new: str) -> None:
+        for table in _PATH_TABLES:
+            tx.execute(f"UPDATE {s}.{table} SET org_path = $2 || substr(org_path, length($1) + 1) "
+                       "WHERE org_path = $1 OR org_path LIKE $3", old, new, prefix_like(old))
+
+    async def org_moved(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgMoved)
+        rewrite(tx, e.old_path, e.new_path)
+
+    async def org_merged(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgMerged)
+        rewrite(tx, e.old_path, e.into_path)
+
+    return {
+        "CadreRegistered": cadre_registered,
+        "CadreTransferred": cadre_transferred,
+        "CadreDeactivated": cadre_deactivated,
+        "AccountIssued": account_issued,
+        "YouthRegistered": youth_registered,
+        "YouthProfileUpdated": youth_updated,
+        "YouthErased": youth_erased,
+        "ContactLinkInvited": link_invited,
+        "ContactLinkAccepted": link_accepted,
+        "ContactLinkDeclined": link_gone,
+        "ContactLinkEnded": link_gone,
+        "InteractionLogged": interaction,
+        "InteractionCorrected": interaction,
+        "ActivityRecorded": activity,
+        "ActivityCorrected": activity,
+        "OrgRulesSet": rules_set,
+        "OrgMoved": org_moved,
+        "OrgMerged": org_merged,
+    }
+
+
+def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
+    msgs = Messages(s, channels)
+    touch = f"UPDATE {s}.wishes SET touched = true WHERE wish_id = $1"
+
+    async def raised(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, w.WishRaised)
+        tx.execute(f"INSERT INTO {s}.wishes (wish_id, youth_id, cadre_id, org_path, raised_at) "
+                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                   e.wish_id, e.youth_id, e.cadre_id, e.org_path, env.occurred_at)
+
+    async def touched(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        tx.execute(touch, getattr(e, "wish_id"))  # noqa: B009 - every wish event has one
+
+    def tell_youth(kind: str) -> Handler:
+        async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+            wish_id = getattr(e, "wish_id")  # noqa: B009
+            tx.execute(touch, wish_id)
+            youth = getattr(e, "youth_id", None) or await tx.fetchval(
+                f"SELECT youth_id FROM {s}.wishes WHERE wish_id = $1", wish_id)
+            if youth:  # an erased youth gets nothing
+                msgs.send(tx, env, e, youth, kind, wish_id)
+        return handler
+
+    async def voice_posted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, w.VoicePosted)
+        tx.execute(f"INSERT INTO {s}.voice_posts (post_id, cadre_id, org_path, posted_at, due_at) "
+                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                   e.post_id, e.cadre_id, e.org_path, env.occurred_at, e.due_at)
+
+    async def voice_answered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, w.VoiceAnswered)
+        tx.execute(f"UPDATE {s}.voice_posts SET answered = true WHERE post_id = $1", e.post_id)
+
+    async def ballot_opened(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        # Every youth of the branch is asked; the ballot itself stays anonymous in wishes.
+        assert isinstance(e, w.BallotOpened)
+        title, body = template("ballot_opened").render(closes=e.closes_at.date().isoformat())
+        tx.execute(
+            f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
+            "created_at, org_path) SELECT md5($1::uuid::text || '/' || subject_id || '/ballot_opened')::uuid, "
+            "subject_id, 'ballot_opened', $2, $3, $4, $1::uuid, $5, org_path "
+            f"FROM {s}.recipients WHERE role = 'youth' AND (org_path = $6 OR org_path LIKE $7) "
+            "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING",
+            env.event_id, title, body, e.ballot_id, env.occurred_at, e.org_path, prefix_like(e.org_path))
+        if msgs.channels:
+            tx.execute(deliveries_for_source_sql(s), env.event_id, "ballot_opened", env.occurred_at,
+                       msgs.channels)
+
+    return {
+        "WishRaised": raised,
+        "WishAccepted": touched,
+        "WishDeclined": touched,
+        "WishStarted": touched,
+        "WishWithdrawn": touched,
+        "WishConfirmed": touched,
+        "WishReleasedToPool": tell_youth("wish_released"),
+        "PoolWishClaimed": tell_youth("wish_claimed"),
+        "WishFulfilled": tell_youth("wish_fulfilled"),
+        "WishExpired": tell_youth("wish_expired"),
+        "VoicePosted": voice_posted,
+        "VoiceAnswered": voice_answered,
+        "BallotOpened": ballot_opened,
+    }
+
+
+def scoring_handlers(s: str) -> dict[str, Handler]:
+    async def circular(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        # Only the job here: 10^5 inbox rows do not belong in the consumer's batch transaction.
+        assert isinstance(e, sc.CircularPublished)
+        title, body = template("circular").render(title=e.title, number=e.number)
+        tx.execute(f"INSERT INTO {s}.fanouts (circular_id, source_event_id, org_path, title, body, created_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                   e.circular_id, env.event_id, e.org_path, title, body, env.occurred_at)
+
+    return {"CircularPublished": circular}

@@ -1,0 +1,153 @@
+"""The reminder scheduler (提醒调度): rules + facts + a clock → reminders, each decided once.
+
+A tick reads the facts, evaluates every rule over ``(last tick, now]`` and records each occasion
+under its dedup key ``(rule, recipient, period)`` with ``INSERT … ON CONFLICT DO NOTHING``: two
+replicas, or a tick retried after a crash, cannot send a reminder twice. An occasion whose useful
+window has passed (the service was down) is recorded as dropped, with the reason, not sent late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from importlib.resources import files
+
+import asyncpg
+import structlog
+from tuanlian.notify.adapters.messages import NewMessage, deliveries_sql, insert_sql, message_id_for
+from tuanlian.notify.domain import calendar as cal
+from tuanlian.notify.domain.rules import (
+    AdminFacts,
+    AdminsOf,
+    CadreFacts,
+    Facts,
+    Occasion,
+    Rule,
+    RuleBook,
+    VoiceFacts,
+    WishFacts,
+    admins_for,
+    evaluate,
+    load_rules,
+)
+from tuanlian.notify.domain.templates import template
+from tuanlian.shared.contracts.contacts import OrgRules
+from tuanlian.shared.db import Database
+
+log = structlog.get_logger("tuanlian.notify.scheduler")
+
+
+def default_rules() -> list[Rule]:
+    return load_rules(files("tuanlian.notify.domain").joinpath("rules.yaml").read_text(encoding="utf-8"))
+
+
+@dataclass
+class TickReport:
+    sent: int = 0
+    dropped: int = 0
+    already_decided: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(self, db: Database, schema: str, rules: Sequence[Rule] | None = None,
+                 channels: Sequence[str] = ()) -> None:
+        self.db, self.s = db, schema
+        self.rules = list(rules if rules is not None else default_rules())
+        self.channels = list(channels)
+
+    async def tick(self, now: datetime) -> TickReport:
+        report = TickReport()
+        s = self.s
+        async with self.db.transaction() as conn:
+            last = await conn.fetchval(f"SELECT last_tick FROM {s}.scheduler_state WHERE name = 'reminders'")
+            longest = max((r.window for r in self.rules), default=timedelta(0))
+            facts = await self._facts(conn, (last or now - longest) - timedelta(days=100))
+            book = await self._book(conn)
+            for rule in self.rules:
+                since = last if last is not None else now - rule.window
+                if since >= now:
+                    continue
+                ev = evaluate(rule, facts, book, since, now)
+                report.notes += ev.notes
+                for occasion in ev.occasions:
+                    for recipient in self._recipients(occasion, facts.admins):
+                        await self._decide(conn, occasion, recipient, now, report)
+            await conn.execute(
+                f"INSERT INTO {s}.scheduler_state (name, last_tick) VALUES ('reminders', $1) "
+                "ON CONFLICT (name) DO UPDATE SET last_tick = GREATEST(scheduler_state.last_tick, $1)", now)
+        for note in report.notes:
+            log.warning("rule could not be evaluated", note=note)
+        if report.sent or report.dropped:
+            log.info("reminders decided", sent=report.sent, dropped=report.dropped)
+        return report
+
+    @staticmethod
+    def _recipients(o: Occasion, admins: list[AdminFacts]) -> list[str]:
+        return admins_for(o.recipient.org_path, admins) if isinstance(o.recipient, AdminsOf) else [o.recipient]
+
+    async def _decide(self, conn: asyncpg.Connection, o: Occasion, recipient: str, now: datetime,
+                      report: TickReport) -> None:
+        s = self.s
+        late = now > o.window_ends_at
+        source = message_id_for(f"reminder/{o.rule}/{o.period}", recipient, o.template)
+        reason = (f"missed: due {o.due_at.isoformat()}, useful until {o.window_ends_at.isoformat()}, "
+                  f"scheduler ran at {now.isoformat()}") if late else None
+        inserted = await conn.fetchval(
+            f"INSERT INTO {s}.reminders (rule, recipient_id, period, due_at, window_ends_at, outcome, reason, "
+            "message_id, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            o.rule, recipient, o.period, o.due_at, o.window_ends_at, "dropped" if late else "sent", reason,
+            None if late else source, now)
+        if not inserted:
+            report.already_decided += 1
+            return
+        if late:
+            report.dropped += 1
+            log.info("reminder dropped", rule=o.rule, period=o.period, reason=reason)
+            return
+        lang = await conn.fetchval(f"SELECT lang FROM {s}.preferences WHERE recipient_id = $1", recipient)
+        title, body = template(o.template).render(lang or "zh", **o.values)
+        m = NewMessage(source, recipient, o.template, title, body, o.period, source, now)
+        await conn.execute(insert_sql(s), *m.args())
+        if self.channels:
+            await conn.execute(deliveries_sql(s), m.message_id, recipient, now, self.channels)
+        report.sent += 1
+
+    async def _book(self, conn: asyncpg.Connection) -> RuleBook:
+        rows = await conn.fetch(f"SELECT org_path, effective_from, rules FROM {self.s}.org_rules")
+        return RuleBook(tuple((r["org_path"], r["effective_from"], OrgRules.model_validate(r["rules"]))
+                              for r in rows))
+
+    async def _facts(self, conn: asyncpg.Connection, since: datetime) -> Facts:
+        s = self.s
+        from_day: date = cal.local_date(since)
+        cadres = await conn.fetch(
+            f"SELECT r.subject_id, r.org_path, coalesce(r.cadre_kind, 'part_time') AS kind, "
+            "r.in_leadership_organ, r.joined_at, o.last_online_at, "
+            f"(SELECT count(*) FROM {s}.links l WHERE l.cadre_id = r.subject_id AND l.accepted) AS links, "
+            f"(SELECT array_agg(a.occurred_on) FROM {s}.activities a WHERE a.cadre_id = r.subject_id "
+            "AND a.five_ones AND a.occurred_on >= $1) AS days "
+            f"FROM {s}.recipients r LEFT JOIN {s}.online_contact o ON o.cadre_id = r.subject_id "
+            "WHERE r.role = 'cadre' AND r.active AND r.org_path IS NOT NULL", from_day)
+        admins = await conn.fetch(
+            "SELECT a.subject_id, a.org_path, "
+            f"(SELECT count(*) FROM {s}.recipients c WHERE c.role = 'cadre' AND c.active AND NOT c.has_account "
+            "AND (c.org_path = a.org_path OR c.org_path LIKE a.org_path || '/%')) AS cadres_missing, "
+            f"(SELECT count(*) FROM {s}.recipients y WHERE y.role = 'youth' AND NOT y.has_account "
+            "AND (y.org_path = a.org_path OR y.org_path LIKE a.org_path || '/%')) AS youths_missing "
+            f"FROM {s}.recipients a WHERE a.role = 'org_admin' AND a.active AND a.org_path IS NOT NULL")
+        posts = await conn.fetch(
+            f"SELECT post_id, cadre_id, org_path, posted_at, due_at FROM {s}.voice_posts WHERE NOT answered")
+        wishes = await conn.fetch(f"SELECT wish_id, cadre_id, raised_at FROM {s}.wishes WHERE NOT touched")
+        return Facts(
+            cadres=[CadreFacts(r["subject_id"], r["org_path"], r["kind"], r["in_leadership_organ"],
+                               r["joined_at"], r["links"], r["last_online_at"], tuple(r["days"] or ()))
+                    for r in cadres],
+            admins=[AdminFacts(r["subject_id"], r["org_path"], r["cadres_missing"], r["youths_missing"])
+                    for r in admins],
+            open_voice_posts=[VoiceFacts(r["post_id"], r["cadre_id"], r["org_path"], r["posted_at"], r["due_at"])
+                              for r in posts],
+            untouched_wishes=[WishFacts(r["wish_id"], r["cadre_id"], r["raised_at"]) for r in wishes],
+        )

@@ -1,0 +1,128 @@
+"""The scheduler on real Postgres, with its clock in the test's hands."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+
+import pytest
+from support import SCHEMA, apply, inbox
+from tuanlian.notify.application.scheduler import Scheduler, default_rules
+from tuanlian.notify.domain.calendar import SHANGHAI, local_at
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import wishes as w
+from tuanlian.shared.db import Database
+
+RULES = {r.key: r for r in default_rules()}
+
+
+def bj(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    return datetime(y, m, d, h, mi, tzinfo=SHANGHAI)
+
+
+def cadre(cadre_id: str = "c1", path: str = "/c/b", kind: c.CadreKind = c.CadreKind.part_time) -> c.CadreRegistered:
+    return c.CadreRegistered(cadre_id=cadre_id, org_id=path.rsplit("/", 1)[-1], org_path=path, kind=kind,
+                             in_leadership_organ=False)
+
+
+def admin(admin_id: str, path: str) -> c.AccountIssued:
+    return c.AccountIssued(account_id=f"acc-{admin_id}", subject_id=admin_id, role=c.AccountRole.org_admin,
+                           org_path=path)
+
+
+async def reminders(db: Database) -> list[dict[str, object]]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(f"SELECT * FROM {SCHEMA}.reminders ORDER BY due_at, recipient_id")
+    return [dict(r) for r in rows]
+
+
+async def test_two_replicas_ticking_together_send_each_reminder_once(ndb: Database) -> None:
+    await apply(ndb, (cadre("c1"), bj(2026, 3, 1, 10)), (cadre("c2"), bj(2026, 3, 1, 11)))
+    rules = [RULES["contact_quota_weekly"]]
+    a, b = Scheduler(ndb, SCHEMA, rules), Scheduler(ndb, SCHEMA, rules)
+    now = bj(2026, 3, 31, 9, 5)
+    first, second = await asyncio.gather(a.tick(now), b.tick(now))
+    assert first.sent + second.sent == 2
+    assert first.already_decided + second.already_decided == 2
+    again = await a.tick(now + timedelta(minutes=1))
+    assert again.sent == 0
+    messages = await inbox(ndb)
+    assert sorted(m["recipient_id"] for m in messages) == ["c1", "c2"]
+    assert messages[0]["kind"] == "contact_quota" and "10" in messages[0]["body"]
+    assert messages[0]["org_path"] == "/c/b"
+
+
+async def test_after_downtime_what_is_inside_its_window_is_sent_and_the_rest_dropped_with_why(
+    ndb: Database,
+) -> None:
+    await apply(ndb, (cadre("c1"), bj(2026, 3, 1, 10)))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["contact_quota_weekly"]])
+    assert (await scheduler.tick(bj(2026, 3, 30))).sent == 0
+    # Down from 30 March to 22 April: four weekly occasions passed meanwhile.
+    report = await scheduler.tick(bj(2026, 4, 22, 10))
+    assert (report.sent, report.dropped) == (1, 3)
+    decided = await reminders(ndb)
+    assert [(r["period"], r["outcome"]) for r in decided] == [
+        ("2026-03-31", "dropped"), ("2026-04-07", "dropped"), ("2026-04-14", "dropped"), ("2026-04-21", "sent")]
+    assert "missed: due 2026-03-31T09:00:00+08:00" in str(decided[0]["reason"])
+    assert len(await inbox(ndb, "c1")) == 1
+    # A restart that ticks the same span again decides nothing twice.
+    async with ndb.connection() as conn:
+        await conn.execute(f"UPDATE {SCHEMA}.scheduler_state SET last_tick = $1", bj(2026, 3, 30))
+    report = await scheduler.tick(bj(2026, 4, 22, 10))
+    assert (report.sent, report.dropped, report.already_decided) == (0, 0, 4)
+    assert len(await inbox(ndb, "c1")) == 1
+
+
+@pytest.mark.parametrize(("year", "due"), [(2024, date(2024, 10, 12)), (2025, date(2025, 10, 14))])
+async def test_annual_report_after_national_day_reaches_the_org_admin(ndb: Database, year: int, due: date) -> None:
+    rules = c.OrgRules(reports=c.ReportDeadlines(quarterly_five_ones_day=None, cadre_accounts_by=None,
+                                                 youth_accounts_by=None,
+                                                 annual_after_national_day_working_days=5))
+    await apply(ndb, c.OrgRulesSet(org_id="c", org_path="/c", effective_from=date(2020, 1, 1), preset="004",
+                                   rules=rules),
+                admin("a1", "/c"), admin("a2", "/elsewhere"))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["report_deadlines"]])
+    await scheduler.tick(bj(year, 10, 1))
+    assert (await scheduler.tick(local_at(due - timedelta(days=7)))).sent == 1
+    assert (await scheduler.tick(local_at(due - timedelta(days=1), datetime.min.time()))).sent == 0
+    assert (await scheduler.tick(local_at(due - timedelta(days=1)))).sent == 1
+    got = await inbox(ndb, "a1")
+    assert [m["ref"] for m in got] == [f"{year}-annual:-7d", f"{year}-annual:-1d"]
+    assert due.isoformat() in got[0]["body"]
+    assert await inbox(ndb, "a2") == []  # the default rules ask for no annual report
+
+
+async def test_youth_voice_unanswered_goes_to_the_cadre_then_to_the_admin(ndb: Database) -> None:
+    posted = bj(2026, 5, 1, 10)
+    await apply(ndb, cadre("c1", "/c/b"), admin("a1", "/c/b"), admin("a0", "/c"),
+                (w.VoicePosted(post_id="p1", youth_id="y1", cadre_id="c1", org_id="b", org_path="/c/b",
+                               kind=w.VoiceKind.question, due_at=posted + timedelta(hours=48)), posted),
+                (w.VoicePosted(post_id="p2", youth_id="y1", cadre_id="c1", org_id="b", org_path="/c/b",
+                               kind=w.VoiceKind.question, due_at=posted + timedelta(hours=48)), posted),
+                w.VoiceAnswered(post_id="p2", youth_id="y1", cadre_id="c1", answered_by="c1", org_path="/c/b",
+                                in_time=True, response_seconds=60))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["voice_unanswered_cadre"], RULES["voice_unanswered_admin"]])
+    await scheduler.tick(posted)
+    assert (await scheduler.tick(bj(2026, 5, 3, 10, 1))).sent == 1
+    assert [m["kind"] for m in await inbox(ndb, "c1")] == ["voice_unanswered"]
+    assert (await scheduler.tick(bj(2026, 5, 5, 10, 1))).sent == 1
+    assert [m["kind"] for m in await inbox(ndb, "a1")] == ["voice_overdue"]
+    assert await inbox(ndb, "a0") == []  # the nearest admins, not every ancestor
+
+
+async def test_quota_and_five_ones_follow_the_orgs_rules_and_the_facts(ndb: Database) -> None:
+    relaxed = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1))
+    await apply(ndb, (cadre("c1", "/c/b"), bj(2026, 1, 1)), (cadre("c2", "/d"), bj(2026, 1, 1)),
+                c.OrgRulesSet(org_id="c", org_path="/c", effective_from=date(2026, 1, 1), rules=relaxed),
+                c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1", org_path="/c/b"),
+                c.ContactLinkAccepted(link_id="l2", cadre_id="c2", youth_id="y2", org_path="/d"),
+                *[c.ActivityRecorded(activity_id=f"a{i}", kind=c.ActivityKind.league_lecture,
+                                     organiser_cadre_id="c1", organiser_org_id="b", org_path="/c/b",
+                                     collective=False, occurred_on=date(2026, 3, i + 1)) for i in range(5)])
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["contact_quota_weekly"], RULES["five_ones_before_period_end"]])
+    await scheduler.tick(bj(2026, 3, 20))
+    await scheduler.tick(bj(2026, 3, 21, 9, 30))
+    # c1 has 1 of 1 youths and 5 of 5 activities; c2 has 1 of 10 and none.
+    assert await inbox(ndb, "c1") == []
+    assert sorted(m["kind"] for m in await inbox(ndb, "c2")) == ["contact_quota", "five_ones_due"]
