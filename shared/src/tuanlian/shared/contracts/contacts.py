@@ -11,7 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as Bound  # ``Field`` is the youth's field (领域) here
-
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
 CONTACTS = ContractRegistry("contacts")
@@ -109,6 +108,7 @@ class YouthRegistered(DomainEvent):
     political_status: str | None = None
     family_situation: str | None = None
     special_care: list[str] = []
+    industry: str | None = None  # 行业 tag (000), editable in bulk
 
 
 @CONTACTS.register
