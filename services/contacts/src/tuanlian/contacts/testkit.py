@@ -29,6 +29,9 @@ class ContactsApi:
     def system(self) -> dict[str, str]:
         return self.token(Role.system, "operator")
 
+    def token_youth(self, youth_id: str) -> dict[str, str]:
+        return self.token(Role.youth, youth_id)
+
     def admin(self, org_path: str) -> dict[str, str]:
         return self.token(Role.org_admin, "admin", org_path)
 
