@@ -263,26 +263,26 @@ class ContactQuotas(BaseModel):
     """Youths a cadre keeps direct contact with (联系青年数), by kind of cadre."""
 
     model_config = ConfigDict(frozen=True)
-    full_time: int = Bound(100, ge=0)
-    seconded: int = Bound(100, ge=0)
-    part_time_leadership: int = Bound(100, ge=0)  # 领导机关兼职团干部
-    part_time: int = Bound(10, ge=0)
+    full_time: int = Bound(default=100, ge=0)
+    seconded: int = Bound(default=100, ge=0)
+    part_time_leadership: int = Bound(default=100, ge=0)  # 领导机关兼职团干部
+    part_time: int = Bound(default=10, ge=0)
 
 
 class GroupCoverage(BaseModel):
     """Lüliang (004) coverage: sub-committees, branches and dorm groups a cadre covers."""
 
     model_config = ConfigDict(frozen=True)
-    sub_committees: int = Bound(0, ge=0)  # 分团委
-    branches: int = Bound(0, ge=0)  # 团支部
-    dorm_groups: int = Bound(0, ge=0)  # 宿舍团小组
+    sub_committees: int = Bound(default=0, ge=0)  # 分团委
+    branches: int = Bound(default=0, ge=0)  # 团支部
+    dorm_groups: int = Bound(default=0, ge=0)  # 宿舍团小组
 
 
 class Rhythm(BaseModel):
     """日常有声音、季度有活动、年度有见面."""
 
     model_config = ConfigDict(frozen=True)
-    online_silence_days: int = Bound(7, ge=1)  # remind after this many days without an online contact
+    online_silence_days: int = Bound(default=7, ge=1)  # remind after this many days without an online contact
     activity_each_quarter: bool = True
     face_to_face_each_year: bool = True
 
@@ -291,7 +291,7 @@ class ReportDeadlines(BaseModel):
     """When reports upward are due (上报时间)."""
 
     model_config = ConfigDict(frozen=True)
-    quarterly_five_ones_day: int | None = Bound(15, ge=1, le=28)  # day of the quarter's last month
+    quarterly_five_ones_day: int | None = Bound(default=15, ge=1, le=28)  # day of the quarter's last month
     half_year: bool = False  # 002: half-yearly report
     annual_after_national_day_working_days: int | None = None  # 004: 5
     cadre_accounts_by: str | None = "04-05"  # MM-DD, 000: cadres on the app by early April
@@ -302,14 +302,14 @@ class ServiceLimits(BaseModel):
     """Org rules the wishes service applies (微心愿、青年之声、评价)."""
 
     model_config = ConfigDict(frozen=True)
-    wish_max_value_yuan: int = Bound(500, ge=0)
-    wish_untouched_days: int = Bound(7, ge=1)  # untouched this long → released to the pool
-    wish_claim_days: int = Bound(14, ge=1)  # a pool claim not fulfilled by then returns to the pool
-    wish_expiry_days: int = Bound(90, ge=1)
-    voice_answer_hours: int = Bound(48, ge=1)
+    wish_max_value_yuan: int = Bound(default=500, ge=0)
+    wish_untouched_days: int = Bound(default=7, ge=1)  # untouched this long → released to the pool
+    wish_claim_days: int = Bound(default=14, ge=1)  # a pool claim not fulfilled by then returns to the pool
+    wish_expiry_days: int = Bound(default=90, ge=1)
+    voice_answer_hours: int = Bound(default=48, ge=1)
     rating_period: FiveOnesPeriod = FiveOnesPeriod.quarter
-    rating_min_count: int = Bound(5, ge=1)  # a cadre sees aggregates only over this many ratings
-    ballot_min_turnout: float = Bound(0.5, gt=0, le=1)
+    rating_min_count: int = Bound(default=5, ge=1)  # a cadre sees aggregates only over this many ratings
+    ballot_min_turnout: float = Bound(default=0.5, gt=0, le=1)
 
 
 class OrgRules(BaseModel):
@@ -566,7 +566,7 @@ class ActivityRecorded(DomainEvent):
     collective: bool
     occurred_on: date
     youth_ids: list[str] = []
-    headcount: int = Bound(0, ge=0)
+    headcount: int = Bound(default=0, ge=0)
     campaign_id: str | None = None
     description_length: int = 0
 
@@ -583,7 +583,7 @@ class ActivityCorrected(DomainEvent):
     collective: bool
     occurred_on: date
     youth_ids: list[str] = []
-    headcount: int = Bound(0, ge=0)
+    headcount: int = Bound(default=0, ge=0)
     campaign_id: str | None = None
     reason: str
 
