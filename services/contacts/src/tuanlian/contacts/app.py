@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.application.handlers import ContactsService
+from tuanlian.contacts.application.identity import IdentityService
+from tuanlian.contacts.application.orgs import OrgsService
+from tuanlian.contacts.application.people import PeopleService
 from tuanlian.contacts.entrypoints.http import build_router
+from tuanlian.contacts.entrypoints.http_auth import build_auth_router
+from tuanlian.contacts.entrypoints.http_orgs import build_orgs_router
+from tuanlian.contacts.entrypoints.http_people import build_people_router
+from tuanlian.contacts.settings import get_contacts_settings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
@@ -18,7 +25,13 @@ def contacts_service(runtime: Runtime) -> ContactsService:
 
 
 def _router(runtime: Runtime) -> APIRouter:
-    return build_router(runtime, contacts_service(runtime))
+    core = contacts_service(runtime)
+    identity = IdentityService(core, runtime, get_contacts_settings())
+    router = build_router(runtime, core)
+    router.include_router(build_orgs_router(runtime, OrgsService(core)))
+    router.include_router(build_people_router(runtime, PeopleService(core, identity)))
+    router.include_router(build_auth_router(runtime, identity))
+    return router
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:

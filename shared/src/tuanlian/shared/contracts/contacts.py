@@ -108,6 +108,7 @@ class YouthRegistered(DomainEvent):
     political_status: str | None = None
     family_situation: str | None = None
     special_care: list[str] = []
+    industry: str | None = None  # 行业 tag (000), editable in bulk
 
 
 @CONTACTS.register

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 
 import asyncpg
@@ -64,3 +65,34 @@ class PiiVault:
             "name": self._open(row["key"], row["name_enc"]),
             "phone": self._open(row["key"], row["phone_enc"]),
         }
+
+    async def seal_profile(self, conn: asyncpg.Connection, subject_id: str, profile: dict[str, str | None]) -> None:
+        """Seal identifying profile details (major, native place) with the person's key."""
+        key = await conn.fetchval(f"SELECT key FROM {self.schema}.subject_keys WHERE subject_id = $1", subject_id)
+        if key is None:
+            return
+        await conn.execute(
+            f"UPDATE {self.schema}.people SET profile_enc = $2 WHERE subject_id = $1",
+            subject_id,
+            self._seal(key, json.dumps(profile, ensure_ascii=False)),
+        )
+
+    async def profile(self, conn: asyncpg.Connection, subject_id: str) -> dict[str, str | None]:
+        row = await conn.fetchrow(
+            f"SELECT p.profile_enc, k.key FROM {self.schema}.people p "
+            f"JOIN {self.schema}.subject_keys k USING (subject_id) WHERE p.subject_id = $1",
+            subject_id,
+        )
+        if row is None or row["profile_enc"] is None:
+            return {}
+        return dict(json.loads(self._open(row["key"], row["profile_enc"]) or "{}"))
+
+    async def erase(self, conn: asyncpg.Connection, subject_id: str) -> None:
+        """Destroy the person's key and their keyed phone hash: nothing left can name them."""
+        s = self.schema
+        await conn.execute(f"DELETE FROM {s}.subject_keys WHERE subject_id = $1", subject_id)
+        await conn.execute(
+            f"UPDATE {s}.people SET name_enc = NULL, phone_enc = NULL, phone_hash = NULL, "
+            "profile_enc = NULL, erased_at = now() WHERE subject_id = $1",
+            subject_id,
+        )

@@ -44,6 +44,9 @@ class RegisterYouth(Command):
     political_status: str | None = Field(default=None, max_length=20)
     family_situation: str | None = Field(default=None, max_length=50)
     special_care: list[str] = Field(default_factory=list)
+    industry: str | None = Field(default=None, max_length=30)  # 行业 tag (000)
+    major: str | None = Field(default=None, max_length=50)  # sealed in the vault, never on the bus
+    native_place: str | None = Field(default=None, max_length=50)  # sealed in the vault
 
 
 class InviteYouth(Command):

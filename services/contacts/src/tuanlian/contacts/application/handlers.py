@@ -8,8 +8,10 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+from tuanlian.contacts.adapters.current import CurrentRepository
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.adapters.readmodel import project
+from tuanlian.contacts.adapters.readmodel_people import project_people
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.domain.model import Cadre, ContactLink, Interaction, Org, Youth
 from tuanlian.shared.aggregate import Aggregate, Repository
@@ -28,10 +30,17 @@ class ContactsService:
     vault: PiiVault
 
     def __post_init__(self) -> None:
-        self.orgs = Repository(self.store, Org)
-        self.cadres = Repository(self.store, Cadre)
-        self.youths = Repository(self.store, Youth)
-        self.links = Repository(self.store, ContactLink)
+        # Current place in the tree from the read tables (see adapters/current.py).
+        self.orgs = CurrentRepository(
+            self.store, Org, "orgs", "org_id", {"path": "org_path", "depth": "depth", "parent_id": "parent_id"}
+        )
+        self.cadres = CurrentRepository(
+            self.store, Cadre, "cadres", "cadre_id", {"org_id": "org_id", "org_path": "org_path"}
+        )
+        self.youths = CurrentRepository(
+            self.store, Youth, "youths", "youth_id", {"org_id": "org_id", "org_path": "org_path"}
+        )
+        self.links = CurrentRepository(self.store, ContactLink, "links", "link_id", {"org_path": "org_path"})
         self.interactions = Repository(self.store, Interaction)
 
     @property
@@ -54,7 +63,9 @@ class ContactsService:
         )
         envelopes = await repo.save(conn, agg, meta)
         for env in envelopes:
-            await project(conn, self.schema, env, self.store.contracts.decode(env), **extra)
+            event = self.store.contracts.decode(env)
+            await project(conn, self.schema, env, event, **extra)
+            await project_people(conn, self.schema, env, event)
         return envelopes
 
     # -- organisations ----------------------------------------------------------------------
@@ -106,8 +117,13 @@ class ContactsService:
                 cmd.political_status,
                 cmd.family_situation,
                 cmd.special_care,
+                cmd.industry,
             )
             await self.vault.store(conn, youth.id, "youth", cmd.name, cmd.phone)
+            if cmd.major or cmd.native_place:
+                await self.vault.seal_profile(
+                    conn, youth.id, {"major": cmd.major, "native_place": cmd.native_place}
+                )
             await self._save(conn, self.youths, youth, who, org.path if org else None, cid, at)
             return youth
 

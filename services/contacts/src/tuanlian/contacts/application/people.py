@@ -1,0 +1,324 @@
+"""People (团干部, 青年): transfers, deactivation, profiles, bulk import and edit, erasure (PIPL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tuanlian.contacts.adapters.importer import ImportRefused, ImportReport, parse_row, read_rows, truthy
+from tuanlian.contacts.application import commands as c
+from tuanlian.contacts.application.handlers import ContactsService
+from tuanlian.contacts.application.identity import IdentityService
+from tuanlian.contacts.domain.people import Cadre, Youth
+from tuanlian.shared.auth import Forbidden, Principal, Role
+from tuanlian.shared.contracts.contacts import AccountRole, CadreKind
+from tuanlian.shared.contracts.contacts import Field as YouthField
+from tuanlian.shared.errors import NotFound, RuleViolation
+from tuanlian.shared.events import short_id
+from tuanlian.shared.http import require
+
+
+class _Cmd(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TransferCadre(_Cmd):
+    to_org_id: str
+    in_leadership_organ: bool | None = None
+
+
+class DeactivateCadre(_Cmd):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class UpdateYouthProfile(_Cmd):
+    """Changed attributes only; absent fields stay as they are."""
+
+    org_id: str | None = None
+    field: YouthField | None = None
+    industry: str | None = Field(default=None, max_length=30)
+    grade: str | None = Field(default=None, max_length=20)
+    political_status: str | None = Field(default=None, max_length=20)
+    family_situation: str | None = Field(default=None, max_length=50)
+    special_care: list[str] | None = None
+    major: str | None = Field(default=None, max_length=50)
+    native_place: str | None = Field(default=None, max_length=50)
+
+
+class TagIndustry(_Cmd):
+    """批量修改行业标签 (000)."""
+
+    youth_ids: list[str] = Field(min_length=1, max_length=5000)
+    industry: str = Field(min_length=1, max_length=30)
+
+
+def _split(v: Any) -> Any:
+    if isinstance(v, str):
+        return [p.strip() for p in v.replace("；", ";").split(";") if p.strip()]
+    return v
+
+
+class YouthRow(c.RegisterYouth):
+    org_id: str | None = None
+
+    @field_validator("special_care", mode="before")
+    @classmethod
+    def _list(cls, v: Any) -> Any:
+        return _split(v)
+
+    @field_validator("field", "org_id", "grade", "political_status", "family_situation", "industry",
+                     "major", "native_place", mode="before")
+    @classmethod
+    def _blank(cls, v: Any) -> Any:
+        return v or None
+
+
+class CadreRow(_Cmd):
+    org_id: str
+    name: str = Field(min_length=1, max_length=50)
+    phone: str = Field(pattern=c.PHONE_PATTERN)
+    kind: CadreKind
+    in_leadership_organ: bool = False
+    login: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,40}$")
+
+    @field_validator("in_leadership_organ", mode="before")
+    @classmethod
+    def _flag(cls, v: Any) -> Any:
+        return truthy(v) if isinstance(v, str) else v
+
+    @field_validator("login", mode="before")
+    @classmethod
+    def _blank(cls, v: Any) -> Any:
+        return v or None
+
+
+@dataclass
+class PeopleService:
+    core: ContactsService
+    identity: IdentityService
+
+    @property
+    def s(self) -> str:
+        return self.core.schema
+
+    async def _end_links(self, conn: asyncpg.Connection, who: Principal, column: str, subject: str,
+                         ended_by: str, cid: UUID | None) -> int:
+        ids = await conn.fetch(
+            f"SELECT link_id FROM {self.s}.links WHERE {column} = $1 AND state IN ('invited', 'active')", subject
+        )
+        for r in ids:
+            link = await self.core.links.get(conn, r["link_id"])
+            link.end(ended_by)
+            await self.core._save(conn, self.core.links, link, who, link.org_path, cid)
+        return len(ids)
+
+    # -- cadres -----------------------------------------------------------------------------
+
+    async def transfer_cadre(self, who: Principal, cadre_id: str, cmd: TransferCadre, cid: UUID | None = None) -> Cadre:
+        async with self.core.db.transaction() as conn:
+            cadre = await self.core.cadres.get(conn, cadre_id)
+            require(who, Role.org_admin, org_path=cadre.org_path, why="transfer this cadre")
+            target = await self.core.orgs.get(conn, cmd.to_org_id)
+            require(who, Role.org_admin, org_path=target.path, why="transfer cadres there")
+            cadre.transfer(target, cmd.in_leadership_organ)
+            await self.core._save(conn, self.core.cadres, cadre, who, target.path, cid)
+            return cadre
+
+    async def deactivate_cadre(
+        self, who: Principal, cadre_id: str, cmd: DeactivateCadre, cid: UUID | None = None
+    ) -> tuple[Cadre, int]:
+        async with self.core.db.transaction() as conn:
+            cadre = await self.core.cadres.get(conn, cadre_id)
+            require(who, Role.org_admin, org_path=cadre.org_path, why="deactivate this cadre")
+            cadre.deactivate(cmd.reason)
+            await self.core._save(conn, self.core.cadres, cadre, who, cadre.org_path, cid)
+            ended = await self._end_links(conn, who, "cadre_id", cadre.id, "cadre_deactivated", cid)
+            return cadre, ended
+
+    # -- youths -----------------------------------------------------------------------------
+
+    def _may_change_youth(self, who: Principal, youth: Youth, why: str) -> None:
+        if who.role is Role.youth and who.subject == youth.id:
+            return
+        require(who, Role.org_admin, org_path=youth.org_path, why=why)
+
+    async def update_youth(
+        self, who: Principal, youth_id: str, cmd: UpdateYouthProfile, cid: UUID | None = None
+    ) -> Youth:
+        async with self.core.db.transaction() as conn:
+            youth = await self.core.youths.get(conn, youth_id)
+            self._may_change_youth(who, youth, "change this youth's profile")
+            org = None
+            if cmd.org_id is not None:
+                org = await self.core.orgs.get(conn, cmd.org_id)
+                require(who, Role.org_admin, Role.youth, org_path=org.path, why="move youths there")
+            changes = cmd.model_dump(exclude={"org_id", "major", "native_place"}, exclude_none=True)
+            youth.update_profile(org, **changes)
+            if cmd.major is not None or cmd.native_place is not None:
+                profile = await self.core.vault.profile(conn, youth.id)
+                profile.update({k: v for k, v in (("major", cmd.major), ("native_place", cmd.native_place)) if v is not None})
+                await self.core.vault.seal_profile(conn, youth.id, profile)
+            await self.core._save(conn, self.core.youths, youth, who, youth.org_path, cid)
+            return youth
+
+    async def tag_industry(self, who: Principal, cmd: TagIndustry, cid: UUID | None = None) -> int:
+        """All or nothing: one youth outside the caller's subtree refuses the whole batch."""
+        require(who, Role.org_admin, why="edit industry tags")
+        async with self.core.db.transaction() as conn:
+            for youth_id in dict.fromkeys(cmd.youth_ids):
+                youth = await self.core.youths.get(conn, youth_id)
+                require(who, Role.org_admin, org_path=youth.org_path, why=f"tag youth {youth_id}")
+                youth.update_profile(industry=cmd.industry)
+                await self.core._save(conn, self.core.youths, youth, who, youth.org_path, cid)
+        return len(set(cmd.youth_ids))
+
+    async def erase_youth(self, who: Principal, youth_id: str, cid: UUID | None = None) -> dict[str, Any]:
+        """PIPL erasure: links end, the key and phone hash are destroyed, the event says only the id."""
+        async with self.core.db.transaction() as conn:
+            youth = await self.core.youths.get(conn, youth_id)
+            self._may_change_youth(who, youth, "erase this youth")
+            youth.ensure_present()
+            ended = await self._end_links(conn, who, "youth_id", youth.id, "erasure", cid)
+            person = await self.core.vault.reveal(conn, youth.id)
+            # A cadre's free-text summary may have named the youth: keep the record, drop the words.
+            for needle in (person["name"], person["phone"]):
+                if needle:
+                    await conn.execute(
+                        f"UPDATE {self.s}.interactions SET summary = '[erased on request]' "
+                        "WHERE $1 = ANY(youth_ids) AND strpos(summary, $2) > 0",
+                        youth.id,
+                        needle,
+                    )
+            youth.erase()
+            await self.core._save(conn, self.core.youths, youth, who, None, cid)
+            await self.core.vault.erase(conn, youth.id)
+            return {"youth_id": youth.id, "erased": True, "links_ended": ended}
+
+    async def youth(self, who: Principal, youth_id: str) -> dict[str, Any]:
+        async with self.core.db.connection() as conn:
+            row = await conn.fetchrow(f"SELECT * FROM {self.s}.youths WHERE youth_id = $1", youth_id)
+            if row is None:
+                raise NotFound(f"youth {youth_id} not found")
+            if not (who.role is Role.youth and who.subject == youth_id):
+                require(who, Role.org_admin, org_path=row["org_path"], why="see this youth")
+            out = dict(row)
+            out.update(await self.core.vault.reveal(conn, youth_id))
+            if row["erased_at"] is None:
+                out.update(await self.core.vault.profile(conn, youth_id))
+        return out
+
+    async def find_youth_by_phone(self, who: Principal, phone: str) -> dict[str, Any]:
+        """Search by keyed hash: the phone itself is never compared in clear or stored."""
+        require(who, Role.org_admin, why="search youths")
+        async with self.core.db.connection() as conn:
+            subject = await self.core.vault.find_by_phone(conn, phone)
+            row = None
+            if subject:
+                row = await conn.fetchrow(
+                    f"SELECT youth_id, org_path FROM {self.s}.youths WHERE youth_id = $1", subject
+                )
+        if row is None or not who.covers(row["org_path"]):
+            raise NotFound("no youth with this phone number in your subtree")
+        return {"youth_id": row["youth_id"], "org_path": row["org_path"]}
+
+    # -- imports ----------------------------------------------------------------------------
+
+    async def import_youths(
+        self, who: Principal, filename: str, data: bytes, all_or_nothing: bool = True, cid: UUID | None = None
+    ) -> ImportReport:
+        """青年批量导入. Duplicates are found by phone: in the file (an error) or already known (unchanged)."""
+        require(who, Role.org_admin, why="import youths")
+        table = read_rows(filename, data)
+        report = ImportReport(rows=len(table))
+        async with self.core.db.transaction() as conn:
+            phones: dict[str, int] = {}
+            for number, cells in table:
+                row: YouthRow | None = parse_row(YouthRow, number, cells, report)
+                if row is None:
+                    continue
+                if row.phone in phones:
+                    report.error(number, "phone", f"duplicate of row {phones[row.phone]}")
+                    continue
+                phones[row.phone] = number
+                existing = await self.core.vault.find_by_phone(conn, row.phone)
+                if existing:
+                    report.unchanged.append({"row": number, "youth_id": existing, "reason": "phone already registered"})
+                    continue
+                org = await self.core.orgs.find(conn, row.org_id) if row.org_id else None
+                if row.org_id and org is None:
+                    report.error(number, "org_id", f"organisation {row.org_id} not found")
+                    continue
+                if not who.covers(org.path if org else None):
+                    report.error(number, "org_id", "outside your organisation's subtree")
+                    continue
+                try:
+                    youth = Youth.register(
+                        short_id(), org, row.field, row.grade, row.political_status, row.family_situation,
+                        row.special_care, row.industry,
+                    )
+                except (RuleViolation, Forbidden) as exc:
+                    report.error(number, str(getattr(exc, "details", {}).get("field", "row")), str(exc))
+                    continue
+                await self.core.vault.store(conn, youth.id, "youth", row.name, row.phone)
+                if row.major or row.native_place:
+                    await self.core.vault.seal_profile(conn, youth.id, {"major": row.major, "native_place": row.native_place})
+                await self.core._save(conn, self.core.youths, youth, who, org.path if org else None, cid)
+                report.created.append({"row": number, "youth_id": youth.id})
+            if report.errors and all_or_nothing:
+                raise ImportRefused(report)
+            report.applied = True
+        return report
+
+    async def import_cadres(
+        self, who: Principal, filename: str, data: bytes, all_or_nothing: bool = True, cid: UUID | None = None
+    ) -> ImportReport:
+        """团干部批量导入 with their accounts: each created row carries its login and initial password,
+        shown this once. A known phone is unchanged (and gets no new password)."""
+        require(who, Role.org_admin, why="import cadres")
+        table = read_rows(filename, data)
+        report = ImportReport(rows=len(table))
+        async with self.core.db.transaction() as conn:
+            phones: dict[str, int] = {}
+            for number, cells in table:
+                row: CadreRow | None = parse_row(CadreRow, number, cells, report)
+                if row is None:
+                    continue
+                if row.phone in phones:
+                    report.error(number, "phone", f"duplicate of row {phones[row.phone]}")
+                    continue
+                phones[row.phone] = number
+                existing = await self.core.vault.find_by_phone(conn, row.phone)
+                if existing:
+                    report.unchanged.append({"row": number, "cadre_id": existing, "reason": "phone already registered"})
+                    continue
+                org = await self.core.orgs.find(conn, row.org_id)
+                if org is None:
+                    report.error(number, "org_id", f"organisation {row.org_id} not found")
+                    continue
+                if not who.covers(org.path):
+                    report.error(number, "org_id", "outside your organisation's subtree")
+                    continue
+                if row.login and await self.identity.login_taken(conn, row.login):
+                    report.error(number, "login", f"login {row.login} is taken")
+                    continue
+                try:
+                    cadre = Cadre.register(short_id(), org, row.kind, row.in_leadership_organ)
+                except RuleViolation as exc:
+                    report.error(number, "org_id", str(exc))
+                    continue
+                await self.core.vault.store(conn, cadre.id, "cadre", row.name, row.phone)
+                await self.core._save(conn, self.core.cadres, cadre, who, org.path, cid)
+                login, password = await self.identity.issue(
+                    conn, who, cadre.id, AccountRole.cadre, org.id, org.path, row.login, cid
+                )
+                report.created.append(
+                    {"row": number, "cadre_id": cadre.id, "name": row.name, "org_id": org.id,
+                     "login": login, "initial_password": password}
+                )
+            if report.errors and all_or_nothing:
+                raise ImportRefused(report)
+            report.applied = True
+        return report

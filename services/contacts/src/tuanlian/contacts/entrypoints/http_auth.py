@@ -1,0 +1,49 @@
+"""HTTP API for identity: logins, one-time codes, accounts handed out."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from tuanlian.contacts.application.identity import (
+    ChangePassword,
+    IdentityService,
+    IssueAccount,
+    PasswordLogin,
+    RequestCode,
+    VerifyCode,
+)
+from tuanlian.shared.auth import Principal
+from tuanlian.shared.service import Runtime
+
+
+def build_auth_router(runtime: Runtime, identity: IdentityService) -> APIRouter:
+    router = APIRouter(tags=["auth"])
+    Who = Annotated[Principal, Depends(runtime.current_principal())]
+
+    def cid(request: Request) -> Any:
+        return request.state.correlation_id
+
+    @router.post("/auth/login", summary="Admins and cadres log in with a password")
+    async def login(body: PasswordLogin) -> dict[str, Any]:
+        return await identity.login(body)
+
+    @router.post("/auth/password", status_code=204, summary="Change one's password (required at first login)")
+    async def change_password(body: ChangePassword, who: Who) -> None:
+        await identity.change_password(who, body)
+
+    @router.post("/auth/otp", status_code=202, summary="Youths ask for a one-time login code by SMS")
+    async def request_code(body: RequestCode) -> dict[str, Any]:
+        return await identity.request_code(body)
+
+    @router.post("/auth/otp/verify", summary="Youths log in with phone and one-time code")
+    async def verify_code(body: VerifyCode) -> dict[str, Any]:
+        return await identity.verify_code(body)
+
+    @router.post("/accounts", status_code=201, summary="Hand out an org admin, leader or partner account")
+    async def issue(body: IssueAccount, who: Who, request: Request) -> dict[str, Any]:
+        return await identity.issue_account(who, body, cid(request))
+
+    @router.post("/cadres/{cadre_id}/account", status_code=201, summary="(Re)issue a cadre's account")
+    async def cadre_account(cadre_id: str, who: Who, request: Request) -> dict[str, Any]:
+        return await identity.reset_cadre_account(who, cadre_id, cid(request))
+
+    return router
