@@ -169,3 +169,46 @@ async def test_org_move_rewrites_paths(scoring: Scoring, contacts: Producer) -> 
     board = await scoring.get("/leaderboards/cadres", org_path="/root/p2")
     assert [e["cadre_id"] for e in board["entries"]] == ["c1"]
     assert board["entries"][0]["org_path"] == "/root/p2/o1"
+
+
+async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
+    scoring: Scoring, contacts: Producer, js: object
+) -> None:
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await _org_and_cadre(contacts)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await scoring.applied(5)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    assert doc["number"] == "2026-03-001"
+    row = doc["rows"][0]
+    assert (row["org_id"], row["cadres"], row["youths_linked"], row["points"], row["rank"]) == ("o1", 1, 1, 4, 1)
+    assert row["cadres_meeting_quota_pct"] == 0.0  # 1 of 10 for a part-time cadre
+    # Later facts for March do not change what was published; as-of recomputation agrees.
+    await contacts.emit("interaction-i2", _interaction("i2", ["y1"], True, T0 + timedelta(days=1)))
+    await scoring.applied(6)
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True
+    again = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
+                                                        "period": "2026-03"}, headers=admin)
+    assert again.json()["number"] == "2026-03-002" and again.json()["rows"][0]["points"] == 5
+    for fmt, marker in (("csv", "排名".encode()), ("html", b"<svg"), ("xlsx", b"PK")):
+        r = await scoring.http.get(f"/circulars/{doc['number']}", params={"format": fmt}, headers=admin)
+        assert r.status_code == 200 and marker in r.content
+    # Announced through the outbox on the scoring stream.
+    from tuanlian.shared.testing import stream_messages, wait_until
+
+    msgs = await wait_until(lambda: stream_messages(js, "SCORING"), until=lambda m: len(m) == 2,  # type: ignore[arg-type]
+                            message="two CircularPublished on SCORING")
+    assert all(m.subject == "scoring.events.circular.CircularPublished" for m in msgs)
+    outsider = scoring.auth(Role.org_admin, "b", "/elsewhere")
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month"}, headers=outsider)
+    assert r.status_code == 403
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "day"}, headers=admin)
+    assert r.status_code == 422
