@@ -16,6 +16,10 @@ app = typer.Typer(
 
 SERVICES = tuple(DEFAULT_PORTS)
 
+from tuanlian.cli.scoring_cmds import audit as _audit  # noqa: E402
+
+app.add_typer(_audit, name="audit")
+
 
 def _spec(service: str):  # type: ignore[no-untyped-def]
     if service not in SERVICES:
