@@ -14,7 +14,8 @@ from tuanlian.shared.settings import Settings, get_settings
 
 
 def projection_schema(runtime: Runtime) -> str:
-    """The schema that serves; a rebuild builds another beside it and swaps the names."""
+    """The first version's schema; the consumers and the HTTP reads follow ``projection_versions``
+    to whichever version serves (a rebuild builds another beside it and swaps it in)."""
     return f"{runtime.schema}_proj"
 
 
@@ -22,8 +23,9 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     p = projection_schema(runtime)
     contacts = runtime.consumer("points", CONTACTS, {})
     wishes = runtime.consumer("points", WISHES, {})
-    contacts.handlers = projector(p, contacts.durable).handlers(CONTACTS_EVENTS)
-    wishes.handlers = projector(p, wishes.durable).handlers(WISHES_EVENTS)
+    versions = f"{runtime.schema}.projection_versions"
+    contacts.handlers = projector(p, contacts.durable, versions=versions).handlers(CONTACTS_EVENTS)
+    wishes.handlers = projector(p, wishes.durable, versions=versions).handlers(WISHES_EVENTS)
     return [contacts, wishes]
 
 

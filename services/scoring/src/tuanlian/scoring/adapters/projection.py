@@ -45,7 +45,8 @@ def rewrite_sql(schema: str) -> list[str]:
         f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
         for t in ("orgs", "cadres", "org_rules", "period_points", "ballots")
     ] + [
-        f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path) SELECT cadre_id, org_path FROM {schema}.cadres "
+        f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, applied_at) SELECT cadre_id, org_path, "
+        f"coalesce($3::timestamptz, clock_timestamp()) FROM {schema}.cadres "
         "WHERE org_path = $2::text OR left(org_path, length($2::text) + 1) = $2::text || '/' AND $1::text IS NOT NULL"
     ]
 
@@ -55,9 +56,17 @@ class Projector:
 
     def __init__(self, state: State, *, ruleset_override: str | None = None) -> None:
         self.state = state
-        self.s = state.schema
         self.override = ruleset(ruleset_override) if ruleset_override else None
         self._parsed: dict[str, OrgRules] = {}
+        state.on_switch.append(self._switched)
+
+    @property
+    def s(self) -> str:
+        return self.state.schema
+
+    def _switched(self, state: State) -> None:
+        # The version now serving may have been rebuilt under an explicit rule set: keep to it.
+        self.override = ruleset(state.ruleset_override) if state.ruleset_override else None
 
     # -- rules in force ------------------------------------------------------------------------
 
@@ -139,7 +148,7 @@ class Projector:
         # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
         await self.state.write(tx)
         for sql in rewrite_sql(self.s):
-            await tx.conn.execute(sql, old, new)
+            await tx.conn.execute(sql, old, new, *((self.state.stamp,) if "$3" in sql else ()))
         self.state.clear()
         self.state.authoritative = False
 
@@ -176,7 +185,7 @@ class Projector:
             "last_online": old["last_online"] if old else None,
             "last_face_to_face": old["last_face_to_face"] if old else None,
         })
-        self.state.cadre_paths.append((e.cadre_id, e.org_path))
+        self.state.add_cadre_path(e.cadre_id, e.org_path)
 
     async def on_CadreTransferred(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         cadre = await self.state.get("cadres", e.cadre_id)
@@ -186,7 +195,7 @@ class Projector:
         self.state.put("cadres", {**cadre, "org_id": e.to_org_id, "org_path": e.org_path,
                                   "org_type": org["org_type"] if org else None,
                                   "in_leadership_organ": e.in_leadership_organ})
-        self.state.cadre_paths.append((e.cadre_id, e.org_path))
+        self.state.add_cadre_path(e.cadre_id, e.org_path)
         # Rankings follow the cadre: their periods are filed under the new place in the tree.
         await self.state.write(tx)
         await tx.conn.execute(
@@ -482,5 +491,6 @@ assert WISHES_EVENTS <= {t.event_type for t in w.WISHES.types()}
 PROJECTION_SCHEMA = "scoring_proj"
 
 
-def projector(schema: str, consumer: str, **kw: Any) -> Projector:
-    return Projector(State(schema, consumer), **kw)
+def projector(schema: str, consumer: str, *, versions: str | None = None, **kw: Any) -> Projector:
+    """A live consumer's projector; with ``versions`` it follows the version serving."""
+    return Projector(State(schema, consumer, versions=versions), **kw)

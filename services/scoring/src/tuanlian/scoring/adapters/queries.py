@@ -65,6 +65,31 @@ async def ledger_points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str
     return {r["owner_id"]: r["points"] for r in await conn.fetch(sql, org_path, start, end, as_of, owner_kind)}
 
 
+async def current_projection(conn: asyncpg.Connection, service_schema: str) -> str:
+    """The schema of the projection version that serves (a rebuild swaps another one in)."""
+    name = await conn.fetchval(
+        f"SELECT schema_name FROM {service_schema}.projection_versions WHERE status = 'current'"
+    )
+    return str(name or f"{service_schema}_proj")
+
+
+async def points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start: datetime | None,
+                       end: datetime | None, as_of: datetime) -> list[asyncpg.Record]:
+    """Every owner with ledger entries in [start, end) applied by ``as_of`` (an owner whose entries
+    cancel out is there with 0, as on the live board), filed under its path at that instant."""
+    sql = (
+        "SELECT owner_id, owner_kind, org_path, points FROM ("
+        "SELECT l.owner_id, l.owner_kind, coalesce(cp.org_path, l.org_path) AS org_path, sum(l.points)::int AS points "
+        f"FROM {p}.ledger l LEFT JOIN LATERAL (SELECT org_path FROM {p}.cadre_paths cp "
+        "WHERE cp.cadre_id = l.owner_id AND l.owner_kind = 'cadre' AND cp.applied_at <= $4 "
+        "ORDER BY applied_at DESC LIMIT 1) cp ON true "
+        "WHERE ($2::timestamptz IS NULL OR l.occurred_at >= $2) AND ($3::timestamptz IS NULL OR l.occurred_at < $3) "
+        "AND l.applied_at <= $4 GROUP BY 1, 2, 3) x "
+        f"WHERE {subtree('org_path', '$1')}"
+    )
+    return list(await conn.fetch(sql, org_path, start, end, as_of))
+
+
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
                     as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Cadres of a subtree (their path as of an instant), with kind and links now."""

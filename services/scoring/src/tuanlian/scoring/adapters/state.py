@@ -78,17 +78,27 @@ Row = dict[str, Any]
 class State:
     """Rows of one projection schema as one consumer sees them."""
 
-    def __init__(self, schema: str, consumer: str, *, authoritative: bool = False, max_rows: int = 500_000):
+    def __init__(self, schema: str, consumer: str, *, authoritative: bool = False, max_rows: int = 500_000,
+                 versions: str | None = None, stamped: bool = False):
         self.schema = schema
         self.consumer = consumer
         self.authoritative = authoritative
         self.max_rows = max_rows
+        # ``<service schema>.projection_versions``: a live consumer follows the serving version
+        # (a rebuild swaps it); None for a rebuild, which owns one fixed schema.
+        self.versions = versions
+        self.ruleset_override: str | None = None
+        self.on_switch: list[Any] = []
+        # A rebuild stamps rows with the instant the event reached the bus (``stamp``) instead of
+        # the moment of writing, so that as-of queries on the new version mean what they meant.
+        self.stamped = stamped
+        self.stamp: datetime | None = None
         self._rows: dict[str, dict[tuple[Any, ...], Row | None]] = defaultdict(dict)
         self._dirty: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
         self.ledger: list[tuple[Any, ...]] = []
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
-        self.cadre_paths: list[tuple[str, str]] = []
+        self.cadre_paths: list[tuple[Any, ...]] = []
         self.period_delta: dict[tuple[str, str, str], int] = defaultdict(int)
         self.period_meta: dict[str, tuple[Any, ...]] = {}
         self._tx: ProjectionTx | None = None
@@ -104,6 +114,18 @@ class State:
             return
         self._tx = tx
         self._discard_pending()
+        if self.versions is not None:
+            row = await tx.conn.fetchrow(
+                f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
+            )
+            if row is not None and row["schema_name"] != self.schema:
+                # A rebuilt version was swapped in: forget the old one's rows, write to the new.
+                self.schema = row["schema_name"]
+                self.ruleset_override = row["ruleset_override"]
+                self.clear()
+                self._committed_gen = None
+                for hook in self.on_switch:
+                    hook(self)
         if not self.authoritative:
             stored = await tx.conn.fetchval(
                 f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
@@ -163,13 +185,19 @@ class State:
                    ruleset: str, sources: list[UUID], youth_id: str | None, ref: str | None,
                    occurred_at: datetime) -> None:
         self.ledger.append((owner_id, owner_kind, org_path, points, rule, ruleset, sources, youth_id, ref,
-                            occurred_at))
+                            occurred_at, *self._stamp()))
 
     def add_fact(self, owner_id: str, metric: str, n: int, day: date, source: UUID, subject: str | None = None) -> None:
-        self.facts.append((owner_id, metric, subject, n, day, source))
+        self.facts.append((owner_id, metric, subject, n, day, source, *self._stamp()))
 
     def add_flag(self, owner_id: str, code: str, ref: str | None, source: UUID, day: date) -> None:
-        self.flags.append((owner_id, code, ref, source, day))
+        self.flags.append((owner_id, code, ref, source, day, *self._stamp()))
+
+    def add_cadre_path(self, cadre_id: str, org_path: str) -> None:
+        self.cadre_paths.append((cadre_id, org_path, *self._stamp()))
+
+    def _stamp(self) -> tuple[Any, ...]:
+        return (self.stamp,) if self.stamped else ()
 
     def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: list[tuple[str, str]],
                           points: int) -> None:
@@ -181,6 +209,7 @@ class State:
 
     async def write(self, tx: ProjectionTx) -> None:
         conn, s = tx.conn, self.schema
+        at = ("applied_at",) if self.stamped else ()
         for table, keys in self._dirty.items():
             spec = TABLES[table]
             rows = [self._rows[table][k] for k in keys]
@@ -188,23 +217,29 @@ class State:
             if args:
                 await conn.executemany(spec.upsert(s), args)
         if self.ledger:
-            await conn.copy_records_to_table("ledger", schema_name=s, columns=LEDGER_COLUMNS, records=self.ledger)
+            await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=self.ledger)
         if self.facts:
-            await conn.copy_records_to_table("facts", schema_name=s, columns=FACT_COLUMNS, records=self.facts)
+            await conn.copy_records_to_table("facts", schema_name=s, columns=(FACT_COLUMNS + at), records=self.facts)
         if self.flags:
-            await conn.copy_records_to_table("flags", schema_name=s, columns=FLAG_COLUMNS, records=self.flags)
+            await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=self.flags)
         if self.cadre_paths:
             await conn.copy_records_to_table(
-                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path"), records=self.cadre_paths
+                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", *at), records=self.cadre_paths
             )
+        # Deltas that cancel out within the batch are written too: the owner is on the board with
+        # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
         deltas = [(k, key, owner, *self.period_meta[owner], pts)
-                  for (k, key, owner), pts in self.period_delta.items() if pts]
+                  for (k, key, owner), pts in self.period_delta.items()]
         if deltas:
             await conn.executemany(
                 f"INSERT INTO {s}.period_points (period_kind, period_key, owner_id, owner_kind, org_path, "
                 "cadre_kind, org_type, points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
                 f"ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET points = "
-                f"{s}.period_points.points + EXCLUDED.points",
+                f"{s}.period_points.points + EXCLUDED.points, "
+                # An owner first credited by the other stream's consumer before its registration
+                # was projected has no kind yet: the first credit that knows it fills it in.
+                f"cadre_kind = coalesce(EXCLUDED.cadre_kind, {s}.period_points.cadre_kind), "
+                f"org_type = coalesce(EXCLUDED.org_type, {s}.period_points.org_type)",
                 deltas,
             )
         if not self.authoritative and self._gen is not None:

@@ -48,9 +48,18 @@ class AssessmentRequest(BaseModel):
 def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
     Who = Annotated[Principal, Depends(runtime.current_principal())]
-    p = f"{runtime.schema}_proj"
 
-    async def cadre_row(conn: Any, cadre_id: str, who: Principal, why: str) -> dict[str, Any]:
+    async def serving() -> str:
+        async with runtime.db.connection() as conn:
+            return await q.current_projection(conn, runtime.schema)
+
+    # The projection version that serves, looked up per request (a rebuild swaps versions).
+    Proj = Annotated[str, Depends(serving)]
+
+    def span(per: Period | None) -> tuple[datetime | None, datetime | None]:
+        return (None, None) if per is None else (reports._instant(per.start), reports._instant(per.next().start))
+
+    async def cadre_row(conn: Any, p: str, cadre_id: str, who: Principal, why: str) -> dict[str, Any]:
         row = await conn.fetchrow(f"SELECT * FROM {p}.cadres WHERE cadre_id = $1", cadre_id)
         if row is None:
             raise NotFound(f"cadre {cadre_id} not found")
@@ -62,6 +71,7 @@ def build_router(runtime: Runtime) -> APIRouter:
                 summary="Cadres of an org subtree ranked by points for a period (ties share a rank)")
     async def cadre_leaderboard(
         who: Who,
+        p: Proj,
         org_path: Annotated[str, Query(pattern=PATH, description="subtree root")],
         period_kind: Annotated[str, Query(pattern="^(all|day|month|quarter|year)$")] = "all",
         period: Annotated[str | None, Query(description="e.g. 2026-03, 2026-Q1; default: the current one")] = None,
@@ -75,13 +85,30 @@ def build_router(runtime: Runtime) -> APIRouter:
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
         async with runtime.db.connection() as conn:
             if as_of is not None:
-                if per is None:
-                    raise HTTPException(422, [{"loc": ["query", "as_of"], "msg": "as_of needs a period",
-                                               "type": "value_error"}])
-                pts = await q.ledger_points_as_of(conn, p, org_path=org_path, start=reports._instant(per.start),
-                                                  end=reports._instant(per.next().start), as_of=as_of)
-                rows = [{"owner_id": k, "points": v} for k, v in pts.items()]
-                prev: dict[str, int] = {}
+                # As scoring knew it then: the ledger applied by that instant, paths and links then.
+                def keep(c: Any) -> bool:
+                    return (cadre_kind is None or c["kind"] == cadre_kind) and (
+                        org_type is None or c["org_type"] == org_type)
+
+                async def board_as_of(per_: Period | None) -> list[dict[str, Any]]:
+                    start, end = span(per_)
+                    got = [dict(r) for r in await q.points_as_of(conn, p, org_path=org_path, start=start, end=end,
+                                                                  as_of=as_of) if r["owner_kind"] == "cadre"]
+                    meta = {r["cadre_id"]: r for r in await conn.fetch(
+                        f"SELECT cadre_id, kind, org_type FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
+                        [r["owner_id"] for r in got])}
+                    return [r for r in got if r["owner_id"] not in meta or keep(meta[r["owner_id"]])]
+
+                rows = await board_as_of(per)
+                prev = {} if per is None else {
+                    r.key: r.rank for r in rank([(b["owner_id"], b["points"]) for b in await board_as_of(per.previous())])}
+                rows = [{**r, "org_path": r["org_path"]} for r in rows]
+                linked = await q.linked_as_of(conn, p, [r["owner_id"] for r in rows], as_of)
+                kinds = {r["cadre_id"]: r["kind"] for r in await conn.fetch(
+                    f"SELECT cadre_id, kind FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
+                    [r["owner_id"] for r in rows])}
+                info = {r["owner_id"]: {"org_path": r["org_path"], "kind": kinds.get(r["owner_id"]),
+                                        "linked_youths": linked.get(r["owner_id"], 0)} for r in rows}
             else:
                 rows = [dict(r) for r in await q.top(conn, p, period_kind=kind, period_key=key, org_path=org_path,
                                                      owner_kind="cadre", limit=limit, cadre_kind=cadre_kind,
@@ -90,9 +117,9 @@ def build_router(runtime: Runtime) -> APIRouter:
                     conn, p, period_kind=kind, period_key=per.previous().key, org_path=org_path,
                     owner_kind="cadre", ids=[r["owner_id"] for r in rows], cadre_kind=cadre_kind,
                     org_type=org_type)
-            info = {r["cadre_id"]: r for r in await conn.fetch(
-                f"SELECT cadre_id, org_path, kind, linked_youths FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
-                [r["owner_id"] for r in rows])}
+                info = {r["cadre_id"]: dict(r) for r in await conn.fetch(
+                    f"SELECT cadre_id, org_path, kind, linked_youths FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
+                    [r["owner_id"] for r in rows])}
         ranked = rank([(r["owner_id"], r["points"]) for r in rows])[:limit]
         entries = []
         for r in ranked:
@@ -107,15 +134,25 @@ def build_router(runtime: Runtime) -> APIRouter:
                 summary="Orgs of one level within a subtree ranked by points per cadre")
     async def org_leaderboard(
         who: Who,
+        p: Proj,
         org_path: Annotated[str, Query(pattern=PATH)],
         org_type: Annotated[str, Query(description="the level compared: orgs are ranked against their peers")],
         period_kind: Annotated[str, Query(pattern="^(all|day|month|quarter|year)$")] = "month",
         period: str | None = None,
+        as_of: Annotated[datetime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org_path, why="see this ranking")
         per = _period(period_kind, period)
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
+
+        async def orgs() -> list[dict[str, Any]]:
+            return [dict(r) for r in await conn.fetch(
+                f"SELECT org_id, org_path, name FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed "
+                f"AND {q.subtree('o.org_path', '$1')}", org_path, org_type)]
+
+        def per_cadre(r: dict[str, Any]) -> dict[str, Any]:
+            return {**r, "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
 
         async def scores(k: str) -> list[dict[str, Any]]:
             rows = await conn.fetch(
@@ -125,12 +162,28 @@ def build_router(runtime: Runtime) -> APIRouter:
                 f"AND pp.period_key = $4 AND {q.subtree('pp.org_path', 'o.org_path')}) AS points "
                 f"FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed AND {q.subtree('o.org_path', '$1')}",
                 org_path, org_type, kind, k)
-            return [{**dict(r), "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
-                    for r in rows]
+            return [per_cadre(dict(r)) for r in rows]
+
+        async def scores_as_of(per_: Period | None) -> list[dict[str, Any]]:
+            assert as_of is not None
+            start, end = span(per_)
+            pts = await q.points_as_of(conn, p, org_path=org_path, start=start, end=end, as_of=as_of)
+            cadres = [c for c in await q.cadres_in(conn, p, org_path, as_of) if c["active"]]
+            out = []
+            for o in await orgs():
+                def inside(path: str, root: str = o["org_path"]) -> bool:
+                    return path == root or path.startswith(root + "/")
+                out.append(per_cadre({**o, "cadres": sum(1 for c in cadres if inside(c["org_path"])),
+                                      "points": sum(r["points"] for r in pts if inside(r["org_path"]))}))
+            return out
 
         async with runtime.db.connection() as conn:
-            rows = await scores(key)
-            before = await scores(per.previous().key) if per else []
+            if as_of is None:
+                rows = await scores(key)
+                before = await scores(per.previous().key) if per else []
+            else:
+                rows = await scores_as_of(per)
+                before = await scores_as_of(per.previous()) if per else []
         prev = {r.key: r.rank for r in rank([(b["org_id"], b["points_per_cadre"]) for b in before])}
         by_id = {r["org_id"]: r for r in rows}
         entries = [{**by_id[r.key], "rank": r.rank, "rank_change": rank_change(r.rank, prev.get(r.key))}
@@ -139,18 +192,18 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/cadres/{cadre_id}/ledger", tags=["audit"],
                 summary="Every ledger entry of a cadre with its rule, rule-set version and source events")
-    async def ledger(cadre_id: str, who: Who) -> list[dict[str, Any]]:
+    async def ledger(cadre_id: str, who: Who, p: Proj) -> list[dict[str, Any]]:
         async with runtime.db.connection() as conn:
-            await cadre_row(conn, cadre_id, who, "see this ledger")
+            await cadre_row(conn, p, cadre_id, who, "see this ledger")
             rows = await conn.fetch(
                 f"SELECT entry_id, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
                 f"occurred_at, applied_at FROM {p}.ledger WHERE owner_id = $1 ORDER BY entry_id", cadre_id)
         return [dict(r) for r in rows]
 
     @router.get("/cadres/{cadre_id}/activity-level", tags=["cadres"], summary="活跃度 (0–100) and its parts")
-    async def activity(cadre_id: str, who: Who) -> dict[str, Any]:
+    async def activity(cadre_id: str, who: Who, p: Proj) -> dict[str, Any]:
         async with runtime.db.connection() as conn:
-            cadre = await cadre_row(conn, cadre_id, who, "see this cadre")
+            cadre = await cadre_row(conn, p, cadre_id, who, "see this cadre")
             today = china_day(utcnow())
             level = (await reports.activity_levels(conn, p, [cadre], today))[cadre_id]
         return {"cadre_id": cadre_id, "day": today.isoformat(), "activity_level": level}
@@ -158,20 +211,20 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.get("/cadres/{cadre_id}/compliance", tags=["cadres"],
                 summary="Compliance for a period: met / at risk / missed, with the numbers")
     async def compliance(
-        cadre_id: str, who: Who,
+        cadre_id: str, who: Who, p: Proj,
         period_kind: Annotated[PeriodKind, Query()] = PeriodKind.quarter,
         period: str | None = None,
     ) -> dict[str, Any]:
         per = _period(period_kind.value, period)
         assert per is not None
         async with runtime.db.connection() as conn:
-            cadre = await cadre_row(conn, cadre_id, who, "see this cadre")
+            cadre = await cadre_row(conn, p, cadre_id, who, "see this cadre")
             result = await reports.compliance(conn, p, cadre, per, china_day(utcnow()))
         return reports.compliance_json(result)
 
     @router.post("/circulars", tags=["circulars"], status_code=201,
                  summary="Publish a numbered, immutable circular (通报) for an org subtree")
-    async def publish(body: CircularRequest, who: Who) -> dict[str, Any]:
+    async def publish(body: CircularRequest, who: Who, p: Proj) -> dict[str, Any]:
         per = _period(body.period_kind.value, body.period)
         assert per is not None
         return await circ.publish(runtime, p, who, body.org_id, per)
@@ -190,12 +243,12 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/circulars/{number}/as-of", tags=["audit"],
                 summary="Recompute a circular as of the instant it was published and compare")
-    async def circular_as_of(number: str, who: Who) -> dict[str, Any]:
+    async def circular_as_of(number: str, who: Who, p: Proj) -> dict[str, Any]:
         return await circ.recompute(runtime, p, who, number)
 
     @router.post("/assessments", tags=["assessments"], status_code=201,
                  summary="Mid-year / year-end assessment (年中/年终考核) of every cadre in a subtree")
-    async def assessments(body: AssessmentRequest, who: Who) -> dict[str, Any]:
+    async def assessments(body: AssessmentRequest, who: Who, p: Proj) -> dict[str, Any]:
         per = _period(body.period_kind.value, body.period)
         assert per is not None
         return await circ.assess(runtime, p, who, body.org_id, per)
