@@ -38,6 +38,7 @@ import bench_append  # noqa: E402
 import bench_consumer  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_relay  # noqa: E402
+import bench_scoring  # noqa: E402
 import nats  # noqa: E402
 from common import BenchContext, BenchInfo, Result, make_progress, write_json  # noqa: E402
 from report import write_docs  # noqa: E402
@@ -46,7 +47,7 @@ from rich.table import Table  # noqa: E402
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 
 #: The benchmarks, in the order they run. Each module has ``INFO`` and ``run(ctx)``.
-BENCHMARKS: list[ModuleType] = [bench_relay, bench_consumer, bench_append, bench_fanout]
+BENCHMARKS: list[ModuleType] = [bench_relay, bench_consumer, bench_append, bench_scoring, bench_fanout]
 
 RESULTS_DIR = HERE / "results"
 DOCS_PATH = HERE.parent / "docs" / "benchmarks.md"

@@ -16,6 +16,12 @@ app = typer.Typer(
 
 SERVICES = tuple(DEFAULT_PORTS)
 
+from tuanlian.cli.scoring_cmds import audit as _audit  # noqa: E402
+from tuanlian.cli.scoring_cmds import scoring as _scoring  # noqa: E402
+
+app.add_typer(_audit, name="audit")
+app.add_typer(_scoring, name="scoring")
+
 
 def _spec(service: str):  # type: ignore[no-untyped-def]
     if service not in SERVICES:

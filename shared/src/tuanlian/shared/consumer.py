@@ -69,6 +69,13 @@ class ProjectionTx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._before_flush: list[Callable[[ProjectionTx], Awaitable[None]]] = []
+
+    def before_flush(self, hook: Callable[[ProjectionTx], Awaitable[None]]) -> None:
+        """Run ``hook`` once before the next flush (a projection that keeps a batch's changes in
+        memory writes them there, grouped per table, instead of one statement per event)."""
+        if hook not in self._before_flush:
+            self._before_flush.append(hook)
 
     def execute(self, sql: str, *args: Any) -> None:
         if self._pending and self._pending[-1][0] == sql:
@@ -77,6 +84,9 @@ class ProjectionTx:
             self._pending.append((sql, [args]))
 
     async def flush(self) -> None:
+        hooks, self._before_flush = self._before_flush, []
+        for hook in hooks:
+            await hook(self)
         pending, self._pending = self._pending, []
         for sql, rows in pending:
             if len(rows) == 1:

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from tuanlian.scoring.adapters.projections import contacts_handlers
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
 from tuanlian.scoring.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.contracts.scoring import SCORING
+from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
 
 
+def projection_schema(runtime: Runtime) -> str:
+    """The first version's schema; the consumers and the HTTP reads follow ``projection_versions``
+    to whichever version serves (a rebuild builds another beside it and swaps it in)."""
+    return f"{runtime.schema}_proj"
+
+
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    return [runtime.consumer("ledger", CONTACTS, contacts_handlers(runtime.schema))]
+    p = projection_schema(runtime)
+    contacts = runtime.consumer("points", CONTACTS, {})
+    wishes = runtime.consumer("points", WISHES, {})
+    versions = f"{runtime.schema}.projection_versions"
+    contacts.handlers = projector(p, contacts.durable, versions=versions).handlers(CONTACTS_EVENTS)
+    wishes.handlers = projector(p, wishes.durable, versions=versions).handlers(WISHES_EVENTS)
+    return [contacts, wishes]
 
 
 def _router(runtime: Runtime) -> APIRouter:
@@ -25,7 +39,7 @@ SPEC = ServiceSpec(
     description="Projects every event into points (个人积分), activity levels, compliance, "
     "leaderboards (日常排名) and circulars (通报); replay and as-of queries.",
     migrations_package="tuanlian.scoring.migrations",
-    contracts=None,
+    contracts=SCORING,
     build_consumers=_consumers,
     build_router=_router,
 )

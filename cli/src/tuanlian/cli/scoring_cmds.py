@@ -1,0 +1,177 @@
+"""``tuanlian audit``: explain a cadre's points entry by entry, verify the producers' hash chains.
+``tuanlian scoring``: rebuild the projection from the streams into a new version, list versions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from tuanlian.shared.settings import get_settings
+
+audit = typer.Typer(no_args_is_help=True, help="Audit (审计): explain points, verify the event logs.")
+scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+async def _connect():  # type: ignore[no-untyped-def]
+    from tuanlian.shared.db import connect_raw
+
+    url = get_settings().database_url
+    if not url:
+        _fail("TUANLIAN_DATABASE_URL is not set: which Postgres should I read?")
+    try:
+        return await connect_raw(url or "")
+    except Exception as exc:
+        _fail(f"Postgres is not reachable: {exc}")
+
+
+@audit.command("explain")
+def explain(cadre: str = typer.Option(..., "--cadre", help="cadre id")) -> None:
+    """Every ledger entry of a cadre with its rule, rule-set version and source event ids."""
+
+    async def go() -> None:
+        conn = await _connect()
+        try:
+            from tuanlian.scoring.adapters.queries import current_projection
+
+            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
+                _fail("no scoring projection in this database (has the scoring service run?)")
+            p = await current_projection(conn, "scoring")
+            rows = await conn.fetch(
+                "SELECT entry_id, occurred_at, points, rule, ruleset_version, source_event_ids, youth_id, ref "
+                f"FROM {p}.ledger WHERE owner_id = $1 ORDER BY entry_id", cadre)
+        finally:
+            await conn.close()
+        if not rows:
+            _fail(f"no ledger entries for cadre {cadre}")
+        total = 0
+        for r in rows:
+            total += r["points"]
+            sources = ",".join(str(s) for s in r["source_event_ids"])
+            typer.echo(f"{r['entry_id']:>8} {r['occurred_at']:%Y-%m-%d %H:%M} {r['points']:+4d} {r['rule']:<30} "
+                       f"{r['ruleset_version']:<16} youth={r['youth_id'] or '-'} ref={r['ref'] or '-'} src={sources}")
+        typer.echo(f"total {total} points in {len(rows)} entries")
+
+    asyncio.run(go())
+
+
+@audit.command("verify")
+def verify() -> None:
+    """Check the producers' hash chains (contacts, wishes, scoring); report the first broken link."""
+    from tuanlian.shared.contracts.contacts import CONTACTS
+    from tuanlian.shared.contracts.scoring import SCORING
+    from tuanlian.shared.contracts.wishes import WISHES
+    from tuanlian.shared.eventstore import EventStore
+
+    async def go() -> int:
+        conn = await _connect()
+        broken = 0
+        try:
+            for reg in (CONTACTS, WISHES, SCORING):
+                exists = await conn.fetchval("SELECT to_regclass($1)", f"{reg.producer}.events")
+                if exists is None:
+                    typer.echo(f"{reg.producer}: no event log here")
+                    continue
+                problems = await EventStore(reg.producer, reg.producer, reg).verify_chains(conn)
+                n = await conn.fetchval(f"SELECT count(*) FROM {reg.producer}.events")
+                if problems:
+                    broken += 1
+                    typer.echo(f"{reg.producer}: BROKEN at {problems[0]} ({len(problems)} problems in {n} events)")
+                else:
+                    typer.echo(f"{reg.producer}: {n} events, every chain intact")
+        finally:
+            await conn.close()
+        return broken
+
+    if asyncio.run(go()):
+        raise typer.Exit(1)
+
+
+@scoring.command("rebuild")
+def rebuild(
+    ruleset: str = typer.Option(None, "--ruleset", help="score every event by this rule set version "
+                                "(an explicit replay under other rules); default: each org's own"),
+    drop_old: bool = typer.Option(False, "--drop-old", help="drop the old version's schema after the swap "
+                                  "(default: keep it, marked retired, for comparison)"),
+    batch: int = typer.Option(4000, min=1, help="events per transaction"),
+) -> None:
+    """Build a new projection version from the CONTACTS and WISHES streams alone, then swap it in.
+
+    The old version keeps serving until the swap; the live consumers continue from the new
+    version's positions without counting anything twice."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
+    from tuanlian.scoring.domain.rules import UnknownRuleSet, known_rulesets
+    from tuanlian.shared.streams import connect_nats
+
+    settings = get_settings()
+
+    async def go() -> None:
+        conn = await _connect()
+        try:
+            nc = await connect_nats(settings.require_nats_url(), name="tuanlian-scoring-rebuild")
+        except Exception as exc:
+            await conn.close()
+            _fail(f"NATS is not reachable: {exc}")
+        bar = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[rate]:>9,.0f} events/s"), TimeElapsedColumn())
+        task = bar.add_task("rebuild", total=None, phase="replay", rate=0.0)
+
+        def show(p: object) -> None:
+            from tuanlian.scoring.adapters.rebuild import Progress as P
+
+            assert isinstance(p, P)
+            bar.update(task, total=p.total, completed=p.done, phase=p.phase, rate=p.rate)
+
+        try:
+            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
+                _fail("no scoring projection in this database (has the scoring service run?)")
+            try:
+                job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show)
+            except UnknownRuleSet:
+                _fail(f"unknown rule set {ruleset!r}; known: {', '.join(known_rulesets())}")
+            with bar:
+                try:
+                    r = await job.run(drop_old=drop_old)
+                except RebuildError as exc:
+                    _fail(f"rebuild failed, the old version still serves: {exc}")
+        finally:
+            await nc.close()
+            await conn.close()
+        typer.echo(f"version {r.version} ({r.schema}) now serves: {r.events} events read, {r.applied} applied, "
+                   f"{r.duplicates} duplicates, {r.skipped} unreadable skipped in {r.seconds:.1f} s "
+                   f"= {r.rate:,.0f} events/s")
+        typer.echo(f"previous version {r.previous} " + ("dropped" if r.dropped_old else "kept (retired)"))
+
+    asyncio.run(go())
+
+
+@scoring.command("versions")
+def versions(fail: int = typer.Option(None, "--fail", help="mark a 'building' version whose rebuild died as failed")) -> None:
+    """The projection versions: which one serves, which are retired, built, failed."""
+
+    async def go() -> None:
+        conn = await _connect()
+        try:
+            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
+                _fail("no scoring projection in this database (has the scoring service run?)")
+            if fail is not None:
+                target = await conn.fetchval(
+                    "UPDATE scoring.projection_versions SET status = 'failed', retired_at = now() "
+                    "WHERE version = $1 AND status = 'building' RETURNING schema_name", fail)
+                if target is None:
+                    _fail(f"version {fail} is not being built")
+                await conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            rows = await conn.fetch("SELECT * FROM scoring.projection_versions ORDER BY version")
+        finally:
+            await conn.close()
+        for r in rows:
+            typer.echo(f"{r['version']:>3} {r['status']:<9} {r['schema_name']:<22} events={r['events']} "
+                       f"ruleset={r['ruleset_override'] or '(orgs)'} built={r['built_at']:%Y-%m-%d %H:%M:%S}"
+                       + (" dropped" if r["dropped_at"] else ""))
+
+    asyncio.run(go())

@@ -1,0 +1,496 @@
+"""Scoring's projection of contacts and wishes events: the points ledger (个人积分) and the facts
+behind activity levels, compliance, leaderboards and circulars.
+
+Every ledger entry names its rule, the rule-set version in force for the cadre's org on the day
+(or the rebuild's explicit override) and its source event ids. Confirmations, disputes and
+corrections arrive later and add compensating entries; nothing already written is changed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from uuid import UUID
+
+import structlog
+from tuanlian.scoring.adapters.state import State
+from tuanlian.scoring.domain import scoring as rules
+from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
+from tuanlian.scoring.domain.rules import DEFAULT_RULESET, RuleSet, UnknownRuleSet, ruleset
+from tuanlian.shared.consumer import Handler, ProjectionTx
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import wishes as w
+from tuanlian.shared.contracts.contacts import OrgRules
+from tuanlian.shared.events import DomainEvent, Envelope
+
+log = structlog.get_logger("tuanlian.scoring")
+
+_LEDGER_PERIODS = (PeriodKind.day, PeriodKind.month, PeriodKind.quarter, PeriodKind.year)
+
+
+def noon(day: date) -> datetime:
+    """An instant for a dated fact (an activity's day) that falls on that day in China."""
+    return datetime.combine(day, time(12), tzinfo=CHINA)
+
+
+def period_slots(day: date) -> list[tuple[str, str]]:
+    return [(k.value, period_of(day, k).key) for k in _LEDGER_PERIODS] + [("all", "all")]
+
+
+def rewrite_sql(schema: str) -> list[str]:
+    """Statements moving every path under $1 to start with $2 instead (OrgMoved / OrgMerged)."""
+    under = "(org_path = $1::text OR left(org_path, length($1::text) + 1) = $1::text || '/')"
+    new = "$2::text || substr(org_path, length($1::text) + 1)"
+    return [
+        f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
+        for t in ("orgs", "cadres", "org_rules", "period_points", "ballots")
+    ] + [
+        f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, applied_at) SELECT cadre_id, org_path, "
+        f"coalesce($3::timestamptz, clock_timestamp()) FROM {schema}.cadres "
+        "WHERE org_path = $2::text OR left(org_path, length($2::text) + 1) = $2::text || '/' AND $1::text IS NOT NULL"
+    ]
+
+
+class Projector:
+    """One consumer's handlers over one projection schema."""
+
+    def __init__(self, state: State, *, ruleset_override: str | None = None) -> None:
+        self.state = state
+        self.override = ruleset(ruleset_override) if ruleset_override else None
+        self._parsed: dict[str, OrgRules] = {}
+        state.on_switch.append(self._switched)
+
+    @property
+    def s(self) -> str:
+        return self.state.schema
+
+    def _switched(self, state: State) -> None:
+        # The version now serving may have been rebuilt under an explicit rule set: keep to it.
+        self.override = ruleset(state.ruleset_override) if state.ruleset_override else None
+
+    # -- rules in force ------------------------------------------------------------------------
+
+    async def org_rules(self, org_path: str | None, day: date) -> OrgRules:
+        records: list[rules.RulesRecord] = []
+        if org_path:
+            for path in rules.ancestors(org_path):
+                row = await self.state.get("org_rules", path)
+                for rec in (row or {}).get("records", []):
+                    parsed = self._parsed.get(rec["sid"])
+                    if parsed is None:
+                        parsed = self._parsed[rec["sid"]] = OrgRules.model_validate(rec["rules"])
+                    records.append(rules.RulesRecord(path, date.fromisoformat(rec["effective_from"]), parsed))
+        return rules.effective_rules(records, org_path, day)
+
+    async def ruleset_for(self, org_path: str | None, day: date) -> RuleSet:
+        if self.override is not None:
+            return self.override
+        name = (await self.org_rules(org_path, day)).scoring_ruleset
+        try:
+            return ruleset(name)
+        except UnknownRuleSet:
+            log.warning("org names an unknown scoring rule set; scoring by the default", ruleset=name)
+            return ruleset(DEFAULT_RULESET)
+
+    # -- crediting ------------------------------------------------------------------------------
+
+    async def owner_meta(self, owner_id: str, owner_kind: str, fallback_path: str) -> tuple[Any, ...]:
+        if owner_kind == "org":
+            org = await self.state.get("orgs", owner_id)
+            return ("org", org["org_path"] if org else fallback_path, None, org["org_type"] if org else None)
+        cadre = await self.state.get("cadres", owner_id)
+        if cadre is None:
+            return ("cadre", fallback_path, None, None)
+        return ("cadre", cadre["org_path"], cadre["kind"], cadre["org_type"])
+
+    async def credit(self, owner_id: str, points: int, rule: str, rs: RuleSet | str, sources: list[UUID],
+                     at: datetime, org_path: str, *, owner_kind: str = "cadre", youth_id: str | None = None,
+                     ref: str | None = None) -> None:
+        if not points:
+            return
+        meta = await self.owner_meta(owner_id, owner_kind, org_path)
+        version = rs if isinstance(rs, str) else rs.version
+        self.state.add_ledger(owner_id, owner_kind, meta[1], points, rule, version, sources, youth_id, ref, at)
+        self.state.add_period_points(owner_id, meta, period_slots(china_day(at)), points)
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def handlers(self, names: set[str]) -> dict[str, Handler]:
+        out: dict[str, Handler] = {}
+        for name in names:
+            method = getattr(self, f"on_{name}")
+
+            async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent, _m: Any = method) -> None:
+                await self.state.begin(tx)
+                await _m(tx, env, e)
+
+            out[name] = handler
+        return out
+
+    # organisations
+
+    async def on_OrgCreated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.put("orgs", {"org_id": e.org_id, "org_path": e.org_path, "name": e.name,
+                                "org_type": e.org_type.value, "depth": e.depth,
+                                "is_leadership_organ": e.is_leadership_organ, "closed": False})
+
+    async def on_OrgRenamed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        org = await self.state.get("orgs", e.org_id)
+        if org is not None:
+            self.state.put("orgs", {**org, "name": e.name})
+
+    async def on_OrgClosed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        org = await self.state.get("orgs", e.org_id)
+        if org is not None:
+            self.state.put("orgs", {**org, "closed": True})
+
+    async def _rewrite(self, tx: ProjectionTx, old: str, new: str) -> None:
+        # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
+        await self.state.write(tx)
+        for sql in rewrite_sql(self.s):
+            await tx.conn.execute(sql, old, new, *((self.state.stamp,) if "$3" in sql else ()))
+        self.state.clear()
+        self.state.authoritative = False
+
+    async def on_OrgMoved(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        await self._rewrite(tx, e.old_path, e.new_path)
+        org = await self.state.get("orgs", e.org_id)
+        if org is not None:
+            self.state.put("orgs", {**org, "depth": e.depth})
+
+    async def on_OrgMerged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        await tx.conn.execute(
+            f"UPDATE {self.s}.cadres SET org_id = $2 WHERE org_id = $1", e.org_id, e.into_org_id
+        )
+        await self._rewrite(tx, e.old_path, e.into_path)
+
+    async def on_OrgRulesSet(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        row = await self.state.get("org_rules", e.org_path)
+        records = [r for r in (row or {}).get("records", [])
+                   if not (r["org_id"] == e.org_id and r["effective_from"] == e.effective_from.isoformat())]
+        records.append({"org_id": e.org_id, "effective_from": e.effective_from.isoformat(),
+                        "sid": str(env.event_id), "rules": e.rules.model_dump(mode="json")})
+        self.state.put("org_rules", {"org_path": e.org_path, "records": records})
+
+    # cadres
+
+    async def on_CadreRegistered(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        org = await self.state.get("orgs", e.org_id)
+        old = await self.state.get("cadres", e.cadre_id)
+        self.state.put("cadres", {
+            "cadre_id": e.cadre_id, "org_id": e.org_id, "org_path": e.org_path,
+            "org_type": org["org_type"] if org else None, "kind": e.kind.value,
+            "in_leadership_organ": e.in_leadership_organ, "active": True,
+            "linked_youths": old["linked_youths"] if old else 0,
+            "last_online": old["last_online"] if old else None,
+            "last_face_to_face": old["last_face_to_face"] if old else None,
+        })
+        self.state.add_cadre_path(e.cadre_id, e.org_path)
+
+    async def on_CadreTransferred(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        cadre = await self.state.get("cadres", e.cadre_id)
+        if cadre is None:
+            return
+        org = await self.state.get("orgs", e.to_org_id)
+        self.state.put("cadres", {**cadre, "org_id": e.to_org_id, "org_path": e.org_path,
+                                  "org_type": org["org_type"] if org else None,
+                                  "in_leadership_organ": e.in_leadership_organ})
+        self.state.add_cadre_path(e.cadre_id, e.org_path)
+        # Rankings follow the cadre: their periods are filed under the new place in the tree.
+        await self.state.write(tx)
+        await tx.conn.execute(
+            f"UPDATE {self.s}.period_points SET org_path = $2, org_type = $3 WHERE owner_id = $1",
+            e.cadre_id, e.org_path, org["org_type"] if org else None,
+        )
+
+    async def on_CadreDeactivated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        cadre = await self.state.get("cadres", e.cadre_id)
+        if cadre is not None:
+            self.state.put("cadres", {**cadre, "active": False})
+
+    async def on_GroupLinkAdded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.put("groups", {"cadre_id": e.cadre_id, "group_org_id": e.group_org_id,
+                                  "group_org_type": e.group_org_type.value, "active": True})
+
+    async def on_GroupLinkEnded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        g = await self.state.get("groups", e.cadre_id, e.group_org_id)
+        if g is not None:
+            self.state.put("groups", {**g, "active": False})
+
+    # contact links
+
+    async def on_ContactLinkAccepted(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        link = await self.state.get("links", e.link_id)
+        if link is not None and link["active"]:
+            return
+        day = china_day(env.occurred_at)
+        cadre = await self.state.get("cadres", e.cadre_id)
+        linked = (cadre["linked_youths"] if cadre else 0) + 1
+        if cadre is not None:
+            self.state.put("cadres", {**cadre, "linked_youths": linked})
+        self.state.put("links", {"link_id": e.link_id, "cadre_id": e.cadre_id, "youth_id": e.youth_id, "active": True})
+        self.state.add_fact(e.cadre_id, "linked", 1, day, env.event_id, e.youth_id)
+        org_rules = await self.org_rules(e.org_path, day)
+        quota = rules.contact_quota(org_rules, cadre["kind"] if cadre else None,
+                                    bool(cadre and cadre["in_leadership_organ"]))
+        scored = await self.state.get("scored_youths", e.cadre_id, e.youth_id)
+        rs = await self.ruleset_for(e.org_path, day)
+        points = rules.link_points(rs, youth_scored_before=scored is not None, linked_now=linked, quota=quota)
+        if points:
+            self.state.put("scored_youths", {"cadre_id": e.cadre_id, "youth_id": e.youth_id})
+            await self.credit(e.cadre_id, points, "link_accepted", rs, [env.event_id], env.occurred_at,
+                              e.org_path, youth_id=e.youth_id, ref=e.link_id)
+
+    async def on_ContactLinkEnded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        link = await self.state.get("links", e.link_id)
+        if link is None or not link["active"]:
+            return
+        self.state.put("links", {**link, "active": False})
+        cadre = await self.state.get("cadres", e.cadre_id)
+        if cadre is not None:
+            self.state.put("cadres", {**cadre, "linked_youths": max(cadre["linked_youths"] - 1, 0)})
+        self.state.add_fact(e.cadre_id, "linked", -1, china_day(env.occurred_at), env.event_id, e.youth_id)
+
+    # interactions
+
+    async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str]) -> dict[str, Any]:
+        """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word."""
+        day = china_day(e.occurred_at)
+        month = period_of(day, PeriodKind.month).key
+        rs = await self.ruleset_for(e.org_path, day)
+        youths: dict[str, Any] = {}
+        for youth_id in dict.fromkeys(e.youth_ids):
+            pm = await self.state.get("pair_months", e.cadre_id, youth_id, month)
+            by_day: dict[str, int] = dict(pm["by_day"]) if pm else {}
+            base = rules.interaction_base(rs, online=e.online, used_today=by_day.get(day.isoformat(), 0),
+                                          used_month=sum(by_day.values()))
+            status = rules.Status(kept.get(youth_id, "logged"))
+            value = rules.interaction_value(rs, base, status)
+            if base:
+                by_day[day.isoformat()] = by_day.get(day.isoformat(), 0) + 1
+                self.state.put("pair_months", {"cadre_id": e.cadre_id, "youth_id": youth_id, "month": month,
+                                               "by_day": by_day})
+            rule = "interaction_online" if e.online else "interaction_offline"
+            await self.credit(e.cadre_id, value, rule, rs, [env.event_id], e.occurred_at, e.org_path,
+                              youth_id=youth_id, ref=e.interaction_id)
+            youths[youth_id] = {"base": base, "status": status.value, "credited": value}
+            self.state.add_fact(e.cadre_id, "youth_contact", 1, day, env.event_id, youth_id)
+        self.state.add_fact(e.cadre_id, "interaction", 1, day, env.event_id)
+        self.state.add_fact(e.cadre_id, "online" if e.online else "face_to_face", 1, day, env.event_id)
+        cadre = await self.state.get("cadres", e.cadre_id)
+        if cadre is not None:
+            field = "last_online" if e.online else "last_face_to_face"
+            if cadre[field] is None or cadre[field] < day:
+                self.state.put("cadres", {**cadre, field: day})
+        row = {"interaction_id": e.interaction_id, "cadre_id": e.cadre_id, "day": day,
+               "occurred_at": e.occurred_at, "recorded_at": env.recorded_at or env.occurred_at,
+               "online": e.online, "channel": e.channel.value, "summary_hash": e.summary_hash,
+               "summary_length": e.summary_length, "ruleset": rs.version, "source_event_id": env.event_id,
+               "youths": youths}
+        self.state.put("interactions", row)
+        return row
+
+    async def on_InteractionLogged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        if await self.state.get("interactions", e.interaction_id) is None:
+            await self._score_interaction(env, e, {})
+
+    async def _youth_word(self, env: Envelope, e: Any, status: rules.Status) -> None:
+        row = await self.state.get("interactions", e.interaction_id)
+        if row is None or e.youth_id not in row["youths"]:
+            return
+        y = dict(row["youths"][e.youth_id])
+        if y["status"] == status.value:
+            return
+        rs = ruleset(row["ruleset"]) if self.override is None else self.override
+        target = rules.interaction_value(rs, y["base"], status)
+        delta = rules.compensation(target, y["credited"])
+        await self.credit(e.cadre_id, delta, f"interaction_{status.value}", row["ruleset"],
+                          [row["source_event_id"], env.event_id], row["occurred_at"], e.org_path,
+                          youth_id=e.youth_id, ref=e.interaction_id)
+        day = row["day"]
+        if y["status"] != "logged":
+            self.state.add_fact(e.cadre_id, y["status"], -1, day, env.event_id, e.youth_id)
+        self.state.add_fact(e.cadre_id, status.value, 1, day, env.event_id, e.youth_id)
+        y.update(status=status.value, credited=target)
+        self.state.put("interactions", {**row, "youths": {**row["youths"], e.youth_id: y}})
+
+    async def on_InteractionConfirmed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        await self._youth_word(env, e, rules.Status.confirmed)
+
+    async def on_InteractionDisputed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        await self._youth_word(env, e, rules.Status.disputed)
+
+    async def on_InteractionCorrected(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        old = await self.state.get("interactions", e.interaction_id)
+        kept: dict[str, str] = {}
+        if old is not None:
+            month = period_of(old["day"], PeriodKind.month).key
+            for youth_id, y in old["youths"].items():
+                # Undo the old record in full: its points, its cap slot and its counts.
+                await self.credit(old["cadre_id"], -y["credited"], "interaction_corrected", old["ruleset"],
+                                  [old["source_event_id"], env.event_id], old["occurred_at"], e.org_path,
+                                  youth_id=youth_id, ref=e.interaction_id)
+                if y["base"]:
+                    pm = await self.state.get("pair_months", old["cadre_id"], youth_id, month)
+                    if pm is not None:
+                        by_day = dict(pm["by_day"])
+                        by_day[old["day"].isoformat()] = max(by_day.get(old["day"].isoformat(), 1) - 1, 0)
+                        self.state.put("pair_months", {**pm, "by_day": by_day})
+                self.state.add_fact(old["cadre_id"], "youth_contact", -1, old["day"], env.event_id, youth_id)
+                if y["status"] != "logged":
+                    self.state.add_fact(old["cadre_id"], y["status"], -1, old["day"], env.event_id, youth_id)
+                kept[youth_id] = y["status"]
+            self.state.add_fact(old["cadre_id"], "interaction", -1, old["day"], env.event_id)
+            self.state.add_fact(old["cadre_id"], "online" if old["online"] else "face_to_face", -1, old["day"],
+                                env.event_id)
+        new = await self._score_interaction(env, e, kept)
+        for youth_id, y in new["youths"].items():
+            if y["status"] != "logged":
+                self.state.add_fact(e.cadre_id, y["status"], 1, new["day"], env.event_id, youth_id)
+
+    # activities (五个一)
+
+    async def _activity(self, env: Envelope, e: Any) -> None:
+        collective = bool(e.collective)
+        owner = e.organiser_org_id if collective or not e.organiser_cadre_id else e.organiser_cadre_id
+        owner_kind = "org" if owner == e.organiser_org_id else "cadre"
+        day = e.occurred_on
+        at = noon(day)
+        cadre = await self.state.get("cadres", owner) if owner_kind == "cadre" else None
+        org_rules = await self.org_rules(e.org_path, day)
+        period, _due = rules.five_ones_period(org_rules, rules.five_ones_rule_key(cadre["kind"] if cadre else None,
+                                                                                  owner_kind == "org"), day)
+        rs = await self.ruleset_for(e.org_path, day)
+        kind = e.kind.five_ones_kind
+        self.state.add_fact(owner, "activity", 1, day, env.event_id)
+        points = 0
+        if kind is not None:
+            fo = await self.state.get("five_ones", owner, period.key)
+            kinds: dict[str, int] = dict(fo["kinds"]) if fo else {}
+            bonus = fo["bonus"] if fo else 0
+            points, completes = rules.five_ones_points(rs, [k for k, n in kinds.items() if n > 0], kind,
+                                                       owner_kind == "org")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            await self.credit(owner, points, "five_ones_activity", rs, [env.event_id], at, e.org_path,
+                              owner_kind=owner_kind, ref=e.activity_id)
+            self.state.add_fact(owner, "five_ones", 1, day, env.event_id)
+            if completes and not bonus:
+                bonus = rs.five_ones.all_kinds_bonus
+                await self.credit(owner, bonus, "five_ones_all_kinds", rs, [env.event_id], at, e.org_path,
+                                  owner_kind=owner_kind, ref=period.key)
+            self.state.put("five_ones", {"owner_id": owner, "period_key": period.key, "kinds": kinds, "bonus": bonus})
+        self.state.put("activities", {"activity_id": e.activity_id, "owner_id": owner, "kind": e.kind.value,
+                                      "collective": collective, "occurred_on": day,
+                                      "period_key": period.key if kind else None, "points": points,
+                                      "ruleset": rs.version})
+
+    async def on_ActivityRecorded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        if await self.state.get("activities", e.activity_id) is None:
+            await self._activity(env, e)
+
+    async def on_ActivityCorrected(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        old = await self.state.get("activities", e.activity_id)
+        if old is not None:
+            owner, day = old["owner_id"], old["occurred_on"]
+            owner_kind = "cadre" if await self.state.get("cadres", owner) else "org"
+            at = noon(day)
+            await self.credit(owner, -old["points"], "activity_corrected", old["ruleset"], [env.event_id], at,
+                              e.org_path, owner_kind=owner_kind, ref=e.activity_id)
+            self.state.add_fact(owner, "activity", -1, day, env.event_id)
+            if old["period_key"]:
+                self.state.add_fact(owner, "five_ones", -1, day, env.event_id)
+                fo = await self.state.get("five_ones", owner, old["period_key"])
+                if fo is not None:
+                    kinds = dict(fo["kinds"])
+                    kinds[old["kind"]] = max(kinds.get(old["kind"], 1) - 1, 0)
+                    bonus = fo["bonus"]
+                    if bonus and kinds[old["kind"]] == 0:
+                        # The period no longer has all five kinds: the bonus goes too.
+                        await self.credit(owner, -bonus, "five_ones_all_kinds_withdrawn", old["ruleset"],
+                                          [env.event_id], at, e.org_path, owner_kind=owner_kind,
+                                          ref=old["period_key"])
+                        bonus = 0
+                    self.state.put("five_ones", {**fo, "kinds": kinds, "bonus": bonus})
+        await self._activity(env, e)
+
+    # spot checks (真实度抽查)
+
+    async def on_SpotCheckItemRecorded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        day = china_day(env.occurred_at)
+        self.state.add_fact(e.cadre_id, "spot_checked", 1, day, env.event_id)
+        if e.outcome is c.SpotCheckOutcome.fabricated:
+            rs = await self.ruleset_for(e.org_path, day)
+            await self.credit(e.cadre_id, rs.spot_check.fabricated, "spot_check_fabricated", rs, [env.event_id],
+                              env.occurred_at, e.org_path, ref=e.item)
+            self.state.add_flag(e.cadre_id, "fabricated", e.item, env.event_id, day)
+            self.state.add_fact(e.cadre_id, "spot_fabricated", 1, day, env.event_id)
+
+    # wishes (微心愿、心愿池)
+
+    async def on_WishRaised(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.add_fact(e.cadre_id, "wish_raised", 1, china_day(env.occurred_at), env.event_id, e.youth_id)
+
+    async def on_WishConfirmed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        day = china_day(env.occurred_at)
+        self.state.add_fact(e.cadre_id, "wish_fulfilled", 1, day, env.event_id, e.youth_id)
+        rs = await self.ruleset_for(e.org_path, day)
+        kind = e.claimant_kind.value if e.claimant_kind else None
+        points, rule = rules.wish_points(rs, from_pool=e.from_pool, claimant_kind=kind)
+        owner, owner_kind = e.cadre_id, "cadre"
+        if e.from_pool and e.claimant_id:
+            owner, owner_kind = e.claimant_id, "org" if kind == "org" else "cadre"
+        await self.credit(owner, points, rule, rs, [env.event_id], env.occurred_at, e.org_path,
+                          owner_kind=owner_kind, youth_id=e.youth_id, ref=e.wish_id)
+
+    # Youth Voice (青年之声)
+
+    async def on_VoicePosted(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.add_fact(e.cadre_id or e.org_id, "voice_posted", 1, china_day(env.occurred_at), env.event_id)
+
+    async def on_VoiceAnswered(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        if not e.cadre_id:
+            return
+        day = china_day(env.occurred_at)
+        self.state.add_fact(e.cadre_id, "voice_answered", 1, day, env.event_id)
+        if e.in_time:
+            self.state.add_fact(e.cadre_id, "voice_in_time", 1, day, env.event_id)
+        if e.answered_by == e.cadre_id:
+            rs = await self.ruleset_for(e.org_path, day)
+            points, rule = rules.voice_points(rs, e.in_time)
+            await self.credit(e.cadre_id, points, rule, rs, [env.event_id], env.occurred_at, e.org_path,
+                              youth_id=e.youth_id, ref=e.post_id)
+
+    # ratings and ballots (评价、满意度测评)
+
+    async def on_CadreRated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        day = china_day(env.occurred_at)
+        self.state.add_fact(e.cadre_id, "rating_count", 1, day, env.event_id)
+        self.state.add_fact(e.cadre_id, "rating_sum", e.score, day, env.event_id)
+        rs = await self.ruleset_for(e.org_path, day)
+        await self.credit(e.cadre_id, rules.rating_points(rs, e.score), "rating", rs, [env.event_id],
+                          env.occurred_at, e.org_path, ref=e.rating_id)
+
+    async def on_BallotClosed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.put("ballots", {"ballot_id": e.ballot_id, "cadre_id": e.secretary_cadre_id,
+                                   "org_path": e.org_path, "year": e.year, "eligible": e.eligible,
+                                   "turnout": e.turnout, "published": e.published, "satisfied": e.satisfied,
+                                   "basically_satisfied": e.basically_satisfied, "unsatisfied": e.unsatisfied,
+                                   "reelection_flag": e.reelection_flag})
+
+
+CONTACTS_EVENTS = {
+    "OrgCreated", "OrgRenamed", "OrgClosed", "OrgMoved", "OrgMerged", "OrgRulesSet", "CadreRegistered",
+    "CadreTransferred", "CadreDeactivated", "GroupLinkAdded", "GroupLinkEnded", "ContactLinkAccepted",
+    "ContactLinkEnded", "InteractionLogged", "InteractionConfirmed", "InteractionDisputed",
+    "InteractionCorrected", "ActivityRecorded", "ActivityCorrected", "SpotCheckItemRecorded",
+}
+WISHES_EVENTS = {"WishRaised", "WishConfirmed", "VoicePosted", "VoiceAnswered", "CadreRated", "BallotClosed"}
+assert CONTACTS_EVENTS <= {t.event_type for t in c.CONTACTS.types()}
+assert WISHES_EVENTS <= {t.event_type for t in w.WISHES.types()}
+
+PROJECTION_SCHEMA = "scoring_proj"
+
+
+def projector(schema: str, consumer: str, *, versions: str | None = None, **kw: Any) -> Projector:
+    """A live consumer's projector; with ``versions`` it follows the version serving."""
+    return Projector(State(schema, consumer, versions=versions), **kw)

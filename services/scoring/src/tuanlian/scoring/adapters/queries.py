@@ -1,0 +1,180 @@
+"""Read side of the projection: leaderboards, a cadre's numbers, a subtree's numbers for a period.
+
+Every aggregate can be taken ``as_of`` an instant: only what scoring had applied by then counts
+(ledger and facts carry ``applied_at``; cadre paths keep their history).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from tuanlian.scoring.domain.periods import Period
+
+SUBTREE = "({col} >= {p} AND {col} < {p} || '0' AND ({col} = {p} OR substr({col}, length({p}) + 1, 1) = '/'))"
+
+
+def subtree(col: str, param: str) -> str:
+    """An index range on a ``COLLATE "C"`` path column, then the exact test ('/a/b-x' is no child of '/a/b')."""
+    return SUBTREE.format(col=col, p=param)
+
+
+async def top(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key: str, org_path: str,
+              owner_kind: str, limit: int, cadre_kind: str | None = None,
+              org_type: str | None = None) -> list[asyncpg.Record]:
+    """The top of a subtree for a period, highest points first (ties by id)."""
+    sql = (
+        f"SELECT owner_id, org_path, cadre_kind, org_type, points FROM {p}.period_points "
+        f"WHERE period_kind = $1 AND period_key = $2 AND owner_kind = $3 AND {subtree('org_path', '$4')} "
+        "AND ($5::text IS NULL OR cadre_kind = $5) AND ($6::text IS NULL OR org_type = $6) "
+        "ORDER BY points DESC, owner_id LIMIT $7"
+    )
+    return list(await conn.fetch(sql, period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit))
+
+
+async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key: str, org_path: str,
+                         owner_kind: str, ids: list[str], cadre_kind: str | None = None,
+                         org_type: str | None = None) -> dict[str, int]:
+    """Ranks (ties shared) the given owners held in another period, same subtree and filters."""
+    if not ids:
+        return {}
+    sql = (
+        f"SELECT owner_id, r FROM (SELECT owner_id, rank() OVER (ORDER BY points DESC) AS r FROM {p}.period_points "
+        f"WHERE period_kind = $1 AND period_key = $2 AND owner_kind = $3 AND {subtree('org_path', '$4')} "
+        "AND ($5::text IS NULL OR cadre_kind = $5) AND ($6::text IS NULL OR org_type = $6)) x "
+        "WHERE owner_id = ANY($7::text[])"
+    )
+    rows = await conn.fetch(sql, period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, ids)
+    return {r["owner_id"]: r["r"] for r in rows}
+
+
+async def ledger_points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start: datetime,
+                              end: datetime, as_of: datetime | None, owner_kind: str = "cadre") -> dict[str, int]:
+    """Points per owner earned in [start, end) as scoring knew them at ``as_of``, filed under the
+    owner's path at that instant."""
+    sql = (
+        f"SELECT l.owner_id, sum(l.points)::int AS points FROM {p}.ledger l "
+        f"LEFT JOIN LATERAL (SELECT org_path FROM {p}.cadre_paths cp WHERE cp.cadre_id = l.owner_id "
+        "AND ($4::timestamptz IS NULL OR cp.applied_at <= $4) ORDER BY applied_at DESC LIMIT 1) cp ON true "
+        "WHERE l.owner_kind = $5 AND l.occurred_at >= $2 AND l.occurred_at < $3 "
+        "AND ($4::timestamptz IS NULL OR l.applied_at <= $4) "
+        f"AND {subtree('coalesce(cp.org_path, l.org_path)', '$1')} GROUP BY l.owner_id"
+    )
+    return {r["owner_id"]: r["points"] for r in await conn.fetch(sql, org_path, start, end, as_of, owner_kind)}
+
+
+async def current_projection(conn: asyncpg.Connection, service_schema: str) -> str:
+    """The schema of the projection version that serves (a rebuild swaps another one in)."""
+    name = await conn.fetchval(
+        f"SELECT schema_name FROM {service_schema}.projection_versions WHERE status = 'current'"
+    )
+    return str(name or f"{service_schema}_proj")
+
+
+async def points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start: datetime | None,
+                       end: datetime | None, as_of: datetime) -> list[asyncpg.Record]:
+    """Every owner with ledger entries in [start, end) applied by ``as_of`` (an owner whose entries
+    cancel out is there with 0, as on the live board), filed under its path at that instant."""
+    sql = (
+        "SELECT owner_id, owner_kind, org_path, points FROM ("
+        "SELECT l.owner_id, l.owner_kind, coalesce(cp.org_path, l.org_path) AS org_path, sum(l.points)::int AS points "
+        f"FROM {p}.ledger l LEFT JOIN LATERAL (SELECT org_path FROM {p}.cadre_paths cp "
+        "WHERE cp.cadre_id = l.owner_id AND l.owner_kind = 'cadre' AND cp.applied_at <= $4 "
+        "ORDER BY applied_at DESC LIMIT 1) cp ON true "
+        "WHERE ($2::timestamptz IS NULL OR l.occurred_at >= $2) AND ($3::timestamptz IS NULL OR l.occurred_at < $3) "
+        "AND l.applied_at <= $4 GROUP BY 1, 2, 3) x "
+        f"WHERE {subtree('org_path', '$1')}"
+    )
+    return list(await conn.fetch(sql, org_path, start, end, as_of))
+
+
+async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
+                    as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """Cadres of a subtree (their path as of an instant), with kind and links now."""
+    sql = (
+        f"SELECT c.cadre_id, c.kind, c.org_type, c.in_leadership_organ, c.active, c.linked_youths, "
+        "c.last_online, c.last_face_to_face, coalesce(cp.org_path, c.org_path) AS org_path "
+        f"FROM {p}.cadres c LEFT JOIN LATERAL (SELECT org_path FROM {p}.cadre_paths x WHERE x.cadre_id = c.cadre_id "
+        "AND ($2::timestamptz IS NULL OR x.applied_at <= $2) ORDER BY applied_at DESC LIMIT 1) cp ON true "
+        f"WHERE {subtree('coalesce(cp.org_path, c.org_path)', '$1')} "
+        "AND ($2::timestamptz IS NULL OR cp.org_path IS NOT NULL) ORDER BY c.cadre_id"
+    )
+    return [dict(r) for r in await conn.fetch(sql, org_path, as_of)]
+
+
+async def fact_sums(conn: asyncpg.Connection, p: str, owners: list[str], start: date, end: date,
+                    as_of: datetime | None = None) -> dict[str, dict[str, int]]:
+    """metric → sum per owner over [start, end] (days)."""
+    rows = await conn.fetch(
+        f"SELECT owner_id, metric, sum(n)::int AS n FROM {p}.facts WHERE owner_id = ANY($1::text[]) "
+        "AND occurred_on BETWEEN $2 AND $3 AND ($4::timestamptz IS NULL OR applied_at <= $4) "
+        "GROUP BY owner_id, metric",
+        owners, start, end, as_of,
+    )
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        out[r["owner_id"]][r["metric"]] = r["n"]
+    return out
+
+
+async def linked_as_of(conn: asyncpg.Connection, p: str, owners: list[str], as_of: datetime | None) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"SELECT owner_id, sum(n)::int AS n FROM {p}.facts WHERE owner_id = ANY($1::text[]) AND metric = 'linked' "
+        "AND ($2::timestamptz IS NULL OR applied_at <= $2) GROUP BY owner_id",
+        owners, as_of,
+    )
+    return {r["owner_id"]: r["n"] for r in rows}
+
+
+async def window_distinct(conn: asyncpg.Connection, p: str, owners: list[str], day: date, window: int,
+                          as_of: datetime | None = None) -> dict[str, tuple[int, int]]:
+    """(youths contacted, days with an online contact) per owner over the ``window`` days to ``day``."""
+    start = day - timedelta(days=window - 1)
+    rows = await conn.fetch(
+        "SELECT owner_id, count(*) FILTER (WHERE metric = 'youth_contact')::int AS youths, "
+        "count(*) FILTER (WHERE metric = 'online')::int AS days FROM ("
+        f"SELECT owner_id, metric, coalesce(subject, occurred_on::text) AS k FROM {p}.facts "
+        "WHERE owner_id = ANY($1::text[]) AND metric IN ('youth_contact', 'online') "
+        "AND occurred_on BETWEEN $2 AND $3 AND ($4::timestamptz IS NULL OR applied_at <= $4) "
+        "GROUP BY owner_id, metric, coalesce(subject, occurred_on::text) HAVING sum(n) > 0) x GROUP BY owner_id",
+        owners, start, day, as_of,
+    )
+    return {r["owner_id"]: (r["youths"], r["days"]) for r in rows}
+
+
+async def groups_of(conn: asyncpg.Connection, p: str, cadre_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"SELECT group_org_type, count(*)::int AS n FROM {p}.groups WHERE cadre_id = $1 AND active "
+        "GROUP BY group_org_type", cadre_id,
+    )
+    return {r["group_org_type"]: r["n"] for r in rows}
+
+
+async def interactions_of(conn: asyncpg.Connection, p: str, owners: list[str], period: Period,
+                          as_of: datetime | None = None) -> list[asyncpg.Record]:
+    return list(await conn.fetch(
+        f"SELECT cadre_id, occurred_at, recorded_at, summary_hash, youths FROM {p}.interactions "
+        "WHERE cadre_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 ORDER BY cadre_id, recorded_at",
+        owners, period.start, period.end,
+    ))
+
+
+async def fabricated_flags(conn: asyncpg.Connection, p: str, owners: list[str], period: Period,
+                           as_of: datetime | None = None) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"SELECT owner_id, count(*)::int AS n FROM {p}.flags WHERE owner_id = ANY($1::text[]) "
+        "AND occurred_on BETWEEN $2 AND $3 AND ($4::timestamptz IS NULL OR applied_at <= $4) GROUP BY owner_id",
+        owners, period.start, period.end, as_of,
+    )
+    return {r["owner_id"]: r["n"] for r in rows}
+
+
+async def rules_records(conn: asyncpg.Connection, p: str, org_path: str) -> list[dict[str, Any]]:
+    """OrgRulesSet records of the path and its ancestors, as stored."""
+    from tuanlian.scoring.domain.scoring import ancestors
+
+    rows = await conn.fetch(f"SELECT org_path, records FROM {p}.org_rules WHERE org_path = ANY($1::text[])",
+                            ancestors(org_path))
+    return [{"org_path": r["org_path"], **rec} for r in rows for rec in r["records"]]

@@ -1,0 +1,365 @@
+"""Rebuild (重放): a new projection version from the JetStream streams alone, then an atomic swap.
+
+1. A ``building`` row in ``projection_versions`` and a fresh schema ``<service>_proj_v<N>`` made
+   from the projection part of the migrations.
+2. The CONTACTS and WISHES streams are read with ephemeral pull consumers (no acks, in stream
+   order) from sequence 1 up to each stream's last sequence at the start, merged by the instant
+   each message reached the bus, and applied by the same projector the live consumers use, in
+   transactions of a few thousand events. The old version keeps serving and keeps receiving the
+   live consumers' writes meanwhile.
+3. Catch-up rounds read what was published since, until little is left.
+4. The swap, in one transaction: ``LOCK consumer_positions IN EXCLUSIVE MODE`` waits for the live
+   batches in flight and holds new ones back; the rest of the streams is applied; the live
+   durables' per-aggregate positions and checkpoints are replaced by the new version's; the new
+   version becomes ``current``, the old one ``retired``. When the lock is released the live
+   consumers find the new version (each batch reads ``projection_versions``), write there, and
+   acknowledge as duplicates the events the rebuild already applied: nothing is counted twice.
+5. The old schema is kept (``retired``) for comparison, or dropped with ``drop_old``.
+
+Per aggregate, an event applies only when its version is past the one applied (JetStream may
+hold a duplicate the relay re-published after the duplicate window). Rows are stamped with the
+message's JetStream timestamp as ``applied_at``: as-of queries on the rebuilt version then answer
+"as published by then", which equals the live version's answer except within the consumer lag.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector
+from tuanlian.scoring.adapters.state import State
+from tuanlian.scoring.domain.rules import ruleset
+from tuanlian.shared.consumer import ProjectionTx
+from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.contracts.wishes import WISHES
+from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
+from tuanlian.shared.streams import event_stream_name
+
+log = structlog.get_logger("tuanlian.scoring.rebuild")
+
+MARKER = "-- >>> projection"
+SOURCES: tuple[tuple[ContractRegistry, set[str]], ...] = ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS))
+
+
+class RebuildError(RuntimeError):
+    """A rebuild that cannot go on (reported in one line by the CLI)."""
+
+
+def projection_ddl(service_schema: str, target: str) -> str:
+    """The projection part of the migrations, for a fresh schema ``target``."""
+    text = files("tuanlian.scoring.migrations").joinpath("0002_projection.sql").read_text(encoding="utf-8")
+    part = text.split(MARKER, 1)[1].split("\n", 1)[1]
+    return part.replace("{schema}_proj", target).replace("{schema}", service_schema)
+
+
+def durable(service_schema: str, producer: str) -> str:
+    """The live durable consumer of ``producer`` (as ``Runtime.consumer('points', …)`` names it)."""
+    return f"{service_schema}_points_{producer}"
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    phase: str = "replay"
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.perf_counter() - self.started, 1e-9)
+
+
+@dataclass
+class RebuildResult:
+    version: int
+    schema: str
+    previous: str
+    events: int
+    applied: int
+    duplicates: int
+    skipped: int
+    seconds: float
+    sequences: dict[str, int]
+    dropped_old: bool
+
+    @property
+    def rate(self) -> float:
+        return self.events / max(self.seconds, 1e-9)
+
+
+@dataclass
+class _Msg:
+    producer: str
+    seq: int
+    at: datetime
+    data: bytes
+
+
+async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
+                      batch: int = 1000) -> AsyncIterator[list[_Msg]]:
+    """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
+    consumer that acknowledges nothing (it disappears when idle)."""
+    if last < first:
+        return
+    stream = event_stream_name(producer)
+    sub = await js.pull_subscribe(
+        f"{producer}.events.>", stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                              opt_start_seq=first, inactive_threshold=30.0, max_ack_pending=-1,
+                              description="scoring rebuild (ephemeral)"),
+    )
+    try:
+        seq = first - 1
+        while seq < last:
+            try:
+                msgs: list[Msg] = await sub.fetch(min(batch, last - seq), timeout=5)
+            except NatsTimeout:
+                if (await js.stream_info(stream)).state.last_seq <= seq:
+                    break  # the rest was deleted: nothing more to read
+                continue
+            out = []
+            for m in msgs:
+                md = m.metadata
+                seq = md.sequence.stream
+                if seq > last:
+                    break
+                out.append(_Msg(producer, seq, md.timestamp, m.data))  # type: ignore[arg-type]
+            if out:
+                yield out
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:
+            pass
+
+
+async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]]) -> AsyncIterator[list[_Msg]]:
+    """The streams' messages merged by the instant they reached the bus (as the live consumers,
+    running side by side, saw them), in batches."""
+    iters = {p: read_stream(js, p, a, b).__aiter__() for p, (a, b) in ranges.items()}
+    heads: dict[str, list[_Msg]] = {}
+
+    async def refill(p: str) -> None:
+        try:
+            heads[p] = list(await iters[p].__anext__())
+        except StopAsyncIteration:
+            heads.pop(p, None)
+
+    for p in list(iters):
+        await refill(p)
+    while heads:
+        if len(heads) == 1:
+            (p, buf), = heads.items()
+            yield buf
+            await refill(p)
+            continue
+        # Take from each buffer everything earlier than the other buffers' last message.
+        horizon = min(buf[-1].at for buf in heads.values())
+        out: list[_Msg] = []
+        for p in list(heads):
+            buf = heads[p]
+            n = 0
+            while n < len(buf) and buf[n].at <= horizon:
+                n += 1
+            out.extend(buf[:n])
+            heads[p] = buf[n:]
+        out.sort(key=lambda m: m.at)  # stable: each stream's order is kept
+        yield out
+        for p in list(heads):
+            if not heads[p]:
+                await refill(p)
+
+
+class Rebuild:
+    """One rebuild of the scoring projection into a new version."""
+
+    def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, *, service_schema: str = "scoring",
+                 ruleset_override: str | None = None, batch: int = 4000,
+                 on_progress: Callable[[Progress], None] | None = None, max_rows: int = 2_000_000) -> None:
+        if ruleset_override:
+            ruleset(ruleset_override)  # unknown → UnknownRuleSet before anything is created
+        self.conn = conn
+        self.js = js
+        self.s = service_schema
+        self.override = ruleset_override
+        self.batch = batch
+        self.on_progress = on_progress or (lambda _p: None)
+        self.max_rows = max_rows
+        self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
+        self.read_to: dict[str, int] = {reg.producer: 0 for reg, _ in SOURCES}
+        self.recent_ids: dict[str, list[tuple[int, UUID]]] = {reg.producer: [] for reg, _ in SOURCES}
+        self.registries = {reg.producer: reg for reg, _ in SOURCES}
+        self.handlers: dict[str, Any] = {}
+
+    async def _create(self) -> tuple[int, str, str]:
+        async with self.conn.transaction():
+            await self.conn.execute(f"LOCK TABLE {self.s}.projection_versions IN EXCLUSIVE MODE")
+            current = await self.conn.fetchval(
+                f"SELECT schema_name FROM {self.s}.projection_versions WHERE status = 'current'")
+            if current is None:
+                raise RebuildError(f"no current projection version in {self.s}: is the service migrated?")
+            building = await self.conn.fetchval(
+                f"SELECT version FROM {self.s}.projection_versions WHERE status = 'building'")
+            if building is not None:
+                raise RebuildError(f"version {building} is being built already (or its rebuild died: "
+                                   f"mark it failed with `tuanlian scoring versions --fail {building}`)")
+            version = int(await self.conn.fetchval(
+                f"SELECT coalesce(max(version), 0) + 1 FROM {self.s}.projection_versions"))
+            target = f"{self.s}_proj_v{version}"
+            await self.conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            await self.conn.execute(projection_ddl(self.s, target))
+            await self.conn.execute(f"UPDATE {target}.meta SET value = $1 WHERE key = 'version'", version)
+            await self.conn.execute(
+                f"INSERT INTO {self.s}.projection_versions (version, schema_name, ruleset_override, status) "
+                "VALUES ($1, $2, $3, 'building')", version, target, self.override)
+        return version, target, str(current)
+
+    async def _last_seqs(self) -> dict[str, int]:
+        return {p: (await self.js.stream_info(event_stream_name(p))).state.last_seq for p in self.registries}
+
+    async def _apply(self, projector: Projector, msgs: list[_Msg], progress: Progress) -> None:
+        state = projector.state
+        async with self.conn.transaction():
+            tx = ProjectionTx(self.conn)
+            for m in msgs:
+                progress.done += 1
+                reg = self.registries[m.producer]
+                self.read_to[m.producer] = max(self.read_to[m.producer], m.seq)
+                try:
+                    env = Envelope.model_validate_json(m.data)
+                    known = env.event_type in self.handlers
+                    event = reg.decode(env) if known else None
+                except (ValidationError, UnknownEvent) as exc:
+                    # The live consumer dead-letters it: so does the replay, by skipping it.
+                    log.warning("unreadable event skipped", producer=m.producer, seq=m.seq, error=str(exc)[:200])
+                    progress.skipped += 1
+                    continue
+                pos = self.positions[m.producer]
+                if env.stream_version <= pos.get(env.stream_id, 0):
+                    progress.duplicates += 1
+                    continue
+                pos[env.stream_id] = env.stream_version
+                self.recent_ids[m.producer].append((m.seq, env.event_id))
+                if event is not None:
+                    state.stamp = m.at
+                    try:
+                        await self.handlers[env.event_type](tx, env, event)
+                    except Exception as exc:
+                        raise RebuildError(
+                            f"{env.event_type} {env.event_id} ({m.producer} #{m.seq}) fails to apply: "
+                            f"{type(exc).__name__}: {exc}") from exc
+                progress.applied += 1
+            await tx.flush()
+        if state.authoritative and sum(len(v) for v in state._rows.values()) > self.max_rows:
+            # Too much to keep: from now on a miss reads Postgres, as a live consumer does.
+            state.clear()
+            state.authoritative = False
+
+    async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
+        async for msgs in merged(self.js, ranges):
+            await self._apply(projector, msgs, progress)
+            self.on_progress(progress)
+
+    async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
+        started = time.perf_counter()
+        version, target, previous = await self._create()
+        state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows)
+        projector = Projector(state, ruleset_override=self.override)
+        self.handlers = {**projector.handlers(CONTACTS_EVENTS), **projector.handlers(WISHES_EVENTS)}
+        try:
+            last = await self._last_seqs()
+            progress = Progress(total=sum(last.values()))
+            self.on_progress(progress)
+            await self._run(projector, {p: (1, n) for p, n in last.items()}, progress)
+            progress.phase = "catch-up"
+            for _ in range(catch_up_rounds):
+                now = await self._last_seqs()
+                behind = sum(now[p] - self.read_to[p] for p in now)
+                if behind <= 0:
+                    break
+                progress.total += behind
+                await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
+                if behind < self.batch:
+                    break
+            progress.phase = "swap"
+            self.on_progress(progress)
+            await self._swap(projector, version, target, previous, progress)
+        except BaseException:
+            await self._fail(version, target)
+            raise
+        dropped = False
+        if drop_old:
+            await self.conn.execute(f"DROP SCHEMA IF EXISTS {previous} CASCADE")
+            await self.conn.execute(
+                f"UPDATE {self.s}.projection_versions SET dropped_at = now() WHERE schema_name = $1", previous)
+            dropped = True
+        seconds = time.perf_counter() - started
+        return RebuildResult(version, target, previous, progress.done, progress.applied, progress.duplicates,
+                             progress.skipped, seconds, dict(self.read_to), dropped)
+
+    async def _swap(self, projector: Projector, version: int, target: str, previous: str,
+                    progress: Progress) -> None:
+        s = self.s
+        async with self.conn.transaction():
+            # Waits for the live batches in flight, holds back the next ones (their first
+            # statement touches consumer_positions) until this transaction ends.
+            await self.conn.execute(f"LOCK TABLE {s}.consumer_positions IN EXCLUSIVE MODE")
+            now = await self._last_seqs()
+            progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
+            await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
+            for producer, pos in self.positions.items():
+                name = durable(s, producer)
+                await self.conn.execute(f"DELETE FROM {s}.consumer_positions WHERE consumer = $1", name)
+                await self.conn.execute(
+                    f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
+                    "SELECT $1, unnest($2::text[]), unnest($3::int[])", name, list(pos), list(pos.values()))
+                checkpoint = await self.conn.fetchval(
+                    f"SELECT stream_sequence FROM {s}.consumer_checkpoint WHERE consumer = $1", name) or 0
+                # The inbox records what this version applied that the live consumer had not.
+                ids = [i for seq, i in self.recent_ids[producer] if seq > checkpoint - 1000]
+                await self.conn.execute(
+                    f"INSERT INTO {s}.consumer_inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+                    "ON CONFLICT DO NOTHING", name, ids)
+                await self.conn.execute(
+                    f"INSERT INTO {s}.consumer_checkpoint (consumer, stream_sequence) VALUES ($1, $2) "
+                    "ON CONFLICT (consumer) DO UPDATE SET stream_sequence = "
+                    f"GREATEST({s}.consumer_checkpoint.stream_sequence, EXCLUDED.stream_sequence), updated_at = now()",
+                    name, self.read_to[producer])
+            await self.conn.execute(
+                f"UPDATE {s}.projection_versions SET status = 'retired', retired_at = now() WHERE status = 'current'")
+            await self.conn.execute(
+                f"UPDATE {s}.projection_versions SET status = 'current', events = $2, built_at = now(), "
+                "stream_sequences = $3::jsonb WHERE version = $1", version, progress.applied, json.dumps(self.read_to))
+
+    async def _fail(self, version: int, target: str) -> None:
+        try:
+            await self.conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            await self.conn.execute(
+                f"UPDATE {self.s}.projection_versions SET status = 'failed', retired_at = now() "
+                "WHERE version = $1 AND status = 'building'", version)
+        except Exception as exc:
+            log.error("could not clean up the failed rebuild", version=version, error=str(exc))
+
+
+def summary(r: RebuildResult) -> dict[str, Any]:
+    return {"version": r.version, "schema": r.schema, "previous": r.previous, "events": r.events,
+            "applied": r.applied, "duplicates": r.duplicates, "skipped": r.skipped,
+            "seconds": round(r.seconds, 2), "events_per_s": round(r.rate), "sequences": r.sequences,
+            "dropped_old": r.dropped_old}

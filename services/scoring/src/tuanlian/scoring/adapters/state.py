@@ -1,0 +1,261 @@
+"""The projection's working state: rows kept in memory across a batch, written once per table.
+
+Handlers read rows through :class:`State` (a miss reads Postgres once) and change them in
+memory; before the batch's transaction commits, every changed row is upserted and every
+appended ledger entry or fact is copied in, a few statements per batch instead of several per
+event. Across batches the memory stays valid only while this consumer is the only writer: each
+batch stamps a generation in ``projector_gen`` and a batch that finds another stamp (a rolled
+back batch, another replica) starts from Postgres again. A rebuild owns its fresh schema, so its
+state is authoritative: a miss means "no such row" and Postgres is never read.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from tuanlian.shared.consumer import ProjectionTx
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]  # key columns first
+
+    def upsert(self, schema: str) -> str:
+        cols = ", ".join(self.columns)
+        params = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.key)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        return (
+            f"INSERT INTO {schema}.{self.name} ({cols}) VALUES ({params}) "
+            f"ON CONFLICT ({', '.join(self.key)}) {action}"
+        )
+
+    def select(self, schema: str) -> str:
+        where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(self.key, start=1))
+        return f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} WHERE {where}"
+
+
+TABLES = {
+    t.name: t
+    for t in (
+        TableSpec("orgs", ("org_id",), ("org_id", "org_path", "name", "org_type", "depth",
+                                        "is_leadership_organ", "closed")),
+        TableSpec("org_rules", ("org_path",), ("org_path", "records")),
+        TableSpec("cadres", ("cadre_id",), ("cadre_id", "org_id", "org_path", "org_type", "kind",
+                                            "in_leadership_organ", "active", "linked_youths",
+                                            "last_online", "last_face_to_face")),
+        TableSpec("links", ("link_id",), ("link_id", "cadre_id", "youth_id", "active")),
+        TableSpec("scored_youths", ("cadre_id", "youth_id"), ("cadre_id", "youth_id")),
+        TableSpec("groups", ("cadre_id", "group_org_id"), ("cadre_id", "group_org_id", "group_org_type", "active")),
+        TableSpec("pair_months", ("cadre_id", "youth_id", "month"), ("cadre_id", "youth_id", "month", "by_day")),
+        TableSpec("interactions", ("interaction_id",), ("interaction_id", "cadre_id", "day", "occurred_at",
+                                                        "recorded_at", "online", "channel", "summary_hash",
+                                                        "summary_length", "ruleset", "source_event_id", "youths")),
+        TableSpec("activities", ("activity_id",), ("activity_id", "owner_id", "kind", "collective",
+                                                   "occurred_on", "period_key", "points", "ruleset")),
+        TableSpec("five_ones", ("owner_id", "period_key"), ("owner_id", "period_key", "kinds", "bonus")),
+        TableSpec("ballots", ("ballot_id",), ("ballot_id", "cadre_id", "org_path", "year", "eligible", "turnout",
+                                              "published", "satisfied", "basically_satisfied", "unsatisfied",
+                                              "reelection_flag")),
+    )
+}
+LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "ruleset_version",
+                  "source_event_ids", "youth_id", "ref", "occurred_at")
+FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
+FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
+PERIOD_META = ("owner_kind", "org_path", "cadre_kind", "org_type")
+
+Row = dict[str, Any]
+
+
+class State:
+    """Rows of one projection schema as one consumer sees them."""
+
+    def __init__(self, schema: str, consumer: str, *, authoritative: bool = False, max_rows: int = 500_000,
+                 versions: str | None = None, stamped: bool = False):
+        self.schema = schema
+        self.consumer = consumer
+        self.authoritative = authoritative
+        self.max_rows = max_rows
+        # ``<service schema>.projection_versions``: a live consumer follows the serving version
+        # (a rebuild swaps it); None for a rebuild, which owns one fixed schema.
+        self.versions = versions
+        self.ruleset_override: str | None = None
+        self.on_switch: list[Any] = []
+        # A rebuild stamps rows with the instant the event reached the bus (``stamp``) instead of
+        # the moment of writing, so that as-of queries on the new version mean what they meant.
+        self.stamped = stamped
+        self.stamp: datetime | None = None
+        self._rows: dict[str, dict[tuple[Any, ...], Row | None]] = defaultdict(dict)
+        self._dirty: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+        self.ledger: list[tuple[Any, ...]] = []
+        self.facts: list[tuple[Any, ...]] = []
+        self.flags: list[tuple[Any, ...]] = []
+        self.cadre_paths: list[tuple[Any, ...]] = []
+        self.period_delta: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.period_meta: dict[str, tuple[Any, ...]] = {}
+        self._tx: ProjectionTx | None = None
+        self._gen: int | None = None
+        self._committed_gen: int | None = None
+
+    # -- batch boundaries -------------------------------------------------------------------
+
+    async def begin(self, tx: ProjectionTx) -> None:
+        """Called by every handler; the first call in a new transaction checks the generation."""
+        tx.before_flush(self.write)  # again after any flush a handler caused
+        if tx is self._tx:
+            return
+        self._tx = tx
+        self._discard_pending()
+        if self.versions is not None:
+            row = await tx.conn.fetchrow(
+                f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
+            )
+            if row is not None and row["schema_name"] != self.schema:
+                # A rebuilt version was swapped in: forget the old one's rows, write to the new.
+                self.schema = row["schema_name"]
+                self.ruleset_override = row["ruleset_override"]
+                self.clear()
+                self._committed_gen = None
+                for hook in self.on_switch:
+                    hook(self)
+        if not self.authoritative:
+            stored = await tx.conn.fetchval(
+                f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
+            )
+            if stored is None or stored != self._committed_gen or self._size() > self.max_rows:
+                self.clear()
+            self._gen = random.getrandbits(62)
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._discard_pending()
+
+    def _discard_pending(self) -> None:
+        if self._dirty or self.ledger or self.facts or self.period_delta:
+            # A batch that never reached its flush (it raised): its rows in memory are suspect.
+            self._rows.clear()
+        self._dirty.clear()
+        self.ledger.clear()
+        self.facts.clear()
+        self.flags.clear()
+        self.cadre_paths.clear()
+        self.period_delta.clear()
+        self.period_meta.clear()
+
+    def _size(self) -> int:
+        return sum(len(v) for v in self._rows.values())
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    async def get(self, table: str, *key: Any) -> Row | None:
+        cache = self._rows[table]
+        if key in cache:
+            return cache[key]
+        row: Row | None = None
+        if not self.authoritative and self._tx is not None:
+            spec = TABLES[table]
+            # Straight on the connection: pending writes only touch rows already in memory.
+            rec = await self._tx.conn.fetchrow(spec.select(self.schema), *key)
+            row = dict(rec) if rec is not None else None
+        cache[key] = row
+        return row
+
+    def put(self, table: str, row: Row) -> None:
+        spec = TABLES[table]
+        key = tuple(row[c] for c in spec.key)
+        self._rows[table][key] = row
+        self._dirty[table].add(key)
+
+    def forget(self, table: str) -> None:
+        """Drop a table's rows from memory (after SQL changed many of them at once)."""
+        self._rows.pop(table, None)
+        self._dirty.pop(table, None)
+
+    # -- appends --------------------------------------------------------------------------------
+
+    def add_ledger(self, owner_id: str, owner_kind: str, org_path: str, points: int, rule: str,
+                   ruleset: str, sources: list[UUID], youth_id: str | None, ref: str | None,
+                   occurred_at: datetime) -> None:
+        self.ledger.append((owner_id, owner_kind, org_path, points, rule, ruleset, sources, youth_id, ref,
+                            occurred_at, *self._stamp()))
+
+    def add_fact(self, owner_id: str, metric: str, n: int, day: date, source: UUID, subject: str | None = None) -> None:
+        self.facts.append((owner_id, metric, subject, n, day, source, *self._stamp()))
+
+    def add_flag(self, owner_id: str, code: str, ref: str | None, source: UUID, day: date) -> None:
+        self.flags.append((owner_id, code, ref, source, day, *self._stamp()))
+
+    def add_cadre_path(self, cadre_id: str, org_path: str) -> None:
+        self.cadre_paths.append((cadre_id, org_path, *self._stamp()))
+
+    def _stamp(self) -> tuple[Any, ...]:
+        return (self.stamp,) if self.stamped else ()
+
+    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: list[tuple[str, str]],
+                          points: int) -> None:
+        self.period_meta[owner_id] = meta
+        for kind, key in periods:
+            self.period_delta[(kind, key, owner_id)] += points
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    async def write(self, tx: ProjectionTx) -> None:
+        conn, s = tx.conn, self.schema
+        at = ("applied_at",) if self.stamped else ()
+        for table, keys in self._dirty.items():
+            spec = TABLES[table]
+            rows = [self._rows[table][k] for k in keys]
+            args = [tuple(r[c] for c in spec.columns) for r in rows if r is not None]
+            if args:
+                await conn.executemany(spec.upsert(s), args)
+        if self.ledger:
+            await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=self.ledger)
+        if self.facts:
+            await conn.copy_records_to_table("facts", schema_name=s, columns=(FACT_COLUMNS + at), records=self.facts)
+        if self.flags:
+            await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=self.flags)
+        if self.cadre_paths:
+            await conn.copy_records_to_table(
+                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", *at), records=self.cadre_paths
+            )
+        # Deltas that cancel out within the batch are written too: the owner is on the board with
+        # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
+        deltas = [(k, key, owner, *self.period_meta[owner], pts)
+                  for (k, key, owner), pts in self.period_delta.items()]
+        if deltas:
+            await conn.executemany(
+                f"INSERT INTO {s}.period_points (period_kind, period_key, owner_id, owner_kind, org_path, "
+                "cadre_kind, org_type, points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                f"ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET points = "
+                f"{s}.period_points.points + EXCLUDED.points, "
+                # An owner first credited by the other stream's consumer before its registration
+                # was projected has no kind yet: the first credit that knows it fills it in.
+                f"cadre_kind = coalesce(EXCLUDED.cadre_kind, {s}.period_points.cadre_kind), "
+                f"org_type = coalesce(EXCLUDED.org_type, {s}.period_points.org_type)",
+                deltas,
+            )
+        if not self.authoritative and self._gen is not None:
+            await conn.execute(
+                f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
+                "ON CONFLICT (consumer) DO UPDATE SET gen = EXCLUDED.gen",
+                self.consumer,
+                self._gen,
+            )
+        self._dirty.clear()
+        self.ledger.clear()
+        self.facts.clear()
+        self.flags.clear()
+        self.cadre_paths.clear()
+        self.period_delta.clear()
+        self.period_meta.clear()
+        # The memory is valid once this transaction commits; if it does not, the next batch
+        # finds another generation in Postgres and starts afresh.
+        self._committed_gen = self._gen

@@ -1,0 +1,144 @@
+"""Circulars (月度/季度通报) and assessments (年中/年终考核): computed, numbered, stored immutably,
+announced on the scoring stream through the outbox in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from tuanlian.scoring.application import reports
+from tuanlian.scoring.domain.assessment import assess as assess_one
+from tuanlian.scoring.domain.periods import Period, china_day
+from tuanlian.shared.auth import Principal, Role
+from tuanlian.shared.contracts.scoring import AssessmentCompleted, CircularPublished
+from tuanlian.shared.contracts.scoring import PeriodKind as ContractPeriod
+from tuanlian.shared.errors import NotFound, RuleViolation
+from tuanlian.shared.events import new_id, utcnow
+from tuanlian.shared.eventstore import Metadata
+from tuanlian.shared.http import require
+from tuanlian.shared.service import Runtime
+
+_PUBLISHABLE = {"month", "quarter", "half_year", "year"}
+
+
+async def _org(conn: Any, p: str, org_id: str) -> dict[str, Any]:
+    row = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", org_id)
+    if row is None:
+        raise NotFound(f"org {org_id} not found")
+    return dict(row)
+
+
+async def _freeze(conn: Any, p: str) -> datetime:
+    """The instant the document is computed at. Taking the projection's append-only tables in
+    SHARE mode waits for batches in flight and holds new ones back, so every row applied before
+    this instant is visible and none applied after it is (as-of recomputation then agrees)."""
+    await conn.execute(f"LOCK TABLE {p}.ledger, {p}.facts, {p}.flags, {p}.cadre_paths IN SHARE MODE")
+    at: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return at
+
+
+def _jsonable(doc: Any) -> Any:
+    return json.loads(json.dumps(doc, default=str))
+
+
+async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+    if period.kind.value not in _PUBLISHABLE:
+        raise RuleViolation("circulars are monthly, quarterly, half-yearly or yearly", field="period_kind")
+    assert runtime.store is not None
+    async with runtime.db.transaction() as conn:
+        org = await _org(conn, p, org_id)
+        require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
+        as_of = await _freeze(conn, p)
+        doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
+        positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
+            f"SELECT consumer, stream_sequence FROM {runtime.schema}.consumer_checkpoint")}
+        prefix = period.key
+        n = await conn.fetchval(
+            f"INSERT INTO {runtime.schema}.circular_numbers (prefix, last) VALUES ($1, 1) ON CONFLICT (prefix) "
+            f"DO UPDATE SET last = {runtime.schema}.circular_numbers.last + 1 RETURNING last", prefix)
+        number = f"{prefix}-{n:03d}"
+        cid = new_id()
+        title = f"{org['name']} {period.key} 通报"
+        await conn.execute(
+            f"INSERT INTO {runtime.schema}.circulars (circular_id, number, org_id, org_path, period_kind, period_key, "
+            "period_start, period_end, title, as_of, positions, document) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            cid, number, org_id, org["org_path"], period.kind.value, period.key, period.start, period.end,
+            title, as_of, positions, doc)
+        event = CircularPublished(
+            circular_id=str(cid), number=number, org_id=org_id, org_path=org["org_path"],
+            period_kind=ContractPeriod(period.kind.value), period_start=period.start, period_end=period.end,
+            title=title, positions=positions)
+        await runtime.store.append(conn, f"circular-{cid}", 0, [event],
+                                   Metadata(actor=who.actor, org_path=org["org_path"]))
+    return {"circular_id": str(cid), "number": number, "title": title, "as_of": as_of.isoformat(),
+            "positions": positions, **doc}
+
+
+async def load(runtime: Runtime, who: Principal, number: str) -> dict[str, Any]:
+    async with runtime.db.connection() as conn:
+        row = await conn.fetchrow(f"SELECT * FROM {runtime.schema}.circulars WHERE number = $1", number)
+    if row is None:
+        raise NotFound(f"circular {number} not found")
+    require(who, Role.org_admin, Role.leader, Role.cadre, org_path=row["org_path"], why="read this circular")
+    return {"circular_id": str(row["circular_id"]), "number": number, "title": row["title"],
+            "as_of": row["as_of"].isoformat(), "published_at": row["published_at"].isoformat(),
+            "positions": row["positions"], **row["document"]}
+
+
+async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> dict[str, Any]:
+    """The circular recomputed from the projection as of its instant, beside what was published."""
+    published = await load(runtime, who, number)
+    async with runtime.db.connection() as conn:
+        org = await _org(conn, p, published["org_id"])
+        from tuanlian.scoring.domain.periods import parse_period
+
+        period = parse_period(published["period_kind"], published["period"])
+        as_of = datetime.fromisoformat(published["as_of"])
+        doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
+    keys = ("org_id", "org_path", "org", "period_kind", "period", "period_start", "period_end", "rows")
+    same = all(doc[k] == published[k] for k in keys)
+    return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}
+
+
+async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+    """年中/年终考核 of every cadre in the subtree; failing → not eligible for excellence awards."""
+    if period.kind.value not in ("half_year", "year"):
+        raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
+    assert runtime.store is not None
+    today = china_day(utcnow())
+    if period.end >= today:
+        raise RuleViolation(f"{period.key} has not closed yet", field="period")
+    out = []
+    async with runtime.db.transaction() as conn:
+        org = await _org(conn, p, org_id)
+        require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="assess cadres")
+        cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
+        signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
+        for cadre in cadres:
+            comp = await reports.compliance(conn, p, cadre, period, period.end)
+            result = assess_one(comp, signals.get(cadre["cadre_id"], []))
+            aid = new_id()
+            detail = {"failed_checks": result.failed_checks, "compliance": reports.compliance_json(comp),
+                      "signals": [s.__dict__ for s in result.signals]}
+            inserted = await conn.fetchval(
+                f"INSERT INTO {runtime.schema}.assessments (assessment_id, cadre_id, org_path, period_kind, "
+                "period_key, passed, eligible_for_excellence, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (cadre_id, period_kind, period_key) DO NOTHING RETURNING assessment_id",
+                aid, cadre["cadre_id"], cadre["org_path"], period.kind.value, period.key, result.passed,
+                result.eligible_for_excellence, _jsonable(detail))
+            if inserted is not None:
+                await runtime.store.append(conn, f"assessment-{aid}", 0, [AssessmentCompleted(
+                    assessment_id=str(aid), cadre_id=cadre["cadre_id"], org_path=cadre["org_path"],
+                    period_kind=ContractPeriod(period.kind.value), period_start=period.start,
+                    period_end=period.end, passed=result.passed,
+                    eligible_for_excellence=result.eligible_for_excellence)],
+                    Metadata(actor=who.actor, org_path=cadre["org_path"]))
+            out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
+                        "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
+    return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out}
+
+
+__all__ = ["UUID", "assess", "date", "load", "publish", "recompute"]

@@ -1,0 +1,192 @@
+"""Use cases on the read side: a cadre's activity level and compliance, a subtree's circular."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from tuanlian.scoring.adapters import queries as q
+from tuanlian.scoring.domain import compliance as cp
+from tuanlian.scoring.domain import scoring as sc
+from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
+from tuanlian.scoring.domain.periods import CHINA, Period, PeriodKind, period_of
+from tuanlian.scoring.domain.ranking import rank, rank_change
+from tuanlian.scoring.domain.rules import DEFAULT_RULESET, UnknownRuleSet, ruleset
+from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, detect
+from tuanlian.shared.contracts.contacts import OrgRules
+
+
+async def rules_at(conn: asyncpg.Connection, p: str, org_path: str, day: date) -> OrgRules:
+    recs = await q.rules_records(conn, p, org_path)
+    parsed = [sc.RulesRecord(r["org_path"], date.fromisoformat(r["effective_from"]),
+                             OrgRules.model_validate(r["rules"])) for r in recs]
+    return sc.effective_rules(parsed, org_path, day)
+
+
+def _instant(d: date) -> datetime:
+    return datetime.combine(d, datetime.min.time(), tzinfo=CHINA)
+
+
+async def activity_levels(conn: asyncpg.Connection, p: str, cadres: list[dict[str, Any]], day: date,
+                          as_of: datetime | None = None) -> dict[str, float]:
+    """活跃度 of each cadre on ``day``."""
+    ids = [c["cadre_id"] for c in cadres]
+    if not ids:
+        return {}
+    rs_cache: dict[str, Any] = {}
+    out: dict[str, float] = {}
+    linked = await q.linked_as_of(conn, p, ids, as_of)
+    for c in cadres:
+        rules = await rules_at(conn, p, c["org_path"], day)
+        try:
+            rs = rs_cache.setdefault(rules.scoring_ruleset, ruleset(rules.scoring_ruleset))
+        except UnknownRuleSet:
+            rs = ruleset(DEFAULT_RULESET)
+        w = rs.activity_level
+        window = await q.window_distinct(conn, p, [c["cadre_id"]], day, w.window_days, as_of)
+        five_period, due = sc.five_ones_period(rules, sc.five_ones_rule_key(c["kind"], False), day)
+        start = day - timedelta(days=w.window_days - 1)
+        sums = (await q.fact_sums(conn, p, [c["cadre_id"]], start, day, as_of)).get(c["cadre_id"], {})
+        five = (await q.fact_sums(conn, p, [c["cadre_id"]], five_period.start, day, as_of)).get(c["cadre_id"], {})
+        youths, days = window.get(c["cadre_id"], (0, 0))
+        out[c["cadre_id"]] = activity_level(w, ActivityInputs(
+            linked_youths=linked.get(c["cadre_id"], 0), youths_contacted_in_window=youths,
+            five_ones_done=five.get("five_ones", 0), five_ones_due=due,
+            voice_posts=sums.get("voice_posted", 0), voice_in_time=sums.get("voice_in_time", 0),
+            wishes_due=sums.get("wish_raised", 0), wishes_in_time=sums.get("wish_fulfilled", 0),
+            online_days_in_window=days,
+        ))
+    return out
+
+
+async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], period: Period,
+                     today: date) -> cp.Compliance:
+    """达标 of one cadre for a period, against the org's rules in force at the period's end."""
+    rules = await rules_at(conn, p, cadre["org_path"], min(period.end, today))
+    cid = cadre["cadre_id"]
+    checks = [cp.state_check("contact_quota", cadre["linked_youths"],
+                             sc.contact_quota(rules, cadre["kind"], cadre["in_leadership_organ"]))]
+    coverage = {"university": rules.group_coverage_school,
+                "department": rules.group_coverage_department}.get(cadre["org_type"] or "")
+    if coverage is not None:
+        groups = await q.groups_of(conn, p, cid)
+        for name, typ, need in (("sub_committees", "department", coverage.sub_committees),
+                                ("branches", "branch", coverage.branches),
+                                ("dorm_groups", "dorm_group", coverage.dorm_groups)):
+            if need:
+                checks.append(cp.state_check(f"group_coverage_{name}", groups.get(typ, 0), need))
+    five_period, due = sc.five_ones_period(rules, sc.five_ones_rule_key(cadre["kind"], False), min(period.end, today))
+    five = (await q.fact_sums(conn, p, [cid], five_period.start, five_period.end)).get(cid, {})
+    checks.append(cp.progress_check("five_ones", five.get("five_ones", 0), due, five_period, today))
+    last_online = cadre["last_online"]
+    checks.append(cp.silence_check((today - last_online).days if last_online else None,
+                                   rules.rhythm.online_silence_days))
+    if rules.rhythm.activity_each_quarter:
+        quarter = period_of(min(period.end, today), PeriodKind.quarter)
+        acts = (await q.fact_sums(conn, p, [cid], quarter.start, quarter.end)).get(cid, {})
+        checks.append(cp.progress_check("activity_each_quarter", acts.get("activity", 0), 1, quarter, today))
+    if rules.rhythm.face_to_face_each_year:
+        year = period_of(min(period.end, today), PeriodKind.year)
+        f2f = (await q.fact_sums(conn, p, [cid], year.start, year.end)).get(cid, {})
+        checks.append(cp.progress_check("face_to_face_each_year", f2f.get("face_to_face", 0), 1, year, today))
+    return cp.Compliance(cid, period, checks)
+
+
+def compliance_json(c: cp.Compliance) -> dict[str, Any]:
+    return {"cadre_id": c.cadre_id, "period": c.period.key, "period_kind": c.period.kind.value,
+            "verdict": c.verdict.value, "checks": [asdict(k) for k in c.checks]}
+
+
+async def signals_for(conn: asyncpg.Connection, p: str, ids: list[str], period: Period,
+                      as_of: datetime | None = None) -> dict[str, list[Signal]]:
+    rows = await q.interactions_of(conn, p, ids, period, as_of)
+    flags = await q.fabricated_flags(conn, p, ids, period, as_of)
+    by: dict[str, list[LoggedInteraction]] = {i: [] for i in ids}
+    for r in rows:
+        ys = r["youths"].values()
+        by[r["cadre_id"]].append(LoggedInteraction(
+            r["occurred_at"], r["recorded_at"], r["summary_hash"], len(ys),
+            sum(1 for y in ys if y["status"] == "confirmed"), sum(1 for y in ys if y["status"] == "disputed")))
+    return {i: detect(by[i], flags.get(i, 0)) for i in ids}
+
+
+def _pct(a: float, b: float) -> float | None:
+    return round(100 * a / b, 1) if b else None
+
+
+async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
+                        as_of: datetime | None) -> list[dict[str, Any]]:
+    """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``."""
+    children = [dict(r) for r in await conn.fetch(
+        f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE depth = $2 AND {q.subtree('org_path', '$1')} "
+        "ORDER BY org_path", org["org_path"], (org["depth"] or 0) + 1)]
+    scopes = children or [org]
+    cadres = await q.cadres_in(conn, p, org["org_path"], as_of)
+    ids = [c["cadre_id"] for c in cadres]
+    start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
+    points = await q.ledger_points_as_of(conn, p, org_path=org["org_path"], start=start, end=end, as_of=as_of)
+    sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
+    linked = await q.linked_as_of(conn, p, ids, as_of)
+    levels = await activity_levels(conn, p, cadres, period.end, as_of)
+    signals = await signals_for(conn, p, ids, period, as_of)
+    ballots = await conn.fetch(
+        f"SELECT cadre_id, satisfied, basically_satisfied, unsatisfied, reelection_flag FROM {p}.ballots "
+        "WHERE cadre_id = ANY($1::text[]) AND year = $2 AND published", ids, period.end.year)
+    rows = []
+    for scope in scopes:
+        mine = [c for c in cadres if c["org_path"] == scope["org_path"]
+                or c["org_path"].startswith(scope["org_path"] + "/")]
+        n = len(mine)
+        rules = await rules_at(conn, p, scope["org_path"], period.end)
+        meeting, done_five, due_five = 0, 0, 0
+        for c in mine:
+            if linked.get(c["cadre_id"], 0) >= sc.contact_quota(rules, c["kind"], c["in_leadership_organ"]):
+                meeting += 1
+            fp, due = sc.five_ones_period(rules, sc.five_ones_rule_key(c["kind"], False), period.end)
+            due_p = math.ceil(due * period.days / fp.days)
+            due_five += due_p
+            done_five += min(sums.get(c["cadre_id"], {}).get("five_ones", 0), due_p)
+
+        def total(metric: str, group: list[dict[str, Any]] = mine) -> int:
+            return sum(sums.get(c["cadre_id"], {}).get(metric, 0) for c in group)
+
+        mine_ids = {c["cadre_id"] for c in mine}
+        my_ballots = [b for b in ballots if b["cadre_id"] in mine_ids]
+        pts = sum(points.get(c["cadre_id"], 0) for c in mine)
+        rows.append({
+            "org_id": scope["org_id"], "org_path": scope["org_path"], "org": scope["name"],
+            "cadres": n, "cadres_meeting_quota_pct": _pct(meeting, n),
+            "youths_linked": sum(linked.get(c["cadre_id"], 0) for c in mine),
+            "interactions_per_cadre": round(total("interaction") / n, 2) if n else None,
+            "five_ones_completion_pct": _pct(done_five, due_five),
+            "wishes_fulfilled": total("wish_fulfilled"), "wishes_raised": total("wish_raised"),
+            "voice_answered_in_time_pct": _pct(total("voice_in_time"), total("voice_posted")),
+            "average_rating": round(total("rating_sum") / total("rating_count"), 2) if total("rating_count") else None,
+            "satisfaction": {"ballots": len(my_ballots),
+                             "satisfied": sum(b["satisfied"] or 0 for b in my_ballots),
+                             "basically_satisfied": sum(b["basically_satisfied"] or 0 for b in my_ballots),
+                             "unsatisfied": sum(b["unsatisfied"] or 0 for b in my_ballots),
+                             "reelection_flags": sum(1 for b in my_ballots if b["reelection_flag"])},
+            "activity_level": round(sum(levels.get(c["cadre_id"], 0) for c in mine) / n, 1) if n else None,
+            "points": pts, "points_per_cadre": round(pts / n, 2) if n else 0.0,
+            "signals": {code: sum(1 for c in mine for s in signals.get(c["cadre_id"], []) if s.code == code)
+                        for code in sorted({s.code for c in mine for s in signals.get(c["cadre_id"], [])})},
+        })
+    for r in rank([(row["org_id"], row["points_per_cadre"]) for row in rows]):
+        next(row for row in rows if row["org_id"] == r.key)["rank"] = r.rank
+    return sorted(rows, key=lambda row: (row["rank"], row["org_path"]))
+
+
+async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
+                            as_of: datetime | None) -> dict[str, Any]:
+    rows = await circular_rows(conn, p, org, period, as_of)
+    before = await circular_rows(conn, p, org, period.previous(), as_of)
+    prev_rank = {r["org_id"]: r["rank"] for r in before}
+    for r in rows:
+        r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
+    return {"org_id": org["org_id"], "org_path": org["org_path"], "org": org["name"],
+            "period_kind": period.kind.value, "period": period.key,
+            "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows}

@@ -1,0 +1,40 @@
+"""Ranking with ties (排名): competition ranking, "1, 2, 2, 4", and rank change."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Ranked(Generic[K]):
+    key: K
+    score: float
+    rank: int
+
+
+def rank(scores: Sequence[tuple[K, float]], *, offset_rank: int = 1, ahead: int = 0) -> list[Ranked[K]]:
+    """Rank by score, highest first; equal scores share a rank and the next rank skips.
+
+    Ties are ordered by key so the listing is stable. ``ahead`` (rows with a strictly higher
+    score that are not in ``scores``) lets a page of a longer list carry its true ranks.
+    """
+    ordered = sorted(scores, key=lambda s: (-s[1], str(s[0])))
+    out: list[Ranked[K]] = []
+    for i, (key, score) in enumerate(ordered):
+        if i and score == ordered[i - 1][1]:
+            r = out[-1].rank
+        else:
+            r = offset_rank + ahead + i
+        out.append(Ranked(key, score, r))
+    return out
+
+
+def rank_change(current: int | None, previous: int | None) -> int | None:
+    """Places gained since the previous ranking (positive = moved up); None when new."""
+    if current is None or previous is None:
+        return None
+    return previous - current

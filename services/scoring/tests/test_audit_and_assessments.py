@@ -1,0 +1,147 @@
+"""``tuanlian audit explain`` / ``audit verify`` / ``scoring rebuild`` run against the test
+database, and POST /assessments end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from typing import Any
+
+from click.testing import Result
+from nats.js import JetStreamContext
+from scoring_support import Producer, Scoring
+from test_projection import T0, _interaction, _org_and_cadre
+from tuanlian.cli.main import app
+from tuanlian.shared.auth import Role
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.db import Database
+from tuanlian.shared.eventstore import EventStore
+from tuanlian.shared.settings import get_settings
+from tuanlian.shared.testing import create_platform_tables, stream_messages, wait_until
+from typer.testing import CliRunner
+
+
+async def cli(database_url: str, *args: str, nats_url: str | None = None) -> Result:
+    """The ``tuanlian`` command in a thread (it runs its own event loop), pointed at this test's servers."""
+    env = {"TUANLIAN_DATABASE_URL": database_url, "TUANLIAN_NATS_URL": nats_url or ""}
+
+    def invoke() -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+
+    return await asyncio.to_thread(invoke)
+
+
+async def test_audit_explain_lists_every_entry_with_rule_version_and_sources(
+    scoring: Scoring, contacts: Producer, database_url: str
+) -> None:
+    await _org_and_cadre(contacts)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    logged = await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await contacts.emit("interaction-i1", c.InteractionConfirmed(interaction_id="i1", cadre_id="c1", youth_id="y1",
+                                                                 org_path="/root/o1"))
+    await scoring.applied(5)
+    r = await cli(database_url, "audit", "explain", "--cadre", "c1")
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 4 and lines[-1] == "total 7 points in 3 entries"
+    assert "+3 interaction_offline" in lines[1] and "default-2026.1" in lines[1] and str(logged.event_id) in lines[1]
+    assert "interaction_confirmed" in lines[2] and str(logged.event_id) in lines[2]  # names both events
+    r = await cli(database_url, "audit", "explain", "--cadre", "nobody")
+    assert r.exit_code == 1 and r.output.strip() == "error: no ledger entries for cadre nobody"
+
+
+async def test_audit_verify_reports_the_first_broken_link(scoring: Scoring, db: Database, database_url: str) -> None:
+    await create_platform_tables(db, "contacts")
+    store = EventStore("contacts", "contacts", CONTACTS)
+    org = c.OrgCreated(org_id="o1", parent_id=None, name="一支部", org_type=c.OrgType.branch, depth=1,
+                       is_leadership_organ=False, org_path="/o1")
+    async with db.transaction() as conn:
+        events = await store.append(conn, "org-o1", 0, [org, c.OrgRenamed(org_id="o1", old_name="一支部", name="二", org_path="/o1"),
+                                                         c.OrgRenamed(org_id="o1", old_name="二", name="三", org_path="/o1")])
+    r = await cli(database_url, "audit", "verify")
+    assert r.exit_code == 0, r.output
+    assert "contacts: 3 events, every chain intact" in r.output and "wishes: no event log here" in r.output
+    async with db.transaction() as conn:
+        await conn.execute("ALTER TABLE contacts.events DISABLE TRIGGER events_immutable")
+        await conn.execute("UPDATE contacts.events SET payload = jsonb_set(payload, '{name}', '\"伪\"') "
+                           "WHERE event_id = $1", events[1].event_id)
+        await conn.execute("ALTER TABLE contacts.events ENABLE TRIGGER events_immutable")
+    r = await cli(database_url, "audit", "verify")
+    assert r.exit_code == 1
+    assert f"contacts: BROKEN at org-o1 v2 ({events[1].event_id}): hash mismatch" in r.output, r.output
+
+
+async def test_scoring_rebuild_command_prints_the_rate_and_swaps(
+    scoring: Scoring, contacts: Producer, database_url: str, nats_url: str
+) -> None:
+    await _org_and_cadre(contacts)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await scoring.applied(3)
+    r = await cli(database_url, "scoring", "rebuild", "--ruleset", "nope", nats_url=nats_url)
+    assert r.exit_code == 1 and r.output.strip().startswith("error: unknown rule set 'nope'")
+    r = await cli(database_url, "scoring", "rebuild", nats_url=nats_url)
+    assert r.exit_code == 0, r.output
+    assert "version 2 (scoring_proj_v2) now serves: 3 events read, 3 applied" in r.output
+    assert "events/s" in r.output and "previous version scoring_proj kept (retired)" in r.output
+    r = await cli(database_url, "scoring", "versions")
+    assert [ln.split()[:2] for ln in r.output.strip().splitlines()] == [["1", "retired"], ["2", "current"]]
+    r = await cli(database_url, "audit", "explain", "--cadre", "c1")  # reads the new version
+    assert r.exit_code == 0 and r.output.strip().endswith("total 3 points in 1 entries")
+
+
+async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(
+    scoring: Scoring, contacts: Producer, js: JetStreamContext
+) -> None:
+    await _org_and_cadre(contacts)
+    await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1),
+                       five_ones={"part_time": c.FiveOnesRule(count=0, period=c.FiveOnesPeriod.quarter)},
+                       rhythm=c.Rhythm(online_silence_days=60, activity_each_quarter=False,
+                                       face_to_face_each_year=False))
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    # Online at 02:30 in Beijing ten days before the half-year closes: counts, and is flagged.
+    night = datetime(2026, 6, 19, 18, 30, tzinfo=UTC)
+    await contacts.emit("interaction-n1", _interaction("n1", ["y1"], True, night))
+    await scoring.applied(6)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    r = await scoring.http.post("/assessments", json={"org_id": "o1", "period_kind": "half_year",
+                                                      "period": "2026-H1"}, headers=admin)
+    assert r.status_code == 201, r.text
+    by: dict[str, Any] = {x["cadre_id"]: x for x in r.json()["cadres"]}
+    assert by["c1"]["passed"] is True and by["c1"]["eligible_for_excellence"] is True
+    assert [s["code"] for s in by["c1"]["signals"]] == ["implausible_hours"]  # shown, not penalising
+    assert by["c2"]["passed"] is False and by["c2"]["eligible_for_excellence"] is False
+    assert {"contact_quota", "online_presence"} <= set(by["c2"]["failed_checks"])
+    msgs = await wait_until(lambda: stream_messages(js, "SCORING"), until=lambda m: len(m) == 2,  # type: ignore[arg-type]
+                            message="two AssessmentCompleted on SCORING")
+    import json
+
+    got = {json.loads(m.data)["payload"]["cadre_id"]: json.loads(m.data)["payload"] for m in msgs}
+    assert all(m.subject == "scoring.events.assessment.AssessmentCompleted" for m in msgs)
+    assert got["c1"]["eligible_for_excellence"] is True and got["c2"]["eligible_for_excellence"] is False
+    # Assessed once: asking again announces nothing new.
+    again = await scoring.http.post("/assessments", json={"org_id": "o1", "period_kind": "half_year",
+                                                          "period": "2026-H1"}, headers=admin)
+    assert again.status_code == 201
+    async with scoring.runtime.db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM scoring.assessments") == 2
+        assert await conn.fetchval("SELECT count(*) FROM scoring.events") == 2
+    # Bad input: a period still open, a monthly assessment, an org outside the admin's subtree.
+    for body, status in (({"org_id": "o1", "period_kind": "half_year", "period": "2099-H1"}, 422),
+                         ({"org_id": "o1", "period_kind": "month", "period": "2026-03"}, 422),
+                         ({"org_id": "nope", "period_kind": "year", "period": "2025"}, 404)):
+        r = await scoring.http.post("/assessments", json=body, headers=admin)
+        assert r.status_code == status, (body, r.text)
+    r = await scoring.http.post("/assessments", json={"org_id": "o1", "period_kind": "year", "period": "2025"},
+                                headers=scoring.auth(Role.org_admin, "b", "/elsewhere"))
+    assert r.status_code == 403

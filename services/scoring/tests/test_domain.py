@@ -1,0 +1,124 @@
+"""The pure domain: rule sets, periods, points, ranking, activity level, compliance, signals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from tuanlian.scoring.domain import scoring as sc
+from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
+from tuanlian.scoring.domain.assessment import assess
+from tuanlian.scoring.domain.compliance import Compliance, Verdict, progress_check, silence_check, state_check
+from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
+from tuanlian.scoring.domain.ranking import rank, rank_change
+from tuanlian.scoring.domain.rules import RuleSet, ruleset
+from tuanlian.scoring.domain.signals import LoggedInteraction, detect
+from tuanlian.shared.contracts.contacts import ContactQuotas, FiveOnesPeriod, FiveOnesRule, OrgRules
+
+RS = ruleset("default-2026.1")
+
+
+def test_default_ruleset_is_data_and_validated() -> None:
+    assert RS.interaction.offline == 3 and RS.spot_check.fabricated == -20
+    with pytest.raises(ValidationError):
+        RuleSet.from_yaml("version: x\nactivity_level: {contact_share: 90}")
+    with pytest.raises(ValidationError):
+        RuleSet.from_yaml("version: x\nbogus: 1")
+
+
+@given(st.dates(date(2000, 1, 1), date(2100, 12, 31)), st.sampled_from(list(PeriodKind)))
+def test_periods_contain_their_day_and_tile_the_calendar(d: date, kind: PeriodKind) -> None:
+    p = period_of(d, kind)
+    assert p.contains(d)
+    assert p.next().start == p.end + timedelta(days=1)
+    assert p.previous().next() == p
+    assert parse_period(kind, p.key) == p
+
+
+def test_period_keys_reject_nonsense() -> None:
+    assert parse_period("quarter", "2026-Q3").start == date(2026, 7, 1)
+    for kind, key in (("month", "2026-13"), ("quarter", "2026-Q5"), ("day", "2026-02-30"), ("year", "x")):
+        with pytest.raises(ValueError):
+            parse_period(kind, key)
+
+
+def test_interaction_caps_and_the_youths_word() -> None:
+    assert sc.interaction_base(RS, online=False, used_today=0, used_month=0) == 3
+    assert sc.interaction_base(RS, online=True, used_today=1, used_month=1) == 0
+    assert sc.interaction_base(RS, online=True, used_today=0, used_month=4) == 0
+    assert sc.interaction_value(RS, 3, sc.Status.confirmed) == 6
+    assert sc.interaction_value(RS, 3, sc.Status.disputed) == 0
+    assert sc.compensation(6, 3) == 3 and sc.compensation(0, 6) == -6
+
+
+def test_link_points_once_and_not_past_quota() -> None:
+    assert sc.link_points(RS, youth_scored_before=False, linked_now=10, quota=10) == 1
+    assert sc.link_points(RS, youth_scored_before=False, linked_now=11, quota=10) == 0
+    assert sc.link_points(RS, youth_scored_before=True, linked_now=1, quota=10) == 0
+
+
+def test_five_ones_bonus_only_when_the_fifth_kind_arrives() -> None:
+    four = ["exchange", "practical_service", "culture_sports", "league_lecture"]
+    assert sc.five_ones_points(RS, four, "social_org", False) == (5, True)
+    assert sc.five_ones_points(RS, [*four, "social_org"], "exchange", False) == (5, False)
+    assert sc.five_ones_points(RS, [], "open_day", False) == (0, False)
+    assert sc.five_ones_points(RS, [], "open_day", True) == (5, False)
+
+
+def test_effective_rules_nearest_org_latest_date_and_quotas() -> None:
+    strict = OrgRules(contact_quotas=ContactQuotas(part_time=20))
+    relaxed = OrgRules(contact_quotas=ContactQuotas(part_time=5),
+                       five_ones={"part_time": FiveOnesRule(count=5, period=FiveOnesPeriod.month)})
+    recs = [sc.RulesRecord("/a", date(2026, 1, 1), strict), sc.RulesRecord("/a/b", date(2026, 6, 1), relaxed)]
+    assert sc.effective_rules(recs, "/a/b/c", date(2026, 3, 1)) == strict
+    assert sc.effective_rules(recs, "/a/b/c", date(2026, 7, 1)) == relaxed
+    assert sc.effective_rules(recs, "/z", date(2026, 7, 1)) == OrgRules()
+    assert sc.contact_quota(OrgRules(), "full_time", False) == 100
+    assert sc.contact_quota(OrgRules(), "part_time", True) == 100
+    assert sc.contact_quota(OrgRules(), "part_time", False) == 10
+    period, due = sc.five_ones_period(relaxed, "part_time", date(2026, 7, 9))
+    assert (period.key, due) == ("2026-07", 5)
+
+
+@given(st.lists(st.integers(-5, 5), max_size=30))
+def test_ranking_shares_ranks_on_ties_and_skips_after(scores: list[int]) -> None:
+    ranked = rank([(f"k{i}", s) for i, s in enumerate(scores)])
+    for r in ranked:
+        assert r.rank == 1 + sum(1 for s in scores if s > r.score)
+
+
+def test_rank_change() -> None:
+    assert rank_change(1, 3) == 2 and rank_change(3, 1) == -2 and rank_change(1, None) is None
+
+
+def test_activity_level_weights() -> None:
+    full = ActivityInputs(100, 100, 5, 5, 2, 2, 1, 1, 30)
+    assert activity_level(RS.activity_level, full) == 100.0
+    half = ActivityInputs(100, 50, 0, 5, 0, 0, 0, 0, 15)
+    assert activity_level(RS.activity_level, half) == 20 + 0 + 20 + 5
+
+
+def test_compliance_verdicts() -> None:
+    q = period_of(date(2026, 5, 1), PeriodKind.quarter)
+    assert progress_check("x", 2, 5, q, date(2026, 5, 1)).verdict is Verdict.at_risk
+    assert progress_check("x", 2, 5, q, date(2026, 7, 1)).verdict is Verdict.missed
+    assert progress_check("x", 5, 5, q, date(2026, 4, 2)).verdict is Verdict.met
+    assert silence_check(None, 7).verdict is Verdict.missed
+    assert silence_check(2, 7).verdict is Verdict.met and silence_check(9, 7).verdict is Verdict.missed
+    c = Compliance("c", q, [state_check("contact_quota", 8, 10), progress_check("x", 5, 5, q, date(2026, 5, 1))])
+    assert c.verdict is Verdict.at_risk
+    result = assess(c, [])
+    assert not result.passed and not result.eligible_for_excellence and result.failed_checks == ["contact_quota"]
+
+
+def test_signals_bursts_identical_night_and_spot_checks() -> None:
+    at = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)  # 02:30 in Beijing
+    xs = [LoggedInteraction(at, at + timedelta(seconds=i), "same", 1, 0, 0) for i in range(12)]
+    codes = {s.code for s in detect(xs, failed_spot_checks=1)}
+    assert codes == {"burst", "identical_summaries", "implausible_hours", "never_confirmed", "failed_spot_checks"}
+    day = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    calm = [LoggedInteraction(day + timedelta(days=i), day + timedelta(days=i), f"h{i}", 1, 1, 0) for i in range(5)]
+    assert detect(calm, 0) == []

@@ -1,0 +1,214 @@
+"""The ledger from contacts and wishes events, through real JetStream and Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from scoring_support import Producer, Scoring
+from tuanlian.shared.auth import Role
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import wishes as w
+
+T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
+
+
+async def _org_and_cadre(contacts: Producer, cadre: str = "c1", kind: c.CadreKind = c.CadreKind.part_time,
+                         org: str = "o1", path: str = "/root/o1") -> None:
+    await contacts.emit(f"org-{org}", c.OrgCreated(org_id=org, parent_id="root", name="一支部", org_type=c.OrgType.branch,
+                                                    depth=2, is_leadership_organ=False, org_path=path), T0)
+    await contacts.emit(f"cadre-{cadre}", c.CadreRegistered(cadre_id=cadre, org_id=org, org_path=path, kind=kind,
+                                                            in_leadership_organ=False), T0)
+
+
+def _interaction(iid: str, youths: list[str], online: bool, at: datetime, cadre: str = "c1",
+                 path: str = "/root/o1", summary: str = "h") -> c.InteractionLogged:
+    return c.InteractionLogged(interaction_id=iid, cadre_id=cadre, org_path=path, youth_ids=youths,
+                               channel=c.Channel.wechat if online else c.Channel.face_to_face, online=online,
+                               occurred_at=at, summary_length=10, summary_hash=summary)
+
+
+async def test_ledger_caps_confirmations_disputes_and_corrections(scoring: Scoring, contacts: Producer) -> None:
+    await _org_and_cadre(contacts)
+    # Quota for a part-time cadre is 10 by default: lower it to 2 from an effective date.
+    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=2))
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    for i, y in enumerate(["y1", "y2", "y3"]):
+        await contacts.emit(f"link-l{i}", c.ContactLinkAccepted(link_id=f"l{i}", cadre_id="c1", youth_id=y,
+                                                                 org_path="/root/o1"), T0)
+    # Same day twice with y1: only the first scores. Offline = 3.
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1", "y2"], False, T0))
+    await contacts.emit("interaction-i2", _interaction("i2", ["y1"], True, T0 + timedelta(hours=1)))
+    # Four more days with y1 in March: with i1 that makes four scoring contacts; the fifth earns nothing.
+    for d in range(1, 5):
+        await contacts.emit(f"interaction-j{d}", _interaction(f"j{d}", ["y1"], True, T0 + timedelta(days=d)))
+    # y2 confirms i1 (×2: +3 more), y1 disputes i1 (0: −3).
+    await contacts.emit("interaction-i1", c.InteractionConfirmed(interaction_id="i1", cadre_id="c1", youth_id="y2",
+                                                                 org_path="/root/o1"))
+    await contacts.emit("interaction-i1", c.InteractionDisputed(interaction_id="i1", cadre_id="c1", youth_id="y1",
+                                                                org_path="/root/o1"))
+    # Correction of j1: it was offline with y3, the next day.
+    await contacts.emit("interaction-j1", c.InteractionCorrected(
+        interaction_id="j1", cadre_id="c1", org_path="/root/o1", youth_ids=["y3"], channel=c.Channel.visit,
+        online=False, occurred_at=T0 + timedelta(days=2), summary_length=5, summary_hash="x", reason="typo"))
+    await scoring.applied(2 + 1 + 3 + 2 + 4 + 3)
+
+    ledger = await scoring.get("/cadres/c1/ledger")
+    by_rule: dict[str, int] = {}
+    for e in ledger:
+        by_rule[e["rule"]] = by_rule.get(e["rule"], 0) + e["points"]
+        assert e["ruleset_version"] == "default-2026.1"
+        assert e["source_event_ids"]
+    assert by_rule["link_accepted"] == 2  # third youth is past the quota of 2
+    # i1: y1 3 + y2 3; j1..j4: 1 each (i2 same day as i1 for y1: 0)
+    assert by_rule["interaction_offline"] == 6 + 3  # + corrected j1 (offline, y3)
+    assert by_rule["interaction_online"] == 3  # j1..j3; i2 same day as i1, j4 the fifth
+    assert by_rule["interaction_confirmed"] == 3
+    assert by_rule["interaction_disputed"] == -3
+    assert by_rule["interaction_corrected"] == -1
+    total = sum(e["points"] for e in ledger)
+    assert total == 2 + 6 + 3 + 3 - 3 + 3 - 1
+    board = await scoring.get("/leaderboards/cadres", org_path="/root", period_kind="month", period="2026-03")
+    assert board["entries"][0]["points"] == total
+    assert board["entries"][0]["linked_youths"] == 3
+    # Redelivery changes nothing: the same events again are duplicates.
+    async with scoring.runtime.db.connection() as conn:
+        rows = await conn.fetchval("SELECT count(*) FROM scoring_proj.ledger")
+    assert rows == len(ledger)
+
+
+async def test_fifth_scoring_contact_in_a_month_earns_nothing(scoring: Scoring, contacts: Producer) -> None:
+    await _org_and_cadre(contacts)
+    for d in range(6):
+        await contacts.emit(f"interaction-k{d}", _interaction(f"k{d}", ["y9"], True, T0 + timedelta(days=d)))
+    await scoring.applied(2 + 6)
+    ledger = await scoring.get("/cadres/c1/ledger")
+    assert [e["points"] for e in ledger] == [1, 1, 1, 1]
+
+
+async def test_five_ones_bonus_wishes_voice_ratings_and_spot_checks(
+    scoring: Scoring, contacts: Producer, wishes: Producer
+) -> None:
+    await _org_and_cadre(contacts, kind=c.CadreKind.full_time)
+    kinds = [c.ActivityKind.exchange, c.ActivityKind.practical_service, c.ActivityKind.culture_sports,
+             c.ActivityKind.league_lecture, c.ActivityKind.social_org, c.ActivityKind.exchange]
+    for i, k in enumerate(kinds):
+        await contacts.emit(f"activity-a{i}", c.ActivityRecorded(
+            activity_id=f"a{i}", kind=k, organiser_cadre_id="c1", organiser_org_id="o1", org_path="/root/o1",
+            collective=False, occurred_on=date(2026, 3, 2 + i)))
+    await contacts.emit("spot-s1", c.SpotCheckItemRecorded(spot_check_id="s1", cadre_id="c1", org_path="/root/o1",
+                                                          item="interaction:zz",
+                                                          outcome=c.SpotCheckOutcome.fabricated), T0)
+    await wishes.emit("wish-w1", w.WishConfirmed(wish_id="w1", youth_id="y1", cadre_id="c1", org_path="/root/o1",
+                                                 from_pool=False, days_to_fulfil=3), T0)
+    await wishes.emit("wish-w2", w.WishConfirmed(wish_id="w2", youth_id="y2", cadre_id="c0", org_path="/root/o1",
+                                                 from_pool=True, claimant_kind=w.ClaimantKind.cadre,
+                                                 claimant_id="c1", days_to_fulfil=9), T0)
+    await wishes.emit("voice-v1", w.VoiceAnswered(post_id="v1", youth_id="y1", cadre_id="c1", answered_by="c1",
+                                                  org_path="/root/o1", in_time=True, response_seconds=60), T0)
+    await wishes.emit("voice-v2", w.VoiceAnswered(post_id="v2", youth_id="y1", cadre_id="c1", answered_by="c1",
+                                                  org_path="/root/o1", in_time=False, response_seconds=6e5), T0)
+    for i, s in enumerate([5, 3, 1]):
+        await wishes.emit(f"rating-r{i}", w.CadreRated(rating_id=f"r{i}", cadre_id="c1", org_path="/root/o1",
+                                                       score=s, period="2026Q1"), T0)
+    await scoring.applied(2 + 6 + 1 + 2 + 2 + 3)
+    ledger = await scoring.get("/cadres/c1/ledger")
+    rules = [(e["rule"], e["points"]) for e in ledger]
+    assert rules.count(("five_ones_activity", 5)) == 6
+    assert rules.count(("five_ones_all_kinds", 5)) == 1
+    assert ("spot_check_fabricated", -20) in rules
+    assert ("wish_fulfilled_confirmed", 5) in rules and ("wish_pool_claimed_fulfilled", 8) in rules
+    assert ("voice_answered_in_time", 2) in rules and ("voice_answered_late", 1) in rules
+    assert sorted(p for r, p in rules if r == "rating") == [-1, 1]
+
+
+async def test_leaderboard_ties_filters_rank_change_and_scope(scoring: Scoring, contacts: Producer) -> None:
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    await _org_and_cadre(contacts, "c1", c.CadreKind.part_time)
+    await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o2", org_path="/root/o2",
+                                                      kind=c.CadreKind.full_time, in_leadership_organ=False), T0)
+    await contacts.emit("cadre-c3", c.CadreRegistered(cadre_id="c3", org_id="o2", org_path="/root/o2",
+                                                      kind=c.CadreKind.full_time, in_leadership_organ=False), T0)
+    feb = T0 - timedelta(days=20)
+    # February: c1 leads with 3; March: c2 and c3 tie on 3, c1 has 1.
+    await contacts.emit("interaction-f1", _interaction("f1", ["y1"], False, feb, "c1"))
+    await contacts.emit("interaction-m1", _interaction("m1", ["y1"], True, T0, "c1"))
+    await contacts.emit("interaction-m2", _interaction("m2", ["y2"], False, T0, "c2", "/root/o2"))
+    await contacts.emit("interaction-m3", _interaction("m3", ["y3"], False, T0, "c3", "/root/o2"))
+    await scoring.applied(1 + 2 + 2 + 4)
+    board = await scoring.get("/leaderboards/cadres", org_path="/root", period_kind="month", period="2026-03")
+    assert [(e["cadre_id"], e["rank"]) for e in board["entries"]] == [("c2", 1), ("c3", 1), ("c1", 3)]
+    assert board["entries"][2]["rank_change"] == -2  # first in February, third now
+    full = await scoring.get("/leaderboards/cadres", org_path="/root", period_kind="month", period="2026-03",
+                             cadre_kind="part_time")
+    assert [e["cadre_id"] for e in full["entries"]] == ["c1"]
+    orgs = await scoring.get("/leaderboards/orgs", org_path="/root", org_type="branch", period_kind="month",
+                             period="2026-03")
+    assert [(e["org_id"], e["rank"]) for e in orgs["entries"]] == [("o2", 1), ("o1", 2)]
+    # An admin of o1 sees o1 only, and not the whole tree.
+    r = await scoring.http.get("/leaderboards/cadres", params={"org_path": "/root"},
+                               headers=scoring.auth(Role.org_admin, "a", "/root/o1"))
+    assert r.status_code == 403
+    r = await scoring.http.get("/leaderboards/cadres", params={"org_path": "/root", "period_kind": "month",
+                                                               "period": "2026-13"}, headers=scoring.auth(Role.system))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "period"]
+    # A cadre sees their own ledger, not another's.
+    r = await scoring.http.get("/cadres/c2/ledger", headers=scoring.auth(Role.cadre, "c1", "/root/o1"))
+    assert r.status_code == 403
+    r = await scoring.http.get("/cadres/nobody/ledger", headers=scoring.auth(Role.system))
+    assert r.status_code == 404
+
+
+async def test_org_move_rewrites_paths(scoring: Scoring, contacts: Producer) -> None:
+    await _org_and_cadre(contacts)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await contacts.emit("org-o1", c.OrgMoved(org_id="o1", old_parent_id="root", new_parent_id="p2",
+                                             old_path="/root/o1", new_path="/root/p2/o1", depth=3))
+    await scoring.applied(4)
+    board = await scoring.get("/leaderboards/cadres", org_path="/root/p2")
+    assert [e["cadre_id"] for e in board["entries"]] == ["c1"]
+    assert board["entries"][0]["org_path"] == "/root/p2/o1"
+
+
+async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
+    scoring: Scoring, contacts: Producer, js: object
+) -> None:
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await _org_and_cadre(contacts)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await scoring.applied(5)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    assert doc["number"] == "2026-03-001"
+    row = doc["rows"][0]
+    assert (row["org_id"], row["cadres"], row["youths_linked"], row["points"], row["rank"]) == ("o1", 1, 1, 4, 1)
+    assert row["cadres_meeting_quota_pct"] == 0.0  # 1 of 10 for a part-time cadre
+    # Later facts for March do not change what was published; as-of recomputation agrees.
+    await contacts.emit("interaction-i2", _interaction("i2", ["y1"], True, T0 + timedelta(days=1)))
+    await scoring.applied(6)
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True
+    again = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
+                                                        "period": "2026-03"}, headers=admin)
+    assert again.json()["number"] == "2026-03-002" and again.json()["rows"][0]["points"] == 5
+    for fmt, marker in (("csv", "排名".encode()), ("html", b"<svg"), ("xlsx", b"PK")):
+        r = await scoring.http.get(f"/circulars/{doc['number']}", params={"format": fmt}, headers=admin)
+        assert r.status_code == 200 and marker in r.content
+    # Announced through the outbox on the scoring stream.
+    from tuanlian.shared.testing import stream_messages, wait_until
+
+    msgs = await wait_until(lambda: stream_messages(js, "SCORING"), until=lambda m: len(m) == 2,  # type: ignore[arg-type]
+                            message="two CircularPublished on SCORING")
+    assert all(m.subject == "scoring.events.circular.CircularPublished" for m in msgs)
+    outsider = scoring.auth(Role.org_admin, "b", "/elsewhere")
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month"}, headers=outsider)
+    assert r.status_code == 403
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "day"}, headers=admin)
+    assert r.status_code == 422

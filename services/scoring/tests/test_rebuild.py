@@ -1,0 +1,149 @@
+"""Rebuild from the streams into a new projection version, swapped in under live consumers; as-of
+leaderboards equal to what they showed then."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.js import JetStreamContext
+from scoring_support import Producer, Scoring
+from test_projection import T0, _interaction, _org_and_cadre
+from tuanlian.scoring.adapters.rebuild import Rebuild
+from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import wishes as w
+
+LEDGER = ("owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
+          "occurred_at")
+
+
+async def _story(contacts: Producer, wishes: Producer) -> int:
+    await _org_and_cadre(contacts)
+    await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.full_time, in_leadership_organ=False), T0)
+    for i, y in enumerate(["y1", "y2"]):
+        await contacts.emit(f"link-l{i}", c.ContactLinkAccepted(link_id=f"l{i}", cadre_id="c1", youth_id=y,
+                                                                 org_path="/root/o1"), T0)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1", "y2"], False, T0))
+    await contacts.emit("interaction-i2", _interaction("i2", ["y1"], True, T0 + timedelta(days=1)))
+    await contacts.emit("interaction-i3", _interaction("i3", ["y3"], False, T0, "c2"))
+    await contacts.emit("interaction-i1", c.InteractionConfirmed(interaction_id="i1", cadre_id="c1", youth_id="y2",
+                                                                 org_path="/root/o1"))
+    await wishes.emit("wish-w1", w.WishConfirmed(wish_id="w1", youth_id="y1", cadre_id="c1", org_path="/root/o1",
+                                                 from_pool=False, days_to_fulfil=3), T0)
+    await wishes.emit("rating-r1", w.CadreRated(rating_id="r1", cadre_id="c2", org_path="/root/o1", score=5,
+                                                period="2026Q1"), T0)
+    return 11
+
+
+async def _ledger(scoring: Scoring, schema: str) -> list[tuple[Any, ...]]:
+    async with scoring.runtime.db.connection() as conn:
+        rows = await conn.fetch(f"SELECT {LEDGER} FROM {schema}.ledger")
+    return sorted((tuple(r) for r in rows), key=repr)
+
+
+async def _points(scoring: Scoring, schema: str) -> list[tuple[Any, ...]]:
+    async with scoring.runtime.db.connection() as conn:
+        rows = await conn.fetch(f"SELECT period_kind, period_key, owner_id, org_path, points FROM {schema}.period_points")
+    return sorted(tuple(r) for r in rows)
+
+
+async def test_rebuild_equals_old_version_swaps_reads_and_live_consumers_continue(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+    old_ledger, old_points = await _ledger(scoring, "scoring_proj"), await _points(scoring, "scoring_proj")
+    board_before = await scoring.get("/leaderboards/cadres", org_path="/root", period_kind="month", period="2026-03")
+    seen: list[int] = []
+    async with scoring.runtime.db.connection() as conn:
+        result = await Rebuild(conn, js, on_progress=lambda p: seen.append(p.done)).run()
+    assert (result.version, result.schema, result.previous) == (2, "scoring_proj_v2", "scoring_proj")
+    assert result.events == n and result.applied == n and seen[-1] == n
+    # The new version equals the old one, entry for entry.
+    assert await _ledger(scoring, "scoring_proj_v2") == old_ledger
+    assert await _points(scoring, "scoring_proj_v2") == old_points
+    async with scoring.runtime.db.connection() as conn:
+        versions = [tuple(r) for r in await conn.fetch(
+            "SELECT version, schema_name, status FROM scoring.projection_versions ORDER BY version")]
+        # Reads switch: make the old version visibly different, the HTTP API does not see it.
+        await conn.execute("UPDATE scoring_proj.period_points SET points = points + 1000")
+    assert versions == [(1, "scoring_proj", "retired"), (2, "scoring_proj_v2", "current")]
+    assert await scoring.get("/leaderboards/cadres", org_path="/root", period_kind="month",
+                             period="2026-03") == board_before
+    # The live consumers go on in the new version, counting nothing twice: a redelivered old
+    # event is a duplicate, a new one applies once.
+    await contacts.emit("interaction-i4", _interaction("i4", ["y2"], False, T0 + timedelta(days=2)))
+    await scoring.applied(n + 1)
+    led = await scoring.get("/cadres/c1/ledger")
+    assert sum(e["points"] for e in led) == sum(r[3] for r in old_ledger if r[0] == "c1") + 3
+    assert len(await _ledger(scoring, "scoring_proj_v2")) == len(old_ledger) + 1
+    assert len(await _ledger(scoring, "scoring_proj")) == len(old_ledger)  # the retired one is kept, frozen
+
+
+async def test_rebuild_under_another_rule_set_is_an_explicit_replay(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+    register_ruleset(RuleSet(version="test-double-offline", interaction={"offline": 6}))  # type: ignore[arg-type]
+    async with scoring.runtime.db.connection() as conn:
+        r = await Rebuild(conn, js, ruleset_override="test-double-offline").run(drop_old=True)
+        dropped = await conn.fetchval("SELECT to_regnamespace('scoring_proj')")
+    assert r.dropped_old and dropped is None
+    led = await scoring.get("/cadres/c1/ledger")
+    assert {e["ruleset_version"] for e in led} == {"test-double-offline"}
+    offline = [e["points"] for e in led if e["rule"] == "interaction_offline"]
+    assert sorted(offline) == [6, 6]
+    # New events after the swap are scored by the version's rule set too.
+    await contacts.emit("interaction-i5", _interaction("i5", ["y2"], False, T0 + timedelta(days=3)))
+    await scoring.applied(n + 1)
+    led = await scoring.get("/cadres/c1/ledger")
+    assert [e["points"] for e in led if e["ref"] == "i5"] == [6]
+
+
+async def test_leaderboards_as_of_equal_what_they_showed_then(
+    scoring: Scoring, contacts: Producer, wishes: Producer
+) -> None:
+    n = await _story(contacts, wishes)
+    # c3 has entries that cancel out: the live board shows them with 0, as-of must too.
+    await contacts.emit("cadre-c3", c.CadreRegistered(cadre_id="c3", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+    await contacts.emit("interaction-z1", _interaction("z1", ["y9"], True, T0, "c3"))
+    await contacts.emit("interaction-z1", c.InteractionDisputed(interaction_id="z1", cadre_id="c3", youth_id="y9",
+                                                                org_path="/root/o1"))
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    n += 4
+    await scoring.applied(n)
+    queries: list[tuple[str, dict[str, Any]]] = [
+        ("/leaderboards/cadres", {"org_path": "/root", "period_kind": "month", "period": "2026-03"}),
+        ("/leaderboards/cadres", {"org_path": "/root", "period_kind": "all"}),
+        ("/leaderboards/cadres", {"org_path": "/root/o1", "period_kind": "day", "period": "2026-03-10"}),
+        ("/leaderboards/cadres", {"org_path": "/root", "period_kind": "month", "period": "2026-03",
+                                  "cadre_kind": "part_time"}),
+        ("/leaderboards/orgs", {"org_path": "/root", "org_type": "branch", "period_kind": "month",
+                                "period": "2026-03"}),
+    ]
+    then = [await scoring.get(url, **params) for url, params in queries]
+    async with scoring.runtime.db.connection() as conn:
+        instant: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    assert any(e["cadre_id"] == "c3" and e["points"] == 0 for e in then[0]["entries"]), then[0]
+    # Afterwards: more points, a new cadre, a transfer, a new link.
+    await contacts.emit("cadre-c4", c.CadreRegistered(cadre_id="c4", org_id="o2", org_path="/root/o2",
+                                                      kind=c.CadreKind.full_time, in_leadership_organ=False), T0)
+    await contacts.emit("interaction-k1", _interaction("k1", ["y5"], False, T0, "c4", "/root/o2"))
+    await contacts.emit("interaction-k2", _interaction("k2", ["y6"], False, T0, "c2"))
+    await contacts.emit("cadre-c2", c.CadreTransferred(cadre_id="c2", from_org_id="o1", to_org_id="o2", old_path="/root/o1",
+                                                       org_path="/root/o2", in_leadership_organ=False), T0)
+    await contacts.emit("link-l9", c.ContactLinkAccepted(link_id="l9", cadre_id="c1", youth_id="y7",
+                                                         org_path="/root/o1"), T0)
+    await scoring.applied(n + 5)
+    now = [await scoring.get(url, **params) for url, params in queries]
+    assert now != then
+    again = [await scoring.get(url, **params, as_of=instant.isoformat()) for url, params in queries]
+    assert again == then
+    # Before anything was applied, the boards were empty.
+    early = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    assert (await scoring.get(queries[0][0], **queries[0][1], as_of=early))["entries"] == []
