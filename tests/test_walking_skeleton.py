@@ -8,6 +8,7 @@ The four services run as separate processes started by the same launcher as ``ma
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -135,6 +136,107 @@ async def test_invitation_flows_through_all_four_services(stack: Stack) -> None:
             ready = await http.get(f"{url(name)}/readyz")
             assert ready.json() == {"ready": True, "postgres": "ok", "nats": "ok"}
             assert (await http.get(f"{url(name)}/openapi.json")).json()["info"]["title"]
+
+
+async def _login_with_code(http: httpx.AsyncClient, stack: Stack, phone: str, youth_id: str) -> dict[str, str]:
+    """A youth's login: contacts asks notify to deliver a one-time code, read here from notify's
+    dev inbox (as a developer running ``make run`` would), and exchanges it for a token."""
+    url = stack.settings.url_of
+    r = await http.post(f"{url('contacts')}/auth/otp", json={"phone": phone})
+    assert r.status_code == 202, r.text
+
+    async def code_message() -> list[dict[str, object]]:
+        r = await http.get(f"{url('notify')}/dev/inbox")
+        assert r.status_code == 200, r.text
+        return [m for m in r.json()["messages"] if m["recipient_id"] == youth_id and m["kind"] == "login_code"]
+
+    [message] = await wait_until(code_message, message="the login code reaches notify's dev inbox")
+    code = re.search(r"\d{6}", str(message["body"]))
+    assert code is not None, message
+    r = await http.post(f"{url('contacts')}/auth/otp/verify", json={"phone": phone, "code": code.group()})
+    assert r.status_code == 200, r.text
+    assert r.json()["subject"] == youth_id and r.json()["role"] == "youth"
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def test_a_wish_from_login_to_points_and_a_circular_to_the_inbox(stack: Stack) -> None:
+    """Issue threads across the services: a youth logs in with a code delivered by notify,
+    raises a wish to their cadre, the cadre fulfils it and the youth confirms; scoring credits
+    the cadre for it; the city publishes a circular and notify puts it in the cadre's inbox."""
+    url = stack.settings.url_of
+    system = _token(stack, Role.system, "test-operator")
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(
+            f"{url('contacts')}/orgs",
+            headers=system,
+            json={"name": "江城市团委", "org_type": "city", "is_leadership_organ": True},
+        )
+        org = r.json()
+        admin = _token(stack, Role.org_admin, "admin-1", org["org_path"])
+        r = await http.post(
+            f"{url('contacts')}/cadres",
+            headers=admin,
+            json={"org_id": org["org_id"], "name": "王五", "kind": "full_time"},
+        )
+        cadre_id = r.json()["cadre_id"]
+        cadre = _token(stack, Role.cadre, cadre_id, org["org_path"])
+        phone = "13900139000"
+        r = await http.post(
+            f"{url('contacts')}/youths",
+            headers=admin,
+            json={"org_id": org["org_id"], "name": "赵六", "phone": phone, "field": "enterprise"},
+        )
+        youth_id = r.json()["youth_id"]
+        youth = await _login_with_code(http, stack, phone, youth_id)
+
+        r = await http.post(
+            f"{url('contacts')}/links/invitations", headers=cadre, json={"cadre_id": cadre_id, "youth_id": youth_id}
+        )
+        link_id = r.json()["link_id"]
+        r = await http.post(f"{url('contacts')}/links/{link_id}/accept", headers=youth)
+        assert r.status_code == 200, r.text
+
+        async def pair() -> dict[str, object]:
+            return dict((await http.get(f"{url('wishes')}/pairs/{cadre_id}/{youth_id}", headers=youth)).json())
+
+        await wait_until(pair, until=lambda p: p["may_exchange_wishes"] is True, message="wishes learns the link")
+        r = await http.post(
+            f"{url('wishes')}/wishes",
+            headers=youth,
+            json={"cadre_id": cadre_id, "category": "work", "text": "想请团干部帮忙推荐一次技能培训"},
+        )
+        assert r.status_code == 201, r.text
+        wish_id = r.json()["wish_id"]
+        for step, body in (("accept", None), ("start", None), ("fulfil", {"evidence": "联系了区人社局的电工培训班"})):
+            r = await http.post(f"{url('wishes')}/wishes/{wish_id}/{step}", headers=cadre, json=body)
+            assert r.status_code == 200, (step, r.text)
+        r = await http.post(f"{url('wishes')}/wishes/{wish_id}/confirm", headers=youth)
+        assert r.status_code == 200, r.text
+
+        async def ledger() -> list[dict[str, object]]:
+            r = await http.get(f"{url('scoring')}/cadres/{cadre_id}/ledger", headers=cadre)
+            assert r.status_code == 200, r.text
+            return list(r.json())
+
+        entries = await wait_until(
+            ledger,
+            until=lambda es: any(e["rule"] == "wish_fulfilled_confirmed" for e in es),
+            message="scoring credits the confirmed wish",
+        )
+        [credit] = [e for e in entries if e["rule"] == "wish_fulfilled_confirmed"]
+        assert credit["points"] == 5 and credit["ruleset_version"] == "default-2026.1"
+
+        r = await http.post(f"{url('scoring')}/circulars", headers=admin, json={"org_id": org["org_id"]})
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+
+        async def cadre_inbox() -> list[dict[str, object]]:
+            r = await http.get(f"{url('notify')}/inbox", headers=cadre)
+            assert r.status_code == 200, r.text
+            return [m for m in r.json()["messages"] if m["kind"] == "circular"]
+
+        [circular] = await wait_until(cadre_inbox, message="notify fans the circular out to the cadre")
+        assert number in str(circular["body"])
 
 
 async def test_bad_input_gets_reasons_not_traces(stack: Stack) -> None:

@@ -68,6 +68,9 @@ class Stack:
             TUANLIAN_HOME=str(self.home),
             TUANLIAN_CONTACTS_URL=self.settings.url_of("contacts"),
         )
+        # Running locally there is no SMS gateway: one-time login codes are read in notify's
+        # dev inbox (/dev/inbox). Off unless a launcher like this one turns it on.
+        env.setdefault("TUANLIAN_NOTIFY_DEV_INBOX", "1")
         for s in SERVICES:
             env[f"TUANLIAN_{s.upper()}_PORT"] = str(self.settings.port_of(s))
         return env
