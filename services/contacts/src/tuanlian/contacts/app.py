@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from tuanlian.contacts.adapters.pii import PiiVault
+from tuanlian.contacts.application.activities import ActivityWork
 from tuanlian.contacts.application.handlers import ContactsService
+from tuanlian.contacts.application.work import LinkWork
 from tuanlian.contacts.entrypoints.http import build_router
+from tuanlian.contacts.entrypoints.http_links import build_links_router
+from tuanlian.contacts.entrypoints.http_work import build_work_router
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
@@ -18,7 +22,11 @@ def contacts_service(runtime: Runtime) -> ContactsService:
 
 
 def _router(runtime: Runtime) -> APIRouter:
-    return build_router(runtime, contacts_service(runtime))
+    service = contacts_service(runtime)
+    router = build_router(runtime, service)
+    router.include_router(build_links_router(runtime, LinkWork(service)))
+    router.include_router(build_work_router(runtime, ActivityWork(service)))
+    return router
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.adapters.readmodel import project
+from tuanlian.contacts.adapters.work_readmodel import project_work
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.domain.model import Cadre, ContactLink, Interaction, Org, Youth
 from tuanlian.shared.aggregate import Aggregate, Repository
@@ -54,7 +55,9 @@ class ContactsService:
         )
         envelopes = await repo.save(conn, agg, meta)
         for env in envelopes:
-            await project(conn, self.schema, env, self.store.contracts.decode(env), **extra)
+            event = self.store.contracts.decode(env)
+            await project(conn, self.schema, env, event, **extra)
+            await project_work(conn, self.schema, env, event, dict(extra))
         return envelopes
 
     # -- organisations ----------------------------------------------------------------------
@@ -133,8 +136,15 @@ class ContactsService:
     ) -> ContactLink:
         async with self.db.transaction() as conn:
             link = await self.links.get(conn, link_id)
-            if who.role is not Role.system and not (who.role is Role.youth and who.subject == link.youth_id):
-                raise Forbidden("only the youth concerned can answer an invitation")
+            # The side that did not ask answers: the youth a cadre's invitation, the cadre a
+            # youth's own request (which is the youth's consent already).
+            side, subject = (
+                (Role.youth, link.youth_id) if link.answered_by == "youth" else (Role.cadre, link.cadre_id)
+            )
+            if who.role is not Role.system and not (who.role is side and who.subject == subject):
+                raise Forbidden(
+                    f"only the {side.value} concerned can answer this {link.initiated_by}'s request"
+                )
             getattr(link, action)()
             await self._save(conn, self.links, link, who, link.org_path, cid, at)
             return link
