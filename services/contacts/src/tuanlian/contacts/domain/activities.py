@@ -73,10 +73,10 @@ def check_activity(organiser: Organiser, facts: ActivityFacts, linked: set[str],
         raise RuleViolation("an activity cannot be in the future", field="occurred_on")
     if facts.headcount < 0:
         raise RuleViolation("the headcount cannot be negative", field="headcount")
-    if not facts.youth_ids and facts.headcount == 0:
-        raise RuleViolation("name the participating youths or give a headcount", field="youth_ids")
     if facts.kind is ActivityKind.open_day and facts.headcount == 0:
         raise RuleViolation("an open day reports how many youths came", field="headcount")
+    if not facts.youth_ids and facts.headcount == 0:
+        raise RuleViolation("name the participating youths or give a headcount", field="youth_ids")
     if not collective:
         strangers = sorted(set(facts.youth_ids) - linked)
         if strangers:
