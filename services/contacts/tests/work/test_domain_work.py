@@ -79,7 +79,7 @@ def test_each_youth_answers_once_and_a_correction_starts_the_answers_over() -> N
     with pytest.raises(RuleViolation, match="not linked"):
         i.correct(["y2"], since, Channel.visit, NOW - timedelta(hours=2), "上门看望了解家庭情况", "改正", NOW)
     i.correct(["y1"], since, Channel.visit, NOW - timedelta(hours=2), "上门看望了解家庭情况", "渠道记错", NOW)
-    [event] = i.pending
+    event = i.pending[-1]
     assert isinstance(event, InteractionCorrected) and event.online is False and event.youth_ids == ["y1"]
     assert i.answer_of("y1") == "pending"
 
