@@ -74,6 +74,7 @@ async def test_authorisation_matrix(api: Api) -> None:
         ("GET", f"/cadres/{cadre_id}/groups", {}, OVERSEERS),
         ("GET", f"/cadres/{cadre_id}/spread", {}, OVERSEERS),
         ("GET", f"/cadres/{cadre_id}/interactions", {}, OVERSEERS),
+        ("GET", "/my/interactions", {}, frozenset({"youth_in", "youth_out"})),
         ("POST", f"/interactions/{iid}/confirm", {}, frozenset({"youth_in"})),
         ("POST", f"/interactions/{iid}/dispute", {"json": {"reason": "x"}}, frozenset({"youth_in"})),
         ("POST", f"/interactions/{iid}/corrections", {"json": {"youth_ids": [youth_in], "channel": "qq",

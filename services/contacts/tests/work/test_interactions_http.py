@@ -29,7 +29,11 @@ async def test_youths_confirm_or_dispute_and_corrections_reset_answers(api: Api,
     cadre = api.auth(Role.cadre, cadre_id, org["org_path"])
     iid = await api.interaction(cadre_id, org["org_path"], [y1, y2])
 
+    [mine] = await api.ok("GET", "/my/interactions", api.auth(Role.youth, y1))
+    assert (mine["interaction_id"], mine["answer"]) == (iid, "pending")
     assert (await api.ok("POST", f"/interactions/{iid}/confirm", api.auth(Role.youth, y1)))["answer"] == "confirmed"
+    [mine] = await api.ok("GET", "/my/interactions", api.auth(Role.youth, y1))
+    assert mine["answer"] == "confirmed"
     r = await api.http.post(f"/interactions/{iid}/dispute", headers=api.auth(Role.youth, y1), json={})
     assert r.status_code == 409 and r.json()["current"] == "confirmed"
     d = await api.ok("POST", f"/interactions/{iid}/dispute", api.auth(Role.youth, y2), json={"reason": "没聊过"})

@@ -17,7 +17,6 @@ from tuanlian.shared.contracts.contacts import (
     InteractionConfirmed,
     InteractionCorrected,
     InteractionDisputed,
-    InteractionLogged,
     JoinCodeIssued,
     SpotCheckDrawn,
     SpotCheckItemRecorded,
@@ -64,13 +63,6 @@ async def project_work(
                 f"DELETE FROM {s}.group_links WHERE cadre_id = $1 AND group_org_id = $2",
                 e.cadre_id,
                 e.group_org_id,
-            )
-        case InteractionLogged():
-            # The base projection inserted the row; the org path is needed for scoped reads.
-            await conn.execute(
-                f"UPDATE {s}.interactions SET org_path = $2 WHERE interaction_id = $1",
-                e.interaction_id,
-                e.org_path,
             )
         case InteractionCorrected():
             await conn.execute(

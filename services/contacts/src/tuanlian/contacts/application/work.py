@@ -278,6 +278,21 @@ class LinkWork(WorkBase):
             )
         return [{**dict(r), "answers": json.loads(r["answers"])} for r in rows]
 
+    async def my_interactions(self, who: Principal) -> list[dict[str, Any]]:
+        """A youth's own view: interactions logged with them, and their answer to each."""
+        if who.role is not Role.youth:
+            raise Forbidden("this is a youth's own list")
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT i.interaction_id, i.cadre_id, i.channel, i.occurred_at, i.summary, "
+                "coalesce(a.answer, 'pending') AS answer "
+                f"FROM {self.schema}.interactions i LEFT JOIN {self.schema}.interaction_answers a "
+                "ON a.interaction_id = i.interaction_id AND a.youth_id = $1 "
+                "WHERE $1 = ANY(i.youth_ids) ORDER BY i.occurred_at DESC LIMIT 200",
+                who.subject,
+            )
+        return [dict(r) for r in rows]
+
     # -- 佐证材料 (evidence) ----------------------------------------------------------------------
 
     async def attach(

@@ -77,6 +77,10 @@ def build_links_router(runtime: Runtime, work: LinkWork) -> APIRouter:
     async def interactions(cadre_id: str, who: Who) -> list[dict[str, Any]]:
         return await work.interactions_of(who, cadre_id)
 
+    @router.get("/my/interactions", tags=["interactions"], summary="A youth's interactions to confirm")
+    async def my_interactions(who: Who) -> list[dict[str, Any]]:
+        return await work.my_interactions(who)
+
     @router.post("/interactions/{interaction_id}/confirm", tags=["interactions"], summary="青年确认")
     async def confirm(
         interaction_id: str, who: Who, request: Request, body: w.AnswerInteraction | None = None

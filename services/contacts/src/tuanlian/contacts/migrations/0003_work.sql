@@ -20,7 +20,6 @@ CREATE TABLE {schema}.group_links (
 );
 
 ALTER TABLE {schema}.interactions
-    ADD COLUMN org_path text,
     ADD COLUMN corrected_at timestamptz,
     ADD COLUMN corrections int NOT NULL DEFAULT 0;
 
