@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 import asyncpg  # noqa: E402
 import bench_append  # noqa: E402
 import bench_consumer  # noqa: E402
+import bench_contacts_http  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_relay  # noqa: E402
 import bench_scoring  # noqa: E402
@@ -47,7 +48,9 @@ from rich.table import Table  # noqa: E402
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 
 #: The benchmarks, in the order they run. Each module has ``INFO`` and ``run(ctx)``.
-BENCHMARKS: list[ModuleType] = [bench_relay, bench_consumer, bench_append, bench_scoring, bench_fanout]
+BENCHMARKS: list[ModuleType] = [
+    bench_relay, bench_consumer, bench_append, bench_contacts_http, bench_scoring, bench_fanout,
+]
 
 RESULTS_DIR = HERE / "results"
 DOCS_PATH = HERE.parent / "docs" / "benchmarks.md"

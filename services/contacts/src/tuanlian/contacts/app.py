@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from tuanlian.contacts.adapters.pii import PiiVault
+from tuanlian.contacts.application.activities import ActivityWork
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.application.identity import IdentityService
 from tuanlian.contacts.application.orgs import OrgsService
 from tuanlian.contacts.application.people import PeopleService
+from tuanlian.contacts.application.work import LinkWork
 from tuanlian.contacts.entrypoints.http import build_router
 from tuanlian.contacts.entrypoints.http_auth import build_auth_router
+from tuanlian.contacts.entrypoints.http_links import build_links_router
 from tuanlian.contacts.entrypoints.http_orgs import build_orgs_router
 from tuanlian.contacts.entrypoints.http_people import build_people_router
+from tuanlian.contacts.entrypoints.http_work import build_work_router
 from tuanlian.contacts.settings import get_contacts_settings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -31,6 +35,8 @@ def _router(runtime: Runtime) -> APIRouter:
     router.include_router(build_orgs_router(runtime, OrgsService(core)))
     router.include_router(build_people_router(runtime, PeopleService(core, identity)))
     router.include_router(build_auth_router(runtime, identity))
+    router.include_router(build_links_router(runtime, LinkWork(core)))
+    router.include_router(build_work_router(runtime, ActivityWork(core)))
     return router
 
 

@@ -650,3 +650,48 @@ class SpotCheckItemRecorded(DomainEvent):
     org_path: str
     item: str
     outcome: SpotCheckOutcome
+
+
+# --- Cadre cards, join codes and PII access (contacts-work) ---------------------------------------
+
+
+@CONTACTS.register
+class CadreCardPublished(DomainEvent):
+    """The cadre's public card (亮身份): which channels they answer on.
+
+    The channel ids themselves (WeChat / QQ / Weibo accounts) identify a person: they stay in the
+    contacts vault, sealed with the cadre's own key; the event names the channels only.
+    """
+
+    event_type = "CadreCardPublished"
+    stream_type = "cadre"
+    cadre_id: str
+    org_path: str
+    channels: list[Channel] = []
+
+
+@CONTACTS.register
+class JoinCodeIssued(DomainEvent):
+    """A join code (联系码) printed on the cadre's card; youths use it to ask to be linked.
+
+    The card is public by design, so the code is too; issuing a new one retires the old.
+    """
+
+    event_type = "JoinCodeIssued"
+    stream_type = "cadre"
+    cadre_id: str
+    org_path: str
+    join_code: str
+
+
+@CONTACTS.register
+class SpotCheckContactsRevealed(DomainEvent):
+    """An administrator was shown the phone numbers of a spot check's youths (audit, no numbers)."""
+
+    event_type = "SpotCheckContactsRevealed"
+    stream_type = "spot_check"
+    spot_check_id: str
+    cadre_id: str
+    org_path: str
+    youth_ids: list[str]
+    revealed_to: str

@@ -12,6 +12,7 @@ from tuanlian.contacts.adapters.current import CurrentRepository
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.adapters.readmodel import project
 from tuanlian.contacts.adapters.readmodel_people import project_people
+from tuanlian.contacts.adapters.work_readmodel import project_work
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.domain.model import Cadre, ContactLink, Interaction, Org, Youth
 from tuanlian.shared.aggregate import Aggregate, Repository
@@ -66,6 +67,7 @@ class ContactsService:
             event = self.store.contracts.decode(env)
             await project(conn, self.schema, env, event, **extra)
             await project_people(conn, self.schema, env, event)
+            await project_work(conn, self.schema, env, event, dict(extra))
         return envelopes
 
     # -- organisations ----------------------------------------------------------------------
@@ -149,8 +151,15 @@ class ContactsService:
     ) -> ContactLink:
         async with self.db.transaction() as conn:
             link = await self.links.get(conn, link_id)
-            if who.role is not Role.system and not (who.role is Role.youth and who.subject == link.youth_id):
-                raise Forbidden("only the youth concerned can answer an invitation")
+            # The side that did not ask answers: the youth a cadre's invitation, the cadre a
+            # youth's own request (which is the youth's consent already).
+            side, subject = (
+                (Role.youth, link.youth_id) if link.answered_by == "youth" else (Role.cadre, link.cadre_id)
+            )
+            if who.role is not Role.system and not (who.role is side and who.subject == subject):
+                raise Forbidden(
+                    f"only the {side.value} concerned can answer this {link.initiated_by}'s request"
+                )
             getattr(link, action)()
             await self._save(conn, self.links, link, who, link.org_path, cid, at)
             return link
