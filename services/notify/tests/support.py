@@ -64,11 +64,11 @@ async def inbox(db: Database, recipient: str | None = None) -> list[dict[str, An
 
 
 async def set_preferences(db: Database, recipient: str, channels: list[str], *, email: str | None = None,
-                          digest: bool = False, quiet: bool = True) -> None:
+                          digest: bool = False, quiet: bool = True, lang: str = "zh") -> None:
     async with db.connection() as conn:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.preferences (recipient_id, channels, email, digest, quiet_enabled) "
-            "VALUES ($1, $2, $3, $4, $5)", recipient, channels, email, digest, quiet)
+            f"INSERT INTO {SCHEMA}.preferences (recipient_id, channels, email, digest, quiet_enabled, lang) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", recipient, channels, email, digest, quiet, lang)
 
 
 async def deliveries(db: Database) -> list[dict[str, Any]]:

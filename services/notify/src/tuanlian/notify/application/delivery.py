@@ -129,7 +129,8 @@ class DeliveryWorker:
         s = self.s
         async with self.db.transaction() as conn:
             groups = await conn.fetch(
-                f"SELECT d.recipient_id, d.channel, array_agg(d.message_id) AS ids, array_agg(i.title) AS titles "
+                f"SELECT d.recipient_id, d.channel, array_agg(d.message_id) AS ids, array_agg(i.title) AS titles, "
+                f"(SELECT lang FROM {s}.preferences p WHERE p.recipient_id = d.recipient_id) AS lang "
                 f"FROM {s}.deliveries d JOIN {s}.inbox i ON i.message_id = d.message_id "
                 "WHERE d.status = 'digest' AND d.updated_at < $1 GROUP BY d.recipient_id, d.channel", cutoff)
             for g in groups:
@@ -140,7 +141,7 @@ class DeliveryWorker:
                 if not fresh:
                     continue  # today's digest went out already; these wait for tomorrow's
                 lines = "\n".join(f"· {t}" for t in g["titles"])
-                title, body = template("digest").render(count=len(g["ids"]), lines=lines)
+                title, body = template("digest").render(g["lang"] or "zh", count=len(g["ids"]), lines=lines)
                 await conn.execute(
                     f"INSERT INTO {s}.deliveries (message_id, channel, recipient_id, next_attempt_at, title, body, "
                     "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $4)", digest_id, g["channel"], g["recipient_id"],
