@@ -212,17 +212,47 @@ async def test_notify_starts_before_scoring_and_binds_once_scoring_declares_its_
 ) -> None:
     for producer in ("contacts", "wishes"):
         await declare_stream(js, producer_stream(producer), storage="memory")
-    app = create_app(make_spec(NotifySettings(run_workers=False)),
-                     Settings(database_url=database_url, nats_url=nats_url, stream_storage="memory"))
+
+    def notify() -> FastAPI:
+        app = create_app(make_spec(NotifySettings(run_workers=False, late_bind_poll_seconds=0.05)),
+                         Settings(database_url=database_url, nats_url=nats_url, stream_storage="memory"))
+        app.state.runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
+        return app
+
+    app = notify()
     runtime: Runtime = app.state.runtime
-    runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
     async with app.router.lifespan_context(app):
+        late = app.state.notify_late_scoring
         assert (await runtime.readiness()) == {"postgres": "ok", "nats": "ok"}
+        # Up and serving while SCORING does not exist; the late consumer keeps looking for it.
+        await wait_until(lambda: late.polls, until=lambda n: n >= 5, message="the late consumer kept waiting")
+        assert late.state == "waiting" and late.binds == 0
+        r = await httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n").get("/inbox")
+        assert r.status_code == 401  # the API answers meanwhile
         await declare_stream(js, producer_stream("scoring"), storage="memory")
+        await wait_until(lambda: late.state, until=lambda st: st == "bound", message="bound once the stream appeared")
         await publish(js, sc.CircularPublished(circular_id="late", number="1", org_id="c", org_path="/c",
                                                period_kind=sc.PeriodKind.month, period_start=date(2026, 5, 1),
                                                period_end=date(2026, 5, 31), title="t", positions={}))
         await wait_until(lambda: _fanout_jobs(runtime.db), until=lambda n: n == 1, message="circular consumed")
+        durable = late.consumer.durable
+
+    # A redeploy finds the durable with an old config (JetStream keeps it): the bind brings it up to date.
+    stale = await js.consumer_info("SCORING", durable)
+    stale.config.ack_wait, stale.config.filter_subject = 5.0, "scoring.events.nothing.>"
+    await js.add_consumer("SCORING", stale.config)
+    assert (await js.consumer_info("SCORING", durable)).config.filter_subject == "scoring.events.nothing.>"
+    app = notify()
+    async with app.router.lifespan_context(app):
+        late = app.state.notify_late_scoring
+        await wait_until(lambda: late.state, until=lambda st: st == "bound", message="bound again")
+        fresh = (await js.consumer_info("SCORING", durable)).config
+        assert (fresh.filter_subject, fresh.ack_wait) == (late.consumer.subject, 30.0) == ("scoring.events.>", 30.0)
+        await publish(js, sc.CircularPublished(circular_id="after-redeploy", number="2", org_id="c", org_path="/c",
+                                               period_kind=sc.PeriodKind.month, period_start=date(2026, 6, 1),
+                                               period_end=date(2026, 6, 30), title="t2", positions={}))
+        await wait_until(lambda: _fanout_jobs(app.state.runtime.db), until=lambda n: n == 2,
+                         message="consumed with the updated durable")
 
 
 async def _next_event(lines: AsyncIterator[str]) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
                 running.start()
             # Circulars come from scoring, which may be deployed later than notify.
             scoring = LateConsumer(runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema)),
-                                   runtime.settings.require_nats_url())
+                                   runtime.settings.require_nats_url(), poll=ns().late_bind_poll_seconds)
+            app.state.notify_late_scoring = scoring
             scoring.start()
             try:
                 yield
