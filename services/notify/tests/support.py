@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,11 +64,11 @@ async def inbox(db: Database, recipient: str | None = None) -> list[dict[str, An
 
 
 async def set_preferences(db: Database, recipient: str, channels: list[str], *, email: str | None = None,
-                          digest: bool = False, quiet: bool = True) -> None:
+                          digest: bool = False, quiet: bool = True, lang: str = "zh") -> None:
     async with db.connection() as conn:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.preferences (recipient_id, channels, email, digest, quiet_enabled) "
-            "VALUES ($1, $2, $3, $4, $5)", recipient, channels, email, digest, quiet)
+            f"INSERT INTO {SCHEMA}.preferences (recipient_id, channels, email, digest, quiet_enabled, lang) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", recipient, channels, email, digest, quiet, lang)
 
 
 async def deliveries(db: Database) -> list[dict[str, Any]]:
@@ -121,6 +123,24 @@ class WebhookReceiver:
     async def __aexit__(self, *exc: object) -> None:
         self._server.should_exit = True
         await self._task
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """``app`` behind a real uvicorn server on a free port (its lifespan already running); yields the base URL."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, message="uvicorn started")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 class SmtpInbox:

@@ -146,3 +146,17 @@ async def test_rate_limit_per_channel(ndb: Database) -> None:
         assert (await w.run_once(t + timedelta(seconds=1))).sent == 1
         assert (await w.run_once(t + timedelta(seconds=10))).sent == 2
         assert len(hook.received) == 5
+
+
+async def test_the_rate_limit_is_shared_by_every_replica(ndb: Database) -> None:
+    t = bj(2026, 5, 4, 10)
+    for i in range(6):
+        await set_preferences(ndb, f"y{i}", ["webhook"])
+        await apply(ndb, (invitation(f"y{i}"), t), channels=("webhook",))
+    async with WebhookReceiver() as hook:
+        a, b = (worker(ndb, hook.url, webhook_rate=1.0, webhook_burst=2.0) for _ in range(2))
+        assert (await a.run_once(t)).sent + (await b.run_once(t)).sent == 2  # not 2 each
+        assert (await b.run_once(t + timedelta(seconds=1))).sent == 1
+        assert (await a.run_once(t + timedelta(seconds=1))).sent == 0
+        assert (await a.run_once(t + timedelta(seconds=60))).sent == 2  # the burst, no more
+        assert len(hook.received) == 5

@@ -126,3 +126,60 @@ async def test_quota_and_five_ones_follow_the_orgs_rules_and_the_facts(ndb: Data
     # c1 has 1 of 1 youths and 5 of 5 activities; c2 has 1 of 10 and none.
     assert await inbox(ndb, "c1") == []
     assert sorted(m["kind"] for m in await inbox(ndb, "c2")) == ["contact_quota", "five_ones_due"]
+
+
+def organ(org_id: str, path: str, leadership: bool = True) -> c.OrgCreated:
+    return c.OrgCreated(org_id=org_id, parent_id=None, name=f"{org_id}团委", org_type=c.OrgType.county,
+                        depth=path.count("/"), is_leadership_organ=leadership, org_path=path)
+
+
+def collective(activity_id: str, path: str, day: date, kind: c.ActivityKind = c.ActivityKind.open_day,
+               is_collective: bool = True) -> c.ActivityRecorded:
+    return c.ActivityRecorded(activity_id=activity_id, kind=kind, organiser_cadre_id=None,
+                              organiser_org_id=path.rsplit("/", 1)[-1], org_path=path, collective=is_collective,
+                              occurred_on=day)
+
+
+async def test_leadership_organs_below_their_collective_five_ones_remind_their_admins_10_and_3_days_before(
+    ndb: Database,
+) -> None:
+    # Default rules: leadership organs hold 5 collective activities a quarter (000).
+    await apply(ndb, organ("behind", "/p/behind"), organ("done", "/p/done"), organ("branch", "/p/x", leadership=False),
+                admin("a-behind", "/p/behind"), admin("a-done", "/p/done"), admin("a-x", "/p/x"),
+                # 4 collective five-ones in Q2, plus things that do not count: a cadre's own lecture, a
+                # collective activity that is no five-ones kind, and one in the previous quarter.
+                *[collective(f"b{i}", "/p/behind", date(2026, 4, 10 + i)) for i in range(4)],
+                collective("b-own", "/p/behind", date(2026, 5, 2), c.ActivityKind.league_lecture, is_collective=False),
+                collective("b-8+4", "/p/behind", date(2026, 5, 3), c.ActivityKind.posting_8_4),
+                collective("b-q1", "/p/behind", date(2026, 3, 30)),
+                *[collective(f"d{i}", "/p/done", date(2026, 5, 1 + i), c.ActivityKind.sharing_session)
+                  for i in range(5)],
+                *[collective(f"x{i}", "/p/x", date(2026, 5, 1)) for i in range(1)])
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["collective_five_ones_before_period_end"]])
+    await scheduler.tick(bj(2026, 6, 19, 12))
+    assert (await scheduler.tick(bj(2026, 6, 20, 8, 59))).sent == 0
+    assert (await scheduler.tick(bj(2026, 6, 20, 9))).sent == 1  # 30 June - 10 days, 09:00
+    [m] = await inbox(ndb, "a-behind")
+    assert m["kind"] == "collective_five_ones_due" and m["ref"] == "behind:2026-Q2:-10d"
+    assert "behind团委" in m["body"] and "4/5" in m["body"] and "10" in m["body"]
+    # The fifth activity is recorded meanwhile: no reminder 3 days before.
+    await apply(ndb, collective("b5", "/p/behind", date(2026, 6, 22)))
+    assert (await scheduler.tick(bj(2026, 6, 27, 9))).sent == 0
+    # Q3: nothing done by anyone, so both leadership organs hear at -10 and -3 days, once each.
+    await scheduler.tick(bj(2026, 9, 20, 9))
+    await scheduler.tick(bj(2026, 9, 27, 9))
+    await scheduler.tick(bj(2026, 9, 27, 9, 30))
+    assert [m["ref"] for m in await inbox(ndb, "a-behind")][1:] == ["behind:2026-Q3:-10d", "behind:2026-Q3:-3d"]
+    assert [m["ref"] for m in await inbox(ndb, "a-done")] == ["done:2026-Q3:-10d", "done:2026-Q3:-3d"]
+    assert await inbox(ndb, "a-x") == []  # a branch is no leadership organ
+
+
+async def test_an_organ_with_a_relaxed_collective_quota_and_a_closed_organ_are_not_reminded(ndb: Database) -> None:
+    relaxed = c.OrgRules(five_ones={"leadership_organ": c.FiveOnesRule(count=1, period=c.FiveOnesPeriod.quarter)})
+    await apply(ndb, organ("r", "/p/r"), organ("gone", "/p/gone"), admin("a-r", "/p/r"), admin("a-gone", "/p/gone"),
+                c.OrgRulesSet(org_id="r", org_path="/p/r", effective_from=date(2026, 1, 1), rules=relaxed),
+                collective("r1", "/p/r", date(2026, 4, 2)),
+                c.OrgClosed(org_id="gone", org_path="/p/gone"))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["collective_five_ones_before_period_end"]])
+    await scheduler.tick(bj(2026, 6, 19))
+    assert (await scheduler.tick(bj(2026, 6, 28))).sent == 0

@@ -3,6 +3,7 @@ request, and the HTTP API (auth, validation, scope)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,9 +13,10 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from support import SCHEMA, WebhookReceiver, inbox, publish
+from support import SCHEMA, WebhookReceiver, inbox, publish, served
 from tuanlian.notify.adapters import inbox as inbox_feed
 from tuanlian.notify.app import make_spec
 from tuanlian.notify.application.fanout import FanoutWorker
@@ -37,6 +39,7 @@ class Service:
     http: httpx.AsyncClient
     issuer: TokenIssuer
     hook: WebhookReceiver
+    app: FastAPI
 
     def auth(self, subject: str, role: Role, org_path: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.issuer.issue(Principal(subject, role, org_path))}"}
@@ -56,7 +59,7 @@ async def service(database_url: str, nats_url: str, js: JetStreamContext) -> Asy
         async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://notify"
         ) as http:
-            yield Service(runtime, http, runtime.issuer, hook)
+            yield Service(runtime, http, runtime.issuer, hook, app)
 
 
 async def test_events_of_all_three_streams_become_messages_and_erasure_removes_them(
@@ -209,14 +212,100 @@ async def test_notify_starts_before_scoring_and_binds_once_scoring_declares_its_
 ) -> None:
     for producer in ("contacts", "wishes"):
         await declare_stream(js, producer_stream(producer), storage="memory")
-    app = create_app(make_spec(NotifySettings(run_workers=False)),
-                     Settings(database_url=database_url, nats_url=nats_url, stream_storage="memory"))
+
+    def notify() -> FastAPI:
+        app = create_app(make_spec(NotifySettings(run_workers=False, late_bind_poll_seconds=0.05)),
+                         Settings(database_url=database_url, nats_url=nats_url, stream_storage="memory"))
+        app.state.runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
+        return app
+
+    app = notify()
     runtime: Runtime = app.state.runtime
-    runtime.issuer = TokenIssuer(Ed25519PrivateKey.generate(), kid="test")
     async with app.router.lifespan_context(app):
+        late = app.state.notify_late_scoring
         assert (await runtime.readiness()) == {"postgres": "ok", "nats": "ok"}
+        # Up and serving while SCORING does not exist; the late consumer keeps looking for it.
+        await wait_until(lambda: late.polls, until=lambda n: n >= 5, message="the late consumer kept waiting")
+        assert late.state == "waiting" and late.binds == 0
+        r = await httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n").get("/inbox")
+        assert r.status_code == 401  # the API answers meanwhile
         await declare_stream(js, producer_stream("scoring"), storage="memory")
+        await wait_until(lambda: late.state, until=lambda st: st == "bound", message="bound once the stream appeared")
         await publish(js, sc.CircularPublished(circular_id="late", number="1", org_id="c", org_path="/c",
                                                period_kind=sc.PeriodKind.month, period_start=date(2026, 5, 1),
                                                period_end=date(2026, 5, 31), title="t", positions={}))
         await wait_until(lambda: _fanout_jobs(runtime.db), until=lambda n: n == 1, message="circular consumed")
+        durable = late.consumer.durable
+
+    # A redeploy finds the durable with an old config (JetStream keeps it): the bind brings it up to date.
+    stale = await js.consumer_info("SCORING", durable)
+    stale.config.ack_wait, stale.config.filter_subject = 5.0, "scoring.events.nothing.>"
+    await js.add_consumer("SCORING", stale.config)
+    assert (await js.consumer_info("SCORING", durable)).config.filter_subject == "scoring.events.nothing.>"
+    app = notify()
+    async with app.router.lifespan_context(app):
+        late = app.state.notify_late_scoring
+        await wait_until(lambda: late.state, until=lambda st: st == "bound", message="bound again")
+        fresh = (await js.consumer_info("SCORING", durable)).config
+        assert (fresh.filter_subject, fresh.ack_wait) == (late.consumer.subject, 30.0) == ("scoring.events.>", 30.0)
+        await publish(js, sc.CircularPublished(circular_id="after-redeploy", number="2", org_id="c", org_path="/c",
+                                               period_kind=sc.PeriodKind.month, period_start=date(2026, 6, 1),
+                                               period_end=date(2026, 6, 30), title="t2", positions={}))
+        await wait_until(lambda: _fanout_jobs(app.state.runtime.db), until=lambda n: n == 2,
+                         message="consumed with the updated durable")
+
+
+async def _next_event(lines: AsyncIterator[str]) -> dict[str, Any]:
+    """The next SSE event off the wire: its ``id:`` and ``data:`` lines up to the blank line."""
+    event: dict[str, Any] = {}
+    async for line in lines:
+        if line.startswith("id:"):
+            event["id"] = line[3:].strip()
+        elif line.startswith("data:"):
+            event["data"] = json.loads(line[5:].strip())
+        elif line == "" and "data" in event:
+            return event
+    raise AssertionError(f"stream ended before an event (got {event})")
+
+
+async def test_the_live_stream_over_real_http_delivers_as_messages_arrive_and_closes_with_the_client(
+    service: Service, nc: NATS
+) -> None:
+    feeds = service.app.state.notify_live_feeds
+    youth = service.auth("y8", Role.youth)
+    async with served(service.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        assert (await client.get("/inbox/stream")).status_code == 401
+        bad = await client.get("/inbox/stream", headers={"Authorization": "Bearer not-a-token"})
+        assert bad.status_code == 401
+        system = await client.get("/inbox/stream", headers=service.auth("svc", Role.system))
+        assert system.status_code == 403 and "no inbox" in system.json()["detail"]
+        garbled = await client.get("/inbox/stream", headers={**youth, "Last-Event-ID": "yesterday"})
+        assert garbled.status_code == 400 and "Last-Event-ID" in garbled.json()["detail"]
+
+        async with client.stream("GET", "/inbox/stream", headers=youth) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            await wait_until(lambda: feeds.open, until=lambda n: n == 1, message="the stream is open")
+            lines = r.aiter_lines()
+            for code in ("111", "222"):  # each arrives while the stream is open, not before it
+                req = {"recipient_id": "y8", "template": "login_code", "params": {"code": code, "minutes": "5"}}
+                await nc.request(DIRECT_SUBJECT, json.dumps(req).encode(), timeout=10)
+                got = await asyncio.wait_for(_next_event(lines), timeout=30)  # a guard against a hang only
+                assert got["data"]["kind"] == "login_code" and code in got["data"]["body"]
+        # The client went away: the server notices and ends the stream.
+        await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the stream closed after the client left")
+        first_id = int(got["id"]) - 1
+
+        # A reconnecting client (EventSource sends Last-Event-ID) gets what it missed, then live ones.
+        async with client.stream("GET", "/inbox/stream", headers={**youth, "Last-Event-ID": str(first_id)}) as r:
+            missed = await asyncio.wait_for(_next_event(r.aiter_lines()), timeout=30)
+            assert missed["id"] == got["id"] and "222" in missed["data"]["body"]
+        await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the second stream closed")
+        # Someone else's stream never sees y8's messages (y8's come first by seq, were they leaked).
+        other = service.auth("y9", Role.youth)
+        async with client.stream("GET", "/inbox/stream", headers={**other, "Last-Event-ID": "0"}) as r:
+            await wait_until(lambda: feeds.open, until=lambda n: n == 1, message="the other stream is open")
+            req = {"recipient_id": "y9", "template": "login_code", "params": {"code": "999", "minutes": "5"}}
+            await nc.request(DIRECT_SUBJECT, json.dumps(req).encode(), timeout=10)
+            mine = await asyncio.wait_for(_next_event(r.aiter_lines()), timeout=30)
+            assert "999" in mine["data"]["body"]
+        await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the third stream closed")

@@ -13,7 +13,7 @@ from tuanlian.notify.application.fanout import FanoutWorker
 from tuanlian.notify.application.scheduler import Scheduler
 from tuanlian.notify.application.workers import Workers
 from tuanlian.notify.entrypoints.direct import DirectDelivery, register_direct
-from tuanlian.notify.entrypoints.http import build_router
+from tuanlian.notify.entrypoints.http import LiveFeeds, build_router
 from tuanlian.notify.entrypoints.late import LateConsumer
 from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.consumer import EventConsumer
@@ -57,15 +57,19 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
         ]
 
     def router(runtime: Runtime) -> APIRouter:
+        feeds = LiveFeeds()
+
         @asynccontextmanager
-        async def workers(_app: FastAPI) -> AsyncIterator[None]:
+        async def workers(app: FastAPI) -> AsyncIterator[None]:
+            app.state.notify_live_feeds = feeds
             # Included routers' lifespans run inside the service's: the runtime is up by now.
             running = workers_for(runtime, ns()) if ns().run_workers else None
             if running is not None:
                 running.start()
             # Circulars come from scoring, which may be deployed later than notify.
             scoring = LateConsumer(runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema)),
-                                   runtime.settings.require_nats_url())
+                                   runtime.settings.require_nats_url(), poll=ns().late_bind_poll_seconds)
+            app.state.notify_late_scoring = scoring
             scoring.start()
             try:
                 yield
@@ -75,7 +79,7 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
                     await running.stop()
 
         api = APIRouter(lifespan=workers)
-        api.include_router(build_router(runtime, ns()))
+        api.include_router(build_router(runtime, ns(), feeds))
         return api
 
     return ServiceSpec(

@@ -39,6 +39,8 @@ class NotifySettings(BaseSettings):
     fanout_seconds: float = 0.5
     fanout_batch: int = 10_000
     sse_poll_seconds: float = 1.0
+    # How often to look for a stream whose owner is not deployed yet (SCORING).
+    late_bind_poll_seconds: float = 1.0
     # Dev-only page listing recent messages of every recipient (login codes included).
     dev_inbox: bool = False
 

@@ -25,20 +25,31 @@ class NewMessage:
     created_at: datetime
     urgent: bool = False
     org_path: str | None = None  # where the cause happened, when the recipient is not known yet
+    title_en: str | None = None  # the English fallback, for recipients who chose English
+    body_en: str | None = None
 
     def args(self) -> tuple[Any, ...]:
         return (self.message_id, self.recipient_id, self.kind, self.title, self.body, self.ref,
-                self.source_id, self.created_at, self.urgent, self.org_path)
+                self.source_id, self.created_at, self.urgent, self.org_path, self.title_en, self.body_en)
 
 
 def insert_sql(s: str) -> str:
-    """$1..$10 as :meth:`NewMessage.args`; the recipient's org path is copied for admins' views."""
+    """$1..$12 as :meth:`NewMessage.args`; the recipient's org path is copied for admins' views, and
+    the English text is taken when the recipient chose English (Chinese otherwise, 中文优先)."""
     return (
         f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
-        "created_at, urgent, org_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        f"coalesce((SELECT org_path FROM {s}.recipients WHERE subject_id = $2), $10)) "
+        "created_at, urgent, org_path) SELECT $1, $2, $3, "
+        "CASE WHEN pl.en THEN coalesce($11::text, $4::text) ELSE $4::text END, "
+        "CASE WHEN pl.en THEN coalesce($12::text, $5::text) ELSE $5::text END, $6, $7, $8, $9, "
+        f"coalesce((SELECT org_path FROM {s}.recipients WHERE subject_id = $2), $10) "
+        f"FROM (SELECT coalesce((SELECT lang = 'en' FROM {s}.preferences WHERE recipient_id = $2), false) AS en) pl "
         "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
     )
+
+
+def localised(zh: str, en: str, lang_column: str = "p.lang") -> str:
+    """SQL choosing the English text for a recipient whose preference (``lang_column``) is English."""
+    return f"CASE WHEN {lang_column} = 'en' THEN coalesce({en}, {zh}) ELSE {zh} END"
 
 
 def deliveries_sql(s: str) -> str:

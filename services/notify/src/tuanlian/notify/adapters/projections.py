@@ -8,15 +8,18 @@ circular's fan-out job).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from tuanlian.notify.adapters.messages import (
     NewMessage,
     deliveries_for_source_sql,
     deliveries_sql,
     insert_sql,
+    localised,
     message_id_for,
     prefix_like,
 )
+from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.templates import LINK_INVITATION, template
 from tuanlian.shared.consumer import Handler, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
@@ -25,7 +28,22 @@ from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.events import DomainEvent, Envelope
 
 # Tables holding an org path, rewritten when an org moves or merges.
-_PATH_TABLES = ("recipients", "org_rules", "activities", "voice_posts", "wishes", "inbox")
+_PATH_TABLES = ("recipients", "org_rules", "activities", "voice_posts", "wishes", "inbox", "orgs", "ballots")
+
+
+def ballot_invitations_sql(s: str) -> str:
+    """Ask the members of a ballot's branch (its dorm groups included) who are not asked yet, each in
+    their language: $1 source event, $2/$3 title and body zh, $4/$5 en, $6 ballot id, $7 time,
+    $8 branch path, $9 its LIKE pattern, $10 opened at.
+    Members registered after the opening are not in the ballot's electorate (wishes snapshots it)."""
+    return (
+        f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, created_at, "
+        "org_path) SELECT md5($1::uuid::text || '/' || r.subject_id || '/ballot_opened')::uuid, r.subject_id, "
+        f"'ballot_opened', {localised('$2::text', '$4::text')}, {localised('$3::text', '$5::text')}, $6, $1::uuid, "
+        f"$7, r.org_path FROM {s}.recipients r LEFT JOIN {s}.preferences p ON p.recipient_id = r.subject_id "
+        "WHERE r.role = 'youth' AND (r.org_path = $8 OR r.org_path LIKE $9) AND r.joined_at <= $10 "
+        "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
+    )
 
 
 class Messages:
@@ -39,12 +57,17 @@ class Messages:
 
     def send(self, tx: ProjectionTx, env: Envelope, e: DomainEvent, recipient: str, kind: str, ref: str | None,
              urgent: bool = False, **values: object) -> None:
-        title, body = (LINK_INVITATION if kind == LINK_INVITATION.kind else template(kind)).render(**values)
-        m = NewMessage(message_id_for(str(env.event_id), recipient, kind), recipient, kind, title, body,
-                       ref, env.event_id, env.occurred_at, urgent, env.org_path or getattr(e, "org_path", None))
+        text = (LINK_INVITATION if kind == LINK_INVITATION.kind else template(kind)).render_both(**values)
+        m = NewMessage(message_id_for(str(env.event_id), recipient, kind), recipient, kind, text.title, text.body,
+                       ref, env.event_id, env.occurred_at, urgent, env.org_path or getattr(e, "org_path", None),
+                       text.title_en, text.body_en)
         tx.execute(self._insert, *m.args())
         if self.channels:
             tx.execute(self._deliver, m.message_id, recipient, env.occurred_at, self.channels)
+
+
+def _day(moment: datetime) -> str:
+    return cal.local_date(moment).isoformat()
 
 
 def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
@@ -58,6 +81,20 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
         "has_account = recipients.has_account OR EXCLUDED.has_account, active = true, "
         "joined_at = LEAST(recipients.joined_at, EXCLUDED.joined_at)"
     )
+
+    late_ballot_sql = (
+        f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, created_at, "
+        "org_path) SELECT md5(b.source_event_id::text || '/' || r.subject_id || '/ballot_opened')::uuid, "
+        f"r.subject_id, 'ballot_opened', {localised('b.title', 'b.title_en')}, {localised('b.body', 'b.body_en')}, "
+        f"b.ballot_id, b.source_event_id, $2, r.org_path FROM {s}.recipients r JOIN {s}.ballots b "
+        "ON (r.org_path = b.org_path OR starts_with(r.org_path, b.org_path || '/')) AND r.joined_at <= b.opened_at "
+        f"LEFT JOIN {s}.preferences p ON p.recipient_id = r.subject_id WHERE r.subject_id = $1 AND r.role = 'youth' "
+        "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING")
+    late_ballot_deliveries_sql = (
+        f"INSERT INTO {s}.deliveries (message_id, channel, recipient_id, next_attempt_at, updated_at) "
+        f"SELECT i.message_id, ch, i.recipient_id, $2, $2 FROM {s}.inbox i "
+        f"JOIN {s}.preferences p ON p.recipient_id = i.recipient_id, unnest(p.channels) ch "
+        "WHERE i.recipient_id = $1 AND i.kind = 'ballot_opened' AND ch = ANY($3::text[]) ON CONFLICT DO NOTHING")
 
     async def cadre_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.CadreRegistered)
@@ -80,6 +117,10 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
     async def youth_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.YouthRegistered)
         tx.execute(upsert, e.youth_id, "youth", e.org_path, None, False, env.occurred_at, False)
+        # A ballot notify heard of before this youth (streams are not ordered with each other).
+        tx.execute(late_ballot_sql, e.youth_id, env.occurred_at)
+        if msgs.channels:
+            tx.execute(late_ballot_deliveries_sql, e.youth_id, env.occurred_at, msgs.channels)
 
     async def youth_updated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.YouthProfileUpdated)
@@ -121,11 +162,26 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
 
     async def activity(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.ActivityRecorded | c.ActivityCorrected)
-        five_ones = e.kind.five_ones_kind is not None and not e.collective
-        tx.execute(f"INSERT INTO {s}.activities (activity_id, cadre_id, org_path, five_ones, occurred_on) "
-                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (activity_id) DO UPDATE SET cadre_id = $2, "
-                   "org_path = $3, five_ones = $4, occurred_on = $5",
-                   e.activity_id, e.organiser_cadre_id, e.org_path, five_ones, e.occurred_on)
+        counts = e.kind.five_ones_kind is not None
+        tx.execute(f"INSERT INTO {s}.activities (activity_id, cadre_id, org_path, five_ones, occurred_on, "
+                   "collective_five_ones) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (activity_id) DO UPDATE "
+                   "SET cadre_id = $2, org_path = $3, five_ones = $4, occurred_on = $5, collective_five_ones = $6",
+                   e.activity_id, e.organiser_cadre_id, e.org_path, counts and not e.collective, e.occurred_on,
+                   counts and e.collective)
+
+    async def org_created(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgCreated)
+        tx.execute(f"INSERT INTO {s}.orgs (org_id, org_path, name, leadership_organ) VALUES ($1, $2, $3, $4) "
+                   "ON CONFLICT (org_id) DO UPDATE SET org_path = $2, name = $3, leadership_organ = $4",
+                   e.org_id, e.org_path, e.name, e.is_leadership_organ)
+
+    async def org_renamed(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgRenamed)
+        tx.execute(f"UPDATE {s}.orgs SET name = $2 WHERE org_id = $1", e.org_id, e.name)
+
+    async def org_closed(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.OrgClosed)
+        tx.execute(f"UPDATE {s}.orgs SET closed = true WHERE org_id = $1", e.org_id)
 
     async def rules_set(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.OrgRulesSet)
@@ -144,6 +200,7 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
 
     async def org_merged(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.OrgMerged)
+        tx.execute(f"UPDATE {s}.orgs SET closed = true WHERE org_path = $1", e.old_path)  # absorbed
         rewrite(tx, e.old_path, e.into_path)
 
     return {
@@ -163,6 +220,9 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
         "ActivityRecorded": activity,
         "ActivityCorrected": activity,
         "OrgRulesSet": rules_set,
+        "OrgCreated": org_created,
+        "OrgClosed": org_closed,
+        "OrgRenamed": org_renamed,
         "OrgMoved": org_moved,
         "OrgMerged": org_merged,
     }
@@ -202,19 +262,22 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
         tx.execute(f"UPDATE {s}.voice_posts SET answered = true WHERE post_id = $1", e.post_id)
 
     async def ballot_opened(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
-        # Every youth of the branch is asked; the ballot itself stays anonymous in wishes.
+        # Every member of the branch is asked, in their language; the ballot itself stays anonymous in wishes.
         assert isinstance(e, w.BallotOpened)
-        title, body = template("ballot_opened").render(closes=e.closes_at.date().isoformat())
-        tx.execute(
-            f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, "
-            "created_at, org_path) SELECT md5($1::uuid::text || '/' || subject_id || '/ballot_opened')::uuid, "
-            "subject_id, 'ballot_opened', $2, $3, $4, $1::uuid, $5, org_path "
-            f"FROM {s}.recipients WHERE role = 'youth' AND (org_path = $6 OR org_path LIKE $7) "
-            "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING",
-            env.event_id, title, body, e.ballot_id, env.occurred_at, e.org_path, prefix_like(e.org_path))
+        text = template("ballot_opened").render_both(closes=_day(e.closes_at))
+        tx.execute(f"INSERT INTO {s}.ballots (ballot_id, source_event_id, org_path, opened_at, closes_at, title, body, "
+                   "title_en, body_en) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                   e.ballot_id, env.event_id, e.org_path, env.occurred_at, e.closes_at, text.title, text.body,
+                   text.title_en, text.body_en)
+        tx.execute(ballot_invitations_sql(s), env.event_id, text.title, text.body, text.title_en, text.body_en,
+                   e.ballot_id, env.occurred_at, e.org_path, prefix_like(e.org_path), env.occurred_at)
         if msgs.channels:
             tx.execute(deliveries_for_source_sql(s), env.event_id, "ballot_opened", env.occurred_at,
                        msgs.channels)
+
+    async def ballot_closed(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, w.BallotClosed)
+        tx.execute(f"DELETE FROM {s}.ballots WHERE ballot_id = $1", e.ballot_id)
 
     return {
         "WishRaised": raised,
@@ -230,6 +293,7 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
         "VoicePosted": voice_posted,
         "VoiceAnswered": voice_answered,
         "BallotOpened": ballot_opened,
+        "BallotClosed": ballot_closed,
     }
 
 
@@ -237,9 +301,11 @@ def scoring_handlers(s: str) -> dict[str, Handler]:
     async def circular(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         # Only the job here: 10^5 inbox rows do not belong in the consumer's batch transaction.
         assert isinstance(e, sc.CircularPublished)
-        title, body = template("circular").render(title=e.title, number=e.number)
-        tx.execute(f"INSERT INTO {s}.fanouts (circular_id, source_event_id, org_path, title, body, created_at) "
-                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                   e.circular_id, env.event_id, e.org_path, title, body, env.occurred_at)
+        text = template("circular").render_both(title=e.title, number=e.number, period_start=e.period_start,
+                                                period_end=e.period_end)
+        tx.execute(f"INSERT INTO {s}.fanouts (circular_id, source_event_id, org_path, title, body, title_en, "
+                   "body_en, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                   e.circular_id, env.event_id, e.org_path, text.title, text.body, text.title_en, text.body_en,
+                   env.occurred_at)
 
     return {"CircularPublished": circular}

@@ -49,16 +49,37 @@ class DeliveryWorker:
         report = RunReport()
         await self.collect_digests(now, report)
         for name, channel in self.channels.items():
-            bucket = self.buckets[name]
-            granted = bucket.take(now, self.settings.claim_batch)
+            granted = await self._take(name, now, self.settings.claim_batch)
             if granted == 0:
                 continue
             rows = await self._claim(name, now, granted)
             used = 0
             for row in rows:
                 used += await self._handle(channel, row, now, report)
-            bucket.refund(granted - used)
+            if granted > used:
+                await self._refund(name, granted - used)
         return report
+
+    async def _take(self, channel: str, now: datetime, wanted: int) -> int:
+        """Sends ``channel`` may make now. The bucket is one row shared by every replica: the
+        gateway's limit is the deployment's, not each replica's."""
+        bucket = self.buckets[channel]
+        async with self.db.transaction() as conn:
+            await conn.execute(f"INSERT INTO {self.s}.rate_buckets (channel, tokens, at) VALUES ($1, $2, $3) "
+                               "ON CONFLICT DO NOTHING", channel, bucket.burst, now)
+            row = await conn.fetchrow(f"SELECT tokens, at FROM {self.s}.rate_buckets WHERE channel = $1 FOR UPDATE",
+                                      channel)
+            assert row is not None
+            shared = TokenBucket(bucket.rate, bucket.burst, row["tokens"], row["at"])
+            granted = shared.take(max(now, row["at"]), wanted)
+            await conn.execute(f"UPDATE {self.s}.rate_buckets SET tokens = $2, at = $3 WHERE channel = $1",
+                               channel, shared.tokens, shared.at)
+        return granted
+
+    async def _refund(self, channel: str, unused: int) -> None:
+        async with self.db.connection() as conn:
+            await conn.execute(f"UPDATE {self.s}.rate_buckets SET tokens = least($3, tokens + $2) WHERE channel = $1",
+                               channel, float(unused), self.buckets[channel].burst)
 
     async def _claim(self, channel: str, now: datetime, limit: int) -> list[asyncpg.Record]:
         s = self.s
@@ -129,7 +150,8 @@ class DeliveryWorker:
         s = self.s
         async with self.db.transaction() as conn:
             groups = await conn.fetch(
-                f"SELECT d.recipient_id, d.channel, array_agg(d.message_id) AS ids, array_agg(i.title) AS titles "
+                f"SELECT d.recipient_id, d.channel, array_agg(d.message_id) AS ids, array_agg(i.title) AS titles, "
+                f"(SELECT lang FROM {s}.preferences p WHERE p.recipient_id = d.recipient_id) AS lang "
                 f"FROM {s}.deliveries d JOIN {s}.inbox i ON i.message_id = d.message_id "
                 "WHERE d.status = 'digest' AND d.updated_at < $1 GROUP BY d.recipient_id, d.channel", cutoff)
             for g in groups:
@@ -140,7 +162,7 @@ class DeliveryWorker:
                 if not fresh:
                     continue  # today's digest went out already; these wait for tomorrow's
                 lines = "\n".join(f"· {t}" for t in g["titles"])
-                title, body = template("digest").render(count=len(g["ids"]), lines=lines)
+                title, body = template("digest").render(g["lang"] or "zh", count=len(g["ids"]), lines=lines)
                 await conn.execute(
                     f"INSERT INTO {s}.deliveries (message_id, channel, recipient_id, next_attempt_at, title, body, "
                     "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $4)", digest_id, g["channel"], g["recipient_id"],

@@ -23,6 +23,7 @@ from tuanlian.notify.domain.rules import (
     CadreFacts,
     Facts,
     Occasion,
+    OrgFacts,
     Rule,
     RuleBook,
     VoiceFacts,
@@ -107,9 +108,9 @@ class Scheduler:
             report.dropped += 1
             log.info("reminder dropped", rule=o.rule, period=o.period, reason=reason)
             return
-        lang = await conn.fetchval(f"SELECT lang FROM {s}.preferences WHERE recipient_id = $1", recipient)
-        title, body = template(o.template).render(lang or "zh", **o.values)
-        m = NewMessage(source, recipient, o.template, title, body, o.period, source, now)
+        text = template(o.template).render_both(**o.values)  # the recipient's language is picked on insert
+        m = NewMessage(source, recipient, o.template, text.title, text.body, o.period, source, now,
+                       title_en=text.title_en, body_en=text.body_en)
         await conn.execute(insert_sql(s), *m.args())
         if self.channels:
             await conn.execute(deliveries_sql(s), m.message_id, recipient, now, self.channels)
@@ -141,6 +142,10 @@ class Scheduler:
         posts = await conn.fetch(
             f"SELECT post_id, cadre_id, org_path, posted_at, due_at FROM {s}.voice_posts WHERE NOT answered")
         wishes = await conn.fetch(f"SELECT wish_id, cadre_id, raised_at FROM {s}.wishes WHERE NOT touched")
+        organs = await conn.fetch(
+            f"SELECT o.org_id, o.org_path, o.name, (SELECT array_agg(a.occurred_on) FROM {s}.activities a "
+            "WHERE a.org_path = o.org_path AND a.collective_five_ones AND a.occurred_on >= $1) AS days "
+            f"FROM {s}.orgs o WHERE o.leadership_organ AND NOT o.closed", from_day)
         return Facts(
             cadres=[CadreFacts(r["subject_id"], r["org_path"], r["kind"], r["in_leadership_organ"],
                                r["joined_at"], r["links"], r["last_online_at"], tuple(r["days"] or ()))
@@ -150,4 +155,6 @@ class Scheduler:
             open_voice_posts=[VoiceFacts(r["post_id"], r["cadre_id"], r["org_path"], r["posted_at"], r["due_at"])
                               for r in posts],
             untouched_wishes=[WishFacts(r["wish_id"], r["cadre_id"], r["raised_at"]) for r in wishes],
+            leadership_organs=[OrgFacts(r["org_id"], r["org_path"], r["name"], tuple(r["days"] or ()))
+                               for r in organs],
         )

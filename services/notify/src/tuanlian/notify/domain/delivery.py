@@ -66,6 +66,14 @@ class TokenBucket:
         self._tokens -= granted
         return granted
 
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    @property
+    def at(self) -> datetime | None:
+        return self._at
+
     def refund(self, unused: int) -> None:
         """Give back what was granted but not sent (held, digested, nothing to claim)."""
         self._tokens = min(self.burst, self._tokens + unused)

@@ -60,6 +60,16 @@ class CadreFacts:
 
 
 @dataclass(frozen=True)
+class OrgFacts:
+    """A leadership organ (团的领导机关) and the days of its collective five-ones activities."""
+
+    org_id: str
+    org_path: str
+    name: str
+    collective_days: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
 class AdminFacts:
     admin_id: str
     org_path: str
@@ -89,6 +99,7 @@ class Facts:
     admins: list[AdminFacts] = field(default_factory=list)
     open_voice_posts: list[VoiceFacts] = field(default_factory=list)
     untouched_wishes: list[WishFacts] = field(default_factory=list)
+    leadership_organs: list[OrgFacts] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,27 @@ def _five_ones(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: d
                 if since < at <= now:
                     out.occasions.append(_occ(rule, c.cadre_id, f"{period.label}:-{days}d", at,
                                               period=period.label, days_left=days, done=done,
+                                              required=frequency.count))
+
+
+def _collective_five_ones(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: datetime,
+                          out: Evaluation) -> None:
+    """000: leadership organs hold ≥5 collective activities a quarter; their admins are reminded."""
+    offsets = sorted(rule.params["days_before"], reverse=True)
+    first_day, last_day = cal.local_date(since), cal.local_date(now) + timedelta(days=max(offsets))
+    for o in facts.leadership_organs:
+        frequency = book.effective(o.org_path, cal.local_date(now)).five_ones.get("leadership_organ")
+        if frequency is None or frequency.count == 0:
+            continue
+        for period in cal.periods_between(frequency.period.value, first_day, last_day):
+            done = sum(1 for d in o.collective_days if period.start <= d <= period.end)
+            if done >= frequency.count:
+                continue
+            for days in offsets:
+                at = cal.local_at(period.end - timedelta(days=days), rule.at)
+                if since < at <= now:
+                    out.occasions.append(_occ(rule, AdminsOf(o.org_path), f"{o.org_id}:{period.label}:-{days}d", at,
+                                              org=o.name, period=period.label, days_left=days, done=done,
                                               required=frequency.count))
 
 
@@ -300,6 +332,7 @@ def _rollout(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
 KINDS = {
     "contact_quota": _contact_quota,
     "five_ones_due": _five_ones,
+    "collective_five_ones_due": _collective_five_ones,
     "online_silence": _online_silence,
     "voice_unanswered": _voice,
     "wish_untouched": _wish,

@@ -21,6 +21,18 @@ class Template:
             return self.title_zh.format_map(v), self.body_zh.format_map(v)
         return self.title_en.format_map(v), self.body_en.format_map(v)
 
+    def render_both(self, **values: object) -> Rendered:
+        """Chinese and English at once: the recipient's language is picked where they are known."""
+        return Rendered(*self.render("zh", **values), *self.render("en", **values))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    body: str
+    title_en: str
+    body_en: str
+
 
 def _t(kind: str, title_zh: str, body_zh: str, title_en: str, body_en: str) -> Template:
     return Template(kind, title_zh, body_zh, title_en, body_en)
@@ -68,8 +80,12 @@ TEMPLATES: dict[str, Template] = {
            "Satisfaction ballot open", "The anonymous ballot on your branch secretary is open until {closes}."),
         _t("login_code", "登录验证码", "你的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。",
            "Login code", "Your login code is {code}, valid for {minutes} minutes. Do not share it."),
-        _t("circular", "通报：{title}", "{number} 号通报已发布：{title}。", "Circular: {title}",
-           "Circular {number} was published: {title}."),
+        _t("circular", "通报：{title}", "{number} 号通报已发布：{title}（{period_start} 至 {period_end}）。",
+           "Circular: {title}", "Circular {number} was published: {title} ({period_start} to {period_end})."),
+        _t("collective_five_ones_due", "领导机关集体“五个一”活动尚未完成",
+           "{org}{period} 还剩 {days_left} 天，已开展集体活动 {done}/{required} 项。",
+           "Leadership organ's collective five-ones not complete",
+           "{days_left} days left in {period} for {org}: {done} of {required} collective activities done."),
         _t("digest", "今日消息汇总（{count} 条）", "{lines}", "Today's messages ({count})", "{lines}"),
     )
 }

@@ -39,12 +39,15 @@ class DirectDelivery:
         tmpl = TEMPLATES.get(req.template)
         if tmpl is None:
             return DirectReply(error=f"unknown template {req.template!r}")
-        title, body = tmpl.render(**req.params)
+        text = tmpl.render_both(**req.params)
         now = utcnow()
         mid = uuid4()
-        m = NewMessage(mid, req.recipient_id, req.template, title, body, None, mid, now, urgent=req.urgent)
+        m = NewMessage(mid, req.recipient_id, req.template, text.title, text.body, None, mid, now, urgent=req.urgent,
+                       title_en=text.title_en, body_en=text.body_en)
         async with self.db.transaction() as conn:
             await conn.execute(insert_sql(self.s), *m.args())
+            stored = await conn.fetchrow(f"SELECT title, body FROM {self.s}.inbox WHERE message_id = $1", mid)
+        title, body = (stored["title"], stored["body"]) if stored else (text.title, text.body)
         if self.webhook is not None and req.address:
             status, error = "sent", None
             try:

@@ -1,18 +1,19 @@
 """Notify's HTTP API: the inbox (站内信) with its live stream, preferences, delivery status."""
 
 import json
+from contextlib import aclosing
 from datetime import time
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 from tuanlian.notify.adapters import inbox
 from tuanlian.notify.adapters.messages import prefix_like
 from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.auth import Forbidden, Principal, Role
-from tuanlian.shared.errors import NotFound
+from tuanlian.shared.errors import DomainError, NotFound
 from tuanlian.shared.http import require
 from tuanlian.shared.service import Runtime
 
@@ -52,13 +53,33 @@ class Preferences(BaseModel):
         return self
 
 
+class BadRequest(DomainError):
+    status = 400
+
+
+class LiveFeeds:
+    """How many live streams (SSE) this replica holds open: a client that goes away must not leave one."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.served = 0
+
+    def opened(self) -> None:
+        self.open += 1
+        self.served += 1
+
+    def closed(self) -> None:
+        self.open -= 1
+
+
 def _jsonable(row: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, UUID) else v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in dict(row).items()}
 
 
-def build_router(runtime: Runtime, settings: NotifySettings) -> APIRouter:
+def build_router(runtime: Runtime, settings: NotifySettings, feeds: LiveFeeds | None = None) -> APIRouter:
     router = APIRouter()
+    feeds = feeds or LiveFeeds()
     Who = Annotated[Principal, Depends(runtime.current_principal())]
     s = runtime.schema
     db = runtime.db
@@ -82,15 +103,33 @@ def build_router(runtime: Runtime, settings: NotifySettings) -> APIRouter:
                 f"SELECT count(*) FROM {s}.inbox WHERE recipient_id = $1 AND read_at IS NULL", who.subject)
         return {"unread": int(n)}
 
-    @router.get("/inbox/stream", tags=["inbox"], summary="Live stream of my new messages (SSE)")
-    async def stream(who: Who, request: Request) -> EventSourceResponse:
-        start = await inbox.latest_seq(db, s, who.subject)
+    @router.get("/inbox/stream", tags=["inbox"], summary="Live stream of my new messages (SSE)",
+                description="Server-sent events, one `message` event per new inbox message (`id` = its "
+                "arrival sequence). A reconnecting client sends `Last-Event-ID` and gets what it missed.")
+    async def stream(
+        who: Who, request: Request,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        if who.role is Role.system:
+            raise Forbidden("a system account has no inbox to stream")
+        if last_event_id is None or last_event_id == "":
+            start = await inbox.latest_seq(db, s, who.subject)
+        elif last_event_id.isdigit():
+            start = int(last_event_id)
+        else:
+            raise BadRequest(f"Last-Event-ID must be an event id this stream sent (a number), not {last_event_id!r}")
 
         async def events() -> Any:
-            async for m in inbox.watch(db, s, who.subject, start, settings.sse_poll_seconds):
-                if await request.is_disconnected():
-                    return
-                yield {"event": "message", "id": str(m["seq"]), "data": json.dumps(_jsonable(m), ensure_ascii=False)}
+            feeds.opened()
+            try:
+                async with aclosing(inbox.watch(db, s, who.subject, start, settings.sse_poll_seconds)) as feed:
+                    async for m in feed:
+                        if await request.is_disconnected():
+                            return
+                        yield {"event": "message", "id": str(m["seq"]),
+                               "data": json.dumps(_jsonable(m), ensure_ascii=False)}
+            finally:
+                feeds.closed()
 
         return EventSourceResponse(events())
 
