@@ -17,7 +17,7 @@ _WISH = ("wish_id, youth_id, cadre_id, org_path, category, estimated_value_yuan,
          "accepted_at, fulfilled_at, confirmed_at, closed_at, claim_deadline, pledged_yuan, text, public_text, "
          "evidence, state_reason, "
          "ARRAY(SELECT p.photo_id FROM {s}.wish_photos p WHERE p.wish_id = w.wish_id "
-         "ORDER BY p.uploaded_at, p.photo_id) AS photo_ids")
+         "ORDER BY p.seq) AS photo_ids")
 _SUBTREE = "(org_path = $1 OR starts_with(org_path, $1 || '/'))"
 
 
@@ -77,7 +77,7 @@ class Queries:
             rows = await conn.fetch(
                 f"SELECT wish_id, org_path, category, estimated_value_yuan, public_text, pledged_yuan, state, "
                 f"claim_deadline, ARRAY(SELECT p.photo_id FROM {self.s}.wish_photos p WHERE p.wish_id = w.wish_id "
-                "AND p.kept ORDER BY p.uploaded_at, p.photo_id) AS photo_ids "
+                "AND p.kept ORDER BY p.seq) AS photo_ids "
                 f"FROM {self.s}.wishes w WHERE state IN ('pooled', 'claimed') AND "
                 "(org_path = $1 OR starts_with(org_path, $1 || '/') OR starts_with($1, org_path || '/')) "
                 "ORDER BY pooled_at LIMIT 1000",
@@ -119,7 +119,7 @@ class Queries:
             rows = await conn.fetch(
                 f"SELECT wish_id, org_path, category, estimated_value_yuan, text, state_reason, touched_at, "
                 f"ARRAY(SELECT p.photo_id FROM {self.s}.wish_photos p WHERE p.wish_id = w.wish_id "
-                "ORDER BY p.uploaded_at, p.photo_id) AS photo_ids "
+                "ORDER BY p.seq) AS photo_ids "
                 f"FROM {self.s}.wishes w WHERE state = 'awaiting_review' AND {_SUBTREE} ORDER BY touched_at",
                 path,
             )

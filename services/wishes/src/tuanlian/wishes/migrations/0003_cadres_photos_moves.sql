@@ -30,7 +30,8 @@ CREATE TABLE {schema}.wish_photos (
     sha256 text NOT NULL,
     data bytea NOT NULL,
     uploaded_at timestamptz NOT NULL,
-    kept boolean NOT NULL DEFAULT false
+    kept boolean NOT NULL DEFAULT false,
+    seq bigint GENERATED ALWAYS AS IDENTITY  -- upload order
 );
 CREATE INDEX wish_photos_wish ON {schema}.wish_photos (wish_id);
 
