@@ -37,10 +37,12 @@ class CadreCommands(Base):
             "AND org_path <> $3 ORDER BY wish_id", cadre_id, states, org_path,
         ):
             wish = await self.wishes.get(conn, wish_id)
+            await self.located(conn, "wishes", "wish_id", wish)
             wish.relocate(org_path, now)
             await self._save(conn, self.wishes, wish, org_path, env)
         for post_id in await self._open_posts(conn, cadre_id):
             post = await self.posts.get(conn, post_id)
+            await self.located(conn, "voice_posts", "post_id", post)
             post.redirect(cadre_id, org_id, org_path, "cadre_transferred", now)
             await self._save(conn, self.posts, post, org_path, env)
 
@@ -55,6 +57,7 @@ class CadreCommands(Base):
             "ORDER BY wish_id", cadre_id, states,
         ):
             wish = await self.wishes.get(conn, wish_id)
+            await self.located(conn, "wishes", "wish_id", wish)
             wish.cadre_left(now)
             await self._save(conn, self.wishes, wish, wish.org_path, env)
         for wish_id in await self._wish_ids(
@@ -62,10 +65,12 @@ class CadreCommands(Base):
             "AND claimant_id = $2 ORDER BY wish_id", ClaimantKind.cadre.value, cadre_id,
         ):
             wish = await self.wishes.get(conn, wish_id)
+            await self.located(conn, "wishes", "wish_id", wish)
             wish.lapse(now, given_up=True, reason="cadre_deactivated")
             await self._save(conn, self.wishes, wish, wish.org_path, env)
         for post_id in await self._open_posts(conn, cadre_id):
             post = await self.posts.get(conn, post_id)
+            await self.located(conn, "voice_posts", "post_id", post)
             post.redirect(None, org_id, org_path, "cadre_deactivated", now)
             await self._save(conn, self.posts, post, org_path, env)
 
