@@ -18,8 +18,12 @@ PRINCIPALS = {
     "foreign_admin": (Role.org_admin, "a2", "/town"),
     "partner": (Role.partner, "p?", "/city"),
 }
-# (method, path on wish w, body) → principals allowed; everyone else gets 403.
+PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+FILES = "<multipart photo>"  # the body is a multipart upload of one PNG
+# (method, path on wish w (and its photo p), body) → principals allowed; everyone else gets 403.
 MATRIX = [
+    ("POST", "/wishes/{w}/photos", FILES, {"owner"}),
+    ("GET", "/wishes/{w}/photos/{p}", None, {"owner", "cadre", "admin"}),  # not listed in the pool: no partner
     ("GET", "/wishes/{w}", None, {"owner", "cadre", "admin"}),
     ("POST", "/wishes/{w}/confirm", None, {"owner"}),  # allowed ones then meet 409 (wrong state)
     ("POST", "/wishes/{w}/withdraw", None, {"owner"}),
@@ -44,19 +48,26 @@ async def test_authorisation_matrix(harness: Harness, method: str, path: str, bo
                            json={"name": "志愿队", "kind": "volunteer_team", "org_id": "city"})
     w = await h.call("POST", "/wishes", h.auth(Role.youth, "y1"), 201,
                      json={"cadre_id": "c1", "category": "health", "text": "想参加心理辅导"})
-    url = path.format(w=w["wish_id"])
+    [photo] = (await h.call("POST", f"/wishes/{w['wish_id']}/photos", h.auth(Role.youth, "y1"), 201,
+                            files=[("files", ("p.png", PHOTO, "image/png"))]))["photo_ids"]
+    url = path.format(w=w["wish_id"], p=photo)
+
+    def send() -> dict[str, object]:
+        return {"files": [("files", ("p.png", PHOTO, "image/png"))]} if body == FILES else {"json": body}
+
     for name, (role, subject, org) in PRINCIPALS.items():
         subject = partner["partner_id"] if role is Role.partner else subject
-        r = await h.http.request(method, url, headers=h.auth(role, subject, org), json=body)
+        r = await h.http.request(method, url, headers=h.auth(role, subject, org), **send())  # type: ignore[arg-type]
         if name in allowed:
-            assert r.status_code in (200, 409), f"{name} {method} {url}: {r.status_code} {r.text}"
+            assert r.status_code in (200, 201, 409), f"{name} {method} {url}: {r.status_code} {r.text}"
         else:
             assert r.status_code == 403, f"{name} {method} {url}: {r.status_code} {r.text}"
-    r = await h.http.request(method, url, json=body)
+    r = await h.http.request(method, url, **send())  # type: ignore[arg-type]
     assert r.status_code == 401
-    # A refused command writes nothing: the wish is still at its first event (or one step on).
+    # A refused command writes nothing: the wish is at its first events (raised, photo) or one step on.
     rows = await h.rows("SELECT count(*) AS n FROM wishes.events WHERE stream_id = $1", f"wish-{w['wish_id']}")
-    assert rows[0]["n"] <= 2
+    assert rows[0]["n"] <= 3
+    assert len(await h.rows("SELECT 1 FROM wishes.wish_photos")) <= 2
 
 
 async def test_partner_sees_only_approved_pool_wishes_of_its_subtree(harness: Harness) -> None:

@@ -17,7 +17,8 @@ from tuanlian.wishes.domain.wish import TERMINAL, TRANSITIONS, Wish, WishState
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 LIMITS = ServiceLimits()
 COMMANDS = ["accept", "decline", "start", "fulfil", "confirm", "dispute", "release", "auto_release", "approve",
-            "reject", "claim", "lapse", "give_up", "pledge", "expire", "withdraw"]
+            "reject", "claim", "lapse", "give_up", "pledge", "expire", "withdraw", "cadre_left", "relocate",
+            "close_unconfirmed", "attach_photo"]
 
 
 def new_wish() -> Wish:
@@ -50,6 +51,14 @@ def run(w: Wish, cmd: str, now: datetime) -> None:
             w.pledge(ClaimantKind.cadre, "c2", 50, now)
         case "expire":
             w.expire(now, LIMITS)
+        case "cadre_left":
+            w.cadre_left(now)
+        case "relocate":
+            w.relocate(f"/moved/{w.version}", now)  # always a new path
+        case "close_unconfirmed":
+            w.close_unconfirmed(now, 14)
+        case "attach_photo":
+            w.attach_photo(f"p{w.version}", "image/png", 10, "00", 3, now)
 
 
 @settings(max_examples=300, deadline=None)
@@ -74,11 +83,49 @@ def test_random_command_sequences_never_reach_an_illegal_state(steps: list[tuple
         # Invariants: a claim exists while claimed and never in the open pool; confirmed means fulfilled.
         assert w.state is not WishState.claimed or w.claim_id is not None
         assert w.state is not WishState.pooled or w.claim_id is None
-        if w.state is WishState.confirmed:
+        if w.state in (WishState.confirmed, WishState.closed_unconfirmed):
             assert w.fulfilled_at is not None
+        assert len(w.photo_ids) <= 3
     # The rebuilt aggregate equals the one that decided (state comes only from events).
     replay = Wish.rehydrate("w1", w.pending)
-    assert (replay.state, replay.version, replay.claim_id) == (w.state, w.version, w.claim_id)
+    assert (replay.state, replay.version, replay.claim_id, replay.org_path, replay.photo_ids) == (
+        w.state, w.version, w.claim_id, w.org_path, w.photo_ids)
+
+
+def test_an_unconfirmed_fulfilment_closes_only_after_the_wait_and_is_not_a_confirmation() -> None:
+    w = new_wish()
+    w.accept(T0)
+    w.start(T0)
+    w.fulfil(T0 + timedelta(days=1))
+    with pytest.raises(IllegalTransition) as refused:
+        w.close_unconfirmed(T0 + timedelta(days=14), 14)
+    assert refused.value.details["current"] == "fulfilled"
+    w.close_unconfirmed(T0 + timedelta(days=15), 14)
+    [closed] = w.pending[-1:]
+    assert closed.event_type == "WishClosedUnconfirmed" and w.state is WishState.closed_unconfirmed
+    with pytest.raises(IllegalTransition):
+        w.confirm(T0 + timedelta(days=16))
+
+
+def test_problem_list_status_table() -> None:
+    from tuanlian.wishes.domain.voice import IssueStatus, VoiceIssue
+
+    i = VoiceIssue.group("i1", "/a", ["p1", "p2"], T0)
+    i.update([], None, T0, ["p2"])
+    assert i.post_ids == ["p1"]
+    with pytest.raises(DomainError):
+        i.update([], None, T0, ["p1"])  # at least one post stays
+    i.update([], IssueStatus.reported, T0)
+    for bad in (IssueStatus.open, IssueStatus.in_progress):
+        with pytest.raises(IllegalTransition) as refused:
+            i.update([], bad, T0)
+        assert refused.value.details["current"] == "reported"
+    with pytest.raises(IllegalTransition):
+        i.update(["p3"], None, T0)  # posts of a reported issue are frozen
+    i.update([], IssueStatus.resolved, T0)
+    i.update([], IssueStatus.open, T0)
+    i.update(["p3"], None, T0)
+    assert i.post_ids == ["p1", "p3"] and i.version == 6
 
 
 def test_deadlines_are_decided_by_the_aggregate() -> None:

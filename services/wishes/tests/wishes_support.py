@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 from nats.js import JetStreamContext
 from tuanlian.shared.auth import Principal, Role, TokenIssuer
 from tuanlian.shared.contracts.contacts import (
+    CadreKind,
+    CadreRegistered,
     ContactLinkAccepted,
     OrgCreated,
     OrgType,
@@ -48,6 +51,10 @@ class Contacts:
     async def youth(self, youth_id: str, org_id: str, path: str) -> None:
         await self.publish(f"youth-{youth_id}", YouthRegistered(youth_id=youth_id, org_id=org_id, org_path=path))
 
+    async def cadre(self, cadre_id: str, org_id: str, path: str) -> None:
+        await self.publish(f"cadre-{cadre_id}", CadreRegistered(
+            cadre_id=cadre_id, org_id=org_id, org_path=path, kind=CadreKind.full_time, in_leadership_organ=False))
+
     async def link(self, cadre_id: str, youth_id: str, path: str) -> None:
         link_id = f"{cadre_id}-{youth_id}"
         await self.publish(f"contact_link-{link_id}", ContactLinkAccepted(
@@ -83,3 +90,9 @@ class Harness:
                                            "AND linked", cadre_id, youth_id), message="the link reaches wishes")
 
 
+
+    async def published(self, event_type: str) -> list[dict[str, Any]]:
+        from tuanlian.shared.testing import stream_messages
+
+        envs = [json.loads(m.data) for m in await stream_messages(self.js, "WISHES")]
+        return [e for e in envs if e["event_type"] == event_type]

@@ -8,7 +8,12 @@ from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
-from tuanlian.wishes.adapters.projections import contacts_handlers, org_handlers, youth_handlers
+from tuanlian.wishes.adapters.projections import (
+    cadre_handlers,
+    contacts_handlers,
+    org_handlers,
+    youth_handlers,
+)
 from tuanlian.wishes.application.service import WishesService
 from tuanlian.wishes.entrypoints.http import build_router
 from tuanlian.wishes.settings import WishesSettings
@@ -20,7 +25,7 @@ _services: dict[int, WishesService] = {}
 def service_of(runtime: Runtime) -> WishesService:
     if id(runtime) not in _services:
         assert runtime.store is not None
-        _services[id(runtime)] = WishesService(runtime.db, runtime.store)
+        _services[id(runtime)] = WishesService(runtime.db, runtime.store, settings=WishesSettings())
     return _services[id(runtime)]
 
 
@@ -31,6 +36,7 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
         runtime.consumer("pairs", CONTACTS, contacts_handlers(s), stream_type="contact_link"),
         runtime.consumer("orgs", CONTACTS, org_handlers(s), stream_type="org"),
         runtime.consumer("youths", CONTACTS, youth_handlers(s), stream_type="youth"),
+        runtime.consumer("cadres", CONTACTS, cadre_handlers(s, service_of(runtime).cadres), stream_type="cadre"),
     ]
 
 

@@ -134,6 +134,7 @@ class WishReleasedToPool(DomainEvent):
     cadre_id: str
     org_path: str
     automatic: bool
+    reason: str | None = None  # "untouched", "cadre_deactivated"; None on events before it was added
 
 
 @WISHES.register
@@ -147,6 +148,7 @@ class PoolWishReviewed(DomainEvent):
     approved: bool
     reason: str | None = None
     reviewer_id: str
+    kept_photo_ids: list[str] = []  # photos the reviewer kept for the listing (they may show faces)
 
 
 @WISHES.register
@@ -172,6 +174,7 @@ class PoolClaimLapsed(DomainEvent):
     org_path: str
     claimant_kind: ClaimantKind
     claimant_id: str
+    reason: str | None = None  # "deadline", "given_up", "cadre_deactivated"
 
 
 @WISHES.register
@@ -205,6 +208,53 @@ class WishWithdrawn(DomainEvent):
     youth_id: str
     cadre_id: str
     org_path: str
+
+
+@WISHES.register
+class WishClosedUnconfirmed(DomainEvent):
+    """A fulfilled wish the youth neither confirmed nor disputed within ``waited_days``: closed
+    without the youth's word. Not a confirmation: the youth never agreed it came true, so scoring
+    must not credit it as a confirmed wish (000: no youth is counted without their consent)."""
+
+    event_type = "WishClosedUnconfirmed"
+    stream_type = "wish"
+    wish_id: str
+    youth_id: str
+    cadre_id: str
+    org_path: str
+    from_pool: bool
+    claimant_kind: ClaimantKind | None = None
+    claimant_id: str | None = None
+    fulfilled_at: datetime
+    waited_days: int
+
+
+@WISHES.register
+class WishRelocated(DomainEvent):
+    """The wish's cadre was transferred to another org: the open wish stays with them and now
+    belongs under their new org path."""
+
+    event_type = "WishRelocated"
+    stream_type = "wish"
+    wish_id: str
+    cadre_id: str
+    old_path: str
+    org_path: str
+
+
+@WISHES.register
+class WishPhotoAttached(DomainEvent):
+    """The youth attached a photo to the wish. The image stays in the wishes service; the bus
+    carries its id, type, size and hash only."""
+
+    event_type = "WishPhotoAttached"
+    stream_type = "wish"
+    wish_id: str
+    photo_id: str
+    org_path: str
+    content_type: str
+    size_bytes: int = Field(ge=1)
+    sha256: str
 
 
 # --- Youth Voice (青年之声) ------------------------------------------------------------------------
@@ -270,6 +320,31 @@ class VoiceIssueGrouped(DomainEvent):
     org_path: str
     post_ids: list[str]
     status: str
+
+
+@WISHES.register
+class VoicePostRedirected(DomainEvent):
+    """The addressed cadre was transferred (the post follows them, ``cadre_id`` kept) or left the
+    programme (``cadre_id`` None: the post goes to their org, whose admins answer it)."""
+
+    event_type = "VoicePostRedirected"
+    stream_type = "voice_post"
+    post_id: str
+    from_cadre_id: str
+    cadre_id: str | None
+    org_id: str
+    org_path: str
+    reason: str
+
+
+@WISHES.register
+class VoiceIssueRenamed(DomainEvent):
+    """问题清单: an admin renamed the issue (the title stays in the wishes service)."""
+
+    event_type = "VoiceIssueRenamed"
+    stream_type = "voice_issue"
+    issue_id: str
+    org_path: str
 
 
 # --- Ratings and satisfaction ballots --------------------------------------------------------------

@@ -23,6 +23,11 @@ class Directory:
         )
         return row["org_path"] if row else None
 
+    async def cadre_active(self, conn: asyncpg.Connection, cadre_id: str) -> bool:
+        """False once contacts said the cadre left; a cadre not (yet) known here counts as active."""
+        active = await conn.fetchval(f"SELECT active FROM {self.s}.cadres WHERE cadre_id = $1", cadre_id)
+        return active is not False
+
     async def limits(self, conn: asyncpg.Connection, org_path: str, on: date) -> ServiceLimits:
         rows = await conn.fetch(
             f"SELECT org_path, effective_from, limits FROM {self.s}.org_rules WHERE org_path = ANY($1::text[])",

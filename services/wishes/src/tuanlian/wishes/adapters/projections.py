@@ -6,8 +6,13 @@ bulk of that stream, are never fetched here).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from tuanlian.shared.consumer import Handler, ProjectionTx
 from tuanlian.shared.contracts.contacts import (
+    CadreDeactivated,
+    CadreRegistered,
+    CadreTransferred,
     ContactLinkAccepted,
     ContactLinkEnded,
     OrgCreated,
@@ -22,10 +27,33 @@ from tuanlian.shared.events import DomainEvent, Envelope
 
 # Every table holding an org path: a moved or merged subtree is rewritten in all of them.
 PATH_TABLES = (
-    "pairs", "orgs", "org_rules", "youths", "wishes", "partners", "voice_posts", "voice_issues",
+    "pairs", "orgs", "org_rules", "youths", "cadres", "wishes", "partners", "voice_posts", "voice_issues",
     "ratings", "ballots",
 )
 ERASED = "[erased at the youth's request]"
+
+
+async def current_path(tx: ProjectionTx, s: str, path: str, org_id: str | None = None) -> str:
+    """The path an org has now, for a path read from an event that may predate a move.
+
+    Consumers of different aggregate types run independently, so a link accepted before an
+    ``OrgMoved`` may be projected after it: its path is stale and the rewrite has already run.
+    The org's own row (by id; a path ends with the org's id) is kept current by the rewrites;
+    for an org not (yet) known here, the moves recorded since are re-applied in order.
+    """
+    known = await tx.fetchval(f"SELECT org_path FROM {s}.orgs WHERE org_id = $1", org_id or path.rsplit("/", 1)[-1])
+    if known is not None:
+        return str(known)
+    seq = 0
+    while True:
+        move = await tx.fetchrow(
+            f"SELECT seq, old_path, new_path FROM {s}.org_moves WHERE seq > $1 "
+            "AND ($2 = old_path OR starts_with($2, old_path || '/')) ORDER BY seq LIMIT 1",
+            seq, path,
+        )
+        if move is None:
+            return path
+        path, seq = move["new_path"] + path[len(move["old_path"]):], move["seq"]
 
 
 def contacts_handlers(s: str) -> dict[str, Handler]:
@@ -33,13 +61,14 @@ def contacts_handlers(s: str) -> dict[str, Handler]:
 
     async def accepted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, ContactLinkAccepted)
+        path = await current_path(tx, s, e.org_path)
         tx.execute(
             f"INSERT INTO {s}.pairs (cadre_id, youth_id, org_path, linked, since) "
             "VALUES ($1, $2, $3, true, $4) ON CONFLICT (cadre_id, youth_id) DO UPDATE SET "
             "linked = true, since = EXCLUDED.since, org_path = EXCLUDED.org_path",
             e.cadre_id,
             e.youth_id,
-            e.org_path,
+            path,
             env.occurred_at,
         )
 
@@ -54,7 +83,11 @@ def contacts_handlers(s: str) -> dict[str, Handler]:
     return {"ContactLinkAccepted": accepted, "ContactLinkEnded": ended}
 
 
-def rewrite_paths(tx: ProjectionTx, s: str, old: str, new: str) -> None:
+def rewrite_paths(tx: ProjectionTx, s: str, org_id: str, old: str, new: str, at: object) -> None:
+    tx.execute(
+        f"INSERT INTO {s}.org_moves (org_id, old_path, new_path, moved_at) VALUES ($1, $2, $3, $4)",
+        org_id, old, new, at,
+    )
     for table in PATH_TABLES:
         tx.execute(
             f"UPDATE {s}.{table} SET org_path = $2 || substr(org_path, length($1) + 1) "
@@ -73,7 +106,7 @@ def org_handlers(s: str) -> dict[str, Handler]:
             f"INSERT INTO {s}.orgs (org_id, org_path, org_type) VALUES ($1, $2, $3) "
             "ON CONFLICT (org_id) DO UPDATE SET org_path = EXCLUDED.org_path",
             e.org_id,
-            e.org_path,
+            await current_path(tx, s, e.org_path, e.org_id),
             e.org_type.value,
         )
 
@@ -83,18 +116,18 @@ def org_handlers(s: str) -> dict[str, Handler]:
             f"INSERT INTO {s}.org_rules (org_id, org_path, effective_from, limits) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (org_id, effective_from) DO UPDATE SET limits = EXCLUDED.limits",
             e.org_id,
-            e.org_path,
+            await current_path(tx, s, e.org_path, e.org_id),
             e.effective_from,
             e.rules.limits.model_dump(mode="json"),
         )
 
     async def moved(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, OrgMoved)
-        rewrite_paths(tx, s, e.old_path, e.new_path)
+        rewrite_paths(tx, s, e.org_id, e.old_path, e.new_path, env.occurred_at)
 
     async def merged(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, OrgMerged)
-        rewrite_paths(tx, s, e.old_path, e.into_path)
+        rewrite_paths(tx, s, e.org_id, e.old_path, e.into_path, env.occurred_at)
 
     return {"OrgCreated": created, "OrgRulesSet": rules, "OrgMoved": moved, "OrgMerged": merged}
 
@@ -109,7 +142,7 @@ def youth_handlers(s: str) -> dict[str, Handler]:
             "ON CONFLICT (youth_id) DO UPDATE SET org_id = EXCLUDED.org_id, org_path = EXCLUDED.org_path",
             e.youth_id,
             e.org_id,
-            e.org_path,
+            await current_path(tx, s, e.org_path, e.org_id) if e.org_path else None,
         )
 
     async def updated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
@@ -119,13 +152,17 @@ def youth_handlers(s: str) -> dict[str, Handler]:
                 f"UPDATE {s}.youths SET org_id = $2, org_path = $3 WHERE youth_id = $1",
                 e.youth_id,
                 e.org_id,
-                e.org_path,
+                await current_path(tx, s, e.org_path, e.org_id) if e.org_path else None,
             )
 
     async def erased(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, YouthErased)
         # Ids may stay (counts must still add up); anything the youth wrote goes.
         tx.execute(f"DELETE FROM {s}.youths WHERE youth_id = $1", e.youth_id)
+        tx.execute(
+            f"DELETE FROM {s}.wish_photos WHERE wish_id IN (SELECT wish_id FROM {s}.wishes WHERE youth_id = $1)",
+            e.youth_id,
+        )
         tx.execute(
             f"UPDATE {s}.wishes SET text = $2, public_text = CASE WHEN public_text IS NULL THEN NULL "
             "ELSE $2 END, photos = '{{}}', evidence = NULL WHERE youth_id = $1",
@@ -135,3 +172,52 @@ def youth_handlers(s: str) -> dict[str, Handler]:
         tx.execute(f"UPDATE {s}.voice_posts SET text = $2 WHERE youth_id = $1", e.youth_id, ERASED)
 
     return {"YouthRegistered": registered, "YouthProfileUpdated": updated, "YouthErased": erased}
+
+
+class CadreChanges(Protocol):
+    """What the application does when a cadre moves or leaves (events on wishes' own streams)."""
+
+    async def transferred(self, conn: object, cadre_id: str, org_id: str, org_path: str, env: Envelope) -> None: ...
+
+    async def deactivated(self, conn: object, cadre_id: str, org_id: str, org_path: str, env: Envelope) -> None: ...
+
+
+def cadre_handlers(s: str, changes: CadreChanges) -> dict[str, Handler]:
+    """Cadres: where they are and whether they are still in the programme. A transfer takes the
+    cadre's open wishes and posts along; a deactivation sends them to the pool and the org."""
+
+    async def registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, CadreRegistered)
+        tx.execute(
+            f"INSERT INTO {s}.cadres (cadre_id, org_id, org_path) VALUES ($1, $2, $3) "
+            "ON CONFLICT (cadre_id) DO UPDATE SET org_id = EXCLUDED.org_id, org_path = EXCLUDED.org_path",
+            e.cadre_id, e.org_id, await current_path(tx, s, e.org_path, e.org_id),
+        )
+
+    async def transferred(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, CadreTransferred)
+        path = await current_path(tx, s, e.org_path, e.to_org_id)
+        tx.execute(
+            f"INSERT INTO {s}.cadres (cadre_id, org_id, org_path) VALUES ($1, $2, $3) "
+            "ON CONFLICT (cadre_id) DO UPDATE SET org_id = EXCLUDED.org_id, org_path = EXCLUDED.org_path",
+            e.cadre_id, e.to_org_id, path,
+        )
+        tx.execute(f"UPDATE {s}.pairs SET org_path = $2 WHERE cadre_id = $1", e.cadre_id, path)
+        await tx.flush()
+        await changes.transferred(tx.conn, e.cadre_id, e.to_org_id, path, env)
+
+    async def deactivated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, CadreDeactivated)
+        row = await tx.fetchrow(f"SELECT org_id FROM {s}.cadres WHERE cadre_id = $1", e.cadre_id)
+        org_id = (row["org_id"] if row else None) or e.org_path.rsplit("/", 1)[-1]
+        path = await current_path(tx, s, e.org_path, org_id)
+        tx.execute(
+            f"INSERT INTO {s}.cadres (cadre_id, org_id, org_path, active, deactivated_at) "
+            "VALUES ($1, $2, $3, false, $4) ON CONFLICT (cadre_id) DO UPDATE SET active = false, "
+            "deactivated_at = EXCLUDED.deactivated_at",
+            e.cadre_id, org_id, path, env.occurred_at,
+        )
+        await tx.flush()
+        await changes.deactivated(tx.conn, e.cadre_id, org_id, path, env)
+
+    return {"CadreRegistered": registered, "CadreTransferred": transferred, "CadreDeactivated": deactivated}

@@ -17,14 +17,19 @@ from tuanlian.shared.contracts.wishes import (
     VoiceAnswered,
     VoiceEscalated,
     VoiceIssueGrouped,
+    VoiceIssueRenamed,
     VoicePosted,
+    VoicePostRedirected,
     WishAccepted,
+    WishClosedUnconfirmed,
     WishConfirmed,
     WishDeclined,
     WishDisputed,
     WishExpired,
     WishFulfilled,
+    WishPhotoAttached,
     WishReleasedToPool,
+    WishRelocated,
     WishStarted,
     WishWithdrawn,
 )
@@ -35,7 +40,6 @@ _SIMPLE_STATES: dict[type[DomainEvent], str] = {
     WishDisputed: "disputed",
     WishExpired: "expired",
     WishWithdrawn: "withdrawn",
-    WishReleasedToPool: "awaiting_review",
 }
 
 
@@ -62,6 +66,10 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
                 "WHERE wish_id = $1",
                 e.wish_id, v, at, "pooled" if e.approved else "rejected", e.reason,
             )
+            await conn.execute(
+                f"UPDATE {s}.wish_photos SET kept = (photo_id = ANY($2::text[])) WHERE wish_id = $1",
+                e.wish_id, e.kept_photo_ids,
+            )
         case PoolWishClaimed():
             await conn.execute(
                 f"{w}, state = 'claimed', claimed_at = coalesce(claimed_at, $3), claim_id = $4, "
@@ -83,8 +91,34 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
                 f"INSERT INTO {s}.pledges VALUES ($1, $2, $3, $4, $5)",
                 e.wish_id, e.contributor_kind.value, e.contributor_id, e.amount_yuan, at,
             )
-        case WishStarted() | WishDisputed() | WishExpired() | WishWithdrawn() | WishReleasedToPool():
+        case WishStarted() | WishDisputed() | WishExpired() | WishWithdrawn():
             await conn.execute(f"{w}, state = $4 WHERE wish_id = $1", e.wish_id, v, at, _SIMPLE_STATES[type(e)])
+        case WishReleasedToPool():
+            await conn.execute(
+                f"{w}, state = 'awaiting_review', state_reason = $4 WHERE wish_id = $1", e.wish_id, v, at, e.reason
+            )
+        case WishRelocated():
+            await conn.execute(
+                f"UPDATE {s}.wishes SET version = $2, org_path = $3 WHERE wish_id = $1", e.wish_id, v, e.org_path
+            )
+        case WishClosedUnconfirmed():
+            await conn.execute(
+                f"{w}, state = 'closed_unconfirmed', closed_at = $3, state_reason = 'closed_unconfirmed' "
+                "WHERE wish_id = $1",
+                e.wish_id, v, at,
+            )
+        case WishPhotoAttached():
+            await conn.execute(f"UPDATE {s}.wishes SET version = $2 WHERE wish_id = $1", e.wish_id, v)
+        case VoicePostRedirected():
+            await conn.execute(
+                f"UPDATE {s}.voice_posts SET version = $2, cadre_id = $3, org_id = $4, org_path = $5 "
+                "WHERE post_id = $1",
+                e.post_id, v, e.cadre_id, e.org_id, e.org_path,
+            )
+        case VoiceIssueRenamed():
+            await conn.execute(
+                f"UPDATE {s}.voice_issues SET version = $2, updated_at = $3 WHERE issue_id = $1", e.issue_id, v, at
+            )
         case VoicePosted():
             await conn.execute(f"UPDATE {s}.voice_posts SET version = $2 WHERE post_id = $1", e.post_id, v)
         case VoiceAnswered():
@@ -104,6 +138,10 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
                 f"UPDATE {s}.voice_issues SET version = $2, status = $3, post_count = $4, updated_at = $5 "
                 "WHERE issue_id = $1",
                 e.issue_id, v, e.status, len(e.post_ids), at,
+            )
+            await conn.execute(
+                f"UPDATE {s}.voice_posts SET issue_id = NULL WHERE issue_id = $1 AND NOT post_id = ANY($2::text[])",
+                e.issue_id, e.post_ids,
             )
             await conn.execute(
                 f"UPDATE {s}.voice_posts SET issue_id = $1 WHERE post_id = ANY($2::text[])", e.issue_id, e.post_ids

@@ -15,6 +15,7 @@ from tuanlian.shared.events import Envelope, utcnow
 from tuanlian.shared.eventstore import EventStore, Metadata
 from tuanlian.wishes.adapters.directory import Directory
 from tuanlian.wishes.adapters.readmodel import project
+from tuanlian.wishes.settings import WishesSettings
 
 Clock = Callable[[], datetime]
 
@@ -24,6 +25,7 @@ class Base:
     db: Database
     store: EventStore
     clock: Clock = field(default=utcnow)
+    settings: WishesSettings = field(default_factory=WishesSettings)
 
     def __post_init__(self) -> None:
         self.directory = Directory(self.store.schema)
@@ -41,13 +43,23 @@ class Base:
         org_path: str | None,
         now: datetime,
         cid: UUID | None = None,
+        causation_id: UUID | None = None,
     ) -> list[Envelope]:
         # ``who`` None: the actor is withheld from the envelope (ratings: the rater stays off the bus).
-        meta = Metadata(actor=who.actor if who else None, org_path=org_path, correlation_id=cid, occurred_at=now)
+        meta = Metadata(actor=who.actor if who else None, org_path=org_path, correlation_id=cid,
+                        causation_id=causation_id, occurred_at=now)
         envelopes = await repo.save(conn, agg, meta)
         for env in envelopes:
             await project(conn, self.s, env, self.store.contracts.decode(env))
         return envelopes
+
+
+    async def located(self, conn: asyncpg.Connection, table: str, key: str, agg: Aggregate) -> None:
+        """Give a loaded aggregate its org's current path: org moves rewrite the read tables, not
+        the aggregate's history, and later events and checks must use where the org is now."""
+        path = await conn.fetchval(f"SELECT org_path FROM {self.s}.{table} WHERE {key} = $1", agg.id)
+        if path is not None:
+            agg.org_path = path  # type: ignore[attr-defined]
 
 
 SCHEDULER = Principal("scheduler", Role.system)  # the actor of time-driven transitions

@@ -19,7 +19,6 @@ class RaiseWish(Command):
     category: WishCategory
     text: str = Field(min_length=5, max_length=2000)
     estimated_value_yuan: int | None = Field(default=None, ge=0)
-    photos: list[str] = Field(default_factory=list, max_length=9, description="photo references (urls)")
 
 
 class Reason(Command):
@@ -40,6 +39,10 @@ class Review(Command):
     public_text: str | None = Field(
         default=None, min_length=5, max_length=2000,
         description="the text as listed, personal details edited out (defaults to the youth's text)",
+    )
+    keep_photo_ids: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="photos shown in the pool listing (none unless kept: they may show faces)",
     )
 
 
@@ -71,7 +74,9 @@ class GroupIssue(Command):
 
 
 class UpdateIssue(Command):
+    title: str | None = Field(default=None, min_length=1, max_length=200, description="rename the issue")
     add_post_ids: list[str] = Field(default_factory=list, max_length=1000)
+    remove_post_ids: list[str] = Field(default_factory=list, max_length=1000)
     status: IssueStatus | None = None
 
 

@@ -14,8 +14,10 @@ from tuanlian.shared.errors import NotFound
 from tuanlian.shared.http import require
 
 _WISH = ("wish_id, youth_id, cadre_id, org_path, category, estimated_value_yuan, state, version, raised_at, "
-         "accepted_at, fulfilled_at, confirmed_at, claim_deadline, pledged_yuan, text, public_text, photos, "
-         "evidence, state_reason")
+         "accepted_at, fulfilled_at, confirmed_at, closed_at, claim_deadline, pledged_yuan, text, public_text, "
+         "evidence, state_reason, "
+         "ARRAY(SELECT p.photo_id FROM {s}.wish_photos p WHERE p.wish_id = w.wish_id "
+         "ORDER BY p.seq) AS photo_ids")
 _SUBTREE = "(org_path = $1 OR starts_with(org_path, $1 || '/'))"
 
 
@@ -34,7 +36,8 @@ class Queries:
 
     async def wish(self, who: Principal, wish_id: str) -> dict[str, Any]:
         async with self.db.connection() as conn:
-            row = await conn.fetchrow(f"SELECT {_WISH} FROM {self.s}.wishes WHERE wish_id = $1", wish_id)
+            row = await conn.fetchrow(f"SELECT {_WISH.format(s=self.s)} FROM {self.s}.wishes w WHERE wish_id = $1",
+                                      wish_id)
         if row is None:
             raise NotFound(f"wish {wish_id} not found")
         mine = (who.role is Role.youth and who.subject == row["youth_id"]) or (
@@ -53,8 +56,8 @@ class Queries:
             where, arg = _SUBTREE, _scope(who, org_path)
         async with self.db.connection() as conn:
             rows = await conn.fetch(
-                f"SELECT {_WISH} FROM {self.s}.wishes WHERE {where} AND ($2::text IS NULL OR state = $2) "
-                "ORDER BY raised_at LIMIT 1000",
+                f"SELECT {_WISH.format(s=self.s)} FROM {self.s}.wishes w WHERE {where} "
+                "AND ($2::text IS NULL OR state = $2) ORDER BY raised_at LIMIT 1000",
                 arg, state,
             )
         return [dict(r) for r in rows]
@@ -73,7 +76,9 @@ class Queries:
                 raise Forbidden(f"role {who.role.value} does not see the wish pool")
             rows = await conn.fetch(
                 f"SELECT wish_id, org_path, category, estimated_value_yuan, public_text, pledged_yuan, state, "
-                f"claim_deadline FROM {self.s}.wishes WHERE state IN ('pooled', 'claimed') AND "
+                f"claim_deadline, ARRAY(SELECT p.photo_id FROM {self.s}.wish_photos p WHERE p.wish_id = w.wish_id "
+                "AND p.kept ORDER BY p.seq) AS photo_ids "
+                f"FROM {self.s}.wishes w WHERE state IN ('pooled', 'claimed') AND "
                 "(org_path = $1 OR starts_with(org_path, $1 || '/') OR starts_with($1, org_path || '/')) "
                 "ORDER BY pooled_at LIMIT 1000",
                 path,
@@ -83,12 +88,39 @@ class Queries:
             visible = [r for r in visible if path_covers(path, r["org_path"])]
         return visible
 
+    async def photo(self, who: Principal, wish_id: str, photo_id: str) -> tuple[str, bytes]:
+        """A photo, to those who may see the wish; from the pool listing, only a photo the reviewer kept."""
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT p.content_type, p.data, p.kept, w.youth_id, w.cadre_id, w.org_path, w.state "
+                f"FROM {self.s}.wish_photos p JOIN {self.s}.wishes w USING (wish_id) "
+                "WHERE p.wish_id = $1 AND p.photo_id = $2",
+                wish_id, photo_id,
+            )
+            partner_path = (await conn.fetchval(f"SELECT org_path FROM {self.s}.partners WHERE partner_id = $1",
+                                                who.subject) if who.role is Role.partner else None)
+        if row is None:
+            raise NotFound(f"photo {photo_id} not found")
+        mine = (who.role is Role.youth and who.subject == row["youth_id"]) or (
+            who.role is Role.cadre and who.subject == row["cadre_id"])
+        admin = who.role in (Role.org_admin, Role.leader) and who.org_path is not None and path_covers(
+            who.org_path, row["org_path"])
+        listed = row["kept"] and row["state"] in ("pooled", "claimed") and (
+            (partner_path is not None and path_covers(partner_path, row["org_path"]))
+            or (who.role in (Role.cadre, Role.org_admin, Role.leader) and who.org_path is not None
+                and (path_covers(who.org_path, row["org_path"]) or path_covers(row["org_path"], who.org_path))))
+        if not (mine or admin or listed):
+            raise Forbidden("you may not see this photo")
+        return row["content_type"], bytes(row["data"])
+
     async def review_queue(self, who: Principal, org_path: str | None) -> list[dict[str, Any]]:
         path = _scope(who, org_path)
         async with self.db.connection() as conn:
             rows = await conn.fetch(
-                f"SELECT wish_id, org_path, category, estimated_value_yuan, text, photos, touched_at "
-                f"FROM {self.s}.wishes WHERE state = 'awaiting_review' AND {_SUBTREE} ORDER BY touched_at",
+                f"SELECT wish_id, org_path, category, estimated_value_yuan, text, state_reason, touched_at, "
+                f"ARRAY(SELECT p.photo_id FROM {self.s}.wish_photos p WHERE p.wish_id = w.wish_id "
+                "ORDER BY p.seq) AS photo_ids "
+                f"FROM {self.s}.wishes w WHERE state = 'awaiting_review' AND {_SUBTREE} ORDER BY touched_at",
                 path,
             )
         return [dict(r) for r in rows]

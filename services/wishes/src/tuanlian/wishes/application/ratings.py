@@ -34,6 +34,9 @@ class RatingCommands(Base):
             org_path = await self.directory.pair(conn, cmd.cadre_id, who.subject)
             if org_path is None:
                 raise RuleViolation("you can rate only a cadre you are linked to", field="cadre_id")
+            if not await self.directory.cadre_active(conn, cmd.cadre_id):
+                raise RuleViolation("this cadre has left the programme and can no longer be rated",
+                                    field="cadre_id")
             limits = await self.directory.limits(conn, org_path, now.date())
             period = rating_period(now, limits.rating_period)
             # The mark (who rated, to allow one per period) and the score are separate rows.

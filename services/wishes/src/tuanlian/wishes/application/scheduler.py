@@ -68,6 +68,11 @@ class Scheduler:
         ):
             await self._try(done, "claims_lapsed", w.lapse(wish_id, now))
         for wish_id in await self._due(
+            f"SELECT wish_id FROM {s}.wishes WHERE state = 'fulfilled' AND fulfilled_at <= $1",
+            now - timedelta(days=w.settings.unconfirmed_close_days),
+        ):
+            await self._try(done, "closed_unconfirmed", w.close_unconfirmed(wish_id, now))
+        for wish_id in await self._due(
             f"SELECT wish_id FROM {s}.wishes WHERE state IN ('raised', 'accepted', 'awaiting_review', 'pooled') "
             "AND expires_at <= $1",
             now,

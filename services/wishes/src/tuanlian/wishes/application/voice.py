@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
 from tuanlian.shared.auth import Forbidden, Principal, Role
 from tuanlian.shared.errors import RuleViolation
 from tuanlian.shared.events import short_id
@@ -31,7 +32,7 @@ class VoiceCommands(Base):
         async with self.db.transaction() as conn:
             if cmd.cadre_id is not None:
                 org_path = await self.directory.pair(conn, cmd.cadre_id, who.subject)
-                if org_path is None:
+                if org_path is None or not await self.directory.cadre_active(conn, cmd.cadre_id):
                     raise RuleViolation("you can write only to a cadre you are linked to", field="cadre_id")
                 org_id = org_path.rsplit("/", 1)[-1]
             else:
@@ -52,6 +53,7 @@ class VoiceCommands(Base):
         now = self.clock()
         async with self.db.transaction() as conn:
             post = await self.posts.get(conn, post_id)
+            await self.located(conn, "voice_posts", "post_id", post)
             if not (who.role is Role.cadre and post.cadre_id == who.subject):
                 require(who, Role.org_admin, org_path=post.org_path, why="answer this post")
             post.answer(who.actor, now)
@@ -64,7 +66,7 @@ class VoiceCommands(Base):
         async with self.db.transaction() as conn:
             org_path = (await self.directory.org(conn, cmd.org_id))["org_path"]
             require(who, Role.org_admin, org_path=org_path, why="keep the problem list")
-            await self._check_posts(conn, who, cmd.post_ids)
+            await self._check_posts(conn, who, cmd.post_ids, None)
             issue = VoiceIssue.group(short_id(), org_path, cmd.post_ids, now)
             await conn.execute(
                 f"INSERT INTO {self.s}.voice_issues (issue_id, org_path, title, status, post_count, version, "
@@ -79,23 +81,32 @@ class VoiceCommands(Base):
         now = self.clock()
         async with self.db.transaction() as conn:
             issue = await self.issues.get(conn, issue_id)
+            await self.located(conn, "voice_issues", "issue_id", issue)
             require(who, Role.org_admin, org_path=issue.org_path, why="keep the problem list")
-            await self._check_posts(conn, who, cmd.add_post_ids)
-            issue.update(cmd.add_post_ids, cmd.status, now)
+            await self._check_posts(conn, who, cmd.add_post_ids, issue_id)
+            issue.update(cmd.add_post_ids, cmd.status, now, cmd.remove_post_ids)
+            if cmd.title is not None:
+                old = await conn.fetchval(f"SELECT title FROM {self.s}.voice_issues WHERE issue_id = $1", issue_id)
+                if old != cmd.title:
+                    await conn.execute(f"UPDATE {self.s}.voice_issues SET title = $2 WHERE issue_id = $1",
+                                       issue_id, cmd.title)
+                    issue.rename(now)
             await self.save(conn, self.issues, issue, who, issue.org_path, now, cid)
             return issue
 
-    async def _check_posts(self, conn: object, who: Principal, post_ids: list[str]) -> None:
-        import asyncpg
-
-        assert isinstance(conn, asyncpg.Connection)
+    async def _check_posts(self, conn: asyncpg.Connection, who: Principal, post_ids: list[str],
+                           issue_id: str | None) -> None:
+        field = "post_ids" if issue_id is None else "add_post_ids"
         rows = await conn.fetch(
-            f"SELECT post_id, org_path FROM {self.s}.voice_posts WHERE post_id = ANY($1::text[])", post_ids
+            f"SELECT post_id, org_path, issue_id FROM {self.s}.voice_posts WHERE post_id = ANY($1::text[])", post_ids
         )
         found = {r["post_id"]: r["org_path"] for r in rows}
         missing = sorted(set(post_ids) - set(found))
         if missing:
-            raise RuleViolation(f"no such posts: {', '.join(missing)}", field="post_ids")
+            raise RuleViolation(f"no such posts: {', '.join(missing)}", field=field)
+        elsewhere = sorted(r["post_id"] for r in rows if r["issue_id"] not in (None, issue_id))
+        if elsewhere:
+            raise RuleViolation(f"already in another issue: {', '.join(elsewhere)}", field=field)
         for path in found.values():
             require(who, Role.org_admin, org_path=path, why="group posts outside your subtree")
 

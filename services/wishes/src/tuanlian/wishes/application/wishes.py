@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,11 +11,13 @@ from uuid import UUID
 import asyncpg
 from tuanlian.shared.auth import Forbidden, Principal, Role, path_covers
 from tuanlian.shared.contracts.wishes import ClaimantKind, PartnerKind, PartnerRegistered
+from tuanlian.shared.errors import RuleViolation
 from tuanlian.shared.events import short_id
 from tuanlian.shared.http import require
 from tuanlian.wishes.adapters.repository import TimedRepository
 from tuanlian.wishes.application import commands as c
 from tuanlian.wishes.application.base import SCHEDULER, Base
+from tuanlian.wishes.domain.photos import check_photo
 from tuanlian.wishes.domain.timed import TimedAggregate
 from tuanlian.wishes.domain.wish import Wish, WishState
 
@@ -41,12 +44,19 @@ class WishCommands(Base):
         self.wishes = TimedRepository(self.store, Wish)
         self.partners = TimedRepository(self.store, Partner)
 
+    async def _load(self, conn: asyncpg.Connection, wish_id: str) -> Wish:
+        wish = await self.wishes.get(conn, wish_id)
+        await self.located(conn, "wishes", "wish_id", wish)
+        return wish
+
     async def raise_wish(self, who: Principal, cmd: c.RaiseWish, cid: UUID | None = None) -> Wish:
         if who.role is not Role.youth:
             raise Forbidden("only a youth raises micro-wishes")
         now = self.clock()
         async with self.db.transaction() as conn:
             org_path = await self.directory.pair(conn, cmd.cadre_id, who.subject)
+            if org_path is not None and not await self.directory.cadre_active(conn, cmd.cadre_id):
+                org_path = None  # the cadre left the programme: their links are ending
             limits = await self.directory.limits(conn, org_path or "/", now.date())
             wish = Wish.raise_(
                 short_id(), who.subject, cmd.cadre_id, org_path or "", cmd.category, cmd.estimated_value_yuan,
@@ -54,10 +64,10 @@ class WishCommands(Base):
             )
             await conn.execute(
                 f"INSERT INTO {self.s}.wishes (wish_id, youth_id, cadre_id, org_path, category, "
-                "estimated_value_yuan, state, version, raised_at, touched_at, text, photos, expires_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, 'raised', 1, $7, $7, $8, $9, $10)",
+                "estimated_value_yuan, state, version, raised_at, touched_at, text, expires_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, 'raised', 1, $7, $7, $8, $9)",
                 wish.id, who.subject, cmd.cadre_id, wish.org_path, cmd.category.value, cmd.estimated_value_yuan,
-                now, cmd.text, cmd.photos, now + timedelta(days=limits.wish_expiry_days),
+                now, cmd.text, now + timedelta(days=limits.wish_expiry_days),
             )
             await self.save(conn, self.wishes, wish, who, wish.org_path, now, cid)
             return wish
@@ -74,7 +84,7 @@ class WishCommands(Base):
     ) -> Wish:
         now = self.clock()
         async with self.db.transaction() as conn:
-            wish = await self.wishes.get(conn, wish_id)
+            wish = await self._load(conn, wish_id)
             if not (who.role is Role.system or allowed(wish)):
                 raise Forbidden(f"you may not {why}")
             result = change(wish, now)
@@ -146,7 +156,34 @@ class WishCommands(Base):
                 )
 
         return await self._act(who, wish_id, allowed, "review pool wishes",
-                               lambda w, now: w.review(cmd.approved, cmd.reason, who.subject, now), cid, listing)
+                               lambda w, now: w.review(cmd.approved, cmd.reason, who.subject, now,
+                                                       cmd.keep_photo_ids), cid, listing)
+
+    # -- photos ---------------------------------------------------------------------------
+
+    async def attach_photos(self, who: Principal, wish_id: str, files: list[tuple[str, bytes]],
+                            cid: UUID | None = None) -> list[str]:
+        """The youth's photos, all or none: every file is checked (by its bytes) before any is stored."""
+        if not files:
+            raise RuleViolation("attach at least one photo", field="files")
+        checked = [(name, data, check_photo(name, data, self.settings.photo_max_bytes)) for name, data in files]
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            wish = await self._load(conn, wish_id)
+            if not _is(who, Role.youth, wish.youth_id):
+                raise Forbidden("only the youth who raised the wish adds photos")
+            ids = []
+            for _name, data, kind in checked:
+                photo_id, digest = short_id(), hashlib.sha256(data).hexdigest()
+                wish.attach_photo(photo_id, kind, len(data), digest, self.settings.photo_max_per_wish, now)
+                await conn.execute(
+                    f"INSERT INTO {self.s}.wish_photos (photo_id, wish_id, content_type, size_bytes, sha256, data, "
+                    "uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    photo_id, wish.id, kind, len(data), digest, data, now,
+                )
+                ids.append(photo_id)
+            await self.save(conn, self.wishes, wish, who, wish.org_path, now, cid)
+            return ids
 
     async def claimant_of(self, conn: asyncpg.Connection, who: Principal, wish_path: str) -> tuple[ClaimantKind, str]:
         """Who claims or pledges for ``who``: a registered partner, a cadre, or an admin's org."""
@@ -171,7 +208,7 @@ class WishCommands(Base):
     async def claim(self, who: Principal, wish_id: str, cid: UUID | None = None) -> Wish:
         now = self.clock()
         async with self.db.transaction() as conn:
-            wish = await self.wishes.get(conn, wish_id)
+            wish = await self._load(conn, wish_id)
             self._partner_sees(who, wish)
             kind, claimant = await self.claimant_of(conn, who, wish.org_path)
             limits = await self.directory.limits(conn, wish.org_path, now.date())
@@ -182,7 +219,7 @@ class WishCommands(Base):
     async def pledge(self, who: Principal, wish_id: str, cmd: c.Pledge, cid: UUID | None = None) -> Wish:
         now = self.clock()
         async with self.db.transaction() as conn:
-            wish = await self.wishes.get(conn, wish_id)
+            wish = await self._load(conn, wish_id)
             self._partner_sees(who, wish)
             kind, contributor = await self.claimant_of(conn, who, wish.org_path)
             wish.pledge(kind, contributor, cmd.amount_yuan, now)
@@ -223,7 +260,7 @@ class WishCommands(Base):
 
     async def _scheduled(self, wish_id: str, now: datetime, change: Callable[[Wish, asyncpg.Connection], Any]) -> Wish:
         async with self.db.transaction() as conn:
-            wish = await self.wishes.get(conn, wish_id)
+            wish = await self._load(conn, wish_id)
             await change(wish, conn)
             await self.save(conn, self.wishes, wish, SCHEDULER, wish.org_path, now)
             return wish
@@ -237,6 +274,12 @@ class WishCommands(Base):
     async def lapse(self, wish_id: str, now: datetime) -> Wish:
         async def change(w: Wish, conn: asyncpg.Connection) -> None:
             w.lapse(now)
+
+        return await self._scheduled(wish_id, now, change)
+
+    async def close_unconfirmed(self, wish_id: str, now: datetime) -> Wish:
+        async def change(w: Wish, conn: asyncpg.Connection) -> None:
+            w.close_unconfirmed(now, self.settings.unconfirmed_close_days)
 
         return await self._scheduled(wish_id, now, change)
 

@@ -18,13 +18,16 @@ from tuanlian.shared.contracts.wishes import (
     PoolWishReviewed,
     WishAccepted,
     WishCategory,
+    WishClosedUnconfirmed,
     WishConfirmed,
     WishDeclined,
     WishDisputed,
     WishExpired,
     WishFulfilled,
+    WishPhotoAttached,
     WishRaised,
     WishReleasedToPool,
+    WishRelocated,
     WishStarted,
     WishWithdrawn,
 )
@@ -39,6 +42,7 @@ class WishState(StrEnum):
     fulfilled = "fulfilled"  # waiting for the youth's word
     disputed = "disputed"
     confirmed = "confirmed"  # closed
+    closed_unconfirmed = "closed_unconfirmed"  # closed without the youth's word: not a confirmation
     declined = "declined"
     awaiting_review = "awaiting_review"  # released to the pool, not yet listed
     pooled = "pooled"  # listed in 心愿池
@@ -49,7 +53,7 @@ class WishState(StrEnum):
 
 
 S = WishState
-TERMINAL = frozenset({S.confirmed, S.declined, S.rejected, S.withdrawn, S.expired})
+TERMINAL = frozenset({S.confirmed, S.closed_unconfirmed, S.declined, S.rejected, S.withdrawn, S.expired})
 
 # command → {state it may be called in: state it leads to}
 TRANSITIONS: dict[str, dict[WishState, WishState]] = {
@@ -61,6 +65,12 @@ TRANSITIONS: dict[str, dict[WishState, WishState]] = {
     "dispute": {S.fulfilled: S.disputed},
     "release": {S.raised: S.awaiting_review, S.accepted: S.awaiting_review, S.in_progress: S.awaiting_review},
     "auto_release": {S.raised: S.awaiting_review, S.accepted: S.awaiting_review},
+    # the cadre left the programme: whatever waited on them goes to the pool at once
+    "cadre_left": {s: S.awaiting_review for s in (S.raised, S.accepted, S.in_progress, S.disputed)},
+    # the cadre was transferred: what is still theirs follows them to their new org
+    "relocate": {s: s for s in (S.raised, S.accepted, S.in_progress, S.fulfilled, S.disputed)},
+    "close_unconfirmed": {S.fulfilled: S.closed_unconfirmed},
+    "attach_photo": {s: s for s in (S.raised, S.accepted, S.in_progress, S.awaiting_review)},
     "approve": {S.awaiting_review: S.pooled},
     "reject": {S.awaiting_review: S.rejected},
     "claim": {S.pooled: S.claimed},
@@ -97,6 +107,7 @@ class Wish(TimedAggregate):
         self.fulfilled_at: datetime | None = None
         self.pooled = False
         self.pledged_yuan = 0
+        self.photo_ids: list[str] = []
 
     def _check(self, command: str) -> WishState:
         target = TRANSITIONS[command].get(self.state)
@@ -220,19 +231,67 @@ class Wish(TimedAggregate):
             now,
             WishReleasedToPool(
                 wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id, org_path=self.org_path,
-                automatic=automatic,
+                automatic=automatic, reason="untouched" if automatic else None,
             ),
         )
 
-    def review(self, approved: bool, reason: str | None, reviewer_id: str, now: datetime) -> None:
+    def cadre_left(self, now: datetime) -> None:
+        """The cadre was deactivated: the wish goes to the pool at once, saying why."""
+        self._check("cadre_left")
+        self._emit(
+            now,
+            WishReleasedToPool(
+                wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id, org_path=self.org_path,
+                automatic=True, reason="cadre_deactivated",
+            ),
+        )
+
+    def relocate(self, new_path: str, now: datetime) -> None:
+        """The cadre was transferred: the wish stays theirs, under their new org."""
+        self._check("relocate")
+        if new_path == self.org_path:
+            return
+        self._emit(now, WishRelocated(wish_id=self.id, cadre_id=self.cadre_id, old_path=self.org_path,
+                                      org_path=new_path))
+
+    def close_unconfirmed(self, now: datetime, after_days: int) -> None:
+        """Fulfilled, and the youth said nothing for ``after_days``: closed, but not confirmed."""
+        self._check("close_unconfirmed")
+        assert self.fulfilled_at is not None
+        if now - self.fulfilled_at < timedelta(days=after_days):
+            raise IllegalTransition(f"the youth has {after_days} days to confirm", current=self.state.value)
+        by = self.fulfilled_by
+        self._emit(
+            now,
+            WishClosedUnconfirmed(
+                wish_id=self.id, youth_id=self.youth_id, cadre_id=self.cadre_id, org_path=self.org_path,
+                from_pool=by is not None, claimant_kind=by[0] if by else None, claimant_id=by[1] if by else None,
+                fulfilled_at=self.fulfilled_at, waited_days=after_days,
+            ),
+        )
+
+    def attach_photo(self, photo_id: str, content_type: str, size: int, sha256: str, max_photos: int,
+                     now: datetime) -> None:
+        self._check("attach_photo")
+        if len(self.photo_ids) >= max_photos:
+            raise RuleViolation(f"a wish has at most {max_photos} photos", field="files")
+        self._emit(now, WishPhotoAttached(wish_id=self.id, photo_id=photo_id, org_path=self.org_path,
+                                          content_type=content_type, size_bytes=size, sha256=sha256))
+
+    def review(self, approved: bool, reason: str | None, reviewer_id: str, now: datetime,
+               keep_photo_ids: list[str] | None = None) -> None:
         self._check("approve" if approved else "reject")
         if not approved and not (reason or "").strip():
             raise RuleViolation("say why the wish is not listed", field="reason")
+        keep = sorted(set(keep_photo_ids or []))
+        unknown = [p for p in keep if p not in self.photo_ids]
+        if unknown:
+            raise RuleViolation(f"no such photos on this wish: {', '.join(unknown)}", field="keep_photo_ids")
         self._emit(
             now,
             PoolWishReviewed(
                 wish_id=self.id, org_path=self.org_path, approved=approved, reason=reason,
-                reviewer_id=reviewer_id,
+                reviewer_id=reviewer_id, kept_photo_ids=keep if approved else [],
             ),
         )
 
@@ -247,8 +306,9 @@ class Wish(TimedAggregate):
             ),
         )
 
-    def lapse(self, now: datetime, given_up: bool = False) -> None:
-        """The claim returns to the pool: given up by the claimant, or past its deadline."""
+    def lapse(self, now: datetime, given_up: bool = False, reason: str | None = None) -> None:
+        """The claim returns to the pool: given up by the claimant (or the claiming cadre left),
+        or past its deadline."""
         self._check("lapse")
         assert self.claim_id is not None and self.claimant is not None and self.claim_deadline
         if not given_up and now < self.claim_deadline:
@@ -258,6 +318,7 @@ class Wish(TimedAggregate):
             PoolClaimLapsed(
                 wish_id=self.id, claim_id=self.claim_id, org_path=self.org_path,
                 claimant_kind=self.claimant[0], claimant_id=self.claimant[1],
+                reason=reason or ("given_up" if given_up else "deadline"),
             ),
         )
 
@@ -320,8 +381,17 @@ class Wish(TimedAggregate):
     def when_WishDisputed(self, _e: WishDisputed) -> None:
         self._go("dispute")
 
-    def when_WishReleasedToPool(self, _e: WishReleasedToPool) -> None:
-        self._go("release")
+    def when_WishReleasedToPool(self, e: WishReleasedToPool) -> None:
+        self._go("cadre_left" if e.reason == "cadre_deactivated" else "release")
+
+    def when_WishRelocated(self, e: WishRelocated) -> None:
+        self.org_path = e.org_path
+
+    def when_WishClosedUnconfirmed(self, _e: WishClosedUnconfirmed) -> None:
+        self._go("close_unconfirmed")
+
+    def when_WishPhotoAttached(self, e: WishPhotoAttached) -> None:
+        self.photo_ids.append(e.photo_id)
 
     def when_PoolWishReviewed(self, e: PoolWishReviewed) -> None:
         self._go("approve" if e.approved else "reject")

@@ -5,7 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.http import require
 from tuanlian.shared.service import Runtime
@@ -17,8 +17,8 @@ from tuanlian.wishes.settings import WishesSettings
 
 
 def _wish(w: Wish) -> dict[str, Any]:
-    return {"wish_id": w.id, "state": w.state.value, "version": w.version, "claim_id": w.claim_id,
-            "claim_deadline": w.claim_deadline}
+    return {"wish_id": w.id, "state": w.state.value, "version": w.version, "org_path": w.org_path,
+            "claim_id": w.claim_id, "claim_deadline": w.claim_deadline}
 
 
 def build_router(runtime: Runtime, service: WishesService, settings: WishesSettings) -> APIRouter:
@@ -91,6 +91,22 @@ def build_router(runtime: Runtime, service: WishesService, settings: WishesSetti
     @router.post("/wishes/{wish_id}/withdraw", tags=["wishes"])
     async def withdraw(wish_id: str, who: Who, request: Request) -> dict[str, Any]:
         return _wish(await W.withdraw(who, wish_id, cid(request)))
+
+    @router.post("/wishes/{wish_id}/photos", status_code=201, tags=["wishes"],
+                 summary="The youth attaches photos (multipart `files`; JPEG, PNG or WebP; all or none)")
+    async def attach_photos(wish_id: str, who: Who, request: Request,
+                            files: Annotated[list[UploadFile], File(description="photos")]) -> dict[str, Any]:
+        limit = settings.photo_max_bytes
+        # Read at most one byte past the limit: a larger file is refused without being buffered.
+        read = [(f.filename or f"file {i + 1}", await f.read(limit + 1)) for i, f in enumerate(files)]
+        return {"photo_ids": await W.attach_photos(who, wish_id, read, cid(request))}
+
+    @router.get("/wishes/{wish_id}/photos/{photo_id}", tags=["wishes"], response_class=Response,
+                summary="A photo, to those who may see the wish (pool viewers: kept photos only)")
+    async def photo(wish_id: str, photo_id: str, who: Who) -> Response:
+        content_type, data = await Q.photo(who, wish_id, photo_id)
+        return Response(data, media_type=content_type, headers={
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"})
 
     # -- the wish pool ------------------------------------------------------------------------
 
