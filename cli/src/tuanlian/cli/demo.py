@@ -1,6 +1,8 @@
 """The demo League: a city committee with its counties, schools, branches and dorm groups, ~30
 cadres, ~2,000 youths and four months of contact history, loaded once through contacts' own
-command handlers (so every number has its events and passes every rule)."""
+command handlers (so every number has its events and passes every rule); then this month's
+activities, wishes, Youth Voice, ratings and a circular through the services' HTTP APIs
+(``demo_activity``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from tuanlian.cli.demo_activity import load_demo_activity
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
@@ -58,6 +61,8 @@ async def load_demo_league(database_url: str, settings: Settings, home: Path) ->
         demo = await _load(svc, random.Random(2017))
     finally:
         await db.close()
+    demo["activity"] = await load_demo_activity(settings, issuer, demo, random.Random(2018))
+    demo.pop("pairs")
     marker.write_text(json.dumps(demo, ensure_ascii=False, indent=2))
     return issuer.issue(Principal("demo-admin", Role.org_admin, demo["city_path"]))
 
@@ -146,7 +151,7 @@ async def _load(svc: ContactsService, rng: random.Random) -> dict[str, object]:
                     political_status=rng.choice(("团员", "团员", "团员", "群众", "党员")),
                     family_situation=rng.choice(("一般", "一般", "一般", "困难", "单亲")),
                     special_care=rng.sample(
-                        ["非户籍城市青年", "困难家庭", "留守儿童", "残疾青年"], k=rng.choice((0, 0, 0, 1))
+                        ["non_hukou", "poor_family", "left_behind", "disabled"], k=rng.choice((0, 0, 0, 1))
                     ),
                 ),
                 at=at,
@@ -208,4 +213,5 @@ async def _load(svc: ContactsService, rng: random.Random) -> dict[str, object]:
         "cadres": len(cadres),
         "youths": len(youths),
         "links": sum(len(v) for v in linked.values()),
+        "pairs": [(cd.id, cd.org_path, y) for cd in cadres for y, _ in linked.get(cd.id, [])],
     }

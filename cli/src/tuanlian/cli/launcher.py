@@ -200,6 +200,18 @@ def _print_welcome(stack: Stack, token: str | None) -> None:
             f'    curl -H "Authorization: Bearer $(cat {token_file})" '
             f"'{s.url_of('scoring')}/cadres/{demo['top_cadre']}/ledger'"
         )
+        if demo.get("circular"):
+            print(
+                f"  this month's circular (月度通报), printable with its chart:\n"
+                f'    curl -H "Authorization: Bearer $(cat {token_file})" '
+                f"'{s.url_of('scoring')}/circulars/{demo['circular']}?format=html' > circular.html"
+            )
+        print(
+            f"  micro-wishes of the city (微心愿), by category:\n"
+            f'    curl -H "Authorization: Bearer $(cat {token_file})" '
+            f"'{s.url_of('wishes')}/stats?org_path={demo['city_path']}'"
+        )
+        console.print(f"  every message sent, login codes included (dev only): {s.url_of('notify')}/dev/inbox")
         console.print(
             f"  interactive API docs: {s.url_of('contacts')}/docs (paste the token under Authorize)"
         )
