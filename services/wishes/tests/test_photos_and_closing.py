@@ -3,10 +3,10 @@ without the youth's word, and the problem list's edits and status table."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from tuanlian.shared.auth import Role
-from tuanlian.shared.contracts.contacts import OrgType, YouthErased
+from tuanlian.shared.contracts.contacts import OrgRules, OrgRulesSet, OrgType, ServiceLimits, YouthErased
 from tuanlian.shared.testing import wait_until
 from wishes_support import Harness
 
@@ -113,6 +113,26 @@ async def test_a_fulfilment_never_confirmed_closes_unconfirmed_and_is_not_a_conf
     stats = await h.call("GET", "/stats", h.auth(Role.org_admin, "a", CITY))
     assert stats["total"]["fulfilled"] == 1 and stats["total"]["confirmed"] == 0
 
+
+async def test_the_orgs_rule_sets_how_long_a_youth_has_to_confirm(harness: Harness) -> None:
+    h = harness
+    t0 = datetime(2026, 5, 4, 9, tzinfo=UTC)
+    h.service.set_clock(lambda: t0)
+    await h.contacts.org("city", CITY, OrgType.city)
+    await h.contacts.publish("org-city", OrgRulesSet(
+        org_id="city", org_path=CITY, effective_from=date(2020, 1, 1),
+        rules=OrgRules(limits=ServiceLimits(wish_unconfirmed_close_days=5))))
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.org_rules"), message="rules projected")
+    wid = await _wish(h)
+    cadre = h.auth(Role.cadre, "c1", BRANCH)
+    for step in ("accept", "start"):
+        await h.call("POST", f"/wishes/{wid}/{step}", cadre)
+    await h.call("POST", f"/wishes/{wid}/fulfil", cadre, json={"evidence": "书包已送到"})
+
+    assert not (await h.service.scheduler.tick(t0 + timedelta(days=4)))["closed_unconfirmed"]
+    assert (await h.service.scheduler.tick(t0 + timedelta(days=6)))["closed_unconfirmed"] == 1
+    [closed] = await wait_until(lambda: h.published("WishClosedUnconfirmed"))
+    assert closed["payload"]["waited_days"] == 5
 
 async def test_problem_list_issues_are_renamed_posts_removed_and_statuses_follow_the_table(
         harness: Harness) -> None:

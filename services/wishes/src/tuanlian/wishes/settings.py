@@ -15,5 +15,3 @@ class WishesSettings(BaseSettings):
     # Photos of a wish (multipart upload, type checked by magic bytes).
     photo_max_bytes: int = 5 * 1024 * 1024
     photo_max_per_wish: int = 6
-    # A fulfilled wish the youth neither confirms nor disputes closes, unconfirmed, after this long.
-    unconfirmed_close_days: int = 14

@@ -307,6 +307,8 @@ class ServiceLimits(BaseModel):
     wish_untouched_days: int = pydantic.Field(default=7, ge=1)  # untouched this long → released to the pool
     wish_claim_days: int = pydantic.Field(default=14, ge=1)  # a pool claim not fulfilled by then returns to the pool
     wish_expiry_days: int = pydantic.Field(default=90, ge=1)
+    # a fulfilled wish the youth neither confirms nor disputes closes, unconfirmed, after this long
+    wish_unconfirmed_close_days: int = pydantic.Field(default=14, ge=1)
     voice_answer_hours: int = pydantic.Field(default=48, ge=1)
     rating_period: FiveOnesPeriod = FiveOnesPeriod.quarter
     rating_min_count: int = pydantic.Field(default=5, ge=1)  # a cadre sees aggregates only over this many ratings

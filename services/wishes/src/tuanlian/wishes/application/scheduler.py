@@ -68,8 +68,9 @@ class Scheduler:
         ):
             await self._try(done, "claims_lapsed", w.lapse(wish_id, now))
         for wish_id in await self._due(
+            # a coarse filter; each wish's own org limit decides (a DomainError when not yet due)
             f"SELECT wish_id FROM {s}.wishes WHERE state = 'fulfilled' AND fulfilled_at <= $1",
-            now - timedelta(days=w.settings.unconfirmed_close_days),
+            now - timedelta(days=1),
         ):
             await self._try(done, "closed_unconfirmed", w.close_unconfirmed(wish_id, now))
         for wish_id in await self._due(

@@ -279,7 +279,10 @@ class WishCommands(Base):
 
     async def close_unconfirmed(self, wish_id: str, now: datetime) -> Wish:
         async def change(w: Wish, conn: asyncpg.Connection) -> None:
-            w.close_unconfirmed(now, self.settings.unconfirmed_close_days)
+            # the org's limit in force when the wish was fulfilled
+            assert w.fulfilled_at is not None
+            limits = await self.directory.limits(conn, w.org_path, w.fulfilled_at.date())
+            w.close_unconfirmed(now, limits.wish_unconfirmed_close_days)
 
         return await self._scheduled(wish_id, now, change)
 
