@@ -99,6 +99,13 @@ async def test_a_deactivated_cadres_wishes_go_to_the_pool_posts_to_the_org_and_r
     events = await h.rows("SELECT count(*) AS n FROM wishes.events WHERE event_type = 'WishReleasedToPool'")
     assert events[0]["n"] == 3
 
+    # The fulfilled wish is disputed afterwards: with no cadre left to act, it goes to the pool too.
+    await h.call("POST", f"/wishes/{fulfilled}/dispute", h.auth(Role.youth, "y2"), json={"reason": "没收到"})
+    [row] = await h.rows(f"SELECT state, state_reason FROM wishes.wishes WHERE wish_id = '{fulfilled}'")
+    assert row == {"state": "awaiting_review", "state_reason": "cadre_deactivated"}
+    queue = await h.call("GET", "/pool/review", admin)
+    assert fulfilled in {q["wish_id"] for q in queue}
+
 
 async def test_a_transferred_cadre_keeps_their_open_wishes_under_the_new_path(harness: Harness) -> None:
     h = harness

@@ -134,8 +134,16 @@ class WishCommands(Base):
                                lambda w, now: w.confirm(now), cid)
 
     async def dispute(self, who: Principal, wish_id: str, cmd: c.OptionalReason, cid: UUID | None = None) -> Wish:
+        async def nobody_left_to_act(conn: asyncpg.Connection, w: Wish) -> None:
+            # A cadre's wish disputed after the cadre left the programme: the pool takes it, as
+            # it took their open wishes when they left.
+            if w.claimant is None and not await self.directory.cadre_active(conn, w.cadre_id):
+                now = self.clock()
+                w.cadre_left(now)
+                await self.save(conn, self.wishes, w, SCHEDULER, w.org_path, now, cid)
+
         return await self._act(who, wish_id, self._youth(who), "dispute another youth's wish",
-                               lambda w, now: w.dispute(cmd.reason, now), cid)
+                               lambda w, now: w.dispute(cmd.reason, now), cid, nobody_left_to_act)
 
     async def withdraw(self, who: Principal, wish_id: str, cid: UUID | None = None) -> Wish:
         return await self._act(who, wish_id, self._youth(who), "withdraw another youth's wish",
