@@ -73,7 +73,7 @@ async def test_a_youth_changes_their_own_name_phone_and_attributes(api: Contacts
     # only which details changed.
     async with db.connection() as conn:
         row = await conn.fetchrow("SELECT name_enc, phone_enc FROM contacts.people WHERE subject_id = $1", youth)
-    assert "13800000009".encode() not in row["phone_enc"] and "小明明".encode() not in row["name_enc"]
+    assert b"13800000009" not in row["phone_enc"] and "小明明".encode() not in row["name_enc"]
     events = await _events(db, f"youth-{youth}")
     assert events[-1]["event_type"] == "YouthContactDetailsChanged"
     assert events[-1]["payload"] == {"youth_id": youth, "changed": ["name", "phone"]}
@@ -136,7 +136,7 @@ async def test_login_code_limit_per_hour_and_lockout_expiry_on_a_controllable_cl
     sub = await nc.subscribe(DIRECT_SUBJECT, cb=stand_in.handle)
     try:
         # Five codes in the hour (10 minutes apart), the sixth refused with a reason and Retry-After.
-        for i in range(5):
+        for _ in range(5):
             r = await api.http.post("/auth/otp", json={"phone": "13700000001"})
             assert r.status_code == 202, r.text
             clock.now += timedelta(minutes=10)
