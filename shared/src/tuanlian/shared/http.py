@@ -22,7 +22,9 @@ CORRELATION_HEADER = "X-Correlation-Id"
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_req: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status)
+        retry = exc.details.get("retry_after_seconds")
+        headers = {"Retry-After": str(int(retry))} if retry is not None else None
+        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(ConcurrencyConflict)
     async def _conflict(_req: Request, exc: ConcurrencyConflict) -> JSONResponse:

@@ -31,6 +31,7 @@ from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry
 from tuanlian.shared.eventstore import EventStore
 from tuanlian.shared.http import install_correlation, install_error_handlers, principal_dependency
+from tuanlian.shared.late import LateConsumer
 from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.outbox import OutboxRelay
 from tuanlian.shared.settings import Settings
@@ -60,6 +61,9 @@ class ServiceSpec:
     build_consumers: Callable[[Runtime], list[EventConsumer]]
     build_router: Callable[[Runtime], APIRouter]
     owns_signing_key: bool = False
+    #: Consumers of streams whose owner may start later (see ``shared/late.py``): bound in the
+    #: background once their stream exists, instead of holding up (or failing) the start.
+    build_late_consumers: Callable[[Runtime], list[EventConsumer]] | None = None
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Runtime:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     relay: OutboxRelay | None = None
+    late: list[LateConsumer] = field(default_factory=list)
 
     @property
     def schema(self) -> str:
@@ -151,7 +156,7 @@ class Runtime:
             await declare_stream(
                 self.js, producer_stream(self.spec.name), storage=s.stream_storage, replicas=s.stream_replicas
             )
-        if self.consumers:
+        if self.consumers or self.late:
             await declare_stream(
                 self.js, dlq_stream(self.spec.name), storage=s.stream_storage, replicas=s.stream_replicas
             )
@@ -160,6 +165,8 @@ class Runtime:
             await consumer.ensure_durable(self.js)
             consumer.bind_js(self.js)
         await self.broker.start()
+        for late in self.late:
+            late.start()
         if self.store is not None:
             self.relay = OutboxRelay(
                 self.db, self.js, schema=self.schema, producer=self.spec.name, batch_size=s.relay_batch
@@ -169,6 +176,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        for late in self.late:
+            await late.stop()
         for task in self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=10)
@@ -215,6 +224,9 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     runtime.consumers = spec.build_consumers(runtime)
     for consumer in runtime.consumers:
         consumer.register(broker)
+    if spec.build_late_consumers is not None:
+        url = settings.nats_url or "nats://127.0.0.1:4222"
+        runtime.late = [LateConsumer(c, url) for c in spec.build_late_consumers(runtime)]
     return runtime
 
 
@@ -224,6 +236,16 @@ def asyncapi_document(runtime: Runtime) -> dict[str, Any]:
         runtime.broker, title=f"Tuanlian {spec.name}", version="1.0.0", description=spec.description
     ).to_specification()
     schema = json.loads(doc.to_json())
+    if runtime.late:
+        # Late consumers run on their own broker: document them as the runtime's own.
+        shadow = NatsBroker(logger=logging.getLogger("faststream"))
+        for late in runtime.late:
+            late.consumer.register(shadow)
+        extra = json.loads(AsyncAPI(shadow, title="late", version="1.0.0").to_specification().to_json())
+        for section in ("channels", "operations"):
+            schema.setdefault(section, {}).update(extra.get(section, {}))
+        for section, entries in extra.get("components", {}).items():
+            schema.setdefault("components", {}).setdefault(section, {}).update(entries)
     if spec.contracts is not None:
         # FastStream documents what the service consumes; add what it publishes (its contracts).
         channels = schema.setdefault("channels", {})

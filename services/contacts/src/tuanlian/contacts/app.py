@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from tuanlian.contacts.adapters.eligibility import scoring_handlers
 from tuanlian.contacts.adapters.pii import PiiVault
 from tuanlian.contacts.application.activities import ActivityWork
 from tuanlian.contacts.application.handlers import ContactsService
@@ -19,6 +20,7 @@ from tuanlian.contacts.entrypoints.http_work import build_work_router
 from tuanlian.contacts.settings import get_contacts_settings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.contracts.scoring import SCORING
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
 
@@ -44,6 +46,11 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     return []
 
 
+def _late_consumers(runtime: Runtime) -> list[EventConsumer]:
+    # Scoring declares SCORING and may start after contacts: bound in the background (shared/late.py).
+    return [runtime.consumer("eligibility", SCORING, scoring_handlers(runtime.schema))]
+
+
 SPEC = ServiceSpec(
     name="contacts",
     title="organisations, people, contact links, interactions",
@@ -53,6 +60,7 @@ SPEC = ServiceSpec(
     contracts=CONTACTS,
     build_consumers=_consumers,
     build_router=_router,
+    build_late_consumers=_late_consumers,
     owns_signing_key=True,
 )
 

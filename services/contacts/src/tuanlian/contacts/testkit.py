@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from nats.js import JetStreamContext
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.service import Runtime
@@ -17,9 +18,10 @@ from tuanlian.shared.testing import stream_messages, wait_until
 
 
 class ContactsApi:
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime) -> None:
+    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, app: FastAPI | None = None) -> None:
         self.http = client
         self.runtime = runtime
+        self.app = app  # for dependency overrides (e.g. the identity clock)
 
     def token(self, role: Role, subject: str = "tester", org_path: str | None = None) -> dict[str, str]:
         assert self.runtime.issuer is not None
@@ -62,6 +64,6 @@ async def running_contacts(database_url: str, nats_url: str, home: Path) -> Asyn
     try:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://contacts", timeout=30) as client:
-            yield ContactsApi(client, runtime)
+            yield ContactsApi(client, runtime, application)
     finally:
         await runtime.stop()

@@ -429,6 +429,17 @@ class YouthProfileUpdated(DomainEvent):
 
 
 @CONTACTS.register
+class YouthContactDetailsChanged(DomainEvent):
+    """The youth's name or phone changed (re-sealed under their key, phone hash replaced). Says
+    only *which* of them changed: the values never leave the vault."""
+
+    event_type = "YouthContactDetailsChanged"
+    stream_type = "youth"
+    youth_id: str
+    changed: list[str]  # "name", "phone"
+
+
+@CONTACTS.register
 class YouthErased(DomainEvent):
     """The youth asked to be forgotten (PIPL). Their key is destroyed in contacts; consumers drop
     every attribute they hold of this youth and keep only counts. Their links end first."""

@@ -9,6 +9,21 @@ import os
 
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tuanlian.shared.errors import DomainError
+
+
+class PhoneTaken(DomainError):
+    """The phone number belongs to another person (HTTP 409). Never says whose."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this phone number is already registered to another person",
+            field="phone",
+            conflict="phone_taken",
+            hint="check the number; a person's own number can be changed only once the other record gives it up",
+        )
 
 
 class PiiVault:
@@ -65,6 +80,31 @@ class PiiVault:
             "name": self._open(row["key"], row["name_enc"]),
             "phone": self._open(row["key"], row["phone_enc"]),
         }
+
+    async def change_contact_details(
+        self, conn: asyncpg.Connection, subject_id: str, name: str | None, phone: str | None
+    ) -> None:
+        """Re-seal a new name and/or phone under the person's own key and replace the phone hash.
+
+        Raises :class:`PhoneTaken` if another person holds the phone (the unique hash decides,
+        also between two changes racing for the same number)."""
+        key = await conn.fetchval(f"SELECT key FROM {self.schema}.subject_keys WHERE subject_id = $1", subject_id)
+        if key is None:
+            raise ValueError(f"{subject_id} has no key (erased?)")
+        if name is not None:
+            await conn.execute(
+                f"UPDATE {self.schema}.people SET name_enc = $2 WHERE subject_id = $1", subject_id, self._seal(key, name)
+            )
+        if phone is not None:
+            try:
+                await conn.execute(
+                    f"UPDATE {self.schema}.people SET phone_enc = $2, phone_hash = $3 WHERE subject_id = $1",
+                    subject_id,
+                    self._seal(key, phone),
+                    self.phone_hash(phone),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise PhoneTaken() from exc
 
     async def seal_profile(self, conn: asyncpg.Connection, subject_id: str, profile: dict[str, str | None]) -> None:
         """Seal identifying profile details (major, native place) with the person's key."""

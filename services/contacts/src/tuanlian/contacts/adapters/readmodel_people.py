@@ -107,6 +107,13 @@ async def project_people(conn: asyncpg.Connection, s: str, env: Envelope, e: Dom
                 e.in_leadership_organ,
             )
             await conn.execute(f"UPDATE {s}.accounts SET org_id = $2 WHERE subject_id = $1", e.cadre_id, e.to_org_id)
+            # The cadre's open links follow them: their later events (and who may see them) use the
+            # new place. Ended or declined links stay where they were made.
+            await conn.execute(
+                f"UPDATE {s}.links SET org_path = $2 WHERE cadre_id = $1 AND state IN ('invited', 'active')",
+                e.cadre_id,
+                e.org_path,
+            )
         case CadreDeactivated():
             await conn.execute(
                 f"UPDATE {s}.cadres SET active = false, deactivated_at = $2 WHERE cadre_id = $1", e.cadre_id, at

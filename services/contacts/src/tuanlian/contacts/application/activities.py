@@ -8,10 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+from tuanlian.contacts.adapters.eligibility import latest_assessment
 from tuanlian.contacts.application import work_commands as w
 from tuanlian.contacts.application.work_base import WorkBase
 from tuanlian.contacts.domain.activities import Activity, ActivityFacts, Organiser
 from tuanlian.contacts.domain.campaigns import Campaign, presets_for
+from tuanlian.contacts.domain.eligibility import ensure_may_be_nominated
 from tuanlian.contacts.domain.spot_checks import SpotCheck
 from tuanlian.shared.aggregate import Repository
 from tuanlian.shared.auth import Forbidden, Principal, Role
@@ -189,6 +191,7 @@ class ActivityWork(WorkBase):
                 raise Forbidden("this campaign is not run for your organisation")
             by_org = (who.org_path or campaign.org_path).rstrip("/").rsplit("/", 1)[-1]
             nomination_id = short_id()
+            ensure_may_be_nominated(cadre.id, await latest_assessment(conn, self.schema, cadre.id))
             campaign.nominate(nomination_id, cadre, by_org, today or today_in_china())
             await self.save(conn, campaign, who, cadre.org_path, cid)
             return nomination_id

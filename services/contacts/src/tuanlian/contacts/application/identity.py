@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -210,8 +211,8 @@ class IdentityService:
 
     # -- password login ---------------------------------------------------------------------
 
-    async def login(self, cmd: PasswordLogin) -> dict[str, Any]:
-        now = utcnow()
+    async def login(self, cmd: PasswordLogin, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
         policy = LockoutPolicy(self.settings.lockout_threshold, timedelta(minutes=self.settings.lockout_minutes))
         refusal: DomainError | None = None
         async with self.core.db.transaction() as conn:
@@ -275,22 +276,35 @@ class IdentityService:
 
     # -- one-time codes for youths ------------------------------------------------------------
 
-    async def request_code(self, cmd: RequestCode) -> dict[str, Any]:
-        """Send a login code through notify. Unknown numbers get the same answer (no enumeration)."""
+    async def request_code(self, cmd: RequestCode, now: datetime | None = None) -> dict[str, Any]:
+        """Send a login code through notify. Unknown numbers get the same answer (no enumeration).
+
+        At most ``otp_per_hour`` codes per number in any hour: the next is refused (429) with the
+        seconds until the oldest of them leaves the window (``Retry-After``)."""
+        now = now or utcnow()
         answer = {"sent": True, "expires_in": self.settings.otp_ttl_seconds}
         async with self.core.db.connection() as conn:
             subject = await self.core.vault.find_by_phone(conn, cmd.phone)
             kind = subject and await conn.fetchval(f"SELECT kind FROM {self.s}.people WHERE subject_id = $1", subject)
-            recent = subject and await conn.fetchval(
-                f"SELECT count(*) FROM {self.s}.login_codes WHERE subject_id = $1 AND created_at > now() - interval '1 hour'",
+            recent = subject and await conn.fetch(
+                f"SELECT created_at FROM {self.s}.login_codes WHERE subject_id = $1 "
+                "AND created_at > $2::timestamptz - interval '1 hour' ORDER BY created_at",
                 subject,
+                now,
             )
         if not subject or kind != "youth":
             await self._record("otp_request", cmd.phone, None, False, "unknown phone")
             return answer
-        if recent and recent >= self.settings.otp_per_hour:
+        if recent and len(recent) >= self.settings.otp_per_hour:
             await self._record("otp_request", cmd.phone, subject, False, "too many codes")
-            raise TooManyCodes("too many codes asked for this number; wait an hour", retry_after_seconds=3600)
+            opens = recent[len(recent) - self.settings.otp_per_hour]["created_at"] + timedelta(hours=1)
+            wait = max(1, math.ceil((opens - now).total_seconds()))
+            raise TooManyCodes(
+                f"at most {self.settings.otp_per_hour} login codes an hour for one number; try again in "
+                f"{math.ceil(wait / 60)} minutes",
+                reason="too_many_codes",
+                retry_after_seconds=wait,
+            )
         code = login_code()
         message = DirectMessage(recipient_id=subject, template="login_code", params={"code": code}, address=cmd.phone)
         failure = await self._deliver(message)
@@ -302,11 +316,12 @@ class IdentityService:
                 f"UPDATE {self.s}.login_codes SET void = true WHERE subject_id = $1 AND used_at IS NULL", subject
             )
             await conn.execute(
-                f"INSERT INTO {self.s}.login_codes (subject_id, code_hash, expires_at) "
-                "VALUES ($1, $2, now() + make_interval(secs => $3))",
+                f"INSERT INTO {self.s}.login_codes (subject_id, code_hash, expires_at, created_at) "
+                "VALUES ($1, $2, $4::timestamptz + make_interval(secs => $3), $4)",
                 subject,
                 self._code_hash(subject, code),
                 float(self.settings.otp_ttl_seconds),
+                now,
             )
         await self._record("otp_request", cmd.phone, subject, True, "sent")
         return answer
@@ -328,15 +343,17 @@ class IdentityService:
             return "notify gave an unreadable answer"
         return answer.error
 
-    async def verify_code(self, cmd: VerifyCode) -> dict[str, Any]:
+    async def verify_code(self, cmd: VerifyCode, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
         refusal: DomainError | None = None
         principal: Principal | None = None
         async with self.core.db.transaction() as conn:
             subject = await self.core.vault.find_by_phone(conn, cmd.phone)
             row = subject and await conn.fetchrow(
                 f"SELECT * FROM {self.s}.login_codes WHERE subject_id = $1 AND used_at IS NULL AND NOT void "
-                "AND expires_at > now() ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+                "AND expires_at > $2 ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
                 subject,
+                now,
             )
             if not row:
                 refusal, reason = LoginRefused("no valid code for this number: ask for a new one"), "no valid code"
@@ -345,12 +362,13 @@ class IdentityService:
                 ok = hmac.compare_digest(row["code_hash"], self._code_hash(subject, cmd.code))
                 spent = ok or attempts >= self.settings.otp_max_attempts
                 await conn.execute(
-                    f"UPDATE {self.s}.login_codes SET attempts = $2, used_at = CASE WHEN $3 THEN now() END, "
+                    f"UPDATE {self.s}.login_codes SET attempts = $2, used_at = CASE WHEN $3 THEN $5::timestamptz END, "
                     "void = $4 WHERE code_id = $1",
                     row["code_id"],
                     attempts,
                     ok,
                     spent and not ok,
+                    now,
                 )
                 if ok:
                     principal = Principal(subject, Role.youth)

@@ -221,6 +221,12 @@ class OrgsService:
             raise NotFound(f"organisation {org_id} not found")
         return dict(row)
 
+    async def org(self, who: Principal, org_id: str) -> dict[str, Any]:
+        async with self.core.db.connection() as conn:
+            org = await self._row(conn, org_id)
+        self._may_read(who, org["org_path"])
+        return org
+
     async def history(self, who: Principal, org_id: str) -> list[dict[str, Any]]:
         async with self.core.db.connection() as conn:
             org = await self._row(conn, org_id)

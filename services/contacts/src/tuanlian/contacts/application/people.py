@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuanlian.contacts.adapters.importer import ImportRefused, ImportReport, parse_row, read_rows, truthy
+from tuanlian.contacts.adapters.pii import PhoneTaken
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.application.identity import IdentityService
@@ -35,8 +37,11 @@ class DeactivateCadre(_Cmd):
 
 
 class UpdateYouthProfile(_Cmd):
-    """Changed attributes only; absent fields stay as they are."""
+    """Changed attributes only; absent fields stay as they are. Name and phone are personal data:
+    re-sealed in the vault, the event says only that they changed."""
 
+    name: str | None = Field(default=None, min_length=1, max_length=50)
+    phone: str | None = Field(default=None, pattern=c.PHONE_PATTERN)
     org_id: str | None = None
     field: YouthField | None = None
     industry: str | None = Field(default=None, max_length=30)
@@ -138,6 +143,29 @@ class PeopleService:
             ended = await self._end_links(conn, who, "cadre_id", cadre.id, "cadre_deactivated", cid)
             return cadre, ended
 
+    async def cadre_activities(
+        self, who: Principal, cadre_id: str, start: date | None, end: date | None
+    ) -> list[dict[str, Any]]:
+        """The activities a cadre organised (五个一 and others), scoped like the cadre's other reads."""
+        if start is not None and end is not None and end < start:
+            raise RuleViolation("the period ends before it starts", field="to")
+        async with self.core.db.connection() as conn:
+            cadre = await conn.fetchrow(f"SELECT org_path FROM {self.s}.cadres WHERE cadre_id = $1", cadre_id)
+            if cadre is None:
+                raise NotFound(f"cadre {cadre_id} not found")
+            if not (who.role is Role.cadre and who.subject == cadre_id):
+                require(who, Role.org_admin, Role.leader, org_path=cadre["org_path"], why="see this cadre's activities")
+            rows = await conn.fetch(
+                f"SELECT activity_id, kind, occurred_on, collective, headcount, youth_ids, campaign_id, "
+                f"description, org_path, corrections FROM {self.s}.activities WHERE organiser_cadre_id = $1 "
+                "AND ($2::date IS NULL OR occurred_on >= $2) AND ($3::date IS NULL OR occurred_on <= $3) "
+                "ORDER BY occurred_on, activity_id",
+                cadre_id,
+                start,
+                end,
+            )
+        return [dict(r) for r in rows]
+
     # -- youths -----------------------------------------------------------------------------
 
     def _may_change_youth(self, who: Principal, youth: Youth, why: str) -> None:
@@ -155,14 +183,31 @@ class PeopleService:
             if cmd.org_id is not None:
                 org = await self.core.orgs.get(conn, cmd.org_id)
                 require(who, Role.org_admin, Role.youth, org_path=org.path, why="move youths there")
-            changes = cmd.model_dump(exclude={"org_id", "major", "native_place"}, exclude_none=True)
+            changes = cmd.model_dump(exclude={"org_id", "major", "native_place", "name", "phone"}, exclude_none=True)
             youth.update_profile(org, **changes)
+            await self._change_contact_details(conn, youth, cmd.name, cmd.phone)
             if cmd.major is not None or cmd.native_place is not None:
                 profile = await self.core.vault.profile(conn, youth.id)
                 profile.update({k: v for k, v in (("major", cmd.major), ("native_place", cmd.native_place)) if v is not None})
                 await self.core.vault.seal_profile(conn, youth.id, profile)
             await self.core._save(conn, self.core.youths, youth, who, youth.org_path, cid)
             return youth
+
+    async def _change_contact_details(
+        self, conn: asyncpg.Connection, youth: Youth, name: str | None, phone: str | None
+    ) -> None:
+        if name is None and phone is None:
+            return
+        youth.ensure_present()
+        current = await self.core.vault.reveal(conn, youth.id)
+        name = name if name is not None and name != current["name"] else None
+        phone = phone if phone is not None and phone != current["phone"] else None
+        if phone is not None:
+            owner = await self.core.vault.find_by_phone(conn, phone)
+            if owner is not None and owner != youth.id:
+                raise PhoneTaken()
+        youth.change_contact_details([k for k, v in (("name", name), ("phone", phone)) if v is not None])
+        await self.core.vault.change_contact_details(conn, youth.id, name, phone)
 
     async def tag_industry(self, who: Principal, cmd: TagIndustry, cid: UUID | None = None) -> int:
         """All or nothing: one youth outside the caller's subtree refuses the whole batch."""

@@ -12,6 +12,7 @@ from tuanlian.shared.contracts.contacts import (
     CadreRegistered,
     CadreTransferred,
     Field,
+    YouthContactDetailsChanged,
     YouthErased,
     YouthProfileUpdated,
     YouthRegistered,
@@ -20,6 +21,9 @@ from tuanlian.shared.errors import IllegalTransition, RuleViolation
 
 # 特殊关爱群体 (002): non-hukou urban youths, poor families, left-behind children, disabled youths.
 SPECIAL_CARE = ("non_hukou", "poor_family", "left_behind", "disabled")
+# The youth's non-identifying attributes, as carried by YouthRegistered / YouthProfileUpdated.
+YOUTH_ATTRIBUTES = ("field", "industry", "grade", "political_status", "family_situation", "special_care")
+CONTACT_DETAILS = ("name", "phone")
 
 
 class Cadre(Aggregate):
@@ -98,6 +102,7 @@ class Youth(Aggregate):
         self.org_id: str | None = None
         self.org_path: str | None = None
         self.erased = False
+        self.attributes: dict[str, Any] = {}
 
     @classmethod
     def register(
@@ -134,15 +139,32 @@ class Youth(Aggregate):
         if self.erased:
             raise IllegalTransition(f"youth {self.id} was erased on request", current="erased")
 
-    def update_profile(self, org: Org | None = None, **changes: Any) -> None:
-        """Record the changed attributes only; ``None`` means "unchanged"."""
+    def update_profile(self, org: Org | None = None, **changes: Any) -> bool:
+        """Record what really changed, and only that (``None`` or the current value: unchanged).
+
+        Returns whether anything changed; nothing changed records nothing."""
         self.ensure_present()
+        unknown = sorted(set(changes) - set(YOUTH_ATTRIBUTES))
+        if unknown:
+            raise RuleViolation(f"{unknown[0]} is not a profile attribute", field=unknown[0])
         _check_special_care(changes.get("special_care"))
-        if org is not None:
+        changes = {k: v for k, v in changes.items() if v is not None and v != self.attributes.get(k)}
+        if org is not None and org.id != self.org_id:
             org.ensure_open("take new youths")
             changes.update(org_id=org.id, org_path=org.path)
-        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return False
         self._record(YouthProfileUpdated(youth_id=self.id, **changes))
+        return True
+
+    def change_contact_details(self, changed: list[str]) -> None:
+        """Name or phone changed: the event names which, never the values (they stay in the vault)."""
+        self.ensure_present()
+        unknown = sorted(set(changed) - set(CONTACT_DETAILS))
+        if unknown:
+            raise RuleViolation(f"{unknown[0]} is not a contact detail", field=unknown[0])
+        if changed:
+            self._record(YouthContactDetailsChanged(youth_id=self.id, changed=sorted(set(changed))))
 
     def erase(self) -> None:
         """PIPL erasure; the caller ends the links first and destroys the key with this event."""
@@ -151,13 +173,19 @@ class Youth(Aggregate):
 
     def when_YouthRegistered(self, e: YouthRegistered) -> None:
         self.org_id, self.org_path = e.org_id, e.org_path
+        self.attributes = {k: getattr(e, k) for k in YOUTH_ATTRIBUTES if getattr(e, k) not in (None, [])}
 
     def when_YouthProfileUpdated(self, e: YouthProfileUpdated) -> None:
         if e.org_id is not None:
             self.org_id, self.org_path = e.org_id, e.org_path
+        self.attributes.update({k: getattr(e, k) for k in YOUTH_ATTRIBUTES if getattr(e, k) is not None})
+
+    def when_YouthContactDetailsChanged(self, e: YouthContactDetailsChanged) -> None:
+        pass  # the values live in the vault
 
     def when_YouthErased(self, e: YouthErased) -> None:
         self.erased = True
+        self.attributes = {}
 
 
 def _check_special_care(groups: list[str] | None) -> None:

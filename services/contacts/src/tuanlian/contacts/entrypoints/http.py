@@ -26,10 +26,6 @@ def build_router(runtime: Runtime, service: ContactsService) -> APIRouter:
         org = await service.create_org(who, body, cid(request))
         return {"org_id": org.id, "org_path": org.path, "version": org.version}
 
-    @router.get("/orgs/{org_id}", tags=["orgs"])
-    async def get_org(org_id: str, who: Who) -> dict[str, Any]:
-        return await service.org(who, org_id)
-
     @router.post("/cadres", status_code=201, tags=["people"], summary="Register a cadre (团干部)")
     async def register_cadre(body: c.RegisterCadre, who: Who, request: Request) -> dict[str, Any]:
         cadre = await service.register_cadre(who, body, cid(request))

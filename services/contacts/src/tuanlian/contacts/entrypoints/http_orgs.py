@@ -50,6 +50,10 @@ def build_orgs_router(runtime: Runtime, orgs: OrgsService) -> APIRouter:
     async def close(org_id: str, body: CloseOrg, who: Who, request: Request) -> dict[str, Any]:
         return _org(await orgs.close(who, org_id, body, cid(request)))
 
+    @router.get("/orgs/{org_id}", summary="An organisation; read within one's subtree (or above one, for cadres)")
+    async def get_org(org_id: str, who: Who) -> dict[str, Any]:
+        return await orgs.org(who, org_id)
+
     @router.get("/orgs/{org_id}/history", summary="Every event of the org, in order")
     async def history(org_id: str, who: Who) -> list[dict[str, Any]]:
         return await orgs.history(who, org_id)

@@ -3,6 +3,7 @@
 import csv
 import html
 import io
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
@@ -61,6 +62,15 @@ def build_people_router(runtime: Runtime, people: PeopleService) -> APIRouter:
     async def transfer(cadre_id: str, body: TransferCadre, who: Who, request: Request) -> dict[str, Any]:
         cadre = await people.transfer_cadre(who, cadre_id, body, cid(request))
         return {"cadre_id": cadre.id, "org_id": cadre.org_id, "org_path": cadre.org_path}
+
+    @router.get("/cadres/{cadre_id}/activities", summary="The activities a cadre organised, in a period")
+    async def cadre_activities(
+        cadre_id: str,
+        who: Who,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None,
+    ) -> list[dict[str, Any]]:
+        return await people.cadre_activities(who, cadre_id, start, end)
 
     @router.post("/cadres/{cadre_id}/deactivate", summary="Deactivate a cadre; their links end")
     async def deactivate(cadre_id: str, body: DeactivateCadre, who: Who, request: Request) -> dict[str, Any]:
