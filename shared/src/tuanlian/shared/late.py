@@ -4,7 +4,7 @@ The runtime waits a minute for every stream in ``ServiceSpec.build_consumers`` a
 start. A consumer listed in ``ServiceSpec.build_late_consumers`` instead waits for its stream in the
 background, as long as it takes, then runs on its own broker exactly as the runtime would run it
 (durable ensured and brought up to date, bound to JetStream, manual-ack batch pull). This is the
-approach notify took for the SCORING stream (``notify/entrypoints/late.py``), made generic.
+approach notify first took for the SCORING stream, made generic; contacts and notify use it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from tuanlian.notify.application.scheduler import Scheduler
 from tuanlian.notify.application.workers import Workers
 from tuanlian.notify.entrypoints.direct import DirectDelivery, register_direct
 from tuanlian.notify.entrypoints.http import LiveFeeds, build_router
-from tuanlian.notify.entrypoints.late import LateConsumer
 from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -66,15 +65,14 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
             running = workers_for(runtime, ns()) if ns().run_workers else None
             if running is not None:
                 running.start()
-            # Circulars come from scoring, which may be deployed later than notify.
-            scoring = LateConsumer(runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema)),
-                                   runtime.settings.require_nats_url(), poll=ns().late_bind_poll_seconds)
+            # Circulars come from scoring, which may be deployed later than notify: the runtime
+            # binds that consumer whenever the SCORING stream appears (shared/late.py).
+            [scoring] = runtime.late
+            scoring.poll = ns().late_bind_poll_seconds
             app.state.notify_late_scoring = scoring
-            scoring.start()
             try:
                 yield
             finally:
-                await scoring.stop()
                 if running is not None:
                     await running.stop()
 
@@ -91,6 +89,9 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
         contracts=None,
         build_consumers=consumers,
         build_router=router,
+        build_late_consumers=lambda runtime: [
+            runtime.consumer("scoring", SCORING, scoring_handlers(runtime.schema))
+        ],
     )
 
 

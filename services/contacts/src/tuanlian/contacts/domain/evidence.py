@@ -1,35 +1,26 @@
 """佐证材料: files backing an interaction or activity, checked by content, not by their label.
 
-A declared ``Content-Type`` is the uploader's claim; the magic bytes are the file's. Only a few
-harmless formats are taken (photos and PDF scans of sign-in sheets), so nothing served back can
-run in a reader's browser.
+A declared ``Content-Type`` is the uploader's claim; the bytes are the file's
+(``shared.uploads``). Only a few harmless formats are taken.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from tuanlian.shared import uploads
 from tuanlian.shared.aggregate import Aggregate
 from tuanlian.shared.contracts.contacts import EvidenceAttached
 from tuanlian.shared.errors import RuleViolation
+from tuanlian.shared.uploads import JPEG, PDF, PNG, WEBP
 
-MAGIC: list[tuple[bytes, int, str]] = [
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"%PDF-", 0, "application/pdf"),
-    (b"WEBP", 8, "image/webp"),  # after "RIFF" + size
-]
+TYPES = frozenset({JPEG, PNG, WEBP, PDF})  # photos and PDF scans of sign-in sheets
 SUBJECT_TYPES = frozenset({"interaction", "activity"})
 
 
 def sniff(data: bytes) -> str | None:
-    """The content type the bytes themselves show, or ``None`` for anything else."""
-    for magic, offset, content_type in MAGIC:
-        if data[offset : offset + len(magic)] == magic:
-            if content_type == "image/webp" and not data.startswith(b"RIFF"):
-                continue
-            return content_type
-    return None
+    """The content type the bytes themselves show, or ``None`` for anything not taken here."""
+    return uploads.sniff(data, TYPES)
 
 
 class Evidence(Aggregate):

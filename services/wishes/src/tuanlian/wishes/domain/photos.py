@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from tuanlian.shared import uploads
 from tuanlian.shared.errors import RuleViolation
+from tuanlian.shared.uploads import JPEG, PNG, WEBP
 
-JPEG, PNG, WEBP = "image/jpeg", "image/png", "image/webp"
+TYPES = frozenset({JPEG, PNG, WEBP})
 
 
 def sniff(data: bytes) -> str | None:
-    """The image type the magic bytes say, ``None`` when they are not JPEG, PNG or WebP."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return JPEG
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return WEBP
-    return None
+    """The image type the bytes show, ``None`` when they are not JPEG, PNG or WebP."""
+    return uploads.sniff(data, TYPES)
 
 
 def check_photo(name: str, data: bytes, max_bytes: int) -> str:
