@@ -342,3 +342,36 @@ async def test_events_cannot_be_updated_or_deleted(db: Database, store: EventSto
         [again] = await store.read_stream(conn, "a")
         assert await store.verify_chains(conn) == []
     assert again.payload == {"name": "a"} and again.hash == env.hash
+
+
+# -- appends that know the stream's head (one statement) ---------------------------------------
+
+
+async def test_append_with_the_known_head_hash_chains_on_and_verifies(db: Database, store: EventStore) -> None:
+    first = await _append(db, store, "t-h", 0, ps.ThingCreated(name="a"))
+    async with db.transaction() as conn:
+        second = await store.append(conn, "t-h", 1, [ps.ThingTicked(n=1)], head_hash=first[-1].hash)
+    assert second[0].stream_version == 2 and second[0].prev_hash == first[0].hash
+    async with db.connection() as conn:
+        assert await store.verify_chains(conn) == []
+
+
+async def test_append_with_a_stale_head_is_a_conflict_and_writes_nothing(db: Database, store: EventStore) -> None:
+    first = await _append(db, store, "t-s", 0, ps.ThingCreated(name="a"))
+    await _append(db, store, "t-s", 1, ps.ThingTicked(n=1))
+    with pytest.raises(ConcurrencyConflict) as info:
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 1, [ps.ThingTicked(n=2)], head_hash=first[-1].hash)
+    assert info.value.actual == 2
+    # A wrong hash at the right version is refused too: the chain never forks.
+    with pytest.raises(ConcurrencyConflict):
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 2, [ps.ThingTicked(n=2)], head_hash=first[-1].hash)
+    # A version beyond the head leaves no gap.
+    with pytest.raises(ConcurrencyConflict) as info:
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 5, [ps.ThingTicked(n=2)], head_hash="x")
+    assert info.value.actual == 2
+    async with db.connection() as conn:
+        assert [e.stream_version for e in await store.read_stream(conn, "t-s")] == [1, 2]
+        assert await store.verify_chains(conn) == []

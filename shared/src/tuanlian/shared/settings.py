@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     contacts_url: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # Postgres connections per process: ``db_pool_size`` kept open, up to ``db_max_overflow``
+    # more under bursts. A command holds one for its whole transaction; callers beyond the pool
+    # queue for it. Every worker process has its own pool (mind Postgres's max_connections).
+    db_pool_size: int = 16
+    db_max_overflow: int = 16
+    # uvicorn worker processes per service (``tuanlian serve``). Each runs the whole service
+    # (API, consumers, relay; the relay publishes from one process at a time by advisory lock).
+    http_workers: int = 1
     # Consumer runtime: how often a failing event is tried before it is dead-lettered.
     max_deliveries: int = 5
     retry_base_delay: float = 0.5

@@ -43,6 +43,12 @@ class ContactsService:
         )
         self.links = CurrentRepository(self.store, ContactLink, "links", "link_id", {"org_path": "org_path"})
         self.interactions = Repository(self.store, Interaction)
+        s = self.store.schema
+        self._sql_cadre_links = (
+            f"SELECT c.org_id, c.org_path, c.active, l.youth_id, l.accepted_at FROM {s}.cadres c "
+            f"LEFT JOIN {s}.links l ON l.cadre_id = c.cadre_id AND l.state = 'active' "
+            "AND l.youth_id = ANY($2::text[]) WHERE c.cadre_id = $1"
+        )
 
     @property
     def schema(self) -> str:
@@ -191,17 +197,18 @@ class ContactsService:
     async def log_interaction(
         self, who: Principal, cmd: c.LogInteraction, cid: UUID | None = None, now: datetime | None = None
     ) -> Interaction:
+        if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cmd.cadre_id)):
+            raise Forbidden("interactions are logged by the cadre who had them")
         async with self.db.transaction() as conn:
-            cadre = await self.cadres.get(conn, cmd.cadre_id)
-            if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cadre.id)):
-                raise Forbidden("interactions are logged by the cadre who had them")
-            rows = await conn.fetch(
-                f"SELECT youth_id, accepted_at FROM {self.schema}.links "
-                "WHERE cadre_id = $1 AND state = 'active' AND youth_id = ANY($2::text[])",
-                cadre.id,
-                cmd.youth_ids,
-            )
-            linked_since = {r["youth_id"]: r["accepted_at"] for r in rows}
+            # The hot path (most commands are this one): the cadre and their active links to the
+            # named youths in one query on the read tables, kept in step by the same transactions
+            # that append the cadres' and links' events; the new interaction is a new stream.
+            rows = await conn.fetch(self._sql_cadre_links, cmd.cadre_id, cmd.youth_ids)
+            if not rows:
+                raise NotFound(f"cadre {cmd.cadre_id} not found")
+            cadre = Cadre(cmd.cadre_id)
+            cadre.org_id, cadre.org_path, cadre.active = rows[0]["org_id"], rows[0]["org_path"], rows[0]["active"]
+            linked_since = {r["youth_id"]: r["accepted_at"] for r in rows if r["youth_id"] is not None}
             interaction = Interaction.log(
                 short_id(),
                 cadre,
