@@ -375,3 +375,15 @@ async def test_append_with_a_stale_head_is_a_conflict_and_writes_nothing(db: Dat
     async with db.connection() as conn:
         assert [e.stream_version for e in await store.read_stream(conn, "t-s")] == [1, 2]
         assert await store.verify_chains(conn) == []
+
+
+async def test_a_row_written_beside_the_append_commits_or_fails_with_it(db: Database, store: EventStore) -> None:
+    async with db.connection() as conn:
+        await conn.execute("CREATE TABLE demo.beside (name text PRIMARY KEY, at timestamptz NOT NULL)")
+    also = ("INSERT INTO demo.beside SELECT $18::text, recorded_at FROM appended", ["a"])
+    async with db.connection() as conn:  # no explicit transaction: one atomic statement
+        first = await store.append(conn, "t-b", 0, [ps.ThingCreated(name="a")], also=also)
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(conn, "t-b", 0, [ps.ThingCreated(name="b")], also=(also[0], ["b"]))
+        rows = await conn.fetch("SELECT name, at FROM demo.beside")
+    assert [(r["name"], r["at"]) for r in rows] == [("a", first[0].recorded_at)]

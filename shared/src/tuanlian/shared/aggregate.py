@@ -8,7 +8,7 @@ the stream rebuilds exactly the state the decision was made on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import asyncpg
 from tuanlian.shared.errors import NotFound
@@ -73,11 +73,20 @@ class Repository(Generic[A]):
             raise NotFound(f"{self.cls.label} {id} not found")
         return agg
 
-    async def save(self, conn: asyncpg.Connection, agg: A, meta: Metadata) -> list[Envelope]:
+    async def save(
+        self,
+        conn: asyncpg.Connection,
+        agg: A,
+        meta: Metadata,
+        also: tuple[str, Sequence[Any]] | None = None,
+    ) -> list[Envelope]:
+        """Append the aggregate's new events (``also``: see :meth:`EventStore.append`)."""
         pending, agg.pending = agg.pending, []
         expected = agg.version - len(pending)
         head: str | HeadUnknown | None = agg.head_hash if agg.head_hash is not None else UNKNOWN
-        envelopes = await self.store.append(conn, agg.stream_id, expected, pending, meta, head_hash=head)
+        envelopes = await self.store.append(
+            conn, agg.stream_id, expected, pending, meta, head_hash=head, also=also
+        )
         if envelopes:
             agg.head_hash = envelopes[-1].hash
         return envelopes

@@ -191,7 +191,7 @@ class EventStore:
             "IS NOT DISTINCT FROM nullif($16::int, 0) "
             f"AND (SELECT hash FROM {s}.events WHERE stream_id = $15 AND stream_version = $16::int) "
             "IS NOT DISTINCT FROM $17::text "
-            "RETURNING global_position, recorded_at"
+            "RETURNING global_position, recorded_at, stream_version"
         )
 
     async def append(
@@ -203,6 +203,7 @@ class EventStore:
         meta: Metadata | None = None,
         *,
         head_hash: str | HeadUnknown | None = UNKNOWN,
+        also: tuple[str, Sequence[Any]] | None = None,
     ) -> list[Envelope]:
         """Append ``events`` to ``stream_id`` if it is still at ``expected_version``.
 
@@ -213,6 +214,12 @@ class EventStore:
         already has it (it just read the stream): the append is then one statement, which checks
         version and hash in SQL. A new stream (``expected_version`` 0) needs none. Otherwise the
         head is read first (one more round trip).
+
+        ``also`` is ``(sql, args)``: one more data-modifying statement (a read-model row) run in
+        the *same statement* as the insert, as a CTE beside it. It may read the inserted events
+        from ``appended(global_position, recorded_at, stream_version)``, and its parameters are
+        numbered from ``$18``. Atomic with the events even outside an explicit transaction: a
+        command that reads once and writes once then needs two round trips in all.
         """
         if not events:
             return []
@@ -268,8 +275,15 @@ class EventStore:
             [e.prev_hash for e in envelopes],
             [e.hash for e in envelopes],
         ]
+        sql, extra = self._sql_insert, ()
+        if also is not None:
+            sql = (
+                f"WITH appended AS ({self._sql_insert}), also AS ({also[0]}) "
+                "SELECT global_position, recorded_at FROM appended ORDER BY stream_version"
+            )
+            extra = tuple(also[1])
         try:
-            rows = await conn.fetch(self._sql_insert, *columns, stream_id, expected_version, envelopes[0].prev_hash)
+            rows = await conn.fetch(sql, *columns, stream_id, expected_version, envelopes[0].prev_hash, *extra)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyConflict(stream_id, expected_version, None) from exc
         if not rows:
