@@ -342,3 +342,48 @@ async def test_events_cannot_be_updated_or_deleted(db: Database, store: EventSto
         [again] = await store.read_stream(conn, "a")
         assert await store.verify_chains(conn) == []
     assert again.payload == {"name": "a"} and again.hash == env.hash
+
+
+# -- appends that know the stream's head (one statement) ---------------------------------------
+
+
+async def test_append_with_the_known_head_hash_chains_on_and_verifies(db: Database, store: EventStore) -> None:
+    first = await _append(db, store, "t-h", 0, ps.ThingCreated(name="a"))
+    async with db.transaction() as conn:
+        second = await store.append(conn, "t-h", 1, [ps.ThingTicked(n=1)], head_hash=first[-1].hash)
+    assert second[0].stream_version == 2 and second[0].prev_hash == first[0].hash
+    async with db.connection() as conn:
+        assert await store.verify_chains(conn) == []
+
+
+async def test_append_with_a_stale_head_is_a_conflict_and_writes_nothing(db: Database, store: EventStore) -> None:
+    first = await _append(db, store, "t-s", 0, ps.ThingCreated(name="a"))
+    await _append(db, store, "t-s", 1, ps.ThingTicked(n=1))
+    with pytest.raises(ConcurrencyConflict) as info:
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 1, [ps.ThingTicked(n=2)], head_hash=first[-1].hash)
+    assert info.value.actual == 2
+    # A wrong hash at the right version is refused too: the chain never forks.
+    with pytest.raises(ConcurrencyConflict):
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 2, [ps.ThingTicked(n=2)], head_hash=first[-1].hash)
+    # A version beyond the head leaves no gap.
+    with pytest.raises(ConcurrencyConflict) as info:
+        async with db.transaction() as conn:
+            await store.append(conn, "t-s", 5, [ps.ThingTicked(n=2)], head_hash="x")
+    assert info.value.actual == 2
+    async with db.connection() as conn:
+        assert [e.stream_version for e in await store.read_stream(conn, "t-s")] == [1, 2]
+        assert await store.verify_chains(conn) == []
+
+
+async def test_a_row_written_beside_the_append_commits_or_fails_with_it(db: Database, store: EventStore) -> None:
+    async with db.connection() as conn:
+        await conn.execute("CREATE TABLE demo.beside (name text PRIMARY KEY, at timestamptz NOT NULL)")
+    also = ("INSERT INTO demo.beside SELECT $18::text, recorded_at FROM appended", ["a"])
+    async with db.connection() as conn:  # no explicit transaction: one atomic statement
+        first = await store.append(conn, "t-b", 0, [ps.ThingCreated(name="a")], also=also)
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(conn, "t-b", 0, [ps.ThingCreated(name="b")], also=(also[0], ["b"]))
+        rows = await conn.fetch("SELECT name, at FROM demo.beside")
+    assert [(r["name"], r["at"]) for r in rows] == [("a", first[0].recorded_at)]

@@ -8,12 +8,12 @@ the stream rebuilds exactly the state the decision was made on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import asyncpg
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.events import DomainEvent, Envelope
-from tuanlian.shared.eventstore import EventStore, Metadata
+from tuanlian.shared.eventstore import UNKNOWN, EventStore, HeadUnknown, Metadata
 
 
 class Aggregate:
@@ -24,6 +24,9 @@ class Aggregate:
         self.id = id
         self.version = 0
         self.pending: list[DomainEvent] = []
+        # Hash of the stream's last stored event, when known (set by the repository that loaded
+        # or saved it): lets the append skip reading the head again.
+        self.head_hash: str | None = None
 
     @property
     def stream_id(self) -> str:
@@ -60,7 +63,9 @@ class Repository(Generic[A]):
         envelopes = await self.store.read_stream(conn, stream_id)
         if not envelopes:
             return None
-        return self.cls.rehydrate(id, [self.store.contracts.decode(e) for e in envelopes])
+        agg = self.cls.rehydrate(id, [self.store.contracts.decode(e) for e in envelopes])
+        agg.head_hash = envelopes[-1].hash
+        return agg
 
     async def get(self, conn: asyncpg.Connection, id: str) -> A:
         agg = await self.find(conn, id)
@@ -68,7 +73,20 @@ class Repository(Generic[A]):
             raise NotFound(f"{self.cls.label} {id} not found")
         return agg
 
-    async def save(self, conn: asyncpg.Connection, agg: A, meta: Metadata) -> list[Envelope]:
+    async def save(
+        self,
+        conn: asyncpg.Connection,
+        agg: A,
+        meta: Metadata,
+        also: tuple[str, Sequence[Any]] | None = None,
+    ) -> list[Envelope]:
+        """Append the aggregate's new events (``also``: see :meth:`EventStore.append`)."""
         pending, agg.pending = agg.pending, []
         expected = agg.version - len(pending)
-        return await self.store.append(conn, agg.stream_id, expected, pending, meta)
+        head: str | HeadUnknown | None = agg.head_hash if agg.head_hash is not None else UNKNOWN
+        envelopes = await self.store.append(
+            conn, agg.stream_id, expected, pending, meta, head_hash=head, also=also
+        )
+        if envelopes:
+            agg.head_hash = envelopes[-1].hash
+        return envelopes

@@ -21,6 +21,13 @@ import asyncpg
 from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, new_id, utcnow
 
 
+class HeadUnknown:
+    """The caller does not know the stream's head hash (the store reads it)."""
+
+
+UNKNOWN = HeadUnknown()
+
+
 class ConcurrencyConflict(Exception):
     """The stream moved since it was read (HTTP 409: read again and retry)."""
 
@@ -177,7 +184,14 @@ class EventStore:
             "$12::text[], $13::text[], $14::text[]) AS u(event_id, event_type, schema_version, "
             "stream_type, stream_id, stream_version, occurred_at, actor, org_path, "
             "correlation_id, causation_id, payload, prev_hash, hash) "
-            "RETURNING global_position, recorded_at"
+            # The stream is still where the caller says (version and head hash), checked in the
+            # same statement: one round trip per append. Two writers racing past this check
+            # still collide on UNIQUE (stream_id, stream_version).
+            f"WHERE (SELECT max(stream_version) FROM {s}.events WHERE stream_id = $15) "
+            "IS NOT DISTINCT FROM nullif($16::int, 0) "
+            f"AND (SELECT hash FROM {s}.events WHERE stream_id = $15 AND stream_version = $16::int) "
+            "IS NOT DISTINCT FROM $17::text "
+            "RETURNING global_position, recorded_at, stream_version"
         )
 
     async def append(
@@ -187,20 +201,40 @@ class EventStore:
         expected_version: int,
         events: Sequence[DomainEvent],
         meta: Metadata | None = None,
+        *,
+        head_hash: str | HeadUnknown | None = UNKNOWN,
+        also: tuple[str, Sequence[Any]] | None = None,
     ) -> list[Envelope]:
         """Append ``events`` to ``stream_id`` if it is still at ``expected_version``.
 
         Runs inside the caller's transaction, so the events commit together with any state the
         caller writes beside them (they *are* the outbox). Raises :class:`ConcurrencyConflict`.
+
+        ``head_hash`` is the hash of the stream's event at ``expected_version`` when the caller
+        already has it (it just read the stream): the append is then one statement, which checks
+        version and hash in SQL. A new stream (``expected_version`` 0) needs none. Otherwise the
+        head is read first (one more round trip).
+
+        ``also`` is ``(sql, args)``: one more data-modifying statement (a read-model row) run in
+        the *same statement* as the insert, as a CTE beside it. It may read the inserted events
+        from ``appended(global_position, recorded_at, stream_version)``, and its parameters are
+        numbered from ``$18``. Atomic with the events even outside an explicit transaction: a
+        command that reads once and writes once then needs two round trips in all.
         """
         if not events:
             return []
         meta = meta or Metadata()
-        head = await conn.fetchrow(self._sql_head, stream_id)
-        actual = head["stream_version"] if head else 0
-        if actual != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, actual)
-        prev_hash: str | None = head["hash"] if head else None
+        prev_hash: str | None
+        if expected_version == 0:
+            prev_hash = None
+        elif isinstance(head_hash, HeadUnknown):
+            head = await conn.fetchrow(self._sql_head, stream_id)
+            actual = head["stream_version"] if head else 0
+            if actual != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, actual)
+            prev_hash = head["hash"] if head else None
+        else:
+            prev_hash = head_hash
         occurred = meta.occurred_at or utcnow()
         envelopes: list[Envelope] = []
         for offset, event in enumerate(events, start=1):
@@ -241,10 +275,21 @@ class EventStore:
             [e.prev_hash for e in envelopes],
             [e.hash for e in envelopes],
         ]
+        sql, extra = self._sql_insert, ()
+        if also is not None:
+            sql = (
+                f"WITH appended AS ({self._sql_insert}), also AS ({also[0]}) "
+                "SELECT global_position, recorded_at FROM appended ORDER BY stream_version"
+            )
+            extra = tuple(also[1])
         try:
-            rows = await conn.fetch(self._sql_insert, *columns)
+            rows = await conn.fetch(sql, *columns, stream_id, expected_version, envelopes[0].prev_hash, *extra)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyConflict(stream_id, expected_version, None) from exc
+        if not rows:
+            # The stream is not where the caller said: say where it is.
+            head = await conn.fetchrow(self._sql_head, stream_id)
+            raise ConcurrencyConflict(stream_id, expected_version, head["stream_version"] if head else 0)
         return [
             e.model_copy(update={"global_position": r["global_position"], "recorded_at": r["recorded_at"]})
             for e, r in zip(envelopes, rows, strict=True)

@@ -215,7 +215,11 @@ def _redact(url: str) -> str:
 
 
 def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
-    db = Database(settings.database_url or "postgresql://unset/unset")
+    db = Database(
+        settings.database_url or "postgresql://unset/unset",
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     broker = NatsBroker(
         nats_servers(settings.nats_url or "nats://127.0.0.1:4222"), logger=logging.getLogger("faststream")
     )

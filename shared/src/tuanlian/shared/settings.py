@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     contacts_url: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # Postgres connections per process: ``db_pool_size`` kept open once used, up to
+    # ``db_max_overflow`` more under bursts (closed again on return). A command holds one from
+    # its first query to its last, so the pool should cover the commands a process has in
+    # flight: with 64 clients, 20 connections left most of the latency in the pool's queue.
+    # Every service and worker process has its own: Postgres's max_connections must cover
+    # processes × (pool + overflow) (embedded and compose Postgres: 300).
+    db_pool_size: int = 32
+    db_max_overflow: int = 32
+    # uvicorn worker processes per service (``tuanlian serve``). Each runs the whole service
+    # (API, consumers, relay; the relay publishes from one process at a time by advisory lock).
+    http_workers: int = 1
     # Consumer runtime: how often a failing event is tried before it is dead-lettered.
     max_deliveries: int = 5
     retry_base_delay: float = 0.5

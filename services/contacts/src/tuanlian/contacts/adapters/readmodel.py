@@ -80,13 +80,27 @@ async def project(conn: asyncpg.Connection, s: str, env: Envelope, e: DomainEven
             )
         case InteractionLogged():
             await conn.execute(
-                f"INSERT INTO {s}.interactions (interaction_id, cadre_id, youth_ids, channel, "
-                "occurred_at, summary, logged_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                e.interaction_id,
-                e.cadre_id,
-                e.youth_ids,
-                e.channel.value,
-                e.occurred_at,
-                extra.get("summary", ""),
+                f"INSERT INTO {s}.interactions ({_INTERACTION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                *_interaction_values(e, extra.get("summary", "")),
                 env.recorded_at or at,
             )
+
+
+_INTERACTION_COLUMNS = "interaction_id, cadre_id, youth_ids, channel, occurred_at, summary, logged_at"
+
+
+def _interaction_values(e: InteractionLogged, summary: str) -> list[object]:
+    return [e.interaction_id, e.cadre_id, e.youth_ids, e.channel.value, e.occurred_at, summary]
+
+
+def interaction_row_beside_append(s: str, e: InteractionLogged, summary: str) -> tuple[str, list[object]]:
+    """The read-model row of ``InteractionLogged`` as :meth:`EventStore.append`'s ``also``: the
+    same row :func:`project` writes, in the same statement as the event (``logged_at`` is the
+    event's ``recorded_at``). The only projection of ``InteractionLogged`` (none in
+    readmodel_people or work_readmodel): a new one must be added here too."""
+    return (
+        f"INSERT INTO {s}.interactions ({_INTERACTION_COLUMNS}) "
+        "SELECT $18::text, $19::text, $20::text[], $21::text, $22::timestamptz, $23::text, recorded_at "
+        "FROM appended",
+        _interaction_values(e, summary),
+    )

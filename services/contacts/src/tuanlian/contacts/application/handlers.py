@@ -10,13 +10,14 @@ from uuid import UUID
 import asyncpg
 from tuanlian.contacts.adapters.current import CurrentRepository
 from tuanlian.contacts.adapters.pii import PiiVault
-from tuanlian.contacts.adapters.readmodel import project
+from tuanlian.contacts.adapters.readmodel import interaction_row_beside_append, project
 from tuanlian.contacts.adapters.readmodel_people import project_people
 from tuanlian.contacts.adapters.work_readmodel import project_work
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.domain.model import Cadre, ContactLink, Interaction, Org, Youth
 from tuanlian.shared.aggregate import Aggregate, Repository
 from tuanlian.shared.auth import Forbidden, Principal, Role
+from tuanlian.shared.contracts.contacts import InteractionLogged
 from tuanlian.shared.db import Database
 from tuanlian.shared.errors import NotFound, RuleViolation
 from tuanlian.shared.events import Envelope, short_id, utcnow
@@ -43,6 +44,12 @@ class ContactsService:
         )
         self.links = CurrentRepository(self.store, ContactLink, "links", "link_id", {"org_path": "org_path"})
         self.interactions = Repository(self.store, Interaction)
+        s = self.store.schema
+        self._sql_cadre_links = (
+            f"SELECT c.org_id, c.org_path, c.active, l.youth_id, l.accepted_at FROM {s}.cadres c "
+            f"LEFT JOIN {s}.links l ON l.cadre_id = c.cadre_id AND l.state = 'active' "
+            "AND l.youth_id = ANY($2::text[]) WHERE c.cadre_id = $1"
+        )
 
     @property
     def schema(self) -> str:
@@ -191,17 +198,20 @@ class ContactsService:
     async def log_interaction(
         self, who: Principal, cmd: c.LogInteraction, cid: UUID | None = None, now: datetime | None = None
     ) -> Interaction:
-        async with self.db.transaction() as conn:
-            cadre = await self.cadres.get(conn, cmd.cadre_id)
-            if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cadre.id)):
-                raise Forbidden("interactions are logged by the cadre who had them")
-            rows = await conn.fetch(
-                f"SELECT youth_id, accepted_at FROM {self.schema}.links "
-                "WHERE cadre_id = $1 AND state = 'active' AND youth_id = ANY($2::text[])",
-                cadre.id,
-                cmd.youth_ids,
-            )
-            linked_since = {r["youth_id"]: r["accepted_at"] for r in rows}
+        if not (who.role is Role.system or (who.role is Role.cadre and who.subject == cmd.cadre_id)):
+            raise Forbidden("interactions are logged by the cadre who had them")
+        # The hot path (most commands are this one) in two round trips and no explicit
+        # transaction: (1) the cadre and their active links to the named youths, one query on the
+        # read tables that the cadres' and links' own commands keep in step; (2) the new
+        # interaction's stream and its read-model row, one atomic statement. Under READ COMMITTED
+        # a transaction around them would see nothing more: each statement has its own snapshot.
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(self._sql_cadre_links, cmd.cadre_id, cmd.youth_ids)
+            if not rows:
+                raise NotFound(f"cadre {cmd.cadre_id} not found")
+            cadre = Cadre(cmd.cadre_id)
+            cadre.org_id, cadre.org_path, cadre.active = rows[0]["org_id"], rows[0]["org_path"], rows[0]["active"]
+            linked_since = {r["youth_id"]: r["accepted_at"] for r in rows if r["youth_id"] is not None}
             interaction = Interaction.log(
                 short_id(),
                 cadre,
@@ -212,16 +222,13 @@ class ContactsService:
                 cmd.summary,
                 now or utcnow(),
             )
-            await self._save(
-                conn,
-                self.interactions,
-                interaction,
-                who,
-                cadre.org_path,
-                cid,
-                cmd.occurred_at,
-                summary=cmd.summary,
+            logged = interaction.pending[0]
+            assert isinstance(logged, InteractionLogged)
+            meta = Metadata(
+                actor=who.actor, org_path=cadre.org_path, correlation_id=cid, occurred_at=cmd.occurred_at
             )
+            also = interaction_row_beside_append(self.schema, logged, cmd.summary)
+            await self.interactions.save(conn, interaction, meta, also=also)
             return interaction
 
     # -- queries ----------------------------------------------------------------------------
