@@ -8,10 +8,12 @@ corrections arrive later and add compensating entries; nothing already written i
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import structlog
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain import scoring as rules
@@ -26,6 +28,19 @@ from tuanlian.shared.events import DomainEvent, Envelope
 log = structlog.get_logger("tuanlian.scoring")
 
 _LEDGER_PERIODS = (PeriodKind.day, PeriodKind.month, PeriodKind.quarter, PeriodKind.year)
+_DEFAULT_RULES = OrgRules()  # read only; building one per event (pydantic defaults) was ~7% of the time
+# Raised as they are from a batch: the database's own errors and the infrastructure's.
+_PASS_THROUGH = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class ProjectionFailed(asyncpg.exceptions.DataError):
+    """An event the projector could not apply (a bug or an impossible event).
+
+    Events are applied when the batch flushes, not in their handler call; the consumer runtime
+    treats an error of the flush like a handler's (it applies the batch again one event per
+    transaction, charges the one that fails, and in the end dead-letters it), which is why this
+    is a database error class.
+    """
 
 
 def noon(day: date) -> datetime:
@@ -71,16 +86,10 @@ class Projector:
     # -- rules in force ------------------------------------------------------------------------
 
     async def org_rules(self, org_path: str | None, day: date) -> OrgRules:
-        records: list[rules.RulesRecord] = []
-        if org_path:
-            for path in rules.ancestors(org_path):
-                row = await self.state.get("org_rules", path)
-                for rec in (row or {}).get("records", []):
-                    parsed = self._parsed.get(rec["sid"])
-                    if parsed is None:
-                        parsed = self._parsed[rec["sid"]] = OrgRules.model_validate(rec["rules"])
-                    records.append(rules.RulesRecord(path, date.fromisoformat(rec["effective_from"]), parsed))
-        return rules.effective_rules(records, org_path, day)
+        for path in rules.ancestors(org_path) if org_path else []:
+            await self.state.get("org_rules", path)  # into memory (read only when not there yet)
+        _known, found = self._rules_in_memory(org_path, day)
+        return found or _DEFAULT_RULES
 
     async def ruleset_for(self, org_path: str | None, day: date) -> RuleSet:
         if self.override is not None:
@@ -116,16 +125,128 @@ class Projector:
     # -- handlers ---------------------------------------------------------------------------------
 
     def handlers(self, names: set[str]) -> dict[str, Handler]:
+        """The consumer's handlers. Each only queues its event; the whole batch is applied in the
+        transaction's ``before_flush`` hook: first every row the batch needs is read (one
+        statement per table, not a round trip per event), then the events are applied in order
+        in memory, then the changes are written (a few statements per table)."""
         out: dict[str, Handler] = {}
         for name in names:
             method = getattr(self, f"on_{name}")
 
-            async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent, _m: Any = method) -> None:
+            async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent, _m: Any = method,
+                              _n: str = name) -> None:
                 await self.state.begin(tx)
-                await _m(tx, env, e)
+                self.state.pending.append((_n, _m, env, e, self.state.stamp))
+                tx.before_flush(self._flush)
 
             out[name] = handler
         return out
+
+    async def _flush(self, tx: ProjectionTx) -> None:
+        items, self.state.pending = self.state.pending, []
+        try:
+            await self.apply(tx, items)
+        except BaseException:
+            self.state.clear()  # rows half changed by the failed batch: read afresh next time
+            raise
+        await self.state.write(tx)
+
+    async def apply(self, tx: ProjectionTx, items: list[tuple[Any, ...]]) -> None:
+        """Apply queued events (name, bound handler, envelope, event, stamp) in order."""
+        if not items:
+            return
+        if not self.state.authoritative:
+            await self._prefetch(tx, items)
+        for _name, method, env, e, stamp in items:
+            self.state.stamp = stamp
+            try:
+                await method(tx, env, e)
+            except _PASS_THROUGH:
+                raise
+            except Exception as exc:
+                raise ProjectionFailed(f"{env.event_type} {env.event_id} fails to apply: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+
+    # -- reading a batch's rows at once -----------------------------------------------------------
+
+    async def _prefetch(self, tx: ProjectionTx, items: list[tuple[Any, ...]]) -> None:
+        """Read the rows the batch's events will ask for. Only a hint: a row not read here is read
+        when asked for, a row read for nothing costs nothing but the read."""
+        wanted: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+        for name, _m, _env, e, _s in items:
+            self._wants(name, e, wanted)
+        await self.state.prefetch(tx.conn, wanted)
+        # Keys that depend on rows just read (an old interaction's cap slots, a five-ones period).
+        wanted = defaultdict(set)
+        for name, _m, _env, e, _s in items:
+            self._wants_next(name, e, wanted)
+        if wanted:
+            await self.state.prefetch(tx.conn, wanted)
+
+    def _wants(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        path = getattr(e, "org_path", None)
+        if isinstance(path, str) and path:
+            for a in rules.ancestors(path):
+                wanted["org_rules"].add((a,))
+        for attr in ("cadre_id", "organiser_cadre_id", "claimant_id", "secretary_cadre_id"):
+            v = getattr(e, attr, None)
+            if isinstance(v, str):
+                wanted["cadres"].add((v,))
+        for attr in ("org_id", "to_org_id", "organiser_org_id", "claimant_id"):
+            v = getattr(e, attr, None)
+            if isinstance(v, str):
+                wanted["orgs"].add((v,))
+        if name in ("ContactLinkAccepted", "ContactLinkEnded"):
+            wanted["links"].add((e.link_id,))
+            if name == "ContactLinkAccepted":
+                wanted["scored_youths"].add((e.cadre_id, e.youth_id))
+        elif name == "GroupLinkEnded":
+            wanted["groups"].add((e.cadre_id, e.group_org_id))
+        elif name.startswith("Interaction"):
+            wanted["interactions"].add((e.interaction_id,))
+            if name in ("InteractionLogged", "InteractionCorrected"):
+                month = period_of(china_day(e.occurred_at), PeriodKind.month).key
+                for y in e.youth_ids:
+                    wanted["pair_months"].add((e.cadre_id, y, month))
+        elif name.startswith("Activity"):
+            wanted["activities"].add((e.activity_id,))
+
+    def _wants_next(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        st = self.state
+        if name == "InteractionCorrected":
+            _, old = st.cached("interactions", e.interaction_id)
+            if old is not None:
+                month = period_of(old["day"], PeriodKind.month).key
+                for y in old["youths"]:
+                    wanted["pair_months"].add((old["cadre_id"], y, month))
+        elif name.startswith("Activity"):
+            if name == "ActivityCorrected":
+                _, old = st.cached("activities", e.activity_id)
+                if old is not None:
+                    wanted["cadres"].add((old["owner_id"],))
+                    if old["period_key"]:
+                        wanted["five_ones"].add((old["owner_id"], old["period_key"]))
+            owner = e.organiser_org_id if e.collective or not e.organiser_cadre_id else e.organiser_cadre_id
+            is_org = owner == e.organiser_org_id
+            _, cadre = st.cached("cadres", owner) if not is_org else (True, None)
+            known, org_rules = self._rules_in_memory(e.org_path, e.occurred_on)
+            if known and org_rules is not None:
+                period, _due = rules.five_ones_period(
+                    org_rules, rules.five_ones_rule_key(cadre["kind"] if cadre else None, is_org), e.occurred_on)
+                wanted["five_ones"].add((owner, period.key))
+
+    def _rules_in_memory(self, org_path: str | None, day: date) -> tuple[bool, OrgRules | None]:
+        records: list[rules.RulesRecord] = []
+        for path in rules.ancestors(org_path) if org_path else []:
+            known, row = self.state.cached("org_rules", path)
+            if not known:
+                return False, None
+            for rec in (row or {}).get("records", []):
+                parsed = self._parsed.get(rec["sid"])
+                if parsed is None:
+                    parsed = self._parsed[rec["sid"]] = OrgRules.model_validate(rec["rules"])
+                records.append(rules.RulesRecord(path, date.fromisoformat(rec["effective_from"]), parsed))
+        return True, rules.effective_rules(records, org_path, day) if records else _DEFAULT_RULES
 
     # organisations
 

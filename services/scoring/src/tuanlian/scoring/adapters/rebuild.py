@@ -40,7 +40,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, ProjectionFailed, Projector
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import ruleset
 from tuanlian.shared.consumer import ProjectionTx
@@ -259,14 +259,12 @@ class Rebuild:
                 self.recent_ids[m.producer].append((m.seq, env.event_id))
                 if event is not None:
                     state.stamp = m.at
-                    try:
-                        await self.handlers[env.event_type](tx, env, event)
-                    except Exception as exc:
-                        raise RebuildError(
-                            f"{env.event_type} {env.event_id} ({m.producer} #{m.seq}) fails to apply: "
-                            f"{type(exc).__name__}: {exc}") from exc
+                    await self.handlers[env.event_type](tx, env, event)  # queues it
                 progress.applied += 1
-            await tx.flush()
+            try:
+                await tx.flush()  # applies the queued events, then writes
+            except ProjectionFailed as exc:
+                raise RebuildError(str(exc)) from exc
         if state.authoritative and sum(len(v) for v in state._rows.values()) > self.max_rows:
             # Too much to keep: from now on a miss reads Postgres, as a live consumer does.
             state.clear()

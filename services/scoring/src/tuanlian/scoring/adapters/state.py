@@ -41,6 +41,13 @@ class TableSpec:
         where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(self.key, start=1))
         return f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} WHERE {where}"
 
+    def select_many(self, schema: str) -> str:
+        """Every row whose key is among the ``unnest``-ed key arrays (one array per key column)."""
+        arrays = ", ".join(f"${i}::text[]" for i in range(1, len(self.key) + 1))
+        keys = ", ".join(self.key)
+        return (f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} "
+                f"WHERE ({keys}) IN (SELECT * FROM unnest({arrays}))")
+
 
 TABLES = {
     t.name: t
@@ -101,6 +108,9 @@ class State:
         self.cadre_paths: list[tuple[Any, ...]] = []
         self.period_delta: dict[tuple[str, str, str], int] = defaultdict(int)
         self.period_meta: dict[str, tuple[Any, ...]] = {}
+        # Events of the open batch not yet applied (the projector applies them all at once, after
+        # reading every row they need in one statement per table).
+        self.pending: list[tuple[Any, ...]] = []
         self._tx: ProjectionTx | None = None
         self._gen: int | None = None
         self._committed_gen: int | None = None
@@ -109,7 +119,6 @@ class State:
 
     async def begin(self, tx: ProjectionTx) -> None:
         """Called by every handler; the first call in a new transaction checks the generation."""
-        tx.before_flush(self.write)  # again after any flush a handler caused
         if tx is self._tx:
             return
         self._tx = tx
@@ -139,9 +148,10 @@ class State:
         self._discard_pending()
 
     def _discard_pending(self) -> None:
-        if self._dirty or self.ledger or self.facts or self.period_delta:
+        if self._dirty or self.ledger or self.facts or self.period_delta or self.pending:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
+        self.pending.clear()
         self._dirty.clear()
         self.ledger.clear()
         self.facts.clear()
@@ -167,6 +177,31 @@ class State:
             row = dict(rec) if rec is not None else None
         cache[key] = row
         return row
+
+    def cached(self, table: str, *key: Any) -> tuple[bool, Row | None]:
+        """(known, row) from memory only."""
+        cache = self._rows[table]
+        if key in cache:
+            return True, cache[key]
+        return self.authoritative, None
+
+    async def prefetch(self, conn: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        """Read every wanted row not in memory, one statement per table (a row not found is
+        remembered as absent): the batch's handlers then find them all in memory."""
+        if self.authoritative:
+            return
+        for table, keys in wanted.items():
+            cache = self._rows[table]
+            missing = [k for k in keys if k not in cache]
+            if not missing:
+                continue
+            spec = TABLES[table]
+            for k in missing:
+                cache[k] = None
+            arrays = [list(col) for col in zip(*missing, strict=True)]
+            for rec in await conn.fetch(spec.select_many(self.schema), *arrays):
+                row = dict(rec)
+                cache[tuple(row[c] for c in spec.key)] = row
 
     def put(self, table: str, row: Row) -> None:
         spec = TABLES[table]
@@ -212,7 +247,8 @@ class State:
         at = ("applied_at",) if self.stamped else ()
         for table, keys in self._dirty.items():
             spec = TABLES[table]
-            rows = [self._rows[table][k] for k in keys]
+            # In key order: two consumers writing the same rows lock them in the same order.
+            rows = [self._rows[table][k] for k in sorted(keys)]
             args = [tuple(r[c] for c in spec.columns) for r in rows if r is not None]
             if args:
                 await conn.executemany(spec.upsert(s), args)
@@ -228,8 +264,10 @@ class State:
             )
         # Deltas that cancel out within the batch are written too: the owner is on the board with
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
+        # Sorted by key: the contacts and wishes consumers credit the same owners' periods, and
+        # upserts in different orders deadlock each other (a deadlocked batch waits and retries).
         deltas = [(k, key, owner, *self.period_meta[owner], pts)
-                  for (k, key, owner), pts in self.period_delta.items()]
+                  for (k, key, owner), pts in sorted(self.period_delta.items())]
         if deltas:
             await conn.executemany(
                 f"INSERT INTO {s}.period_points (period_kind, period_key, owner_id, owner_kind, org_path, "
