@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import statistics
 import time
@@ -299,6 +300,8 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int, queries: int) -
 
 
 async def run(ctx: BenchContext) -> list[Result]:
+    # For profiling one figure: TUANLIAN_SCORING_PARTS=projector (or rebuild, leaderboard, comma-separated).
+    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
     n_live = ctx.size(30_000, 5_000)
     n_rebuild = ctx.size(100_000, 10_000)
     cadres_lb = ctx.size(20_000, 2_000)
@@ -322,6 +325,8 @@ async def run(ctx: BenchContext) -> list[Result]:
             "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
             f"{len(first):,} events ({len(mix.cadres):,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
             "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256."))
+        if "rebuild" not in parts:
+            return results
         with ctx.task("scoring: generate more of the mix", total=None):
             rest = [mix.next() for _ in range(n_rebuild - len(first))]
         await _publish(ctx, js, rest, "for the rebuild")
