@@ -8,6 +8,7 @@ corrections arrive later and add compensating entries; nothing already written i
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import date, datetime, time
 from typing import Any
@@ -48,8 +49,29 @@ def noon(day: date) -> datetime:
     return datetime.combine(day, time(12), tzinfo=CHINA)
 
 
-def period_slots(day: date) -> list[tuple[str, str]]:
-    return [(k.value, period_of(day, k).key) for k in _LEDGER_PERIODS] + [("all", "all")]
+@functools.lru_cache(maxsize=4096)
+def period_slots(day: date) -> tuple[tuple[str, str], ...]:
+    return (*((k.value, period_of(day, k).key) for k in _LEDGER_PERIODS), ("all", "all"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _month_key(day: date) -> str:
+    return period_of(day, PeriodKind.month).key
+
+
+@functools.lru_cache(maxsize=65536)
+def _ancestors(org_path: str) -> tuple[str, ...]:
+    return tuple(rules.ancestors(org_path))
+
+
+@functools.lru_cache(maxsize=256)
+def _fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(cadre id fields, org id fields, has org_path) of an event class (probing a pydantic model
+    for a missing attribute is slow)."""
+    names = set(getattr(cls, "model_fields", {}))
+    cadres = tuple(a for a in ("cadre_id", "organiser_cadre_id", "claimant_id", "secretary_cadre_id") if a in names)
+    orgs = tuple(a for a in ("org_id", "to_org_id", "organiser_org_id", "claimant_id") if a in names)
+    return cadres, orgs, "org_path" in names
 
 
 def rewrite_sql(schema: str) -> list[str]:
@@ -86,7 +108,7 @@ class Projector:
     # -- rules in force ------------------------------------------------------------------------
 
     async def org_rules(self, org_path: str | None, day: date) -> OrgRules:
-        for path in rules.ancestors(org_path) if org_path else []:
+        for path in _ancestors(org_path) if org_path else ():
             await self.state.get("org_rules", path)  # into memory (read only when not there yet)
         _known, found = self._rules_in_memory(org_path, day)
         return found or _DEFAULT_RULES
@@ -184,17 +206,17 @@ class Projector:
             await self.state.prefetch(tx.conn, wanted)
 
     def _wants(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
-        path = getattr(e, "org_path", None)
-        if isinstance(path, str) and path:
-            for a in rules.ancestors(path):
+        cadre_fields, org_fields, has_path = _fields(type(e))
+        if has_path and e.org_path:
+            for a in _ancestors(e.org_path):
                 wanted["org_rules"].add((a,))
-        for attr in ("cadre_id", "organiser_cadre_id", "claimant_id", "secretary_cadre_id"):
-            v = getattr(e, attr, None)
-            if isinstance(v, str):
+        for attr in cadre_fields:
+            v = getattr(e, attr)
+            if v:
                 wanted["cadres"].add((v,))
-        for attr in ("org_id", "to_org_id", "organiser_org_id", "claimant_id"):
-            v = getattr(e, attr, None)
-            if isinstance(v, str):
+        for attr in org_fields:
+            v = getattr(e, attr)
+            if v:
                 wanted["orgs"].add((v,))
         if name in ("ContactLinkAccepted", "ContactLinkEnded"):
             wanted["links"].add((e.link_id,))
@@ -205,7 +227,7 @@ class Projector:
         elif name.startswith("Interaction"):
             wanted["interactions"].add((e.interaction_id,))
             if name in ("InteractionLogged", "InteractionCorrected"):
-                month = period_of(china_day(e.occurred_at), PeriodKind.month).key
+                month = _month_key(china_day(e.occurred_at))
                 for y in e.youth_ids:
                     wanted["pair_months"].add((e.cadre_id, y, month))
         elif name.startswith("Activity"):
@@ -237,7 +259,7 @@ class Projector:
 
     def _rules_in_memory(self, org_path: str | None, day: date) -> tuple[bool, OrgRules | None]:
         records: list[rules.RulesRecord] = []
-        for path in rules.ancestors(org_path) if org_path else []:
+        for path in _ancestors(org_path) if org_path else ():
             known, row = self.state.cached("org_rules", path)
             if not known:
                 return False, None
@@ -377,7 +399,7 @@ class Projector:
     async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str]) -> dict[str, Any]:
         """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word."""
         day = china_day(e.occurred_at)
-        month = period_of(day, PeriodKind.month).key
+        month = _month_key(day)
         rs = await self.ruleset_for(e.org_path, day)
         youths: dict[str, Any] = {}
         for youth_id in dict.fromkeys(e.youth_ids):

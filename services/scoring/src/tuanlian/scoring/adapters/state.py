@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -264,7 +265,7 @@ class State:
     def _stamp(self) -> tuple[Any, ...]:
         return (self.stamp,) if self.stamped else ()
 
-    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: list[tuple[str, str]],
+    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: Sequence[tuple[str, str]],
                           points: int) -> None:
         self.period_meta[owner_id] = meta
         for kind, key in periods:
