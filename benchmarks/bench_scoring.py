@@ -318,13 +318,14 @@ async def run(ctx: BenchContext) -> list[Result]:
                 pass
             await declare_stream(js, producer_stream(producer), storage="file")
         await _publish(ctx, js, first, "first part")
-        live = await _projector(ctx, js, url, len(first))
-        raw = await _raw_copy(url, _ledger_rows(len(first)), 256)
-        results.append(absolute_result(
-            "scoring projector apply rate (realistic mix)", live, "events/s",
-            "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
-            f"{len(first):,} events ({len(mix.cadres):,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
-            "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256."))
+        if "projector" in parts:
+            live = await _projector(ctx, js, url, len(first))
+            raw = await _raw_copy(url, _ledger_rows(len(first)), 256)
+            results.append(absolute_result(
+                "scoring projector apply rate (realistic mix)", live, "events/s",
+                "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
+                f"{len(first):,} events ({len(mix.cadres):,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
+                "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256."))
         if "rebuild" not in parts:
             return results
         with ctx.task("scoring: generate more of the mix", total=None):

@@ -302,10 +302,12 @@ class Projector:
             self.state.put("orgs", {**org, "depth": e.depth})
 
     async def on_OrgMerged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        # Rows in memory are written (and forgotten) by the rewrite first: the UPDATE then finds
+        # every cadre in Postgres, and nothing written later from memory undoes it.
+        await self._rewrite(tx, e.old_path, e.into_path)
         await tx.conn.execute(
             f"UPDATE {self.s}.cadres SET org_id = $2 WHERE org_id = $1", e.org_id, e.into_org_id
         )
-        await self._rewrite(tx, e.old_path, e.into_path)
 
     async def on_OrgRulesSet(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         row = await self.state.get("org_rules", e.org_path)

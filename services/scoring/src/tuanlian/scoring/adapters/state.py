@@ -29,18 +29,6 @@ class TableSpec:
     key: tuple[str, ...]
     columns: tuple[str, ...]  # key columns first
 
-    def upsert_many(self, schema: str, types: list[str]) -> str:
-        """The upsert of many rows in one statement: one array parameter per column (JSON
-        documents are sent as text: asyncpg's JSON codec does not reach into arrays)."""
-        arrays = ", ".join(f"${i}::{'text' if t in JSON_TYPES else t}[]" for i, t in enumerate(types, start=1))
-        values = ", ".join(f"{c}::{t}" if t in JSON_TYPES else c for c, t in zip(self.columns, types, strict=True))
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.key)
-        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
-        return (
-            f"INSERT INTO {schema}.{self.name} ({', '.join(self.columns)}) SELECT {values} "
-            f"FROM unnest({arrays}) AS u({', '.join(self.columns)}) ON CONFLICT ({', '.join(self.key)}) {action}"
-        )
-
     def select(self, schema: str) -> str:
         where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(self.key, start=1))
         return f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} WHERE {where}"
@@ -82,15 +70,13 @@ LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "rules
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
 FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
 PERIOD_META = ("owner_kind", "org_path", "cadre_kind", "org_type")
-PERIOD_UPSERT = (
-    "INSERT INTO {s}.period_points (period_kind, period_key, owner_id, owner_kind, org_path, cadre_kind, org_type, "
-    "points) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::int[]) "
-    "ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET points = {s}.period_points.points + EXCLUDED.points, "
+PERIOD_COLUMNS = ("period_kind", "period_key", "owner_id", *PERIOD_META, "points")
+PERIOD_KEY = ("period_kind", "period_key", "owner_id")
+PERIOD_SET = (
+    "points = t.points + EXCLUDED.points, "
     # An owner first credited by the other stream's consumer before its registration was
     # projected has no kind yet: the first credit that knows it fills it in.
-    "cadre_kind = coalesce(EXCLUDED.cadre_kind, {s}.period_points.cadre_kind), "
-    "org_type = coalesce(EXCLUDED.org_type, {s}.period_points.org_type)"
+    "cadre_kind = coalesce(EXCLUDED.cadre_kind, t.cadre_kind), org_type = coalesce(EXCLUDED.org_type, t.org_type)"
 )
 JSON_TYPES = ("json", "jsonb")
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
@@ -117,8 +103,12 @@ class State:
     """Rows of one projection schema as one consumer sees them."""
 
     def __init__(self, schema: str, consumer: str, *, authoritative: bool = False, max_rows: int = 500_000,
-                 versions: str | None = None, stamped: bool = False):
+                 versions: str | None = None, stamped: bool = False, bulk: bool = False):
         self.schema = schema
+        # A rebuild's state (``bulk``) keeps changed rows and period points in memory across its
+        # transactions and writes them once, with COPY, at the end (``write(tx, rows=True)``);
+        # each transaction writes only the appended ledger entries, facts, flags and paths.
+        self.bulk = bulk
         self.consumer = consumer
         self.authoritative = authoritative
         self.max_rows = max_rows
@@ -137,8 +127,10 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
-        self.period_delta: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.period_meta: dict[str, tuple[Any, ...]] = {}
+        # (period kind, period key, owner) → [points, owner_kind, org_path, cadre_kind, org_type]:
+        # the owner's place as first credited (as the first insert files the row), its kind and
+        # type as last known (as the upsert's coalesce keeps them), whatever the batch size.
+        self.period_delta: dict[tuple[str, str, str], list[Any]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
@@ -179,6 +171,10 @@ class State:
         self._discard_pending()
 
     def _discard_pending(self) -> None:
+        if self.bulk:
+            # A rebuild's transaction that fails ends the rebuild: its changed rows stay for the end.
+            self.pending.clear()
+            return
         if self._dirty or self.ledger or self.facts or self.period_delta or self.pending:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
@@ -189,7 +185,9 @@ class State:
         self.flags.clear()
         self.cadre_paths.clear()
         self.period_delta.clear()
-        self.period_meta.clear()
+
+    def size(self) -> int:
+        return self._size()
 
     def _size(self) -> int:
         return sum(len(v) for v in self._rows.values())
@@ -267,27 +265,34 @@ class State:
 
     def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: Sequence[tuple[str, str]],
                           points: int) -> None:
-        self.period_meta[owner_id] = meta
+        deltas = self.period_delta
         for kind, key in periods:
-            self.period_delta[(kind, key, owner_id)] += points
+            d = deltas.get((kind, key, owner_id))
+            if d is None:
+                deltas[(kind, key, owner_id)] = [points, *meta]
+                continue
+            d[0] += points
+            if meta[2] is not None:
+                d[3] = meta[2]
+            if meta[3] is not None:
+                d[4] = meta[3]
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def write(self, tx: ProjectionTx) -> None:
+    async def write(self, tx: ProjectionTx, *, rows: bool = True) -> None:
+        """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
+        appended entries and keeps changed rows and period points for a later ``write``."""
         conn, s = tx.conn, self.schema
         at = ("applied_at",) if self.stamped else ()
-        for table, keys in self._dirty.items():
-            spec = TABLES[table]
-            # In key order: two consumers writing the same rows lock them in the same order.
-            rows = [self._rows[table][k] for k in sorted(keys)]
-            args = [tuple(r[c] for c in spec.columns) for r in rows if r is not None]
-            if args:
-                types = [(await column_types(conn, s, table))[c] for c in spec.columns]
-                cols = columns_of(args)
-                for i, t in enumerate(types):
-                    if t in JSON_TYPES:
-                        cols[i] = [json.dumps(v, default=str) for v in cols[i]]
-                await conn.execute(spec.upsert_many(s, types), *cols)
+        if rows:
+            for table, keys in self._dirty.items():
+                spec = TABLES[table]
+                # In key order: two consumers writing the same rows lock them in the same order.
+                args = [tuple(r[c] for c in spec.columns) for k in sorted(keys)
+                        if (r := self._rows[table][k]) is not None]
+                if args:
+                    await self._upsert(conn, table, spec.columns, spec.key, args,
+                                       ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key))
         if self.ledger:
             await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=self.ledger)
         if self.facts:
@@ -302,11 +307,9 @@ class State:
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
         # Sorted by key: the contacts and wishes consumers credit the same owners' periods, and
         # upserts in different orders deadlock each other (a deadlocked batch waits and retries).
-        deltas = [(k, key, owner, *self.period_meta[owner], pts)
-                  for (k, key, owner), pts in sorted(self.period_delta.items())]
-        if deltas:
-            # One statement (arrays), not one per row: this upsert was most of a batch's time.
-            await conn.execute(PERIOD_UPSERT.format(s=s), *columns_of(deltas))
+        if rows and self.period_delta:
+            deltas = [(*k, *d[1:], d[0]) for k, d in sorted(self.period_delta.items())]
+            await self._upsert(conn, "period_points", PERIOD_COLUMNS, PERIOD_KEY, deltas, PERIOD_SET)
         if not self.authoritative and self._gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -314,13 +317,39 @@ class State:
                 self.consumer,
                 self._gen,
             )
-        self._dirty.clear()
+        if rows:
+            self._dirty.clear()
+            self.period_delta.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()
         self.cadre_paths.clear()
-        self.period_delta.clear()
-        self.period_meta.clear()
         # The memory is valid once this transaction commits; if it does not, the next batch
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = self._gen
+
+    async def _upsert(self, conn: Any, table: str, columns: Sequence[str], key: Sequence[str],
+                      rows: list[tuple[Any, ...]], sets: str) -> None:
+        """Insert or update many rows: one statement of arrays (a batch), or COPY into a staging
+        table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows)."""
+        s = self.schema
+        types = await column_types(conn, s, table)
+        json_at = [i for i, c in enumerate(columns) if types[c] in JSON_TYPES]
+        if json_at:  # JSON documents travel as text (asyncpg's JSON codec does not reach into arrays)
+            rows = [tuple(json.dumps(v, default=str) if i in json_at else v for i, v in enumerate(r)) for r in rows]
+        values = ", ".join(f"{c}::{types[c]}" if types[c] in JSON_TYPES else c for c in columns)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        tail = f"ON CONFLICT ({', '.join(key)}) {action}"
+        if len(rows) < 5000:
+            arrays = ", ".join(f"${i}::{'text' if types[c] in JSON_TYPES else types[c]}[]"
+                               for i, c in enumerate(columns, start=1))
+            await conn.execute(
+                f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} "
+                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *columns_of(rows))
+            return
+        stage = f"_stage_{table}"
+        cols = ", ".join(f"{c} {'text' if types[c] in JSON_TYPES else types[c]}" for c in columns)
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({cols}) ON COMMIT DROP")
+        await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+        await conn.execute(f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} FROM {stage} {tail}")
+        await conn.execute(f"DROP TABLE {stage}")
