@@ -150,10 +150,11 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
             pass
 
 
-async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]]) -> AsyncIterator[list[_Msg]]:
+async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
+                 batch: int = 2000) -> AsyncIterator[list[_Msg]]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
     running side by side, saw them), in batches."""
-    iters = {p: read_stream(js, p, a, b).__aiter__() for p, (a, b) in ranges.items()}
+    iters = {p: read_stream(js, p, a, b, batch).__aiter__() for p, (a, b) in ranges.items()}
     heads: dict[str, list[_Msg]] = {}
 
     async def refill(p: str) -> None:
@@ -191,8 +192,9 @@ class Rebuild:
     """One rebuild of the scoring projection into a new version."""
 
     def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, *, service_schema: str = "scoring",
-                 ruleset_override: str | None = None, batch: int = 4000,
-                 on_progress: Callable[[Progress], None] | None = None, max_rows: int = 2_000_000) -> None:
+                 ruleset_override: str | None = None, batch: int = 10_000,
+                 on_progress: Callable[[Progress], None] | None = None, max_rows: int = 4_000_000,
+                 fetch: int = 2000) -> None:
         if ruleset_override:
             ruleset(ruleset_override)  # unknown → UnknownRuleSet before anything is created
         self.conn = conn
@@ -200,6 +202,7 @@ class Rebuild:
         self.s = service_schema
         self.override = ruleset_override
         self.batch = batch
+        self.fetch = fetch
         self.on_progress = on_progress or (lambda _p: None)
         self.max_rows = max_rows
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
@@ -262,26 +265,48 @@ class Rebuild:
                     await self.handlers[env.event_type](tx, env, event)  # queues it
                 progress.applied += 1
             try:
-                await tx.flush()  # applies the queued events, then writes
+                # Applies the queued events, then writes the appended entries (ledger, facts…);
+                # changed rows and period points stay in memory for one COPY at the end.
+                await tx.flush()
             except ProjectionFailed as exc:
                 raise RebuildError(str(exc)) from exc
-        if state.authoritative and sum(len(v) for v in state._rows.values()) > self.max_rows:
-            # Too much to keep: from now on a miss reads Postgres, as a live consumer does.
-            state.clear()
-            state.authoritative = False
+            if state.size() > self.max_rows:
+                # Too much to keep: write it all; from now on a miss reads Postgres, as a live consumer does.
+                await state.write(tx)
+                state.clear()
+                state.authoritative = False
+        for producer, ids in self.recent_ids.items():
+            if len(ids) > 400_000:  # only the last stretch is needed for the hand-over
+                del ids[:-200_000]
 
     async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
-        async for msgs in merged(self.js, ranges):
-            await self._apply(projector, msgs, progress)
+        chunk: list[_Msg] = []
+        async for msgs in merged(self.js, ranges, self.fetch):
+            chunk.extend(msgs)
+            if len(chunk) >= self.batch:
+                await self._apply(projector, chunk, progress)
+                chunk = []
+                self.on_progress(progress)
+        if chunk:
+            await self._apply(projector, chunk, progress)
             self.on_progress(progress)
+
+    async def _write_rows(self, projector: Projector) -> None:
+        """The rows and period points kept in memory, written at once (COPY, then one upsert per table)."""
+        async with self.conn.transaction():
+            await projector.state.write(ProjectionTx(self.conn))
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
         started = time.perf_counter()
         version, target, previous = await self._create()
-        state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows)
+        state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows,
+                      bulk=True)
         projector = Projector(state, ruleset_override=self.override)
         self.handlers = {**projector.handlers(CONTACTS_EVENTS), **projector.handlers(WISHES_EVENTS)}
         try:
+            # Nothing reads the new schema before the swap, and a crash fails the rebuild anyway:
+            # its commits need not wait for the disk (the swap's does).
+            await self.conn.execute("SET synchronous_commit = off")
             last = await self._last_seqs()
             progress = Progress(total=sum(last.values()))
             self.on_progress(progress)
@@ -296,10 +321,15 @@ class Rebuild:
                 await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
                 if behind < self.batch:
                     break
+            progress.phase = "write"
+            self.on_progress(progress)
+            await self._write_rows(projector)
+            await self.conn.execute("RESET synchronous_commit")
             progress.phase = "swap"
             self.on_progress(progress)
             await self._swap(projector, version, target, previous, progress)
         except BaseException:
+            await self.conn.execute("RESET synchronous_commit")
             await self._fail(version, target)
             raise
         dropped = False
@@ -322,6 +352,7 @@ class Rebuild:
             now = await self._last_seqs()
             progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
+            await projector.state.write(ProjectionTx(self.conn))  # what those last events changed
             for producer, pos in self.positions.items():
                 name = durable(s, producer)
                 await self.conn.execute(f"DELETE FROM {s}.consumer_positions WHERE consumer = $1", name)
