@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from tuanlian.scoring.adapters.state import State
+from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, RuleSet, UnknownRuleSet, ruleset
@@ -95,6 +95,10 @@ class Projector:
         self.state = state
         self.override = ruleset(ruleset_override) if ruleset_override else None
         self._parsed: dict[str, OrgRules] = {}
+        # (org path, day) → rules in force; valid while the org_rules rows in memory are unchanged.
+        self._in_force: dict[tuple[str | None, date], OrgRules] = {}
+        self._in_force_epoch = -1
+        self._names: set[str] = set()
         state.on_switch.append(self._switched)
 
     @property
@@ -108,10 +112,16 @@ class Projector:
     # -- rules in force ------------------------------------------------------------------------
 
     async def org_rules(self, org_path: str | None, day: date) -> OrgRules:
-        for path in _ancestors(org_path) if org_path else ():
-            await self.state.get("org_rules", path)  # into memory (read only when not there yet)
-        _known, found = self._rules_in_memory(org_path, day)
-        return found or _DEFAULT_RULES
+        if self.state.rules_epoch != self._in_force_epoch:
+            self._in_force.clear()
+            self._in_force_epoch = self.state.rules_epoch
+        found = self._in_force.get((org_path, day))
+        if found is None:
+            for path in _ancestors(org_path) if org_path else ():
+                await self.state.get("org_rules", path)  # into memory (read only when not there yet)
+            _known, found = self._rules_in_memory(org_path, day)
+            found = self._in_force[(org_path, day)] = found or _DEFAULT_RULES
+        return found
 
     async def ruleset_for(self, org_path: str | None, day: date) -> RuleSet:
         if self.override is not None:
@@ -152,6 +162,10 @@ class Projector:
         statement per table, not a round trip per event), then the events are applied in order
         in memory, then the changes are written (a few statements per table)."""
         out: dict[str, Handler] = {}
+        # Rows this consumer does not write (the contacts consumer does: orgs, rules, cadres…) are
+        # read afresh every batch, or a rule change or a transfer would go unseen here.
+        self._names |= names
+        self.state.volatile = set() if self._names & CONTACTS_EVENTS else set(TABLES) - {"ballots"}
         for name in names:
             method = getattr(self, f"on_{name}")
 
@@ -171,7 +185,7 @@ class Projector:
         except BaseException:
             self.state.clear()  # rows half changed by the failed batch: read afresh next time
             raise
-        await self.state.write(tx)
+        await self.state.write(tx, rows=not self.state.bulk)
 
     async def apply(self, tx: ProjectionTx, items: list[tuple[Any, ...]]) -> None:
         """Apply queued events (name, bound handler, envelope, event, stamp) in order."""

@@ -24,11 +24,13 @@ message's JetStream timestamp as ``applied_at``: as-of queries on the rebuilt ve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 from uuid import UUID
@@ -112,6 +114,17 @@ class _Msg:
     data: bytes
 
 
+def _seq_and_time(m: Msg) -> tuple[int, datetime]:
+    """The stream sequence and the instant the message reached the bus, from its reply subject
+    (``Msg.metadata`` builds three objects per message: a tenth of the rebuild's time)."""
+    tokens = Msg.Metadata._get_metadata_fields(m.reply)
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>
+        seq, ns = tokens[5], tokens[7]
+    else:
+        seq, ns = tokens[Msg.Ack.StreamSeq], tokens[Msg.Ack.Timestamp]
+    return int(seq), datetime.fromtimestamp(int(ns) / 1e9, UTC)
+
+
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
                       batch: int = 1000) -> AsyncIterator[list[_Msg]]:
     """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
@@ -136,11 +149,10 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
                 continue
             out = []
             for m in msgs:
-                md = m.metadata
-                seq = md.sequence.stream
+                seq, at = _seq_and_time(m)
                 if seq > last:
                     break
-                out.append(_Msg(producer, seq, md.timestamp, m.data))  # type: ignore[arg-type]
+                out.append(_Msg(producer, seq, at, m.data))
             if out:
                 yield out
     finally:
@@ -275,21 +287,38 @@ class Rebuild:
                 await state.write(tx)
                 state.clear()
                 state.authoritative = False
-        for producer, ids in self.recent_ids.items():
+        for ids in self.recent_ids.values():
             if len(ids) > 400_000:  # only the last stretch is needed for the hand-over
                 del ids[:-200_000]
 
     async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
-        chunk: list[_Msg] = []
-        async for msgs in merged(self.js, ranges, self.fetch):
-            chunk.extend(msgs)
-            if len(chunk) >= self.batch:
+        """Read and apply, overlapped: while a chunk's transaction waits for Postgres, the next
+        chunk is read from JetStream."""
+        queue: asyncio.Queue[list[_Msg] | None] = asyncio.Queue(maxsize=2)
+
+        async def reader() -> None:
+            chunk: list[_Msg] = []
+            try:
+                async for msgs in merged(self.js, ranges, self.fetch):
+                    chunk.extend(msgs)
+                    if len(chunk) >= self.batch:
+                        await queue.put(chunk)
+                        chunk = []
+                if chunk:
+                    await queue.put(chunk)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(reader())
+        try:
+            while (chunk := await queue.get()) is not None:
                 await self._apply(projector, chunk, progress)
-                chunk = []
                 self.on_progress(progress)
-        if chunk:
-            await self._apply(projector, chunk, progress)
-            self.on_progress(progress)
+        finally:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # a reading error surfaces here
 
     async def _write_rows(self, projector: Projector) -> None:
         """The rows and period points kept in memory, written at once (COPY, then one upsert per table)."""

@@ -65,6 +65,8 @@ TABLES = {
                                               "reelection_flag")),
     )
 }
+KEY_OF = {name: (lambda row, _k=t.key: tuple(row[c] for c in _k)) if len(t.key) > 1
+          else (lambda row, _c=t.key[0]: (row[_c],)) for name, t in TABLES.items()}
 LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "ruleset_version",
                   "source_event_ids", "youth_id", "ref", "occurred_at")
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
@@ -134,6 +136,10 @@ class State:
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
+        # Tables another consumer writes: their rows in memory are dropped at every batch.
+        self.volatile: set[str] = set()
+        # Changes whenever org_rules rows in memory may have changed (memos of rules in force).
+        self.rules_epoch = 0
         self._tx: ProjectionTx | None = None
         self._gen: int | None = None
         self._committed_gen: int | None = None
@@ -146,6 +152,9 @@ class State:
             return
         self._tx = tx
         self._discard_pending()
+        for table in self.volatile:
+            if self._rows.pop(table, None) is not None and table == "org_rules":
+                self.rules_epoch += 1
         if self.versions is not None:
             row = await tx.conn.fetchrow(
                 f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
@@ -168,6 +177,7 @@ class State:
 
     def clear(self) -> None:
         self._rows.clear()
+        self.rules_epoch += 1
         self._discard_pending()
 
     def _discard_pending(self) -> None:
@@ -178,6 +188,7 @@ class State:
         if self._dirty or self.ledger or self.facts or self.period_delta or self.pending:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
+            self.rules_epoch += 1
         self.pending.clear()
         self._dirty.clear()
         self.ledger.clear()
@@ -233,14 +244,16 @@ class State:
                 cache[tuple(row[c] for c in spec.key)] = row
 
     def put(self, table: str, row: Row) -> None:
-        spec = TABLES[table]
-        key = tuple(row[c] for c in spec.key)
+        key = KEY_OF[table](row)
+        if table == "org_rules":
+            self.rules_epoch += 1
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
     def forget(self, table: str) -> None:
         """Drop a table's rows from memory (after SQL changed many of them at once)."""
         self._rows.pop(table, None)
+        self.rules_epoch += 1
         self._dirty.pop(table, None)
 
     # -- appends --------------------------------------------------------------------------------
