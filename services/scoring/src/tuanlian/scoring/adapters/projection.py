@@ -65,7 +65,7 @@ def _ancestors(org_path: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+def _fields(cls: Any) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     """(cadre id fields, org id fields, has org_path) of an event class (probing a pydantic model
     for a missing attribute is slow)."""
     names = set(getattr(cls, "model_fields", {}))
@@ -220,7 +220,7 @@ class Projector:
             await self.state.prefetch(tx.conn, wanted)
 
     def _wants(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
-        cadre_fields, org_fields, has_path = _fields(type(e))
+        cadre_fields, org_fields, has_path = _fields(e.__class__)
         if has_path and e.org_path:
             for a in _ancestors(e.org_path):
                 wanted["org_rules"].add((a,))
