@@ -111,6 +111,9 @@ class State:
         # transactions and writes them once, with COPY, at the end (``write(tx, rows=True)``);
         # each transaction writes only the appended ledger entries, facts, flags and paths.
         self.bulk = bulk
+        # A rebuild's tables no row has been written to yet (its schema starts empty): they are
+        # filled with a plain COPY, no conflict to look for.
+        self._empty: set[str] = {*TABLES, "period_points"} if bulk else set()
         self.consumer = consumer
         self.authoritative = authoritative
         self.max_rows = max_rows
@@ -353,6 +356,13 @@ class State:
         values = ", ".join(f"{c}::{types[c]}" if types[c] in JSON_TYPES else c for c in columns)
         action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         tail = f"ON CONFLICT ({', '.join(key)}) {action}"
+        empty = table in self._empty
+        self._empty.discard(table)
+        if empty and not json_at:
+            await conn.copy_records_to_table(table, schema_name=s, columns=list(columns), records=rows)
+            return
+        if empty:
+            tail = ""
         if len(rows) < 5000:
             arrays = ", ".join(f"${i}::{'text' if types[c] in JSON_TYPES else types[c]}[]"
                                for i, c in enumerate(columns, start=1))
