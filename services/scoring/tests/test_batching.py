@@ -18,17 +18,19 @@ import nats.errors
 import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, projector
 from tuanlian.scoring.adapters.rebuild import Rebuild
-from tuanlian.shared.consumer import EventConsumer
+from tuanlian.scoring.adapters.state import State
+from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.db import Database, connect_raw
-from tuanlian.shared.events import DomainEvent
+from tuanlian.shared.events import DomainEvent, Envelope
 from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.streams import declare_stream, producer_stream
+from tuanlian.shared.testing import running_consumers, wait_until
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -208,3 +210,55 @@ async def test_batches_of_1_and_256_and_a_rebuild_project_the_same(
             assert rebuilt[table] == one_by_one[table], table
     finally:
         await conn.close()
+
+
+class _Breaks(Projector):
+    """The real projector, except that it cannot apply one wish (a bug stand-in)."""
+
+    async def on_WishRaised(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        if e.wish_id == "bad":
+            raise ValueError("cannot apply this wish")
+        await super().on_WishRaised(tx, env, e)
+
+
+async def test_an_event_the_projector_cannot_apply_is_isolated_and_dead_lettered(
+    database_url: str, nats_url: str, js: JetStreamContext, db: Database
+) -> None:
+    """Events are applied when the batch flushes, not in their handler call: a failure there must
+    still be charged to its own event (the batch is applied again one by one), dead-lettered in the
+    end, and its neighbours in the batch applied once."""
+    await declare_stream(js, producer_stream("wishes"), storage="memory")
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", load_migrations("tuanlian.scoring.migrations", "scoring"))
+    finally:
+        await conn.close()
+    pub = Producer(js, "wishes")
+    await pub.emit("rating-r1", w.CadreRated(rating_id="r1", cadre_id="c1", org_path="/r/o1", score=5,
+                                             period="2026Q1"), T0)
+    bad = await pub.emit("wish-bad", w.WishRaised(wish_id="bad", youth_id="y1", cadre_id="c1", org_path="/r/o1",
+                                                  category=w.WishCategory.study), T0)
+    await pub.emit("wish-ok", w.WishRaised(wish_id="ok", youth_id="y2", cadre_id="c1", org_path="/r/o1",
+                                           category=w.WishCategory.study), T0)
+    await pub.emit("rating-r2", w.CadreRated(rating_id="r2", cadre_id="c1", org_path="/r/o1", score=4,
+                                             period="2026Q1"), T0)
+    cons = EventConsumer(service="scoring", name="points", producer="wishes", contracts=WISHES, db=db,
+                         schema="scoring", handlers={}, max_deliveries=2, retry_base_delay=0.05)
+    cons.handlers = _Breaks(State("scoring_proj", cons.durable, versions="scoring.projection_versions")
+                            ).handlers(WISHES_EVENTS)
+    async with running_consumers(nats_url, js, cons):
+        async def inbox() -> dict[Any, str]:
+            async with db.connection() as c2:
+                return {r["event_id"]: r["outcome"] for r in await c2.fetch("SELECT * FROM scoring.consumer_inbox")}
+
+        done = await wait_until(inbox, until=lambda rows: len(rows) == 4, timeout=30, message="4 events settled")
+    assert done[bad.event_id] == "dead_lettered"
+    assert sorted(done.values()).count("dead_lettered") == 1
+    async with db.connection() as c3:
+        ledger = [tuple(r) for r in await c3.fetch("SELECT ref, points FROM scoring_proj.ledger ORDER BY ref")]
+        raised = [r["subject"] for r in await c3.fetch(
+            "SELECT subject FROM scoring_proj.facts WHERE metric = 'wish_raised'")]
+        attempts = await c3.fetchval("SELECT attempts FROM scoring.consumer_failures WHERE event_id = $1",
+                                     bad.event_id)
+    assert [ref for ref, _ in ledger] == ["r1", "r2"]  # each once, though their batch was applied twice
+    assert raised == ["y2"] and attempts == 2
