@@ -7,13 +7,13 @@ a subtree at one-tenth national scale.
    (``EventConsumer`` + ``Projector``, as ``tuanlian.scoring.app`` builds them) apply it; timed
    from starting the broker until every event is in the inbox. Baseline: raw asyncpg COPY of
    the same number of ledger-shaped rows, one transaction per batch.
-2. Rebuild: more of the same mix is published, then ``Rebuild.run()`` (what ``tuanlian scoring
+2. Rebuild: more of the same mix is published (400,000 events in all), then ``Rebuild.run()`` (what ``tuanlian scoring
    rebuild`` runs) builds a new version from the streams alone and swaps it in. Baselines: a raw
    read of the same streams through the same ephemeral pull consumer, and a raw COPY of the
    ledger rows the rebuild wrote.
 3. Leaderboard: ``period_points`` built directly with SQL at one-tenth national scale (20,000
-   cadres in a 4-level tree, 54 periods each); the production top-50 query of random subtrees at
-   every level; p99 latency. Baseline: the same top-50 without the subtree filter (a bare walk of
+   cadres in a 5-level tree, 49 periods each); the production top-50 query of random subtrees at
+   every level; p50/p95/p99 latency per level, the worst p99 as the figure. Baseline: the same top-50 without the subtree filter (a bare walk of
    the (period, points) index).
 """
 
@@ -309,7 +309,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (e.g. 1000000).
     parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
     n_live = ctx.size(30_000, 5_000)
-    n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(200_000, 10_000))
+    n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(400_000, 10_000))
     cadres_lb = ctx.size(20_000, 2_000)
     mix = Mix()
     results: list[Result] = []
@@ -377,8 +377,8 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
     return absolute_result(
         "scoring rebuild rate (streams → new version → swap)", r.rate, "events/s",
         "raw read of the same streams (ephemeral pull + envelope parse)", read_rate, 20_000,
-        f"{r.events:,} events (not 1,000,000: publishing and replaying a million here would take the "
-        f"whole benchmark's ~6 minutes; TUANLIAN_SCORING_REBUILD_EVENTS=1000000 runs it); "
+        f"{r.events:,} events (not 1,000,000: publishing, replaying and reading a million raw here would "
+        f"take more than the benchmark's ~6 minutes; TUANLIAN_SCORING_REBUILD_EVENTS=1000000 runs it); "
         f"{ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
         f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages.")
 
