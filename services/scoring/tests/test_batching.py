@@ -78,6 +78,10 @@ def history(seed: int, n: int = 220) -> tuple[list[tuple[str, DomainEvent, datet
     activities: list[tuple[str, str]] = []
     for i in range(n):
         at = T0 + timedelta(hours=7 * i + rnd.randrange(5))
+        if i == n // 2:  # a move: SQL rewrites many rows at once in the middle of a batch
+            contacts.append(("org-o3", c.OrgMoved(org_id="o3", old_parent_id="r", new_parent_id="o0",
+                                                  old_path="/r/o3", new_path="/r/o0/o3", depth=3), at))
+            path["o3"] = "/r/o0/o3"
         cid = rnd.choice(cadres)
         p = path[home[cid]]
         r = rnd.random()

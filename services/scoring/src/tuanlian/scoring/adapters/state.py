@@ -170,7 +170,7 @@ class State:
                 self._committed_gen = None
                 for hook in self.on_switch:
                     hook(self)
-        if not self.authoritative:
+        if not self.authoritative and not self.bulk:  # a rebuild is its schema's only writer
             stored = await tx.conn.fetchval(
                 f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
             )
