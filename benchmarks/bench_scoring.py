@@ -7,13 +7,13 @@ a subtree at one-tenth national scale.
    (``EventConsumer`` + ``Projector``, as ``tuanlian.scoring.app`` builds them) apply it; timed
    from starting the broker until every event is in the inbox. Baseline: raw asyncpg COPY of
    the same number of ledger-shaped rows, one transaction per batch.
-2. Rebuild: more of the same mix is published, then ``Rebuild.run()`` (what ``tuanlian scoring
+2. Rebuild: more of the same mix is published (400,000 events in all), then ``Rebuild.run()`` (what ``tuanlian scoring
    rebuild`` runs) builds a new version from the streams alone and swaps it in. Baselines: a raw
    read of the same streams through the same ephemeral pull consumer, and a raw COPY of the
    ledger rows the rebuild wrote.
 3. Leaderboard: ``period_points`` built directly with SQL at one-tenth national scale (20,000
-   cadres in a 4-level tree, 54 periods each); the production top-50 query of random subtrees at
-   every level; p99 latency. Baseline: the same top-50 without the subtree filter (a bare walk of
+   cadres in a 5-level tree, 49 periods each); the production top-50 query of random subtrees at
+   every level; p50/p95/p99 latency per level, the worst p99 as the figure. Baseline: the same top-50 without the subtree filter (a bare walk of
    the (period, points) index).
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import statistics
 import time
@@ -241,8 +242,14 @@ async def _raw_read(js: JetStreamContext) -> tuple[int, float]:
     return n, sw.rate(n)
 
 
-async def _leaderboard(ctx: BenchContext, url: str, cadres: int, queries: int) -> tuple[dict[int, float], float,
-                                                                                       float, int]:
+def _percentiles(lat: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(lat, n=100)
+    return q[49], q[94], q[98]
+
+
+async def _leaderboard(ctx: BenchContext, url: str, cadres: int,
+                       queries: int) -> tuple[dict[int, tuple[float, float, float]], tuple[float, float, float],
+                                              float, int]:
     conn = await asyncpg.connect(url)
     p = "scoring_proj"
     try:
@@ -271,7 +278,7 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int, queries: int) -
             3: lambda: (lambda b: f"/p/c{b % 10}/d{b % 100}/b{b}")(rnd.randrange(2000)),
             4: lambda: (lambda g: f"/p/c{g % 10}/d{g % 100}/b{g % 2000}/g{g}")(rnd.randrange(5000)),
         }
-        p99: dict[int, float] = {}
+        stats: dict[int, tuple[float, float, float]] = {}
         with ctx.task(f"scoring: top-50 of random subtrees, {queries} per level", total=queries * 6) as advance:
             for level, pick in levels.items():
                 lat = []
@@ -282,7 +289,7 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int, queries: int) -
                                 limit=50)
                     lat.append((time.perf_counter() - t) * 1000)
                     advance()
-                p99[level] = statistics.quantiles(lat, n=100)[98]
+                stats[level] = _percentiles(lat)
             base = []
             for _ in range(queries):
                 kind, key = rnd.choice(periods[:21])
@@ -292,79 +299,100 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int, queries: int) -
                                  kind, key)
                 base.append((time.perf_counter() - t) * 1000)
                 advance()
-            base99 = statistics.quantiles(base, n=100)[98]
     finally:
         await conn.close()
-    return p99, base99, max(p99.values()), rows
+    return stats, _percentiles(base), max(v[2] for v in stats.values()), rows
 
 
 async def run(ctx: BenchContext) -> list[Result]:
+    # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard (any of them) runs only those figures (to
+    # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (e.g. 1000000).
+    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
     n_live = ctx.size(30_000, 5_000)
-    n_rebuild = ctx.size(100_000, 10_000)
+    n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(400_000, 10_000))
     cadres_lb = ctx.size(20_000, 2_000)
     mix = Mix()
-    with ctx.task("scoring: generate the event mix", total=None):
-        first = mix.setup() + [mix.next() for _ in range(n_live)]
     results: list[Result] = []
     url = await _fresh_db(ctx, "bench_scoring")
-    async with ctx.jetstream("bench-scoring") as (_nc, js):
-        for producer in ("contacts", "wishes"):
-            try:
+    if parts & {"projector", "rebuild"}:
+        with ctx.task("scoring: generate the event mix", total=None):
+            first = mix.setup() + [mix.next() for _ in range(n_live)]
+        async with ctx.jetstream("bench-scoring") as (_nc, js):
+            for producer in ("contacts", "wishes"):
+                try:
+                    await js.delete_stream(event_stream_name(producer))
+                except NotFoundError:
+                    pass
+                await declare_stream(js, producer_stream(producer), storage="file")
+            await _publish(ctx, js, first, "first part")
+            if "projector" in parts:
+                results.append(await _projector_figure(ctx, js, url, first, len(mix.cadres)))
+            if "rebuild" in parts:
+                with ctx.task("scoring: generate more of the mix", total=None):
+                    rest = [mix.next() for _ in range(max(n_rebuild - len(first), 0))]
+                await _publish(ctx, js, rest, "for the rebuild")
+                results.append(await _rebuild_figure(ctx, js, url, len(first) + len(rest)))
+            for producer in ("contacts", "wishes"):
                 await js.delete_stream(event_stream_name(producer))
-            except NotFoundError:
-                pass
-            await declare_stream(js, producer_stream(producer), storage="file")
-        await _publish(ctx, js, first, "first part")
-        live = await _projector(ctx, js, url, len(first))
-        raw = await _raw_copy(url, _ledger_rows(len(first)), 256)
-        results.append(absolute_result(
-            "scoring projector apply rate (realistic mix)", live, "events/s",
-            "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
-            f"{len(first):,} events ({len(mix.cadres):,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
-            "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256."))
-        with ctx.task("scoring: generate more of the mix", total=None):
-            rest = [mix.next() for _ in range(n_rebuild - len(first))]
-        await _publish(ctx, js, rest, "for the rebuild")
-        total = len(first) + len(rest)
-        conn = await connect_raw(url)  # with the JSON codecs the projection's jsonb columns need
-        try:
-            with ctx.task(f"scoring: rebuild from {total:,} events", total=total) as advance:
-                done = 0
-
-                def show(pr: Any) -> None:
-                    nonlocal done
-                    advance(pr.done - done, description=f"scoring: rebuild ({pr.phase}, {pr.rate:,.0f} events/s)")
-                    done = pr.done
-
-                r = await Rebuild(conn, js, on_progress=show).run()
-            ledger_rows = int(await conn.fetchval(f"SELECT count(*) FROM {r.schema}.ledger"))
-        finally:
-            await conn.close()
-        ctx.log(f"rebuild: {r.events:,} events in {r.seconds:.1f} s = {r.rate:,.0f} events/s "
-                f"({ledger_rows:,} ledger rows)")
-        read_n, read_rate = await _raw_read(js)
-        copy_rate = await _raw_copy(url, _ledger_rows(ledger_rows), 4000) * r.events / max(ledger_rows, 1)
-        results.append(absolute_result(
-            "scoring rebuild rate (streams → new version → swap)", r.rate, "events/s",
-            "raw read of the same streams (ephemeral pull + envelope parse)", read_rate, 20_000,
-            f"{r.events:,} events (not 1,000,000: the full benchmark must stay under ~6 minutes on this "
-            f"machine); {ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
-            f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages."))
-        for producer in ("contacts", "wishes"):
-            await js.delete_stream(event_stream_name(producer))
-    p99, base99, worst, rows = await _leaderboard(ctx, url, cadres_lb, ctx.size(300, 50))
-    results.append(Result(
-        "scoring top-50 of a subtree, p99 (worst level)", worst, "ms",
-        "same top-50 without the subtree filter (bare index walk), p99", base99,
-        target="p99 <= 20 ms", meets_target=worst <= 20.0,
-        notes=f"{cadres_lb:,} cadres in a 5-level tree, {rows:,} period_points rows (built with SQL; the "
-        "top-50 reads period_points only, so the 2,000,000 links and 20,000,000 interactions of one-tenth "
-        "national scale were not generated as ledger rows); p99 by subtree level: "
-        + ", ".join(f"{lv}: {v:.2f} ms" for lv, v in p99.items()) + ".",
-        ratio=base99 / worst if worst else None))
+    if "leaderboard" in parts:
+        results.append(await _leaderboard_figure(ctx, url, cadres_lb, ctx.size(300, 50)))
     admin = await asyncpg.connect(ctx.pg_url)
     try:
         await admin.execute('DROP DATABASE IF EXISTS "bench_scoring" WITH (FORCE)')
     finally:
         await admin.close()
     return results
+
+
+async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, first: list[Envelope],
+                            cadres: int) -> Result:
+    live = await _projector(ctx, js, url, len(first))
+    raw = await _raw_copy(url, _ledger_rows(len(first)), 256)
+    return absolute_result(
+        "scoring projector apply rate (realistic mix)", live, "events/s",
+        "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
+        f"{len(first):,} events ({cadres:,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
+        "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256.")
+
+
+async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, total: int) -> Result:
+    conn = await connect_raw(url)  # with the JSON codecs the projection's jsonb columns need
+    try:
+        with ctx.task(f"scoring: rebuild from {total:,} events", total=total) as advance:
+            done = 0
+
+            def show(pr: Any) -> None:
+                nonlocal done
+                advance(pr.done - done, description=f"scoring: rebuild ({pr.phase}, {pr.rate:,.0f} events/s)")
+                done = pr.done
+
+            r = await Rebuild(conn, js, on_progress=show).run()
+        ledger_rows = int(await conn.fetchval(f"SELECT count(*) FROM {r.schema}.ledger"))
+    finally:
+        await conn.close()
+    ctx.log(f"rebuild: {r.events:,} events in {r.seconds:.1f} s = {r.rate:,.0f} events/s "
+            f"({ledger_rows:,} ledger rows)")
+    read_n, read_rate = await _raw_read(js)
+    copy_rate = await _raw_copy(url, _ledger_rows(ledger_rows), 4000) * r.events / max(ledger_rows, 1)
+    return absolute_result(
+        "scoring rebuild rate (streams → new version → swap)", r.rate, "events/s",
+        "raw read of the same streams (ephemeral pull + envelope parse)", read_rate, 20_000,
+        f"{r.events:,} events (not 1,000,000: publishing, replaying and reading a million raw here would "
+        f"take more than the benchmark's ~6 minutes; TUANLIAN_SCORING_REBUILD_EVENTS=1000000 runs it); "
+        f"{ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
+        f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages.")
+
+
+async def _leaderboard_figure(ctx: BenchContext, url: str, cadres: int, queries: int) -> Result:
+    stats, base, worst, rows = await _leaderboard(ctx, url, cadres, queries)
+    return Result(
+        "scoring top-50 of a subtree, p99 (worst level)", worst, "ms",
+        "same top-50 without the subtree filter (bare index walk), p99", base[2],
+        target="p99 <= 20 ms", meets_target=worst <= 20.0,
+        notes=f"{cadres:,} cadres in a 5-level tree, {rows:,} period_points rows (built with SQL; the "
+        "top-50 reads period_points only, so the 2,000,000 links and 20,000,000 interactions of one-tenth "
+        f"national scale were not generated as ledger rows); {queries} random subtrees per level; "
+        "p50/p95/p99 by subtree level: "
+        + "; ".join(f"{lv}: {a:.2f}/{b:.2f}/{c:.2f} ms" for lv, (a, b, c) in stats.items())
+        + f"; baseline {base[0]:.2f}/{base[1]:.2f}/{base[2]:.2f} ms.",
+        ratio=base[2] / worst if worst else None)

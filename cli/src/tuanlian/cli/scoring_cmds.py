@@ -97,7 +97,7 @@ def rebuild(
                                 "(an explicit replay under other rules); default: each org's own"),
     drop_old: bool = typer.Option(False, "--drop-old", help="drop the old version's schema after the swap "
                                   "(default: keep it, marked retired, for comparison)"),
-    batch: int = typer.Option(4000, min=1, help="events per transaction"),
+    batch: int = typer.Option(10_000, min=1, help="events per transaction"),
 ) -> None:
     """Build a new projection version from the CONTACTS and WISHES streams alone, then swap it in.
 

@@ -8,12 +8,15 @@ corrections arrive later and add compensating entries; nothing already written i
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
 from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import structlog
-from tuanlian.scoring.adapters.state import State
+from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, RuleSet, UnknownRuleSet, ruleset
@@ -26,6 +29,19 @@ from tuanlian.shared.events import DomainEvent, Envelope
 log = structlog.get_logger("tuanlian.scoring")
 
 _LEDGER_PERIODS = (PeriodKind.day, PeriodKind.month, PeriodKind.quarter, PeriodKind.year)
+_DEFAULT_RULES = OrgRules()  # read only; building one per event (pydantic defaults) was ~7% of the time
+# Raised as they are from a batch: the database's own errors and the infrastructure's.
+_PASS_THROUGH = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class ProjectionFailed(asyncpg.exceptions.DataError):
+    """An event the projector could not apply (a bug or an impossible event).
+
+    Events are applied when the batch flushes, not in their handler call; the consumer runtime
+    treats an error of the flush like a handler's (it applies the batch again one event per
+    transaction, charges the one that fails, and in the end dead-letters it), which is why this
+    is a database error class.
+    """
 
 
 def noon(day: date) -> datetime:
@@ -33,8 +49,29 @@ def noon(day: date) -> datetime:
     return datetime.combine(day, time(12), tzinfo=CHINA)
 
 
-def period_slots(day: date) -> list[tuple[str, str]]:
-    return [(k.value, period_of(day, k).key) for k in _LEDGER_PERIODS] + [("all", "all")]
+@functools.lru_cache(maxsize=4096)
+def period_slots(day: date) -> tuple[tuple[str, str], ...]:
+    return (*((k.value, period_of(day, k).key) for k in _LEDGER_PERIODS), ("all", "all"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _month_key(day: date) -> str:
+    return period_of(day, PeriodKind.month).key
+
+
+@functools.lru_cache(maxsize=65536)
+def _ancestors(org_path: str) -> tuple[str, ...]:
+    return tuple(rules.ancestors(org_path))
+
+
+@functools.lru_cache(maxsize=256)
+def _fields(cls: Any) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(cadre id fields, org id fields, has org_path) of an event class (probing a pydantic model
+    for a missing attribute is slow)."""
+    names = set(getattr(cls, "model_fields", {}))
+    cadres = tuple(a for a in ("cadre_id", "organiser_cadre_id", "claimant_id", "secretary_cadre_id") if a in names)
+    orgs = tuple(a for a in ("org_id", "to_org_id", "organiser_org_id", "claimant_id") if a in names)
+    return cadres, orgs, "org_path" in names
 
 
 def rewrite_sql(schema: str) -> list[str]:
@@ -58,6 +95,10 @@ class Projector:
         self.state = state
         self.override = ruleset(ruleset_override) if ruleset_override else None
         self._parsed: dict[str, OrgRules] = {}
+        # (org path, day) → rules in force; valid while the org_rules rows in memory are unchanged.
+        self._in_force: dict[tuple[str | None, date], OrgRules] = {}
+        self._in_force_epoch = -1
+        self._names: set[str] = set()
         state.on_switch.append(self._switched)
 
     @property
@@ -71,16 +112,16 @@ class Projector:
     # -- rules in force ------------------------------------------------------------------------
 
     async def org_rules(self, org_path: str | None, day: date) -> OrgRules:
-        records: list[rules.RulesRecord] = []
-        if org_path:
-            for path in rules.ancestors(org_path):
-                row = await self.state.get("org_rules", path)
-                for rec in (row or {}).get("records", []):
-                    parsed = self._parsed.get(rec["sid"])
-                    if parsed is None:
-                        parsed = self._parsed[rec["sid"]] = OrgRules.model_validate(rec["rules"])
-                    records.append(rules.RulesRecord(path, date.fromisoformat(rec["effective_from"]), parsed))
-        return rules.effective_rules(records, org_path, day)
+        if self.state.rules_epoch != self._in_force_epoch:
+            self._in_force.clear()
+            self._in_force_epoch = self.state.rules_epoch
+        found = self._in_force.get((org_path, day))
+        if found is None:
+            for path in _ancestors(org_path) if org_path else ():
+                await self.state.get("org_rules", path)  # into memory (read only when not there yet)
+            _known, found = self._rules_in_memory(org_path, day)
+            found = self._in_force[(org_path, day)] = found or _DEFAULT_RULES
+        return found
 
     async def ruleset_for(self, org_path: str | None, day: date) -> RuleSet:
         if self.override is not None:
@@ -116,16 +157,132 @@ class Projector:
     # -- handlers ---------------------------------------------------------------------------------
 
     def handlers(self, names: set[str]) -> dict[str, Handler]:
+        """The consumer's handlers. Each only queues its event; the whole batch is applied in the
+        transaction's ``before_flush`` hook: first every row the batch needs is read (one
+        statement per table, not a round trip per event), then the events are applied in order
+        in memory, then the changes are written (a few statements per table)."""
         out: dict[str, Handler] = {}
+        # Rows this consumer does not write (the contacts consumer does: orgs, rules, cadres…) are
+        # read afresh every batch, or a rule change or a transfer would go unseen here.
+        self._names |= names
+        self.state.volatile = set() if self._names & CONTACTS_EVENTS else set(TABLES) - {"ballots"}
         for name in names:
             method = getattr(self, f"on_{name}")
 
-            async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent, _m: Any = method) -> None:
+            async def handler(tx: ProjectionTx, env: Envelope, e: DomainEvent, _m: Any = method,
+                              _n: str = name) -> None:
                 await self.state.begin(tx)
-                await _m(tx, env, e)
+                self.state.pending.append((_n, _m, env, e, self.state.stamp))
+                tx.before_flush(self._flush)
 
             out[name] = handler
         return out
+
+    async def _flush(self, tx: ProjectionTx) -> None:
+        items, self.state.pending = self.state.pending, []
+        try:
+            await self.apply(tx, items)
+        except BaseException:
+            self.state.clear()  # rows half changed by the failed batch: read afresh next time
+            raise
+        await self.state.write(tx, rows=not self.state.bulk)
+
+    async def apply(self, tx: ProjectionTx, items: list[tuple[Any, ...]]) -> None:
+        """Apply queued events (name, bound handler, envelope, event, stamp) in order."""
+        if not items:
+            return
+        if not self.state.authoritative:
+            await self._prefetch(tx, items)
+        for _name, method, env, e, stamp in items:
+            self.state.stamp = stamp
+            try:
+                await method(tx, env, e)
+            except _PASS_THROUGH:
+                raise
+            except Exception as exc:
+                raise ProjectionFailed(f"{env.event_type} {env.event_id} fails to apply: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+
+    # -- reading a batch's rows at once -----------------------------------------------------------
+
+    async def _prefetch(self, tx: ProjectionTx, items: list[tuple[Any, ...]]) -> None:
+        """Read the rows the batch's events will ask for. Only a hint: a row not read here is read
+        when asked for, a row read for nothing costs nothing but the read."""
+        wanted: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+        for name, _m, _env, e, _s in items:
+            self._wants(name, e, wanted)
+        await self.state.prefetch(tx.conn, wanted)
+        # Keys that depend on rows just read (an old interaction's cap slots, a five-ones period).
+        wanted = defaultdict(set)
+        for name, _m, _env, e, _s in items:
+            self._wants_next(name, e, wanted)
+        if wanted:
+            await self.state.prefetch(tx.conn, wanted)
+
+    def _wants(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        cadre_fields, org_fields, has_path = _fields(e.__class__)
+        if has_path and e.org_path:
+            for a in _ancestors(e.org_path):
+                wanted["org_rules"].add((a,))
+        for attr in cadre_fields:
+            v = getattr(e, attr)
+            if v:
+                wanted["cadres"].add((v,))
+        for attr in org_fields:
+            v = getattr(e, attr)
+            if v:
+                wanted["orgs"].add((v,))
+        if name in ("ContactLinkAccepted", "ContactLinkEnded"):
+            wanted["links"].add((e.link_id,))
+            if name == "ContactLinkAccepted":
+                wanted["scored_youths"].add((e.cadre_id, e.youth_id))
+        elif name == "GroupLinkEnded":
+            wanted["groups"].add((e.cadre_id, e.group_org_id))
+        elif name.startswith("Interaction"):
+            wanted["interactions"].add((e.interaction_id,))
+            if name in ("InteractionLogged", "InteractionCorrected"):
+                month = _month_key(china_day(e.occurred_at))
+                for y in e.youth_ids:
+                    wanted["pair_months"].add((e.cadre_id, y, month))
+        elif name.startswith("Activity"):
+            wanted["activities"].add((e.activity_id,))
+
+    def _wants_next(self, name: str, e: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        st = self.state
+        if name == "InteractionCorrected":
+            _, old = st.cached("interactions", e.interaction_id)
+            if old is not None:
+                month = period_of(old["day"], PeriodKind.month).key
+                for y in old["youths"]:
+                    wanted["pair_months"].add((old["cadre_id"], y, month))
+        elif name.startswith("Activity"):
+            if name == "ActivityCorrected":
+                _, old = st.cached("activities", e.activity_id)
+                if old is not None:
+                    wanted["cadres"].add((old["owner_id"],))
+                    if old["period_key"]:
+                        wanted["five_ones"].add((old["owner_id"], old["period_key"]))
+            owner = e.organiser_org_id if e.collective or not e.organiser_cadre_id else e.organiser_cadre_id
+            is_org = owner == e.organiser_org_id
+            _, cadre = st.cached("cadres", owner) if not is_org else (True, None)
+            known, org_rules = self._rules_in_memory(e.org_path, e.occurred_on)
+            if known and org_rules is not None:
+                period, _due = rules.five_ones_period(
+                    org_rules, rules.five_ones_rule_key(cadre["kind"] if cadre else None, is_org), e.occurred_on)
+                wanted["five_ones"].add((owner, period.key))
+
+    def _rules_in_memory(self, org_path: str | None, day: date) -> tuple[bool, OrgRules | None]:
+        records: list[rules.RulesRecord] = []
+        for path in _ancestors(org_path) if org_path else ():
+            known, row = self.state.cached("org_rules", path)
+            if not known:
+                return False, None
+            for rec in (row or {}).get("records", []):
+                parsed = self._parsed.get(rec["sid"])
+                if parsed is None:
+                    parsed = self._parsed[rec["sid"]] = OrgRules.model_validate(rec["rules"])
+                records.append(rules.RulesRecord(path, date.fromisoformat(rec["effective_from"]), parsed))
+        return True, rules.effective_rules(records, org_path, day) if records else _DEFAULT_RULES
 
     # organisations
 
@@ -159,10 +316,12 @@ class Projector:
             self.state.put("orgs", {**org, "depth": e.depth})
 
     async def on_OrgMerged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        # Rows in memory are written (and forgotten) by the rewrite first: the UPDATE then finds
+        # every cadre in Postgres, and nothing written later from memory undoes it.
+        await self._rewrite(tx, e.old_path, e.into_path)
         await tx.conn.execute(
             f"UPDATE {self.s}.cadres SET org_id = $2 WHERE org_id = $1", e.org_id, e.into_org_id
         )
-        await self._rewrite(tx, e.old_path, e.into_path)
 
     async def on_OrgRulesSet(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         row = await self.state.get("org_rules", e.org_path)
@@ -256,7 +415,7 @@ class Projector:
     async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str]) -> dict[str, Any]:
         """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word."""
         day = china_day(e.occurred_at)
-        month = period_of(day, PeriodKind.month).key
+        month = _month_key(day)
         rs = await self.ruleset_for(e.org_path, day)
         youths: dict[str, Any] = {}
         for youth_id in dict.fromkeys(e.youth_ids):

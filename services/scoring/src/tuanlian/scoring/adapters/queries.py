@@ -21,17 +21,38 @@ def subtree(col: str, param: str) -> str:
     return SUBTREE.format(col=col, p=param)
 
 
+#: How far the top-of-the-period walk goes before a top-N query falls back to the subtree's range.
+TOP_PROBE = 2000
+
+
 async def top(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key: str, org_path: str,
               owner_kind: str, limit: int, cadre_kind: str | None = None,
-              org_type: str | None = None) -> list[asyncpg.Record]:
-    """The top of a subtree for a period, highest points first (ties by id)."""
-    sql = (
-        f"SELECT owner_id, org_path, cadre_kind, org_type, points FROM {p}.period_points "
-        f"WHERE period_kind = $1 AND period_key = $2 AND owner_kind = $3 AND {subtree('org_path', '$4')} "
-        "AND ($5::text IS NULL OR cadre_kind = $5) AND ($6::text IS NULL OR org_type = $6) "
-        "ORDER BY points DESC, owner_id LIMIT $7"
-    )
-    return list(await conn.fetch(sql, period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit))
+              org_type: str | None = None, probe: int = TOP_PROBE) -> list[asyncpg.Record]:
+    """The top of a subtree for a period, highest points first (ties by id).
+
+    Two plans, because neither serves every subtree: (1) walk the period's (points DESC, owner_id)
+    index from the top, at most ``probe`` entries, keeping those in the subtree: when that yields
+    ``limit`` rows they are the answer (every owner of the subtree ranked above them was walked
+    past), which is the case for the root and other large subtrees; (2) otherwise the subtree is
+    small: read its (period, org_path) range whole and sort it. Postgres cannot tell the two cases
+    apart from the path alone (its estimate of a path range's share of a period is poor), so the
+    query does not leave the choice to the planner.
+    """
+    keep = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "
+            "AND ($6::text IS NULL OR org_type = $6)")
+    cols = "owner_id, org_path, cadre_kind, org_type, points"
+    walked = await conn.fetch(
+        f"SELECT {cols} FROM (SELECT {cols}, owner_kind FROM {p}.period_points WHERE period_kind = $1 "
+        "AND period_key = $2 ORDER BY points DESC, owner_id LIMIT $8) w "
+        f"WHERE {keep} ORDER BY points DESC, owner_id LIMIT $7",
+        period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit, probe)
+    if len(walked) >= limit:
+        return list(walked)
+    return list(await conn.fetch(
+        f"WITH s AS MATERIALIZED (SELECT {cols}, owner_kind FROM {p}.period_points "
+        f"WHERE period_kind = $1 AND period_key = $2 AND {subtree('org_path', '$4')}) "
+        f"SELECT {cols} FROM s WHERE {keep} ORDER BY points DESC, owner_id LIMIT $7",
+        period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit))
 
 
 async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key: str, org_path: str,

@@ -11,8 +11,10 @@ state is authoritative: a miss means "no such row" and Postgres is never read.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,19 +29,16 @@ class TableSpec:
     key: tuple[str, ...]
     columns: tuple[str, ...]  # key columns first
 
-    def upsert(self, schema: str) -> str:
-        cols = ", ".join(self.columns)
-        params = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.key)
-        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
-        return (
-            f"INSERT INTO {schema}.{self.name} ({cols}) VALUES ({params}) "
-            f"ON CONFLICT ({', '.join(self.key)}) {action}"
-        )
-
     def select(self, schema: str) -> str:
         where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(self.key, start=1))
         return f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} WHERE {where}"
+
+    def select_many(self, schema: str) -> str:
+        """Every row whose key is among the ``unnest``-ed key arrays (one array per key column)."""
+        arrays = ", ".join(f"${i}::text[]" for i in range(1, len(self.key) + 1))
+        keys = ", ".join(self.key)
+        return (f"SELECT {', '.join(self.columns)} FROM {schema}.{self.name} "
+                f"WHERE ({keys}) IN (SELECT * FROM unnest({arrays}))")
 
 
 TABLES = {
@@ -66,11 +65,38 @@ TABLES = {
                                               "reelection_flag")),
     )
 }
+KEY_OF = {name: (lambda row, _k=t.key: tuple(row[c] for c in _k)) if len(t.key) > 1
+          else (lambda row, _c=t.key[0]: (row[_c],)) for name, t in TABLES.items()}
 LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "ruleset_version",
                   "source_event_ids", "youth_id", "ref", "occurred_at")
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
 FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
 PERIOD_META = ("owner_kind", "org_path", "cadre_kind", "org_type")
+PERIOD_COLUMNS = ("period_kind", "period_key", "owner_id", *PERIOD_META, "points")
+PERIOD_KEY = ("period_kind", "period_key", "owner_id")
+PERIOD_SET = (
+    "points = t.points + EXCLUDED.points, "
+    # An owner first credited by the other stream's consumer before its registration was
+    # projected has no kind yet: the first credit that knows it fills it in.
+    "cadre_kind = coalesce(EXCLUDED.cadre_kind, t.cadre_kind), org_type = coalesce(EXCLUDED.org_type, t.org_type)"
+)
+JSON_TYPES = ("json", "jsonb")
+# Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
+_TYPES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+async def column_types(conn: Any, schema: str, table: str) -> dict[str, str]:
+    key = (schema, table)
+    if key not in _TYPES:
+        rows = await conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", f"{schema}.{table}")
+        _TYPES[key] = {r[0]: r[1] for r in rows}
+    return _TYPES[key]
+
+
+def columns_of(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(col) for col in zip(*rows, strict=True)]
 
 Row = dict[str, Any]
 
@@ -79,8 +105,15 @@ class State:
     """Rows of one projection schema as one consumer sees them."""
 
     def __init__(self, schema: str, consumer: str, *, authoritative: bool = False, max_rows: int = 500_000,
-                 versions: str | None = None, stamped: bool = False):
+                 versions: str | None = None, stamped: bool = False, bulk: bool = False):
         self.schema = schema
+        # A rebuild's state (``bulk``) keeps changed rows and period points in memory across its
+        # transactions and writes them once, with COPY, at the end (``write(tx, rows=True)``);
+        # each transaction writes only the appended ledger entries, facts, flags and paths.
+        self.bulk = bulk
+        # A rebuild's tables no row has been written to yet (its schema starts empty): they are
+        # filled with a plain COPY, no conflict to look for.
+        self._empty: set[str] = {*TABLES, "period_points"} if bulk else set()
         self.consumer = consumer
         self.authoritative = authoritative
         self.max_rows = max_rows
@@ -99,8 +132,17 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
-        self.period_delta: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.period_meta: dict[str, tuple[Any, ...]] = {}
+        # (period kind, period key, owner) → [points, owner_kind, org_path, cadre_kind, org_type]:
+        # the owner's place as first credited (as the first insert files the row), its kind and
+        # type as last known (as the upsert's coalesce keeps them), whatever the batch size.
+        self.period_delta: dict[tuple[str, str, str], list[Any]] = {}
+        # Events of the open batch not yet applied (the projector applies them all at once, after
+        # reading every row they need in one statement per table).
+        self.pending: list[tuple[Any, ...]] = []
+        # Tables another consumer writes: their rows in memory are dropped at every batch.
+        self.volatile: set[str] = set()
+        # Changes whenever org_rules rows in memory may have changed (memos of rules in force).
+        self.rules_epoch = 0
         self._tx: ProjectionTx | None = None
         self._gen: int | None = None
         self._committed_gen: int | None = None
@@ -109,11 +151,13 @@ class State:
 
     async def begin(self, tx: ProjectionTx) -> None:
         """Called by every handler; the first call in a new transaction checks the generation."""
-        tx.before_flush(self.write)  # again after any flush a handler caused
         if tx is self._tx:
             return
         self._tx = tx
         self._discard_pending()
+        for table in self.volatile:
+            if self._rows.pop(table, None) is not None and table == "org_rules":
+                self.rules_epoch += 1
         if self.versions is not None:
             row = await tx.conn.fetchrow(
                 f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
@@ -126,7 +170,7 @@ class State:
                 self._committed_gen = None
                 for hook in self.on_switch:
                     hook(self)
-        if not self.authoritative:
+        if not self.authoritative and not self.bulk:  # a rebuild is its schema's only writer
             stored = await tx.conn.fetchval(
                 f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
             )
@@ -136,19 +180,28 @@ class State:
 
     def clear(self) -> None:
         self._rows.clear()
+        self.rules_epoch += 1
         self._discard_pending()
 
     def _discard_pending(self) -> None:
-        if self._dirty or self.ledger or self.facts or self.period_delta:
+        if self.bulk:
+            # A rebuild's transaction that fails ends the rebuild: its changed rows stay for the end.
+            self.pending.clear()
+            return
+        if self._dirty or self.ledger or self.facts or self.period_delta or self.pending:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
+            self.rules_epoch += 1
+        self.pending.clear()
         self._dirty.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()
         self.cadre_paths.clear()
         self.period_delta.clear()
-        self.period_meta.clear()
+
+    def size(self) -> int:
+        return self._size()
 
     def _size(self) -> int:
         return sum(len(v) for v in self._rows.values())
@@ -168,15 +221,42 @@ class State:
         cache[key] = row
         return row
 
+    def cached(self, table: str, *key: Any) -> tuple[bool, Row | None]:
+        """(known, row) from memory only."""
+        cache = self._rows[table]
+        if key in cache:
+            return True, cache[key]
+        return self.authoritative, None
+
+    async def prefetch(self, conn: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:
+        """Read every wanted row not in memory, one statement per table (a row not found is
+        remembered as absent): the batch's handlers then find them all in memory."""
+        if self.authoritative:
+            return
+        for table, keys in wanted.items():
+            cache = self._rows[table]
+            missing = [k for k in keys if k not in cache]
+            if not missing:
+                continue
+            spec = TABLES[table]
+            for k in missing:
+                cache[k] = None
+            arrays = [list(col) for col in zip(*missing, strict=True)]
+            for rec in await conn.fetch(spec.select_many(self.schema), *arrays):
+                row = dict(rec)
+                cache[tuple(row[c] for c in spec.key)] = row
+
     def put(self, table: str, row: Row) -> None:
-        spec = TABLES[table]
-        key = tuple(row[c] for c in spec.key)
+        key = KEY_OF[table](row)
+        if table == "org_rules":
+            self.rules_epoch += 1
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
     def forget(self, table: str) -> None:
         """Drop a table's rows from memory (after SQL changed many of them at once)."""
         self._rows.pop(table, None)
+        self.rules_epoch += 1
         self._dirty.pop(table, None)
 
     # -- appends --------------------------------------------------------------------------------
@@ -199,23 +279,36 @@ class State:
     def _stamp(self) -> tuple[Any, ...]:
         return (self.stamp,) if self.stamped else ()
 
-    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: list[tuple[str, str]],
+    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: Sequence[tuple[str, str]],
                           points: int) -> None:
-        self.period_meta[owner_id] = meta
+        deltas = self.period_delta
         for kind, key in periods:
-            self.period_delta[(kind, key, owner_id)] += points
+            d = deltas.get((kind, key, owner_id))
+            if d is None:
+                deltas[(kind, key, owner_id)] = [points, *meta]
+                continue
+            d[0] += points
+            if meta[2] is not None:
+                d[3] = meta[2]
+            if meta[3] is not None:
+                d[4] = meta[3]
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def write(self, tx: ProjectionTx) -> None:
+    async def write(self, tx: ProjectionTx, *, rows: bool = True) -> None:
+        """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
+        appended entries and keeps changed rows and period points for a later ``write``."""
         conn, s = tx.conn, self.schema
         at = ("applied_at",) if self.stamped else ()
-        for table, keys in self._dirty.items():
-            spec = TABLES[table]
-            rows = [self._rows[table][k] for k in keys]
-            args = [tuple(r[c] for c in spec.columns) for r in rows if r is not None]
-            if args:
-                await conn.executemany(spec.upsert(s), args)
+        if rows:
+            for table, keys in self._dirty.items():
+                spec = TABLES[table]
+                # In key order: two consumers writing the same rows lock them in the same order.
+                args = [tuple(r[c] for c in spec.columns) for k in sorted(keys)
+                        if (r := self._rows[table][k]) is not None]
+                if args:
+                    await self._upsert(conn, table, spec.columns, spec.key, args,
+                                       ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key))
         if self.ledger:
             await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=self.ledger)
         if self.facts:
@@ -228,20 +321,11 @@ class State:
             )
         # Deltas that cancel out within the batch are written too: the owner is on the board with
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
-        deltas = [(k, key, owner, *self.period_meta[owner], pts)
-                  for (k, key, owner), pts in self.period_delta.items()]
-        if deltas:
-            await conn.executemany(
-                f"INSERT INTO {s}.period_points (period_kind, period_key, owner_id, owner_kind, org_path, "
-                "cadre_kind, org_type, points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                f"ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET points = "
-                f"{s}.period_points.points + EXCLUDED.points, "
-                # An owner first credited by the other stream's consumer before its registration
-                # was projected has no kind yet: the first credit that knows it fills it in.
-                f"cadre_kind = coalesce(EXCLUDED.cadre_kind, {s}.period_points.cadre_kind), "
-                f"org_type = coalesce(EXCLUDED.org_type, {s}.period_points.org_type)",
-                deltas,
-            )
+        # Sorted by key: the contacts and wishes consumers credit the same owners' periods, and
+        # upserts in different orders deadlock each other (a deadlocked batch waits and retries).
+        if rows and self.period_delta:
+            deltas = [(*k, *d[1:], d[0]) for k, d in sorted(self.period_delta.items())]
+            await self._upsert(conn, "period_points", PERIOD_COLUMNS, PERIOD_KEY, deltas, PERIOD_SET)
         if not self.authoritative and self._gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -249,13 +333,46 @@ class State:
                 self.consumer,
                 self._gen,
             )
-        self._dirty.clear()
+        if rows:
+            self._dirty.clear()
+            self.period_delta.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()
         self.cadre_paths.clear()
-        self.period_delta.clear()
-        self.period_meta.clear()
         # The memory is valid once this transaction commits; if it does not, the next batch
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = self._gen
+
+    async def _upsert(self, conn: Any, table: str, columns: Sequence[str], key: Sequence[str],
+                      rows: list[tuple[Any, ...]], sets: str) -> None:
+        """Insert or update many rows: one statement of arrays (a batch), or COPY into a staging
+        table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows)."""
+        s = self.schema
+        types = await column_types(conn, s, table)
+        json_at = [i for i, c in enumerate(columns) if types[c] in JSON_TYPES]
+        if json_at:  # JSON documents travel as text (asyncpg's JSON codec does not reach into arrays)
+            rows = [tuple(json.dumps(v, default=str) if i in json_at else v for i, v in enumerate(r)) for r in rows]
+        values = ", ".join(f"{c}::{types[c]}" if types[c] in JSON_TYPES else c for c in columns)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        tail = f"ON CONFLICT ({', '.join(key)}) {action}"
+        empty = table in self._empty
+        self._empty.discard(table)
+        if empty and not json_at:
+            await conn.copy_records_to_table(table, schema_name=s, columns=list(columns), records=rows)
+            return
+        if empty:
+            tail = ""
+        if len(rows) < 5000:
+            arrays = ", ".join(f"${i}::{'text' if types[c] in JSON_TYPES else types[c]}[]"
+                               for i, c in enumerate(columns, start=1))
+            await conn.execute(
+                f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} "
+                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *columns_of(rows))
+            return
+        stage = f"_stage_{table}"
+        cols = ", ".join(f"{c} {'text' if types[c] in JSON_TYPES else types[c]}" for c in columns)
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({cols}) ON COMMIT DROP")
+        await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+        await conn.execute(f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} FROM {stage} {tail}")
+        await conn.execute(f"DROP TABLE {stage}")

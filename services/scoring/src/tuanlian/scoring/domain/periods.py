@@ -8,7 +8,7 @@ leaderboards can compare a period with the one before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -115,8 +115,14 @@ def parse_period(kind: PeriodKind | str, key: str) -> Period:
     return p
 
 
+_UTC8 = timezone(timedelta(hours=8))
+_NO_DST_SINCE = datetime(1992, 1, 1, tzinfo=UTC)  # China has kept UTC+8 all year since 1991
+
+
 def china_day(at: datetime) -> date:
     """The calendar day in China an instant falls on (the League works on Beijing time)."""
+    if at.tzinfo is not None and at >= _NO_DST_SINCE:
+        return at.astimezone(_UTC8).date()  # a fixed offset: several times cheaper than the zone
     return at.astimezone(CHINA).date()
 
 

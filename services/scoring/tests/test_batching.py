@@ -1,0 +1,268 @@
+"""The projector applies a batch at once (rows read per table, events applied in memory, written
+per table), and a rebuild keeps rows in memory to the end: neither may change what is projected.
+
+Random event histories (seeded) go through the real streams into two projections of their own
+(service schemas ``sa`` and ``sb``): the live consumer runtime applies them in batches of 1 in one
+and of 256 in the other, then a rebuild replays them into a third version. All three must hold
+the same ledger, period points, facts and rows.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import nats.errors
+import pytest
+from nats.js import JetStreamContext
+from scoring_support import Producer
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, projector
+from tuanlian.scoring.adapters.rebuild import Rebuild
+from tuanlian.scoring.adapters.state import State
+from tuanlian.shared.consumer import EventConsumer, ProjectionTx
+from tuanlian.shared.contracts import contacts as c
+from tuanlian.shared.contracts import wishes as w
+from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.contracts.wishes import WISHES
+from tuanlian.shared.db import Database, connect_raw
+from tuanlian.shared.events import DomainEvent, Envelope
+from tuanlian.shared.migrations import load_migrations, migrate
+from tuanlian.shared.streams import declare_stream, producer_stream
+from tuanlian.shared.testing import running_consumers, wait_until
+
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+COMPARED = {
+    "ledger": "owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
+              "occurred_at",
+    "period_points": "period_kind, period_key, owner_id, owner_kind, org_path, cadre_kind, org_type, points",
+    "facts": "owner_id, metric, subject, n, occurred_on, source_event_id",
+    "flags": "owner_id, code, ref, source_event_id, occurred_on",
+    "cadres": "*",
+    "links": "*",
+    "scored_youths": "*",
+    "pair_months": "*",
+    "interactions": "*",
+    "activities": "*",
+    "five_ones": "*",
+    "org_rules": "*",
+}
+
+
+def history(seed: int, n: int = 220) -> tuple[list[tuple[str, DomainEvent, datetime]], list[tuple[str, DomainEvent,
+                                                                                                       datetime]]]:
+    """(contacts events, wishes events) of a random but plausible history, each with its aggregate
+    and instant; the wishes events come after all the contacts events."""
+    rnd = random.Random(seed)
+    contacts: list[tuple[str, DomainEvent, datetime]] = []
+    wishes: list[tuple[str, DomainEvent, datetime]] = []
+    orgs = [f"o{i}" for i in range(4)]
+    path = {o: f"/r/{o}" for o in orgs}
+    at = T0
+    for o in orgs:
+        contacts.append((f"org-{o}", c.OrgCreated(org_id=o, parent_id="r", name=o, org_type=c.OrgType.branch,
+                                                  depth=2, is_leadership_organ=False, org_path=path[o]), at))
+    contacts.append(("org-o1", c.OrgRulesSet(org_id="o1", org_path="/r/o1", effective_from=date(2026, 1, 1),
+                                             rules=c.OrgRules(contact_quotas=c.ContactQuotas(part_time=3))), at))
+    cadres = [f"c{i}" for i in range(8)]
+    home = {cid: rnd.choice(orgs) for cid in cadres}
+    for cid in cadres:
+        contacts.append((f"cadre-{cid}", c.CadreRegistered(
+            cadre_id=cid, org_id=home[cid], org_path=path[home[cid]], in_leadership_organ=False,
+            kind=rnd.choice([c.CadreKind.part_time, c.CadreKind.full_time])), at))
+    youths = [f"y{i}" for i in range(12)]
+    links: list[tuple[str, str, str]] = []
+    logged: list[tuple[str, str, list[str]]] = []
+    activities: list[tuple[str, str]] = []
+    for i in range(n):
+        at = T0 + timedelta(hours=7 * i + rnd.randrange(5))
+        if i == n // 2:  # a move: SQL rewrites many rows at once in the middle of a batch
+            contacts.append(("org-o3", c.OrgMoved(org_id="o3", old_parent_id="r", new_parent_id="o0",
+                                                  old_path="/r/o3", new_path="/r/o0/o3", depth=3), at))
+            path["o3"] = "/r/o0/o3"
+        cid = rnd.choice(cadres)
+        p = path[home[cid]]
+        r = rnd.random()
+        if r < 0.15:
+            lid = f"l{i}"
+            links.append((lid, cid, rnd.choice(youths)))
+            contacts.append((f"link-{lid}", c.ContactLinkAccepted(link_id=lid, cadre_id=cid, youth_id=links[-1][2],
+                                                                  org_path=p), at))
+        elif r < 0.20 and links:
+            lid, lc, y = links.pop(rnd.randrange(len(links)))
+            contacts.append((f"link-{lid}", c.ContactLinkEnded(link_id=lid, cadre_id=lc, youth_id=y, ended_by=lc),
+                             at))
+        elif r < 0.55:
+            iid = f"i{i}"
+            ys = rnd.sample(youths, rnd.choice([1, 1, 2]))
+            logged.append((iid, cid, ys))
+            online = rnd.random() < 0.6
+            contacts.append((f"interaction-{iid}", c.InteractionLogged(
+                interaction_id=iid, cadre_id=cid, org_path=p, youth_ids=ys, online=online,
+                channel=c.Channel.wechat if online else c.Channel.face_to_face,
+                occurred_at=T0 + timedelta(days=rnd.randrange(12), hours=rnd.randrange(3)),
+                summary_length=12, summary_hash=f"h{i}"), at))
+        elif r < 0.67 and logged:
+            iid, ic, ys = rnd.choice(logged)
+            word: Any = c.InteractionConfirmed if rnd.random() < 0.7 else c.InteractionDisputed
+            contacts.append((f"interaction-{iid}", word(interaction_id=iid, cadre_id=ic, youth_id=rnd.choice(ys),
+                                                        org_path=path[home[ic]]), at))
+        elif r < 0.72 and logged:
+            iid, ic, _ys = rnd.choice(logged)
+            ys = rnd.sample(youths, 1)
+            contacts.append((f"interaction-{iid}", c.InteractionCorrected(
+                interaction_id=iid, cadre_id=ic, org_path=path[home[ic]], youth_ids=ys, channel=c.Channel.visit,
+                online=False, occurred_at=T0 + timedelta(days=rnd.randrange(12)), summary_length=3,
+                summary_hash=f"x{i}", reason="typo"), at))
+        elif r < 0.80:
+            aid = f"a{i}"
+            activities.append((aid, cid))
+            contacts.append((f"activity-{aid}", c.ActivityRecorded(
+                activity_id=aid, kind=rnd.choice(list(c.ActivityKind)), organiser_cadre_id=cid,
+                organiser_org_id=home[cid], org_path=p, collective=False,
+                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40))), at))
+        elif r < 0.83 and activities:
+            aid, ac = rnd.choice(activities)
+            contacts.append((f"activity-{aid}", c.ActivityCorrected(
+                activity_id=aid, kind=rnd.choice(list(c.ActivityKind)), organiser_cadre_id=ac,
+                organiser_org_id=home[ac], org_path=path[home[ac]], collective=False, reason="wrong kind",
+                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40))), at))
+        elif r < 0.86:
+            to = rnd.choice([o for o in orgs if o != home[cid]])
+            contacts.append((f"cadre-{cid}", c.CadreTransferred(
+                cadre_id=cid, from_org_id=home[cid], to_org_id=to, old_path=p, org_path=path[to],
+                in_leadership_organ=False), at))
+            home[cid] = to
+        elif r < 0.91:
+            wishes.append((f"wish-w{i}", w.WishConfirmed(wish_id=f"w{i}", youth_id=rnd.choice(youths), cadre_id=cid,
+                                                         org_path=p, from_pool=False, days_to_fulfil=2), at))
+        elif r < 0.96:
+            wishes.append((f"voice-v{i}", w.VoiceAnswered(
+                post_id=f"v{i}", youth_id=rnd.choice(youths), cadre_id=cid, answered_by=cid, org_path=p,
+                in_time=rnd.random() < 0.7, response_seconds=300), at))
+        else:
+            wishes.append((f"rating-r{i}", w.CadreRated(rating_id=f"r{i}", cadre_id=cid, org_path=p,
+                                                        score=rnd.randint(1, 5), period="2026Q1"), at))
+    # The wishes stream's events reach the bus after the contacts ones (a rebuild merges by that
+    # instant, the consumers below apply the contacts stream first): the same order everywhere.
+    late = at + timedelta(minutes=1)
+    return contacts, [(sid, e, late + timedelta(seconds=k)) for k, (sid, e, _) in enumerate(wishes)]
+
+
+async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, counts: dict[str, int]) -> None:
+    """Scoring's live consumers of ``service``, driven through the platform runtime, in batches
+    of ``batch``: the contacts stream to its end, then the wishes stream."""
+    for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
+        cons = EventConsumer(service=service, name="points", producer=reg.producer, contracts=reg, db=db,
+                             schema=service, handlers={}, batch_size=batch)
+        cons.handlers = projector(f"{service}_proj", cons.durable,
+                                  versions=f"{service}.projection_versions").handlers(names)
+        await cons.ensure_durable(js)
+        cons.bind_js(js)
+        sub = await js.pull_subscribe_bind(cons.durable, cons.stream)
+        applied, deadline = 0, time.monotonic() + 60
+        while applied < counts[reg.producer]:
+            assert time.monotonic() < deadline, f"{service}: {applied} of {counts[reg.producer]} applied"
+            try:
+                msgs = await sub.fetch(batch, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            assert len(msgs) <= batch
+            out = await cons.process(msgs)
+            assert (out.failed, out.dead_lettered) == (0, 0), out
+            applied += out.applied
+        await sub.unsubscribe()
+
+
+async def _tables(db: Database, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    async with db.connection() as conn:
+        for table, cols in COMPARED.items():
+            out[table] = sorted((tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {schema}.{table}")),
+                                key=repr)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_batches_of_1_and_256_and_a_rebuild_project_the_same(
+    seed: int, database_url: str, js: JetStreamContext, db: Database
+) -> None:
+    for producer in ("contacts", "wishes"):
+        await declare_stream(js, producer_stream(producer), storage="memory")
+    contacts, wishes = history(seed)
+    for producer, events in (("contacts", contacts), ("wishes", wishes)):
+        pub = Producer(js, producer)
+        for stream_id, e, at in events:
+            await pub.emit(stream_id, e, at, getattr(e, "org_path", None))
+    counts = {"contacts": len(contacts), "wishes": len(wishes)}
+    conn = await connect_raw(database_url)
+    try:
+        for service in ("sa", "sb"):
+            await migrate(conn, service, load_migrations("tuanlian.scoring.migrations", service))
+        await _apply(js, db, "sa", 1, counts)
+        await _apply(js, db, "sb", 256, counts)
+        one_by_one, batched = await _tables(db, "sa_proj"), await _tables(db, "sb_proj")
+        assert len(one_by_one["ledger"]) > 50 and len(one_by_one["period_points"]) > 50
+        for table in COMPARED:
+            assert batched[table] == one_by_one[table], table
+        result = await Rebuild(conn, js, service_schema="sb", batch=100, fetch=37).run()
+        assert result.events == len(contacts) + len(wishes) and result.schema == "sb_proj_v2"
+        rebuilt = await _tables(db, "sb_proj_v2")
+        for table in COMPARED:
+            assert rebuilt[table] == one_by_one[table], table
+    finally:
+        await conn.close()
+
+
+class _Breaks(Projector):
+    """The real projector, except that it cannot apply one wish (a bug stand-in)."""
+
+    async def on_WishRaised(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        if e.wish_id == "bad":
+            raise ValueError("cannot apply this wish")
+        await super().on_WishRaised(tx, env, e)
+
+
+async def test_an_event_the_projector_cannot_apply_is_isolated_and_dead_lettered(
+    database_url: str, nats_url: str, js: JetStreamContext, db: Database
+) -> None:
+    """Events are applied when the batch flushes, not in their handler call: a failure there must
+    still be charged to its own event (the batch is applied again one by one), dead-lettered in the
+    end, and its neighbours in the batch applied once."""
+    await declare_stream(js, producer_stream("wishes"), storage="memory")
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", load_migrations("tuanlian.scoring.migrations", "scoring"))
+    finally:
+        await conn.close()
+    pub = Producer(js, "wishes")
+    await pub.emit("rating-r1", w.CadreRated(rating_id="r1", cadre_id="c1", org_path="/r/o1", score=5,
+                                             period="2026Q1"), T0)
+    bad = await pub.emit("wish-bad", w.WishRaised(wish_id="bad", youth_id="y1", cadre_id="c1", org_path="/r/o1",
+                                                  category=w.WishCategory.study), T0)
+    await pub.emit("wish-ok", w.WishRaised(wish_id="ok", youth_id="y2", cadre_id="c1", org_path="/r/o1",
+                                           category=w.WishCategory.study), T0)
+    await pub.emit("rating-r2", w.CadreRated(rating_id="r2", cadre_id="c1", org_path="/r/o1", score=4,
+                                             period="2026Q1"), T0)
+    cons = EventConsumer(service="scoring", name="points", producer="wishes", contracts=WISHES, db=db,
+                         schema="scoring", handlers={}, max_deliveries=2, retry_base_delay=0.05)
+    cons.handlers = _Breaks(State("scoring_proj", cons.durable, versions="scoring.projection_versions")
+                            ).handlers(WISHES_EVENTS)
+    async with running_consumers(nats_url, js, cons):
+        async def inbox() -> dict[Any, str]:
+            async with db.connection() as c2:
+                return {r["event_id"]: r["outcome"] for r in await c2.fetch("SELECT * FROM scoring.consumer_inbox")}
+
+        done = await wait_until(inbox, until=lambda rows: len(rows) == 4, timeout=30, message="4 events settled")
+    assert done[bad.event_id] == "dead_lettered"
+    assert sorted(done.values()).count("dead_lettered") == 1
+    async with db.connection() as c3:
+        ledger = [tuple(r) for r in await c3.fetch("SELECT ref, points FROM scoring_proj.ledger ORDER BY ref")]
+        raised = [r["subject"] for r in await c3.fetch(
+            "SELECT subject FROM scoring_proj.facts WHERE metric = 'wish_raised'")]
+        attempts = await c3.fetchval("SELECT attempts FROM scoring.consumer_failures WHERE event_id = $1",
+                                     bad.event_id)
+    assert [ref for ref, _ in ledger] == ["r1", "r2"]  # each once, though their batch was applied twice
+    assert raised == ["y2"] and attempts == 2
