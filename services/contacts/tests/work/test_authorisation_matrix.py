@@ -1,4 +1,5 @@
-"""Every contacts-work endpoint × every role × inside/outside the subtree: allowed or 403.
+"""Every contacts endpoint of links, work records and the first slice (orgs, people, links,
+interactions) × every role × inside/outside the subtree: allowed or 403.
 
 An allowed call may still be refused for its content or state (409/422 once an earlier allowed
 call changed things); what this matrix checks is that it is never refused for *who* asked, and
@@ -99,6 +100,10 @@ async def test_authorisation_matrix(api: Api) -> None:
          frozenset({"admin_in"})),
         ("GET", f"/spot-checks/{check['spot_check_id']}", {}, frozenset({"admin_in", "leader_in"})),
     ]
+    await _check(api, who, matrix)
+
+
+async def _check(api: Api, who: dict[str, Any], matrix: list[tuple[str, str, dict[str, Any], frozenset[str]]]) -> None:
     wrong: list[str] = []
     for method, url, kw, allowed in matrix:
         r = await api.http.request(method, url, **kw)
@@ -114,3 +119,49 @@ async def test_authorisation_matrix(api: Api) -> None:
             if not may and r.status_code != 403:
                 wrong.append(f"{method} {url} as {name}: expected 403, got {r.status_code} {r.text[:120]}")
     assert not wrong, "\n".join(wrong)
+
+
+async def test_authorisation_matrix_of_the_first_endpoints(api: Api) -> None:
+    """Create org / cadre / youth, invite, answer, end, log: the endpoints the first slice built."""
+    city = await api.org("江城市团委", "city", lo=True)
+    county = await api.org("江城县团委", "county", city, lo=True)
+    sibling = await api.org("邻县团委", "county", city, lo=True)
+    path = county["org_path"]
+    cadre_id = await api.cadre(county)
+    other_cadre = await api.cadre(county, name="李四")
+    youth_in, youth_out = await api.youth(county), await api.youth(county)
+    active = await api.link(cadre_id, youth_in, path)
+    cadre_h = api.auth(Role.cadre, cadre_id, path)
+    pending = (await api.ok("POST", "/links/invitations", cadre_h, 201,
+                            json={"cadre_id": cadre_id, "youth_id": youth_out}))["link_id"]
+    admin_in = api.auth(Role.org_admin, "admin-in", path)
+    who = {
+        "youth_in": api.auth(Role.youth, youth_in),
+        "youth_out": api.auth(Role.youth, youth_out),
+        "cadre_self": cadre_h,
+        "cadre_other": api.auth(Role.cadre, other_cadre, path),
+        "admin_in": admin_in,
+        "admin_out": api.auth(Role.org_admin, "admin-out", sibling["org_path"]),
+        "leader_in": api.auth(Role.leader, "leader-in", path),
+        "leader_out": api.auth(Role.leader, "leader-out", sibling["org_path"]),
+        "partner": api.auth(Role.partner, "partner-1", None),
+        "system": api.system,
+    }
+    now = "2030-01-01T00:00:00+08:00"  # in the future: an allowed log is refused for its content (422)
+    matrix: list[tuple[str, str, dict[str, Any], frozenset[str]]] = [
+        ("POST", "/orgs", {"json": {"name": "新支部", "org_type": "branch", "parent_id": county["org_id"]}},
+         frozenset({"admin_in"})),
+        ("POST", "/cadres", {"json": {"org_id": county["org_id"], "name": "王五", "kind": "part_time"}},
+         frozenset({"admin_in"})),
+        ("POST", "/youths", {"json": {"org_id": county["org_id"], "name": "赵六", "phone": "13912345678"}},
+         frozenset({"admin_in"})),
+        # An admin may invite on a cadre's behalf; only the youth answers (not even the system).
+        ("POST", "/links/invitations", {"json": {"cadre_id": cadre_id, "youth_id": youth_out}},
+         frozenset({"cadre_self", "admin_in"})),
+        ("POST", f"/links/{pending}/decline", {}, frozenset({"youth_out"})),
+        ("POST", f"/links/{pending}/accept", {}, frozenset({"youth_out"})),
+        ("POST", "/interactions", {"json": {"cadre_id": cadre_id, "youth_ids": [youth_in], "channel": "wechat",
+                                            "occurred_at": now, "summary": DESC}}, frozenset({"cadre_self"})),
+        ("POST", f"/links/{active}/end", {}, frozenset({"cadre_self", "youth_in", "admin_in"})),
+    ]
+    await _check(api, who, matrix)

@@ -163,7 +163,8 @@ class ContactsService:
             side, subject = (
                 (Role.youth, link.youth_id) if link.answered_by == "youth" else (Role.cadre, link.cadre_id)
             )
-            if who.role is not Role.system and not (who.role is side and who.subject == subject):
+            # No exception for the system role: consent is the youth's own (决不允许强迫青年).
+            if not (who.role is side and who.subject == subject):
                 raise Forbidden(
                     f"only the {side.value} concerned can answer this {link.initiated_by}'s request"
                 )
