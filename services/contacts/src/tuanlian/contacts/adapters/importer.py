@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from openpyxl import load_workbook
 from pydantic import BaseModel, ValidationError
+from tuanlian.shared.db import Database
 from tuanlian.shared.errors import RuleViolation
 
 MAX_ROWS = 20_000
@@ -125,3 +128,34 @@ class ImportRefused(RuleViolation):
             "all_or_nothing=false to keep the good rows)",
             report=report.as_dict(),
         )
+
+
+RowHandler = Callable[[asyncpg.Connection, int, Any, ImportReport], Awaitable[None]]
+
+
+async def run_import(
+    db: Database, filename: str, data: bytes, model: type[BaseModel], key: str, all_or_nothing: bool,
+    apply: RowHandler,
+) -> ImportReport:
+    """One import, the same for every kind of row: read the file, validate each row as ``model``,
+    refuse a second row with the same ``key`` in the file, hand the rest to ``apply`` (which
+    records created / unchanged / errors in the report) in one transaction, and roll it all back
+    when any row failed and ``all_or_nothing``."""
+    table = read_rows(filename, data)
+    report = ImportReport(rows=len(table))
+    async with db.transaction() as conn:
+        seen: dict[Any, int] = {}
+        for number, cells in table:
+            row = parse_row(model, number, cells, report)
+            if row is None:
+                continue
+            value = getattr(row, key)
+            if value in seen:
+                report.error(number, key, f"{key} {value} already appears in row {seen[value]}")
+                continue
+            seen[value] = number
+            await apply(conn, number, row, report)
+        if report.errors and all_or_nothing:
+            raise ImportRefused(report)
+        report.applied = True
+    return report

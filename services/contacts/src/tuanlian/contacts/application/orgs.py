@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from tuanlian.contacts.adapters.importer import ImportRefused, ImportReport, parse_row, read_rows, truthy
+from tuanlian.contacts.adapters.importer import ImportReport, run_import, truthy
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.domain.orgs import Org
 from tuanlian.contacts.domain.presets import PRESETS
@@ -255,50 +255,38 @@ class OrgsService:
     ) -> ImportReport:
         """组织架构导入: rows in file order, parents before children; re-importing changes nothing."""
         require(who, Role.org_admin, why="import organisations")
-        table = read_rows(filename, data)
-        report = ImportReport(rows=len(table))
-        async with self.core.db.transaction() as conn:
-            known: dict[str, Org] = {}
-            seen: dict[str, int] = {}
-            for number, cells in table:
-                row: OrgRow | None = parse_row(OrgRow, number, cells, report)
-                if row is None:
-                    continue
-                if row.org_id in seen:
-                    report.error(number, "org_id", f"org_id {row.org_id} already appears in row {seen[row.org_id]}")
-                    continue
-                seen[row.org_id] = number
-                existing = await self.core.orgs.find(conn, row.org_id)
-                if existing is not None:
-                    if (existing.name, existing.org_type, existing.parent_id, existing.is_leadership_organ) == (
-                        row.name, row.org_type, row.parent_id, row.is_leadership_organ
-                    ):
-                        report.unchanged.append({"row": number, "org_id": row.org_id})
-                        known[row.org_id] = existing
-                    else:
-                        report.error(number, "org_id", f"organisation {row.org_id} exists with other details")
-                    continue
-                parent = known.get(row.parent_id or "")
-                if row.parent_id and parent is None:
-                    parent = await self.core.orgs.find(conn, row.parent_id)
-                    if parent is None:
-                        report.error(number, "parent_id", f"parent {row.parent_id} is neither in the file above nor known")
-                        continue
-                if parent is None and who.role is not Role.system:
-                    report.error(number, "parent_id", "only the system creates top-level organisations")
-                    continue
-                if parent is not None and not who.covers(parent.path):
-                    report.error(number, "parent_id", f"{parent.path} is outside your organisation's subtree")
-                    continue
-                try:
-                    org = Org.create(row.org_id, row.name, row.org_type, parent, row.is_leadership_organ)
-                except (RuleViolation, Forbidden) as exc:
-                    report.error(number, "parent_id", str(exc))
-                    continue
-                known[row.org_id] = org
-                report.created.append({"row": number, "org_id": org.id, "org_path": org.path})
-                await self.core._save(conn, self.core.orgs, org, who, org.path, cid)
-            if report.errors and all_or_nothing:
-                raise ImportRefused(report)
-            report.applied = True
-        return report
+        known: dict[str, Org] = {}
+
+        async def apply(conn: asyncpg.Connection, number: int, row: OrgRow, report: ImportReport) -> None:
+            existing = await self.core.orgs.find(conn, row.org_id)
+            if existing is not None:
+                if (existing.name, existing.org_type, existing.parent_id, existing.is_leadership_organ) == (
+                    row.name, row.org_type, row.parent_id, row.is_leadership_organ
+                ):
+                    report.unchanged.append({"row": number, "org_id": row.org_id})
+                    known[row.org_id] = existing
+                else:
+                    report.error(number, "org_id", f"organisation {row.org_id} exists with other details")
+                return
+            parent = known.get(row.parent_id or "")
+            if row.parent_id and parent is None:
+                parent = await self.core.orgs.find(conn, row.parent_id)
+                if parent is None:
+                    report.error(number, "parent_id", f"parent {row.parent_id} is neither in the file above nor known")
+                    return
+            if parent is None and who.role is not Role.system:
+                report.error(number, "parent_id", "only the system creates top-level organisations")
+                return
+            if parent is not None and not who.covers(parent.path):
+                report.error(number, "parent_id", f"{parent.path} is outside your organisation's subtree")
+                return
+            try:
+                org = Org.create(row.org_id, row.name, row.org_type, parent, row.is_leadership_organ)
+            except (RuleViolation, Forbidden) as exc:
+                report.error(number, "parent_id", str(exc))
+                return
+            known[row.org_id] = org
+            report.created.append({"row": number, "org_id": org.id, "org_path": org.path})
+            await self.core._save(conn, self.core.orgs, org, who, org.path, cid)
+
+        return await run_import(self.core.db, filename, data, OrgRow, "org_id", all_or_nothing, apply)

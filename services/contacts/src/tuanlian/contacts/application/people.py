@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from tuanlian.contacts.adapters.importer import ImportRefused, ImportReport, parse_row, read_rows, truthy
+from tuanlian.contacts.adapters.importer import ImportReport, run_import, truthy
 from tuanlian.contacts.adapters.pii import PhoneTaken
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
@@ -276,46 +276,34 @@ class PeopleService:
     ) -> ImportReport:
         """青年批量导入. Duplicates are found by phone: in the file (an error) or already known (unchanged)."""
         require(who, Role.org_admin, why="import youths")
-        table = read_rows(filename, data)
-        report = ImportReport(rows=len(table))
-        async with self.core.db.transaction() as conn:
-            phones: dict[str, int] = {}
-            for number, cells in table:
-                row: YouthRow | None = parse_row(YouthRow, number, cells, report)
-                if row is None:
-                    continue
-                if row.phone in phones:
-                    report.error(number, "phone", f"duplicate of row {phones[row.phone]}")
-                    continue
-                phones[row.phone] = number
-                existing = await self.core.vault.find_by_phone(conn, row.phone)
-                if existing:
-                    report.unchanged.append({"row": number, "youth_id": existing, "reason": "phone already registered"})
-                    continue
-                org = await self.core.orgs.find(conn, row.org_id) if row.org_id else None
-                if row.org_id and org is None:
-                    report.error(number, "org_id", f"organisation {row.org_id} not found")
-                    continue
-                if not who.covers(org.path if org else None):
-                    report.error(number, "org_id", "outside your organisation's subtree")
-                    continue
-                try:
-                    youth = Youth.register(
-                        short_id(), org, row.field, row.grade, row.political_status, row.family_situation,
-                        row.special_care, row.industry,
-                    )
-                except (RuleViolation, Forbidden) as exc:
-                    report.error(number, str(getattr(exc, "details", {}).get("field", "row")), str(exc))
-                    continue
-                await self.core.vault.store(conn, youth.id, "youth", row.name, row.phone)
-                if row.major or row.native_place:
-                    await self.core.vault.seal_profile(conn, youth.id, {"major": row.major, "native_place": row.native_place})
-                await self.core._save(conn, self.core.youths, youth, who, org.path if org else None, cid)
-                report.created.append({"row": number, "youth_id": youth.id})
-            if report.errors and all_or_nothing:
-                raise ImportRefused(report)
-            report.applied = True
-        return report
+
+        async def apply(conn: asyncpg.Connection, number: int, row: YouthRow, report: ImportReport) -> None:
+            existing = await self.core.vault.find_by_phone(conn, row.phone)
+            if existing:
+                report.unchanged.append({"row": number, "youth_id": existing, "reason": "phone already registered"})
+                return
+            org = await self.core.orgs.find(conn, row.org_id) if row.org_id else None
+            if row.org_id and org is None:
+                report.error(number, "org_id", f"organisation {row.org_id} not found")
+                return
+            if not who.covers(org.path if org else None):
+                report.error(number, "org_id", "outside your organisation's subtree")
+                return
+            try:
+                youth = Youth.register(
+                    short_id(), org, row.field, row.grade, row.political_status, row.family_situation,
+                    row.special_care, row.industry,
+                )
+            except (RuleViolation, Forbidden) as exc:
+                report.error(number, str(getattr(exc, "details", {}).get("field", "row")), str(exc))
+                return
+            await self.core.vault.store(conn, youth.id, "youth", row.name, row.phone)
+            if row.major or row.native_place:
+                await self.core.vault.seal_profile(conn, youth.id, {"major": row.major, "native_place": row.native_place})
+            await self.core._save(conn, self.core.youths, youth, who, org.path if org else None, cid)
+            report.created.append({"row": number, "youth_id": youth.id})
+
+        return await run_import(self.core.db, filename, data, YouthRow, "phone", all_or_nothing, apply)
 
     async def import_cadres(
         self, who: Principal, filename: str, data: bytes, all_or_nothing: bool = True, cid: UUID | None = None
@@ -323,47 +311,35 @@ class PeopleService:
         """团干部批量导入 with their accounts: each created row carries its login and initial password,
         shown this once. A known phone is unchanged (and gets no new password)."""
         require(who, Role.org_admin, why="import cadres")
-        table = read_rows(filename, data)
-        report = ImportReport(rows=len(table))
-        async with self.core.db.transaction() as conn:
-            phones: dict[str, int] = {}
-            for number, cells in table:
-                row: CadreRow | None = parse_row(CadreRow, number, cells, report)
-                if row is None:
-                    continue
-                if row.phone in phones:
-                    report.error(number, "phone", f"duplicate of row {phones[row.phone]}")
-                    continue
-                phones[row.phone] = number
-                existing = await self.core.vault.find_by_phone(conn, row.phone)
-                if existing:
-                    report.unchanged.append({"row": number, "cadre_id": existing, "reason": "phone already registered"})
-                    continue
-                org = await self.core.orgs.find(conn, row.org_id)
-                if org is None:
-                    report.error(number, "org_id", f"organisation {row.org_id} not found")
-                    continue
-                if not who.covers(org.path):
-                    report.error(number, "org_id", "outside your organisation's subtree")
-                    continue
-                if row.login and await self.identity.login_taken(conn, row.login):
-                    report.error(number, "login", f"login {row.login} is taken")
-                    continue
-                try:
-                    cadre = Cadre.register(short_id(), org, row.kind, row.in_leadership_organ)
-                except RuleViolation as exc:
-                    report.error(number, "org_id", str(exc))
-                    continue
-                await self.core.vault.store(conn, cadre.id, "cadre", row.name, row.phone)
-                await self.core._save(conn, self.core.cadres, cadre, who, org.path, cid)
-                login, password = await self.identity.issue(
-                    conn, who, cadre.id, AccountRole.cadre, org.id, org.path, row.login, cid
-                )
-                report.created.append(
-                    {"row": number, "cadre_id": cadre.id, "name": row.name, "org_id": org.id,
-                     "login": login, "initial_password": password}
-                )
-            if report.errors and all_or_nothing:
-                raise ImportRefused(report)
-            report.applied = True
-        return report
+
+        async def apply(conn: asyncpg.Connection, number: int, row: CadreRow, report: ImportReport) -> None:
+            existing = await self.core.vault.find_by_phone(conn, row.phone)
+            if existing:
+                report.unchanged.append({"row": number, "cadre_id": existing, "reason": "phone already registered"})
+                return
+            org = await self.core.orgs.find(conn, row.org_id)
+            if org is None:
+                report.error(number, "org_id", f"organisation {row.org_id} not found")
+                return
+            if not who.covers(org.path):
+                report.error(number, "org_id", "outside your organisation's subtree")
+                return
+            if row.login and await self.identity.login_taken(conn, row.login):
+                report.error(number, "login", f"login {row.login} is taken")
+                return
+            try:
+                cadre = Cadre.register(short_id(), org, row.kind, row.in_leadership_organ)
+            except RuleViolation as exc:
+                report.error(number, "org_id", str(exc))
+                return
+            await self.core.vault.store(conn, cadre.id, "cadre", row.name, row.phone)
+            await self.core._save(conn, self.core.cadres, cadre, who, org.path, cid)
+            login, password = await self.identity.issue(
+                conn, who, cadre.id, AccountRole.cadre, org.id, org.path, row.login, cid
+            )
+            report.created.append(
+                {"row": number, "cadre_id": cadre.id, "name": row.name, "org_id": org.id,
+                 "login": login, "initial_password": password}
+            )
+
+        return await run_import(self.core.db, filename, data, CadreRow, "phone", all_or_nothing, apply)
