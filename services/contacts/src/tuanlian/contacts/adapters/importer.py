@@ -151,7 +151,7 @@ async def run_import(
                 continue
             value = getattr(row, key)
             if value in seen:
-                report.error(number, key, f"{key} {value} already appears in row {seen[value]}")
+                report.error(number, key, f"the same {key} already appears in row {seen[value]}")  # no value: it may be a phone
                 continue
             seen[value] = number
             await apply(conn, number, row, report)
