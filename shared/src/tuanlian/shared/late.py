@@ -17,7 +17,7 @@ import structlog
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
 from tuanlian.shared.consumer import EventConsumer
-from tuanlian.shared.streams import connect_nats
+from tuanlian.shared.streams import connect_nats, nats_servers
 
 log = structlog.get_logger("tuanlian.late")
 
@@ -79,7 +79,7 @@ class LateConsumer:
                 return
             await c.ensure_durable(js)
             c.bind_js(js)
-            broker = NatsBroker(self.nats_url, logger=logging.getLogger("faststream"))
+            broker = NatsBroker(nats_servers(self.nats_url), logger=logging.getLogger("faststream"))
             c.register(broker)
             await broker.start()
             self.state, self.last_error = "bound", None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -64,7 +65,7 @@ class ContactsService:
         org_path: str | None,
         correlation_id: UUID | None,
         occurred_at: datetime | None = None,
-        **extra: str,
+        **extra: Any,
     ) -> list[Envelope]:
         meta = Metadata(
             actor=who.actor, org_path=org_path, correlation_id=correlation_id, occurred_at=occurred_at

@@ -1,4 +1,5 @@
-"""What contacts-work's handlers share: saving with both projections, and who may act for a cadre."""
+"""What the work-record handlers share: saving through the service's one save path, and who may
+act for a cadre."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from tuanlian.contacts.adapters.readmodel import project
-from tuanlian.contacts.adapters.work_readmodel import project_work
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.work_settings import WorkSettings
 from tuanlian.shared.aggregate import Aggregate, Repository
 from tuanlian.shared.auth import Forbidden, Principal, Role
 from tuanlian.shared.events import Envelope
-from tuanlian.shared.eventstore import Metadata
 from tuanlian.shared.http import require
 
 
@@ -45,13 +43,9 @@ class WorkBase:
         occurred_at: datetime | None = None,
         **extra: Any,
     ) -> list[Envelope]:
-        meta = Metadata(actor=who.actor, org_path=org_path, correlation_id=cid, occurred_at=occurred_at)
-        envelopes = await Repository(self.base.store, type(agg)).save(conn, agg, meta)
-        for env in envelopes:
-            event = self.base.store.contracts.decode(env)
-            await project(conn, self.schema, env, event)
-            await project_work(conn, self.schema, env, event, extra)
-        return envelopes
+        # The service's one save path: events, then every read-model projection, in ``conn``.
+        repo: Repository[Any] = Repository(self.base.store, type(agg))
+        return await self.base._save(conn, repo, agg, who, org_path, cid, occurred_at, **extra)
 
     @staticmethod
     def is_cadre(who: Principal, cadre_id: str) -> bool:
