@@ -45,14 +45,16 @@ from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.db import Database, connect_raw
 from tuanlian.shared.events import DomainEvent, Envelope, new_id
 from tuanlian.shared.migrations import load_migrations, migrate
+from tuanlian.shared.service import tune_gc
+from tuanlian.shared.settings import Settings
 from tuanlian.shared.streams import declare_stream, event_stream_name, producer_stream
 
 INFO = BenchInfo(
     key="scoring",
     title="Scoring: projector, rebuild, subtree top-50",
     measures=(
-        "(1) Events/s scoring's two live consumers (EventConsumer + Projector, batch 256 as "
-        "services run) apply from CONTACTS and WISHES on a realistic mix (links, interactions "
+        "(1) Events/s scoring's two live consumers (EventConsumer + Projector, batch and GC "
+        "settings as the service runs them) apply from CONTACTS and WISHES on a realistic mix (links, interactions "
         "with confirmations and disputes, 五个一 activities, wishes, Youth Voice, ratings). "
         "(2) Events/s of `tuanlian scoring rebuild` (Rebuild.run: ephemeral pull read of both "
         "streams, projector, new schema, swap). (3) p99 of the production top-50 query of random "
@@ -66,6 +68,8 @@ INFO = BenchInfo(
 )
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+#: The batch scoring's live consumers take as the service runs them (``Settings.projector_batch``).
+BATCH = int(os.environ.get("TUANLIAN_PROJECTOR_BATCH") or Settings().projector_batch)
 SERVICE = "scoring"
 
 
@@ -170,6 +174,7 @@ async def _fresh_db(ctx: BenchContext, name: str) -> str:
 
 
 async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) -> float:
+    tune_gc()  # as Runtime.start does in the service process
     db = Database(url, pool_size=4, max_overflow=0)
     admin = await asyncpg.connect(url)
     logging.getLogger("faststream").setLevel(logging.WARNING)
@@ -177,7 +182,7 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
     consumers = []
     for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
         cons = EventConsumer(service=SERVICE, name="points", producer=reg.producer, contracts=reg, db=db,
-                             schema=SERVICE, handlers={}, batch_size=256)
+                             schema=SERVICE, handlers={}, batch_size=BATCH)
         cons.handlers = projector(f"{SERVICE}_proj", cons.durable,
                                   versions=f"{SERVICE}.projection_versions").handlers(names)
         cons.register(broker)
@@ -347,12 +352,13 @@ async def run(ctx: BenchContext) -> list[Result]:
 async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, first: list[Envelope],
                             cadres: int) -> Result:
     live = await _projector(ctx, js, url, len(first))
-    raw = await _raw_copy(url, _ledger_rows(len(first)), 256)
+    raw = await _raw_copy(url, _ledger_rows(len(first)), BATCH)
     return absolute_result(
         "scoring projector apply rate (realistic mix)", live, "events/s",
-        "raw asyncpg COPY of as many ledger rows, 256/transaction", raw, 10_000,
+        f"raw asyncpg COPY of as many ledger rows, {BATCH}/transaction", raw, 10_000,
         f"{len(first):,} events ({cadres:,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
-        "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch 256.")
+        "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch "
+        f"{BATCH} (Settings.projector_batch), garbage collection tuned as the service runs (tune_gc).")
 
 
 async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, total: int) -> Result:

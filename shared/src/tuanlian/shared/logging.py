@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -29,18 +30,24 @@ def _mask_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[st
     return event_dict
 
 
+def shared_processors() -> list[Any]:
+    """What every line goes through before it is rendered, structlog's and stdlib's alike."""
+    return [
+        merge_contextvars,
+        _add_event_context,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _mask_pii,
+    ]
+
+
 def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared: list[Any] = [
-        merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _mask_pii,
-    ]
+    shared = shared_processors()
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -66,9 +73,22 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     logging.getLogger("faststream").setLevel(logging.WARNING)
 
 
+_EVENT: ContextVar[Envelope | None] = ContextVar("tuanlian_event", default=None)
+
+
 def bind_event_context(env: Envelope) -> None:
-    """Carry the event's correlation into every log line written while handling it."""
-    bind_contextvars(
-        correlation_id=str(env.correlation_id) if env.correlation_id else None,
-        causation_id=str(env.event_id),
-    )
+    """Carry the event's correlation into every log line written while handling it.
+
+    Called for every event a consumer applies, so it only sets a context variable (structlog's
+    ``bind_contextvars`` was ~5% of a projector's time); the ids are added when a line is
+    actually written.
+    """
+    _EVENT.set(env)
+
+
+def _add_event_context(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    env = _EVENT.get()
+    if env is not None:
+        event_dict["correlation_id"] = str(env.correlation_id) if env.correlation_id else None
+        event_dict["causation_id"] = str(env.event_id)
+    return event_dict

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_deliveries: int = 5
     retry_base_delay: float = 0.5
     consumer_batch: int = 256
+    # Projections that apply a whole batch in memory and write it a few statements per table
+    # (scoring) take bigger batches: per-batch statements dominate at 256 (benchmarks/bench_scoring.py).
+    projector_batch: int = 4000
     relay_batch: int = 1000
     # JetStream storage for streams this deployment declares ("file" in production).
     stream_storage: str = "file"

@@ -21,8 +21,9 @@ def projection_schema(runtime: Runtime) -> str:
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
     p = projection_schema(runtime)
-    contacts = runtime.consumer("points", CONTACTS, {})
-    wishes = runtime.consumer("points", WISHES, {})
+    batch = runtime.settings.projector_batch
+    contacts = runtime.consumer("points", CONTACTS, {}, batch_size=batch)
+    wishes = runtime.consumer("points", WISHES, {}, batch_size=batch)
     versions = f"{runtime.schema}.projection_versions"
     contacts.handlers = projector(p, contacts.durable, versions=versions).handlers(CONTACTS_EVENTS)
     wishes.handlers = projector(p, wishes.durable, versions=versions).handlers(WISHES_EVENTS)

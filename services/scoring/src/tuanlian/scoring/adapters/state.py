@@ -11,7 +11,6 @@ state is authoritative: a miss means "no such row" and Postgres is never read.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from tuanlian.shared.consumer import ProjectionTx
 
 
@@ -351,8 +351,6 @@ class State:
         s = self.schema
         types = await column_types(conn, s, table)
         json_at = [i for i, c in enumerate(columns) if types[c] in JSON_TYPES]
-        if json_at:  # JSON documents travel as text (asyncpg's JSON codec does not reach into arrays)
-            rows = [tuple(json.dumps(v, default=str) if i in json_at else v for i, v in enumerate(r)) for r in rows]
         values = ", ".join(f"{c}::{types[c]}" if types[c] in JSON_TYPES else c for c in columns)
         action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         tail = f"ON CONFLICT ({', '.join(key)}) {action}"
@@ -363,16 +361,24 @@ class State:
             return
         if empty:
             tail = ""
+        cols = columns_of(rows)
+        for i in json_at:  # JSON documents travel as text (asyncpg's JSON codec does not reach into arrays)
+            cols[i] = [_json_text(v) for v in cols[i]]
         if len(rows) < 5000:
             arrays = ", ".join(f"${i}::{'text' if types[c] in JSON_TYPES else types[c]}[]"
                                for i, c in enumerate(columns, start=1))
             await conn.execute(
                 f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} "
-                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *columns_of(rows))
+                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *cols)
             return
         stage = f"_stage_{table}"
-        cols = ", ".join(f"{c} {'text' if types[c] in JSON_TYPES else types[c]}" for c in columns)
-        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({cols}) ON COMMIT DROP")
-        await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+        staged = ", ".join(f"{c} {'text' if types[c] in JSON_TYPES else types[c]}" for c in columns)
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({staged}) ON COMMIT DROP")
+        await conn.copy_records_to_table(stage, columns=list(columns), records=list(zip(*cols, strict=True)))
         await conn.execute(f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} FROM {stage} {tail}")
         await conn.execute(f"DROP TABLE {stage}")
+
+
+def _json_text(value: Any) -> str:
+    # orjson: the documents of a batch were ~5% of the projector's time with the json module.
+    return orjson.dumps(value, default=str).decode()
