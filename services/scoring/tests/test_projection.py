@@ -212,3 +212,35 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     assert r.status_code == 403
     r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "day"}, headers=admin)
     assert r.status_code == 422
+
+
+async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    await _org_and_cadre(contacts, "c1", c.CadreKind.part_time)
+    await contacts.emit("org-u1", c.OrgCreated(org_id="u1", parent_id="root", name="某大学团委",
+                                               org_type=c.OrgType.university, depth=2, is_leadership_organ=True,
+                                               org_path="/root/u1"), T0)
+    await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
+    await scoring.applied(4)
+    async with scoring.runtime.db.connection() as conn:
+        then = await conn.fetchval("SELECT clock_timestamp()")
+    # Later the cadre is transferred to the university committee (调动).
+    await contacts.emit("cadre-c1", c.CadreTransferred(cadre_id="c1", from_org_id="o1", to_org_id="u1",
+                                                       old_path="/root/o1", org_path="/root/u1",
+                                                       in_leadership_organ=True))
+    await scoring.applied(5)
+    month = {"org_path": "/root", "period_kind": "month", "period": "2026-03"}
+
+    async def ids(**params: str) -> list[str]:
+        return [e["cadre_id"] for e in (await scoring.get("/leaderboards/cadres", **month, **params))["entries"]]
+
+    # Now: a part-time cadre of a university committee.
+    assert await ids(cadre_kind="part_time", org_type="university") == ["c1"]
+    assert await ids(org_type="branch") == []
+    # As of before the transfer: a cadre of a branch, filed under the branch.
+    assert await ids(cadre_kind="part_time", org_type="branch", as_of=then.isoformat()) == ["c1"]
+    assert await ids(org_type="university", as_of=then.isoformat()) == []
+    assert await ids(cadre_kind="full_time", as_of=then.isoformat()) == []
+    board = await scoring.get("/leaderboards/cadres", **month, as_of=then.isoformat())
+    assert (board["entries"][0]["kind"], board["entries"][0]["org_path"]) == ("part_time", "/root/o1")

@@ -82,7 +82,8 @@ def rewrite_sql(schema: str) -> list[str]:
         f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
         for t in ("orgs", "cadres", "org_rules", "period_points", "ballots")
     ] + [
-        f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, applied_at) SELECT cadre_id, org_path, "
+        f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "
+        "SELECT cadre_id, org_path, kind, org_type, "
         f"coalesce($3::timestamptz, clock_timestamp()) FROM {schema}.cadres "
         "WHERE org_path = $2::text OR left(org_path, length($2::text) + 1) = $2::text || '/' AND $1::text IS NOT NULL"
     ]
@@ -344,7 +345,7 @@ class Projector:
             "last_online": old["last_online"] if old else None,
             "last_face_to_face": old["last_face_to_face"] if old else None,
         })
-        self.state.add_cadre_path(e.cadre_id, e.org_path)
+        self.state.add_cadre_path(e.cadre_id, e.org_path, e.kind.value, org["org_type"] if org else None)
 
     async def on_CadreTransferred(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         cadre = await self.state.get("cadres", e.cadre_id)
@@ -354,7 +355,7 @@ class Projector:
         self.state.put("cadres", {**cadre, "org_id": e.to_org_id, "org_path": e.org_path,
                                   "org_type": org["org_type"] if org else None,
                                   "in_leadership_organ": e.in_leadership_organ})
-        self.state.add_cadre_path(e.cadre_id, e.org_path)
+        self.state.add_cadre_path(e.cadre_id, e.org_path, cadre["kind"], org["org_type"] if org else None)
         # Rankings follow the cadre: their periods are filed under the new place in the tree.
         await self.state.write(tx)
         await tx.conn.execute(

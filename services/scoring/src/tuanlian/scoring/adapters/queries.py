@@ -113,16 +113,32 @@ async def points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start
 
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
                     as_of: datetime | None = None) -> list[dict[str, Any]]:
-    """Cadres of a subtree (their path as of an instant), with kind and links now."""
+    """Cadres of a subtree with their place, kind and org level as of an instant (today's where
+    the history has none), and their links now."""
     sql = (
-        f"SELECT c.cadre_id, c.kind, c.org_type, c.in_leadership_organ, c.active, c.linked_youths, "
-        "c.last_online, c.last_face_to_face, coalesce(cp.org_path, c.org_path) AS org_path "
-        f"FROM {p}.cadres c LEFT JOIN LATERAL (SELECT org_path FROM {p}.cadre_paths x WHERE x.cadre_id = c.cadre_id "
-        "AND ($2::timestamptz IS NULL OR x.applied_at <= $2) ORDER BY applied_at DESC LIMIT 1) cp ON true "
+        "SELECT c.cadre_id, coalesce(cp.kind, c.kind) AS kind, coalesce(cp.org_type, c.org_type) AS org_type, "
+        "c.in_leadership_organ, c.active, c.linked_youths, c.last_online, c.last_face_to_face, "
+        "coalesce(cp.org_path, c.org_path) AS org_path "
+        f"FROM {p}.cadres c LEFT JOIN LATERAL (SELECT org_path, kind, org_type FROM {p}.cadre_paths x "
+        "WHERE x.cadre_id = c.cadre_id AND ($2::timestamptz IS NULL OR x.applied_at <= $2) "
+        "ORDER BY applied_at DESC LIMIT 1) cp ON true "
         f"WHERE {subtree('coalesce(cp.org_path, c.org_path)', '$1')} "
         "AND ($2::timestamptz IS NULL OR cp.org_path IS NOT NULL) ORDER BY c.cadre_id"
     )
     return [dict(r) for r in await conn.fetch(sql, org_path, as_of)]
+
+
+async def cadres_as_of(conn: asyncpg.Connection, p: str, ids: list[str],
+                       as_of: datetime) -> dict[str, dict[str, Any]]:
+    """Place, kind and org level of the given cadres as of an instant (today's where the history
+    has none: it was kept only from migration 0004 on)."""
+    rows = await conn.fetch(
+        "SELECT c.cadre_id, coalesce(cp.org_path, c.org_path) AS org_path, coalesce(cp.kind, c.kind) AS kind, "
+        f"coalesce(cp.org_type, c.org_type) AS org_type FROM {p}.cadres c "
+        f"LEFT JOIN LATERAL (SELECT org_path, kind, org_type FROM {p}.cadre_paths x WHERE x.cadre_id = c.cadre_id "
+        "AND x.applied_at <= $2 ORDER BY applied_at DESC LIMIT 1) cp ON true WHERE c.cadre_id = ANY($1::text[])",
+        ids, as_of)
+    return {r["cadre_id"]: dict(r) for r in rows}
 
 
 async def fact_sums(conn: asyncpg.Connection, p: str, owners: list[str], start: date, end: date,

@@ -63,10 +63,14 @@ class RebuildError(RuntimeError):
 
 
 def projection_ddl(service_schema: str, target: str) -> str:
-    """The projection part of the migrations, for a fresh schema ``target``."""
-    text = files("tuanlian.scoring.migrations").joinpath("0002_projection.sql").read_text(encoding="utf-8")
-    part = text.split(MARKER, 1)[1].split("\n", 1)[1]
-    return part.replace("{schema}_proj", target).replace("{schema}", service_schema)
+    """The projection part of the migrations (what follows the marker in each), for a fresh
+    schema ``target``: 0002's tables, then every later migration's changes to them."""
+    parts = []
+    for name in sorted(f.name for f in files("tuanlian.scoring.migrations").iterdir() if f.name.endswith(".sql")):
+        text = files("tuanlian.scoring.migrations").joinpath(name).read_text(encoding="utf-8")
+        if MARKER in text:
+            parts.append(text.split(MARKER, 1)[1].split("\n", 1)[1])
+    return "\n".join(parts).replace("{schema}_proj", target).replace("{schema}", service_schema)
 
 
 def durable(service_schema: str, producer: str) -> str:

@@ -273,8 +273,9 @@ class State:
     def add_flag(self, owner_id: str, code: str, ref: str | None, source: UUID, day: date) -> None:
         self.flags.append((owner_id, code, ref, source, day, *self._stamp()))
 
-    def add_cadre_path(self, cadre_id: str, org_path: str) -> None:
-        self.cadre_paths.append((cadre_id, org_path, *self._stamp()))
+    def add_cadre_path(self, cadre_id: str, org_path: str, kind: str | None, org_type: str | None) -> None:
+        """The cadre's place, kind and org level from now on (as-of queries read them back)."""
+        self.cadre_paths.append((cadre_id, org_path, kind, org_type, *self._stamp()))
 
     def _stamp(self) -> tuple[Any, ...]:
         return (self.stamp,) if self.stamped else ()
@@ -317,7 +318,8 @@ class State:
             await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=self.flags)
         if self.cadre_paths:
             await conn.copy_records_to_table(
-                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", *at), records=self.cadre_paths
+                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", "kind", "org_type", *at),
+                records=self.cadre_paths
             )
         # Deltas that cancel out within the batch are written too: the owner is on the board with
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).

@@ -94,20 +94,15 @@ def build_router(runtime: Runtime) -> APIRouter:
                     start, end = span(per_)
                     got = [dict(r) for r in await q.points_as_of(conn, p, org_path=org_path, start=start, end=end,
                                                                   as_of=as_of) if r["owner_kind"] == "cadre"]
-                    meta = {r["cadre_id"]: r for r in await conn.fetch(
-                        f"SELECT cadre_id, kind, org_type FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
-                        [r["owner_id"] for r in got])}
-                    return [r for r in got if r["owner_id"] not in meta or keep(meta[r["owner_id"]])]
+                    then = await q.cadres_as_of(conn, p, [r["owner_id"] for r in got], as_of)
+                    return [r for r in got if r["owner_id"] not in then or keep(then[r["owner_id"]])]
 
                 rows = await board_as_of(per)
                 prev = {} if per is None else {
                     r.key: r.rank for r in rank([(b["owner_id"], b["points"]) for b in await board_as_of(per.previous())])}
-                rows = [{**r, "org_path": r["org_path"]} for r in rows]
                 linked = await q.linked_as_of(conn, p, [r["owner_id"] for r in rows], as_of)
-                kinds = {r["cadre_id"]: r["kind"] for r in await conn.fetch(
-                    f"SELECT cadre_id, kind FROM {p}.cadres WHERE cadre_id = ANY($1::text[])",
-                    [r["owner_id"] for r in rows])}
-                info = {r["owner_id"]: {"org_path": r["org_path"], "kind": kinds.get(r["owner_id"]),
+                then = await q.cadres_as_of(conn, p, [r["owner_id"] for r in rows], as_of)
+                info = {r["owner_id"]: {"org_path": r["org_path"], "kind": then.get(r["owner_id"], {}).get("kind"),
                                         "linked_youths": linked.get(r["owner_id"], 0)} for r in rows}
             else:
                 rows = [dict(r) for r in await q.top(conn, p, period_kind=kind, period_key=key, org_path=org_path,
