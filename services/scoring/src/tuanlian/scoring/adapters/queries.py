@@ -6,8 +6,10 @@ Every aggregate can be taken ``as_of`` an instant: only what scoring had applied
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 import asyncpg
@@ -57,18 +59,43 @@ async def top(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key:
 
 async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key: str, org_path: str,
                          owner_kind: str, ids: list[str], cadre_kind: str | None = None,
-                         org_type: str | None = None) -> dict[str, int]:
-    """Ranks (ties shared) the given owners held in another period, same subtree and filters."""
+                         org_type: str | None = None, probe: int = TOP_PROBE) -> dict[str, int]:
+    """Ranks (ties shared) the given owners held in another period, same subtree and filters.
+
+    A rank is one more than the number of the subtree's owners with more points. Those are read
+    by walking the period's (points DESC) index down to the lowest of the given owners' points,
+    at most ``probe`` entries; only when that is not enough (an owner of today's top was far down
+    then, in a large subtree) is the subtree ranked whole.
+    """
     if not ids:
         return {}
-    sql = (
-        f"SELECT owner_id, r FROM (SELECT owner_id, rank() OVER (ORDER BY points DESC) AS r FROM {p}.period_points "
-        f"WHERE period_kind = $1 AND period_key = $2 AND owner_kind = $3 AND {subtree('org_path', '$4')} "
-        "AND ($5::text IS NULL OR cadre_kind = $5) AND ($6::text IS NULL OR org_type = $6)) x "
-        "WHERE owner_id = ANY($7::text[])"
-    )
-    rows = await conn.fetch(sql, period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, ids)
-    return {r["owner_id"]: r["r"] for r in rows}
+    keep = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "
+            "AND ($6::text IS NULL OR org_type = $6)")
+    args = (period_kind, period_key, owner_kind, org_path, cadre_kind, org_type)
+    mine = {r["owner_id"]: r["points"] for r in await conn.fetch(
+        f"SELECT owner_id, points FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 "
+        f"AND owner_id = ANY($7::text[]) AND {keep}", *args, ids)}
+    if not mine:
+        return {}
+    walked = await conn.fetch(
+        f"SELECT points, {keep} AS kept FROM (SELECT points, owner_kind, org_path, cadre_kind, org_type "
+        f"FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 AND points > $7 "
+        "ORDER BY points DESC, owner_id LIMIT $8) w", *args, min(mine.values()), probe)
+    if len(walked) < probe:
+        tally: dict[int, int] = defaultdict(int)
+        for r in walked:
+            if r["kept"]:
+                tally[r["points"]] += 1
+        counts = sorted(tally.items())
+    else:
+        # Counted per points value over the subtree's range (no sort of its rows): a few
+        # hundred distinct values, however many owners.
+        counts = [(r["points"], r["n"]) for r in await conn.fetch(
+            f"SELECT points, count(*)::int AS n FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 "
+            f"AND points > $7 AND {keep} GROUP BY points ORDER BY points", *args, min(mine.values()))]
+    values = [v for v, _ in counts]
+    above = list(accumulate((n for _, n in reversed(counts)), initial=0))[::-1]  # above[i]: owners at values[i:]
+    return {owner: 1 + above[bisect_right(values, pts)] for owner, pts in mine.items()}
 
 
 async def ledger_points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start: datetime,
