@@ -50,9 +50,9 @@ def write_docs(path: Path, machine: dict[str, Any],
     for info, rs in sections:
         lines += [f"### {info.title}", "", f"**Measures.** {info.measures}", "",
                   f"**Baseline.** {info.baseline}", ""]
-        for r in rs:
-            if r.notes:
-                lines += [f"**Latest run.** {r.notes}", ""]
+        # Figures of one benchmark often share their notes: each note once.
+        for note in dict.fromkeys(r.notes for r in rs if r.notes):
+            lines += [f"**Latest run.** {note}", ""]
     lib = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
     pg = m["postgres_settings"]
     lines += [

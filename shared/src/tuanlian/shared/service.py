@@ -219,16 +219,24 @@ def _redact(url: str) -> str:
 
 
 def tune_gc() -> None:
-    """Collect garbage less often in a long-running process.
+    """Collect garbage less often in a long-running process (once per process; later calls do nothing).
 
     CPython's defaults (a young collection every 700 allocations, a full one when the heap has
     grown by a quarter) suit scripts. A projection that keeps a few hundred thousand rows in
     memory paid ~250 ms per full collection, about a third of the scoring projector's time
-    (benchmarks/bench_scoring.py). What is alive after startup (modules, schemas) is frozen out of
-    collections, and young collections come every 50,000 allocations. Idempotent.
+    (benchmarks/bench_scoring.py). What is alive after startup (modules, schemas) is collected
+    once and frozen out of later collections, and young collections come every 50,000 allocations.
     """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()  # garbage alive now would never be collected once frozen
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+
+
+_gc_tuned = False
 
 
 def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
