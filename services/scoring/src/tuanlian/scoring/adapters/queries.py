@@ -65,7 +65,8 @@ async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, 
     A rank is one more than the number of the subtree's owners with more points. Those are read
     by walking the period's (points DESC) index down to the lowest of the given owners' points,
     at most ``probe`` entries; only when that is not enough (an owner of today's top was far down
-    then, in a large subtree) is the subtree ranked whole.
+    then, in a large subtree) are the subtree's owners counted per points value. Never a sort of
+    the subtree's rows (``rank() OVER`` took the root's leaderboard to 50 ms at 20,000 cadres).
     """
     if not ids:
         return {}

@@ -90,18 +90,20 @@ def build_router(runtime: Runtime) -> APIRouter:
                     return (cadre_kind is None or c["kind"] == cadre_kind) and (
                         org_type is None or c["org_type"] == org_type)
 
+                then: dict[str, dict[str, Any]] = {}  # each cadre's place, kind and org level then
+
                 async def board_as_of(per_: Period | None) -> list[dict[str, Any]]:
                     start, end = span(per_)
                     got = [dict(r) for r in await q.points_as_of(conn, p, org_path=org_path, start=start, end=end,
                                                                   as_of=as_of) if r["owner_kind"] == "cadre"]
-                    then = await q.cadres_as_of(conn, p, [r["owner_id"] for r in got], as_of)
+                    unknown = [r["owner_id"] for r in got if r["owner_id"] not in then]
+                    then.update(await q.cadres_as_of(conn, p, unknown, as_of))
                     return [r for r in got if r["owner_id"] not in then or keep(then[r["owner_id"]])]
 
                 rows = await board_as_of(per)
                 prev = {} if per is None else {
                     r.key: r.rank for r in rank([(b["owner_id"], b["points"]) for b in await board_as_of(per.previous())])}
                 linked = await q.linked_as_of(conn, p, [r["owner_id"] for r in rows], as_of)
-                then = await q.cadres_as_of(conn, p, [r["owner_id"] for r in rows], as_of)
                 info = {r["owner_id"]: {"org_path": r["org_path"], "kind": then.get(r["owner_id"], {}).get("kind"),
                                         "linked_youths": linked.get(r["owner_id"], 0)} for r in rows}
             else:
