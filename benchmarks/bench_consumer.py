@@ -130,12 +130,6 @@ async def _consume(
         consumer.bind_js(js)
         with ctx.task(f"consumer: apply {n:,} events, batch_size={batch} (run {run})",
                       total=n) as advance:
-            seen = 0
-
-            def on_progress(count: int) -> None:
-                nonlocal seen
-                advance(count - seen)
-                seen = count
 
             async def count() -> int:
                 return int(await admin.fetchval(f"SELECT count(*) FROM {table}"))
@@ -143,8 +137,7 @@ async def _consume(
             try:
                 with Stopwatch() as sw:
                     await broker.start()
-                    await poll_until(count, n, interval=0.05, give_up_after=600,
-                                     on_progress=on_progress)
+                    await poll_until(count, n, interval=0.05, give_up_after=600, advance=advance)
             finally:
                 await broker.stop()
         problems = await admin.fetchval(

@@ -194,12 +194,6 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
         consumers.append(cons)
     try:
         with ctx.task(f"scoring: project {n:,} events (live consumers)", total=n) as advance:
-            seen = 0
-
-            def on_progress(count: int) -> None:
-                nonlocal seen
-                advance(count - seen)
-                seen = count
 
             async def count() -> int:
                 return int(await admin.fetchval(f"SELECT count(*) FROM {SERVICE}.consumer_inbox"))
@@ -207,7 +201,7 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
             try:
                 with Stopwatch() as sw:
                     await broker.start()
-                    await poll_until(count, n, interval=0.1, give_up_after=900, on_progress=on_progress)
+                    await poll_until(count, n, interval=0.1, give_up_after=900, advance=advance)
             finally:
                 await broker.stop()
     finally:

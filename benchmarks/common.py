@@ -190,18 +190,19 @@ async def poll_until(
     *,
     interval: float = 0.05,
     give_up_after: float = 300.0,
-    on_progress: Callable[[int], None] | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> int:
-    """Poll ``check()`` until it returns at least ``goal``; returns the last value seen."""
+    """Poll ``check()`` until it returns at least ``goal``; returns the last value seen.
+    ``advance`` (a progress task's) is given how much the value grew at each poll."""
     deadline = time.perf_counter() + give_up_after
     value = await check()
     while value < goal:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"stuck at {value} of {goal} after {give_up_after:.0f}s")
         await asyncio.sleep(interval)
-        value = await check()
-        if on_progress is not None:
-            on_progress(value)
+        last, value = value, await check()
+        if advance is not None:
+            advance(value - last)
     return value
 
 

@@ -23,6 +23,11 @@ def subtree(col: str, param: str) -> str:
     return SUBTREE.format(col=col, p=param)
 
 
+#: A leaderboard's filter on a period_points row: $3 owner kind, $4 subtree, $5 cadre kind and
+#: $6 org level (NULL: any).
+KEEP = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "
+        "AND ($6::text IS NULL OR org_type = $6)")
+
 #: How far the top-of-the-period walk goes before a top-N query falls back to the subtree's range.
 TOP_PROBE = 2000
 
@@ -40,20 +45,18 @@ async def top(conn: asyncpg.Connection, p: str, *, period_kind: str, period_key:
     apart from the path alone (its estimate of a path range's share of a period is poor), so the
     query does not leave the choice to the planner.
     """
-    keep = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "
-            "AND ($6::text IS NULL OR org_type = $6)")
     cols = "owner_id, org_path, cadre_kind, org_type, points"
     walked = await conn.fetch(
         f"SELECT {cols} FROM (SELECT {cols}, owner_kind FROM {p}.period_points WHERE period_kind = $1 "
         "AND period_key = $2 ORDER BY points DESC, owner_id LIMIT $8) w "
-        f"WHERE {keep} ORDER BY points DESC, owner_id LIMIT $7",
+        f"WHERE {KEEP} ORDER BY points DESC, owner_id LIMIT $7",
         period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit, probe)
     if len(walked) >= limit:
         return list(walked)
     return list(await conn.fetch(
         f"WITH s AS MATERIALIZED (SELECT {cols}, owner_kind FROM {p}.period_points "
         f"WHERE period_kind = $1 AND period_key = $2 AND {subtree('org_path', '$4')}) "
-        f"SELECT {cols} FROM s WHERE {keep} ORDER BY points DESC, owner_id LIMIT $7",
+        f"SELECT {cols} FROM s WHERE {KEEP} ORDER BY points DESC, owner_id LIMIT $7",
         period_kind, period_key, owner_kind, org_path, cadre_kind, org_type, limit))
 
 
@@ -70,16 +73,14 @@ async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, 
     """
     if not ids:
         return {}
-    keep = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "
-            "AND ($6::text IS NULL OR org_type = $6)")
     args = (period_kind, period_key, owner_kind, org_path, cadre_kind, org_type)
     mine = {r["owner_id"]: r["points"] for r in await conn.fetch(
         f"SELECT owner_id, points FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 "
-        f"AND owner_id = ANY($7::text[]) AND {keep}", *args, ids)}
+        f"AND owner_id = ANY($7::text[]) AND {KEEP}", *args, ids)}
     if not mine:
         return {}
     walked = await conn.fetch(
-        f"SELECT points, {keep} AS kept FROM (SELECT points, owner_kind, org_path, cadre_kind, org_type "
+        f"SELECT points, {KEEP} AS kept FROM (SELECT points, owner_kind, org_path, cadre_kind, org_type "
         f"FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 AND points > $7 "
         "ORDER BY points DESC, owner_id LIMIT $8) w", *args, min(mine.values()), probe)
     if len(walked) < probe:
@@ -93,7 +94,7 @@ async def previous_ranks(conn: asyncpg.Connection, p: str, *, period_kind: str, 
         # hundred distinct values, however many owners.
         counts = [(r["points"], r["n"]) for r in await conn.fetch(
             f"SELECT points, count(*)::int AS n FROM {p}.period_points WHERE period_kind = $1 AND period_key = $2 "
-            f"AND points > $7 AND {keep} GROUP BY points ORDER BY points", *args, min(mine.values()))]
+            f"AND points > $7 AND {KEEP} GROUP BY points ORDER BY points", *args, min(mine.values()))]
     values = [v for v, _ in counts]
     above = list(accumulate((n for _, n in reversed(counts)), initial=0))[::-1]  # above[i]: owners at values[i:]
     return {owner: 1 + above[bisect_right(values, pts)] for owner, pts in mine.items()}

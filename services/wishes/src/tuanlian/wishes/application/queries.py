@@ -29,6 +29,16 @@ def _scope(who: Principal, org_path: str | None) -> str:
     return path
 
 
+def _whose(who: Principal, org_path: str | None) -> tuple[str, str]:
+    """The rows one may list (condition on $1, and $1): a youth's own, a cadre's own, an
+    admin's or leader's subtree."""
+    if who.role is Role.youth:
+        return "youth_id = $1", who.subject
+    if who.role is Role.cadre:
+        return "cadre_id = $1", who.subject
+    return _SUBTREE, _scope(who, org_path)
+
+
 @dataclass
 class Queries:
     db: Database
@@ -48,12 +58,7 @@ class Queries:
 
     async def wishes(self, who: Principal, state: str | None, org_path: str | None) -> list[dict[str, Any]]:
         """A youth's own wishes, a cadre's queue, an admin's subtree."""
-        if who.role is Role.youth:
-            where, arg = "youth_id = $1", who.subject
-        elif who.role is Role.cadre:
-            where, arg = "cadre_id = $1", who.subject
-        else:
-            where, arg = _SUBTREE, _scope(who, org_path)
+        where, arg = _whose(who, org_path)
         async with self.db.connection() as conn:
             rows = await conn.fetch(
                 f"SELECT {_WISH.format(s=self.s)} FROM {self.s}.wishes w WHERE {where} "
@@ -145,12 +150,7 @@ class Queries:
                 "by_category": by_category}
 
     async def voice(self, who: Principal, org_path: str | None, state: str | None) -> list[dict[str, Any]]:
-        if who.role is Role.youth:
-            where, arg = "youth_id = $1", who.subject
-        elif who.role is Role.cadre:
-            where, arg = "cadre_id = $1", who.subject
-        else:
-            where, arg = _SUBTREE, _scope(who, org_path)
+        where, arg = _whose(who, org_path)
         async with self.db.connection() as conn:
             rows = await conn.fetch(
                 f"SELECT post_id, youth_id, cadre_id, org_id, org_path, kind, text, state, posted_at, due_at, "
