@@ -140,6 +140,7 @@ async def _consume(
                     await poll_until(count, n, interval=0.05, give_up_after=600, advance=advance)
             finally:
                 await broker.stop()
+                await consumer.drain()
         problems = await admin.fetchval(
             f"SELECT count(*) FROM {schema}.consumer_positions WHERE stream_version <> $1",
             EVENTS_PER_AGGREGATE,

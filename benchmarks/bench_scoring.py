@@ -35,6 +35,7 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from tuanlian.scoring.adapters import queries as q
+from tuanlian.scoring.adapters.folding import PeriodFolder, pending
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
 from tuanlian.scoring.adapters.rebuild import Rebuild, read_stream
 from tuanlian.scoring.adapters.state import LEDGER_COLUMNS
@@ -192,18 +193,29 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
         await cons.ensure_durable(js)
         cons.bind_js(js)
         consumers.append(cons)
+    stop = asyncio.Event()
+    folder = PeriodFolder(db, f"{SERVICE}.projection_versions")
     try:
         with ctx.task(f"scoring: project {n:,} events (live consumers)", total=n) as advance:
 
             async def count() -> int:
                 return int(await admin.fetchval(f"SELECT count(*) FROM {SERVICE}.consumer_inbox"))
 
+            async def folded() -> int:  # 1 once the boards hold every credit
+                return int(await pending(admin, f"{SERVICE}_proj") == 0)
+
             try:
                 with Stopwatch() as sw:
                     await broker.start()
+                    fold_task = asyncio.create_task(folder.run(stop))
                     await poll_until(count, n, interval=0.1, give_up_after=900, advance=advance)
+                    await poll_until(folded, 1, interval=0.02, give_up_after=900)
             finally:
+                stop.set()
                 await broker.stop()
+                for cons in consumers:
+                    await cons.drain()
+                await fold_task
     finally:
         await db.close()
         await admin.close()
@@ -315,7 +327,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard (any of them) runs only those figures (to
     # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (default 1,000,000).
     parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
-    n_live = ctx.size(30_000, 5_000)
+    n_live = int(os.environ.get("TUANLIAN_SCORING_LIVE_EVENTS") or ctx.size(30_000, 5_000))
     n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(1_000_000, 10_000))
     cadres_lb = ctx.size(20_000, 2_000)
     mix = Mix()

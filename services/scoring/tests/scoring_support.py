@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 from nats.js import JetStreamContext
+from tuanlian.scoring.adapters.folding import pending
 from tuanlian.shared.auth import Principal, Role, load_or_create_signing_key
 from tuanlian.shared.events import DomainEvent, Envelope, new_id
 from tuanlian.shared.service import Runtime
+from tuanlian.shared.testing import wait_until
 
 
 class Producer:
@@ -50,11 +52,18 @@ class Scoring:
         return r.json()
 
     async def applied(self, n: int) -> None:
-        """Wait until the consumers have applied ``n`` events in all."""
+        """Wait until the consumers have applied ``n`` events in all, and their credits have been
+        folded into the leaderboards."""
         async def count() -> int:
             async with self.runtime.db.connection() as conn:
                 return int(await conn.fetchval("SELECT count(*) FROM scoring.consumer_inbox"))
-        from tuanlian.shared.testing import wait_until
+
+        async def unfolded() -> int:
+            async with self.runtime.db.connection() as conn:
+                schema = await conn.fetchval("SELECT schema_name FROM scoring.projection_versions "
+                                             "WHERE status = 'current'")
+                return await pending(conn, schema)
         await wait_until(count, until=lambda c: c >= n, timeout=60, message=f"{n} events applied")
+        await wait_until(unfolded, until=lambda c: c == 0, timeout=60, message="credits folded")
 
 

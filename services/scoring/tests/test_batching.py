@@ -18,6 +18,7 @@ import nats.errors
 import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
+from tuanlian.scoring.adapters.folding import fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, projector
 from tuanlian.scoring.adapters.rebuild import Rebuild
 from tuanlian.scoring.adapters.state import State
@@ -153,7 +154,9 @@ def history(seed: int, n: int = 220) -> tuple[list[tuple[str, DomainEvent, datet
 
 async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, counts: dict[str, int]) -> None:
     """Scoring's live consumers of ``service``, driven through the platform runtime, in batches
-    of ``batch``: the contacts stream to its end, then the wishes stream."""
+    of ``batch``: the contacts stream to its end, then the wishes stream. Credits are folded into
+    the period points after every batch of 1, and only at the end for larger batches: when the
+    fold runs must not matter either."""
     for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
         cons = EventConsumer(service=service, name="points", producer=reg.producer, contracts=reg, db=db,
                              schema=service, handlers={}, batch_size=batch)
@@ -173,7 +176,15 @@ async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, c
             out = await cons.process(msgs)
             assert (out.failed, out.dead_lettered) == (0, 0), out
             applied += out.applied
+            if batch == 1:
+                await _fold(db, service)
         await sub.unsubscribe()
+    await _fold(db, service)
+
+
+async def _fold(db: Database, service: str) -> None:
+    async with db.transaction() as conn:
+        await fold(conn, f"{service}_proj")
 
 
 async def _tables(db: Database, schema: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -14,6 +14,7 @@ stream with the reason, its aggregate moves on, and the consumer keeps going.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import traceback
@@ -41,6 +42,10 @@ from tuanlian.shared.streams import dlq_subject, event_stream_name
 
 log = structlog.get_logger("tuanlian.consumer")
 
+class _Raced(Exception):
+    """Another replica applied an aggregate this batch saw for the first time: retry the batch."""
+
+
 # Failures of the infrastructure, not of an event: the batch is retried as a whole later and no
 # handler is charged an attempt. Anything else a handler (or its queued SQL) raises counts
 # against that event and, repeated, dead-letters it.
@@ -55,7 +60,7 @@ _DB_TRANSIENT: tuple[type[BaseException], ...] = (
 )
 # Outside handlers, a network error or timeout is the infrastructure's too (inside a handler it
 # may be the handler's own doing, and counts as its failure).
-_TRANSIENT: tuple[type[BaseException], ...] = (*_DB_TRANSIENT, OSError, TimeoutError)
+_TRANSIENT: tuple[type[BaseException], ...] = (*_DB_TRANSIENT, OSError, TimeoutError, _Raced)
 
 
 class ProjectionTx:
@@ -158,6 +163,7 @@ class EventConsumer:
     fetch_timeout: float = 0.05
     _js: JetStreamContext | None = field(default=None, repr=False)
     _waiting: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    _in_flight: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def durable(self) -> str:
@@ -209,21 +215,19 @@ class EventConsumer:
             await js.add_consumer(self.stream, desired)
 
     def register(self, broker: NatsBroker) -> None:
-        """Attach this consumer to the FastStream broker as a manual-ack batch pull subscriber."""
+        """Attach this consumer to the FastStream broker as a manual-ack batch pull subscriber.
+
+        Batches are pipelined: while one batch's transaction runs (mostly waiting on Postgres),
+        the next is fetched and decoded. One transaction at a time, in delivery order.
+        """
 
         _tolerate_bare_fetch_timeouts()
 
         async def on_batch(body: Any, message: Any = Context("message")) -> None:
             msgs = list(message.raw_message)
-            try:
-                await self.process(msgs)
-            except Exception as exc:
-                # Never leave a batch to the 30 s ack wait (or to FastStream, which only logs):
-                # whatever was not settled comes back after a pause.
-                log.error("batch failed", durable=self.durable, error=f"{type(exc).__name__}: {exc}")
-                for m in msgs:
-                    with contextlib.suppress(Exception):  # already acknowledged ones refuse
-                        await m.nak(delay=self.retry_base_delay * 4)
+            items = self._prepare(msgs)
+            await self.drain()
+            self._in_flight = asyncio.create_task(self._settled(msgs, items), name=f"{self.durable}:batch")
 
         broker.subscriber(
             self.subject,
@@ -239,6 +243,23 @@ class EventConsumer:
 
     def bind_js(self, js: JetStreamContext) -> None:
         self._js = js
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight (at stop, and before the next batch's transaction)."""
+        if self._in_flight is not None:
+            await self._in_flight
+            self._in_flight = None
+
+    async def _settled(self, msgs: list[Msg], items: list[_Item]) -> None:
+        try:
+            await self._process(items)
+        except Exception as exc:
+            # Never leave a batch to the 30 s ack wait (or to FastStream, which only logs):
+            # whatever was not settled comes back after a pause.
+            log.error("batch failed", durable=self.durable, error=f"{type(exc).__name__}: {exc}")
+            for m in msgs:
+                with contextlib.suppress(Exception):  # already acknowledged ones refuse
+                    await m.nak(delay=self.retry_base_delay * 4)
 
     # -- processing -----------------------------------------------------------------------
 
@@ -258,9 +279,14 @@ class EventConsumer:
             item.error = f"unknown event type {item.envelope.event_type!r} from {self.producer}"
         return item
 
+    def _prepare(self, msgs: Sequence[Msg]) -> list[_Item]:
+        return [self._decode(m) for m in msgs]
+
     async def process(self, msgs: Sequence[Msg]) -> BatchOutcome:
         """Apply one delivered batch; acknowledges, delays or dead-letters every message."""
-        items = [self._decode(m) for m in msgs]
+        return await self._process(self._prepare(msgs))
+
+    async def _process(self, items: list[_Item]) -> BatchOutcome:
         outcome = BatchOutcome()
         for item in items:
             if item.envelope is None:  # not even an envelope: nothing to wait for
@@ -338,19 +364,17 @@ class EventConsumer:
         blocked = set(blocked or ())
         stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
         async with self.db.transaction() as conn:
-            await conn.execute(
-                f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
-                "SELECT $1, unnest($2::text[]), 0 ON CONFLICT DO NOTHING",
-                self.durable,
-                stream_ids,
-            )
+            # Known aggregates are locked here; one seen for the first time has no row to lock
+            # and is inserted at the end: a replica that inserted it meanwhile makes that insert
+            # fail, and the batch comes back (_Raced) to find it applied.
             rows = await conn.fetch(
                 f"SELECT stream_id, stream_version FROM {s}.consumer_positions "
                 "WHERE consumer = $1 AND stream_id = ANY($2::text[]) ORDER BY stream_id FOR UPDATE",
                 self.durable,
                 stream_ids,
             )
-            positions = {r["stream_id"]: r["stream_version"] for r in rows}
+            stored = {r["stream_id"]: r["stream_version"] for r in rows}
+            positions = {sid: stored.get(sid, 0) for sid in stream_ids}
             moved: dict[str, int] = {}
             tx = ProjectionTx(conn)
             for item in _versions_in_order(items):
@@ -390,15 +414,28 @@ class EventConsumer:
                 # A handler's queued write failed. Applied one at a time (as after any handler
                 # failure) the culprit is found, charged an attempt and in the end dead-lettered.
                 raise _HandlerFailed(applied[-1] if applied else items[0], exc) from exc
-            if moved:
+            known = {sid: v for sid, v in moved.items() if sid in stored}
+            if known:
                 await conn.execute(
                     f"UPDATE {s}.consumer_positions p SET stream_version = m.v "
                     "FROM unnest($2::text[], $3::int[]) AS m(sid, v) "
                     "WHERE p.consumer = $1 AND p.stream_id = m.sid",
                     self.durable,
-                    list(moved),
-                    list(moved.values()),
+                    list(known),
+                    list(known.values()),
                 )
+            if len(known) < len(moved):
+                first_seen = {sid: v for sid, v in moved.items() if sid not in stored}
+                try:
+                    await conn.execute(
+                        f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
+                        "SELECT $1, unnest($2::text[]), unnest($3::int[])",
+                        self.durable,
+                        list(first_seen),
+                        list(first_seen.values()),
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    raise _Raced(f"another replica applied one of {len(first_seen)} new aggregates") from exc
             if applied:
                 await conn.execute(
                     f"INSERT INTO {s}.consumer_inbox (consumer, event_id) "

@@ -90,6 +90,7 @@ class LateConsumer:
             if broker is not None:
                 with contextlib.suppress(Exception):
                     await broker.stop()
+                await c.drain()  # its last batch settles while NATS is still there to ack
             with contextlib.suppress(Exception):
                 await nc.drain()
 

@@ -205,7 +205,7 @@ LIMIT $3"""
                 )
                 if leader:
                     break
-                await _sleep_or_stop(stop, 1.0)
+                await sleep_or_stop(stop, 1.0)
             if stop.is_set():
                 return
             log.info("relay started", schema=self.schema, producer=self.producer)
@@ -221,17 +221,17 @@ LIMIT $3"""
                         self._checkpoint = None  # re-read: the batch is re-published after a pause
                         delay = min(0.2 * 2**failures, 10.0)
                         log.warning("relay batch failed", error=str(exc), retry_in=delay)
-                        await _sleep_or_stop(stop, delay)
+                        await sleep_or_stop(stop, delay)
                         continue
                     if sent < self.batch_size:  # caught up: let commits accumulate
-                        await _sleep_or_stop(stop, self.idle_poll)
+                        await sleep_or_stop(stop, self.idle_poll)
             finally:
                 await lock_conn.execute(
                     "SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_key
                 )
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:

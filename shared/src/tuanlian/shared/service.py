@@ -13,7 +13,7 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +65,9 @@ class ServiceSpec:
     #: Consumers of streams whose owner may start later (see ``shared/late.py``): bound in the
     #: background once their stream exists, instead of holding up (or failing) the start.
     build_late_consumers: Callable[[Runtime], list[EventConsumer]] | None = None
+    #: Background work of the service beside its consumers (scoring's fold of credits into the
+    #: leaderboards): each runs from start until the stop event is set.
+    build_tasks: Callable[[Runtime], dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]] | None = None
 
 
 @dataclass
@@ -176,6 +179,8 @@ class Runtime:
                 self.db, self.js, schema=self.schema, producer=self.spec.name, batch_size=s.relay_batch
             )
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
+        for name, run in (self.spec.build_tasks(self) if self.spec.build_tasks else {}).items():
+            self._tasks.append(asyncio.create_task(run(self._stop), name=name))
         log.info("service started", service=self.spec.name)
 
     async def stop(self) -> None:
@@ -187,6 +192,8 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        for consumer in self.consumers:
+            await consumer.drain()  # its last batch settles while NATS is still there to ack
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

@@ -335,6 +335,8 @@ async def running_consumers(
         yield broker
     finally:
         await broker.stop()
+        for consumer in consumers:
+            await consumer.drain()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
+from tuanlian.scoring.adapters.folding import PeriodFolder
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
 from tuanlian.scoring.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
@@ -30,6 +35,10 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     return [contacts, wishes]
 
 
+def _tasks(runtime: Runtime) -> dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
+    return {"period-fold": PeriodFolder(runtime.db, f"{runtime.schema}.projection_versions").run}
+
+
 def _router(runtime: Runtime) -> APIRouter:
     return build_router(runtime)
 
@@ -43,6 +52,7 @@ SPEC = ServiceSpec(
     contracts=SCORING,
     build_consumers=_consumers,
     build_router=_router,
+    build_tasks=_tasks,
 )
 
 

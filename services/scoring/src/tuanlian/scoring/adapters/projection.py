@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from tuanlian.scoring.adapters.folding import fold
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
@@ -28,7 +29,6 @@ from tuanlian.shared.events import DomainEvent, Envelope
 
 log = structlog.get_logger("tuanlian.scoring")
 
-_LEDGER_PERIODS = (PeriodKind.day, PeriodKind.month, PeriodKind.quarter, PeriodKind.year)
 _DEFAULT_RULES = OrgRules()  # read only; building one per event (pydantic defaults) was ~7% of the time
 # Raised as they are from a batch: the database's own errors and the infrastructure's.
 _PASS_THROUGH = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -47,11 +47,6 @@ class ProjectionFailed(asyncpg.exceptions.DataError):
 def noon(day: date) -> datetime:
     """An instant for a dated fact (an activity's day) that falls on that day in China."""
     return datetime.combine(day, time(12), tzinfo=CHINA)
-
-
-@functools.lru_cache(maxsize=4096)
-def period_slots(day: date) -> tuple[tuple[str, str], ...]:
-    return (*((k.value, period_of(day, k).key) for k in _LEDGER_PERIODS), ("all", "all"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -153,7 +148,7 @@ class Projector:
         meta = await self.owner_meta(owner_id, owner_kind, org_path)
         version = rs if isinstance(rs, str) else rs.version
         self.state.add_ledger(owner_id, owner_kind, meta[1], points, rule, version, sources, youth_id, ref, at)
-        self.state.add_period_points(owner_id, meta, period_slots(china_day(at)), points)
+        self.state.add_period_points(owner_id, meta, china_day(at), points)
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -305,6 +300,7 @@ class Projector:
     async def _rewrite(self, tx: ProjectionTx, old: str, new: str) -> None:
         # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
         await self.state.write(tx)
+        await fold(tx.conn, self.s)
         for sql in rewrite_sql(self.s):
             await tx.conn.execute(sql, old, new, *((self.state.stamp,) if "$3" in sql else ()))
         self.state.clear()
@@ -358,6 +354,7 @@ class Projector:
         self.state.add_cadre_path(e.cadre_id, e.org_path, cadre["kind"], org["org_type"] if org else None)
         # Rankings follow the cadre: their periods are filed under the new place in the tree.
         await self.state.write(tx)
+        await fold(tx.conn, self.s)
         await tx.conn.execute(
             f"UPDATE {self.s}.period_points SET org_path = $2, org_type = $3 WHERE owner_id = $1",
             e.cadre_id, e.org_path, org["org_type"] if org else None,

@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from tuanlian.scoring.adapters.folding import fold
 from tuanlian.shared.consumer import ProjectionTx
 
 
@@ -71,15 +72,7 @@ LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "rules
                   "source_event_ids", "youth_id", "ref", "occurred_at")
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
 FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
-PERIOD_META = ("owner_kind", "org_path", "cadre_kind", "org_type")
-PERIOD_COLUMNS = ("period_kind", "period_key", "owner_id", *PERIOD_META, "points")
-PERIOD_KEY = ("period_kind", "period_key", "owner_id")
-PERIOD_SET = (
-    "points = t.points + EXCLUDED.points, "
-    # An owner first credited by the other stream's consumer before its registration was
-    # projected has no kind yet: the first credit that knows it fills it in.
-    "cadre_kind = coalesce(EXCLUDED.cadre_kind, t.cadre_kind), org_type = coalesce(EXCLUDED.org_type, t.org_type)"
-)
+DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org_type", "points")
 JSON_TYPES = ("json", "jsonb")
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
 _TYPES: dict[tuple[str, str], dict[str, str]] = {}
@@ -113,7 +106,7 @@ class State:
         self.bulk = bulk
         # A rebuild's tables no row has been written to yet (its schema starts empty): they are
         # filled with a plain COPY, no conflict to look for.
-        self._empty: set[str] = {*TABLES, "period_points"} if bulk else set()
+        self._empty: set[str] = set(TABLES) if bulk else set()
         self.consumer = consumer
         self.authoritative = authoritative
         self.max_rows = max_rows
@@ -132,10 +125,11 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
-        # (period kind, period key, owner) → [points, owner_kind, org_path, cadre_kind, org_type]:
-        # the owner's place as first credited (as the first insert files the row), its kind and
-        # type as last known (as the upsert's coalesce keeps them), whatever the batch size.
-        self.period_delta: dict[tuple[str, str, str], list[Any]] = {}
+        # (owner, China day) → [points, owner_kind, org_path as first credited], in the order first
+        # credited, and owner → [cadre kind, org type] as last known: written to period_deltas,
+        # whose fold keeps the first place and the last kind and type, whatever the batch size.
+        self.period_delta: dict[tuple[str, date], list[Any]] = {}
+        self._owner_facts: dict[str, list[Any]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
@@ -199,6 +193,7 @@ class State:
         self.flags.clear()
         self.cadre_paths.clear()
         self.period_delta.clear()
+        self._owner_facts.clear()
 
     def size(self) -> int:
         return self._size()
@@ -280,19 +275,20 @@ class State:
     def _stamp(self) -> tuple[Any, ...]:
         return (self.stamp,) if self.stamped else ()
 
-    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], periods: Sequence[tuple[str, str]],
-                          points: int) -> None:
-        deltas = self.period_delta
-        for kind, key in periods:
-            d = deltas.get((kind, key, owner_id))
-            if d is None:
-                deltas[(kind, key, owner_id)] = [points, *meta]
-                continue
+    def add_period_points(self, owner_id: str, meta: tuple[Any, ...], day: date, points: int) -> None:
+        """Points credited to an owner on a China day; ``meta`` is (owner kind, org path, cadre
+        kind, org type) as the credit knew them."""
+        d = self.period_delta.get((owner_id, day))
+        if d is None:
+            self.period_delta[(owner_id, day)] = [points, meta[0], meta[1]]
+        else:
             d[0] += points
+        if meta[2] is not None or meta[3] is not None:
+            known = self._owner_facts.setdefault(owner_id, [None, None])
             if meta[2] is not None:
-                d[3] = meta[2]
+                known[0] = meta[2]
             if meta[3] is not None:
-                d[4] = meta[3]
+                known[1] = meta[3]
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -323,11 +319,13 @@ class State:
             )
         # Deltas that cancel out within the batch are written too: the owner is on the board with
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
-        # Sorted by key: the contacts and wishes consumers credit the same owners' periods, and
-        # upserts in different orders deadlock each other (a deadlocked batch waits and retries).
         if rows and self.period_delta:
-            deltas = [(*k, *d[1:], d[0]) for k, d in sorted(self.period_delta.items())]
-            await self._upsert(conn, "period_points", PERIOD_COLUMNS, PERIOD_KEY, deltas, PERIOD_SET)
+            facts, none = self._owner_facts, (None, None)
+            deltas = [(owner, day, d[1], d[2], *facts.get(owner, none), d[0])
+                      for (owner, day), d in self.period_delta.items()]
+            await conn.copy_records_to_table("period_deltas", schema_name=s, columns=DELTA_COLUMNS, records=deltas)
+            if self.bulk:  # a rebuild's end: nobody else folds its schema
+                await fold(conn, s)
         if not self.authoritative and self._gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -338,6 +336,7 @@ class State:
         if rows:
             self._dirty.clear()
             self.period_delta.clear()
+            self._owner_facts.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()

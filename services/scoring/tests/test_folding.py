@@ -1,0 +1,93 @@
+"""The fold of credits into the leaderboards (``period_deltas`` → ``period_points``), on real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date, timedelta
+
+from tuanlian.scoring.adapters.folding import PeriodFolder, fold, pending
+from tuanlian.scoring.adapters.state import DELTA_COLUMNS
+from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
+from tuanlian.shared.db import Database, connect_raw
+from tuanlian.shared.migrations import load_migrations, migrate
+
+P = "sf_proj"
+
+
+async def _schema(database_url: str) -> None:
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "sf", load_migrations("tuanlian.scoring.migrations", "sf"))
+    finally:
+        await conn.close()
+
+
+async def _deltas(db: Database, rows: list[tuple[object, ...]]) -> None:
+    async with db.transaction() as conn:
+        await conn.copy_records_to_table("period_deltas", schema_name=P, columns=DELTA_COLUMNS, records=rows)
+
+
+async def _points(db: Database) -> dict[tuple[str, str, str], tuple[object, ...]]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(f"SELECT period_kind, period_key, owner_id, org_path, cadre_kind, org_type, points "
+                                f"FROM {P}.period_points")
+    return {(r[0], r[1], r[2]): tuple(r[3:]) for r in rows}
+
+
+async def test_the_fold_files_each_day_under_the_keys_the_domain_gives_its_periods(
+    database_url: str, db: Database
+) -> None:
+    await _schema(database_url)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range((date(2028, 1, 1) - date(2024, 1, 1)).days)]
+    await _deltas(db, [("c1", d, "cadre", "/r", None, None, 1) for d in days])
+    async with db.transaction() as conn:
+        assert await fold(conn, P) == len(days) + 48 + 16 + 4 + 1
+        assert await pending(conn, P) == 0
+    expected = Counter((k.value, period_of(d, k).key) for d in days for k in RANKING_KINDS)
+    expected[("all", "all")] = len(days)
+    got = {(kind, key): row[-1] for (kind, key, _o), row in (await _points(db)).items()}
+    assert got == dict(expected)
+
+
+async def test_folding_keeps_the_first_place_and_the_last_kind_and_adds_across_folds(
+    database_url: str, db: Database
+) -> None:
+    await _schema(database_url)
+    day = date(2026, 3, 10)
+    await _deltas(db, [("c1", day, "cadre", "/r/a", None, None, 3),
+                       ("c1", day + timedelta(days=1), "cadre", "/r/b", "part_time", "branch", 2)])
+    await _deltas(db, [("c1", day, "cadre", "/r/c", "full_time", None, -1)])
+    async with db.transaction() as conn:
+        await fold(conn, P)
+    await _deltas(db, [("c1", day, "cadre", "/r/d", None, "university", 5)])
+    async with db.transaction() as conn:
+        await fold(conn, P)
+    points = await _points(db)
+    # Filed where first credited; the kind and type as last known; points summed over both folds.
+    assert points[("month", "2026-03", "c1")] == ("/r/a", "full_time", "university", 9)
+    assert points[("day", "2026-03-10", "c1")] == ("/r/a", "full_time", "university", 7)
+    assert points[("day", "2026-03-11", "c1")] == ("/r/b", "part_time", "branch", 2)
+
+
+async def test_the_services_folder_folds_the_serving_version_until_stopped(database_url: str, db: Database) -> None:
+    await _schema(database_url)
+    async with db.connection() as conn:
+        serving = await conn.fetchval("SELECT schema_name FROM sf.projection_versions WHERE status = 'current'")
+    assert serving == P
+    stop = asyncio.Event()
+    task = asyncio.create_task(PeriodFolder(db, "sf.projection_versions", idle=0.01).run(stop))
+    try:
+        for i in range(5):
+            await _deltas(db, [(f"c{i}", date(2026, 3, 1), "cadre", "/r", None, None, 2)])
+            await asyncio.sleep(0.02)
+        for _ in range(200):
+            async with db.connection() as conn:
+                if not await pending(conn, P):
+                    break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    points = await _points(db)
+    assert {o: row[-1] for (k, _key, o), row in points.items() if k == "all"} == {f"c{i}": 2 for i in range(5)}
