@@ -325,7 +325,8 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int,
 
 async def run(ctx: BenchContext) -> list[Result]:
     # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard (any of them) runs only those figures (to
-    # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (default 1,000,000).
+    # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (default 1,000,000),
+    # TUANLIAN_SCORING_LIVE_EVENTS the live projector's mix (default 30,000 after the setup events).
     parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
     n_live = int(os.environ.get("TUANLIAN_SCORING_LIVE_EVENTS") or ctx.size(30_000, 5_000))
     n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(1_000_000, 10_000))
@@ -372,7 +373,9 @@ async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, f
         f"raw asyncpg COPY of as many ledger rows, {BATCH}/transaction", raw, 10_000,
         f"{len(first):,} events ({cadres:,} cadres, 400 orgs): 55% interactions, 15% confirmations/"
         "disputes, 10% links, 5% activities, 5% wishes, 5% voice, 5% ratings; live consumers batch "
-        f"{BATCH} (Settings.projector_batch), garbage collection tuned as the service runs (tune_gc).")
+        f"{BATCH} (Settings.projector_batch), garbage collection tuned as the service runs (tune_gc); timed "
+        "until the last credit is folded into period_points (the PeriodFolder task runs beside the "
+        "consumers, as in the service).")
 
 
 async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, total: int) -> Result:

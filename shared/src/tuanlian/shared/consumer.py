@@ -42,6 +42,7 @@ from tuanlian.shared.streams import dlq_subject, event_stream_name
 
 log = structlog.get_logger("tuanlian.consumer")
 
+
 class _Raced(Exception):
     """Another replica applied an aggregate this batch saw for the first time: retry the batch."""
 

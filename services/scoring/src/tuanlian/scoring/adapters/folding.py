@@ -8,7 +8,7 @@ owner become one row update.
 
 A board is behind the ledger by the deltas not folded yet (a fold's interval, some tens of
 milliseconds once caught up). Whatever moves period rows by SQL (a transfer, an org move) folds
-first, in its own transaction, so that no older delta is filed under the old place afterwards.
+first, inside the batch's transaction, so that no older delta is filed under the old place later.
 """
 
 from __future__ import annotations
