@@ -248,7 +248,9 @@ class EventConsumer:
     async def drain(self) -> None:
         """Wait for the batch in flight (at stop, and before the next batch's transaction)."""
         if self._in_flight is not None:
-            await self._in_flight
+            # Shielded: a broker stopping cancels the waiting subscriber, which must not cancel
+            # the batch's transaction halfway; Runtime.stop drains it afterwards.
+            await asyncio.shield(self._in_flight)
             self._in_flight = None
 
     async def _settled(self, msgs: list[Msg], items: list[_Item]) -> None:
