@@ -16,7 +16,6 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from tuanlian.scoring.adapters.folding import fold
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
@@ -299,8 +298,7 @@ class Projector:
 
     async def _rewrite(self, tx: ProjectionTx, old: str, new: str) -> None:
         # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
-        await self.state.write(tx)
-        await fold(tx.conn, self.s)
+        await self.state.write(tx, fold_now=True)
         for sql in rewrite_sql(self.s):
             await tx.conn.execute(sql, old, new, *((self.state.stamp,) if "$3" in sql else ()))
         self.state.clear()
@@ -353,8 +351,7 @@ class Projector:
                                   "in_leadership_organ": e.in_leadership_organ})
         self.state.add_cadre_path(e.cadre_id, e.org_path, cadre["kind"], org["org_type"] if org else None)
         # Rankings follow the cadre: their periods are filed under the new place in the tree.
-        await self.state.write(tx)
-        await fold(tx.conn, self.s)
+        await self.state.write(tx, fold_now=True)
         await tx.conn.execute(
             f"UPDATE {self.s}.period_points SET org_path = $2, org_type = $3 WHERE owner_id = $1",
             e.cadre_id, e.org_path, org["org_type"] if org else None,

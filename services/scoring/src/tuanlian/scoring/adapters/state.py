@@ -129,7 +129,7 @@ class State:
         # credited, and owner → [cadre kind, org type] as last known: written to period_deltas,
         # whose fold keeps the first place and the last kind and type, whatever the batch size.
         self.period_delta: dict[tuple[str, date], list[Any]] = {}
-        self._owner_facts: dict[str, list[Any]] = {}
+        self._owner_kinds: dict[str, list[Any]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
@@ -193,7 +193,7 @@ class State:
         self.flags.clear()
         self.cadre_paths.clear()
         self.period_delta.clear()
-        self._owner_facts.clear()
+        self._owner_kinds.clear()
 
     def size(self) -> int:
         return self._size()
@@ -284,7 +284,7 @@ class State:
         else:
             d[0] += points
         if meta[2] is not None or meta[3] is not None:
-            known = self._owner_facts.setdefault(owner_id, [None, None])
+            known = self._owner_kinds.setdefault(owner_id, [None, None])
             if meta[2] is not None:
                 known[0] = meta[2]
             if meta[3] is not None:
@@ -292,9 +292,11 @@ class State:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def write(self, tx: ProjectionTx, *, rows: bool = True) -> None:
+    async def write(self, tx: ProjectionTx, *, rows: bool = True, fold_now: bool = False) -> None:
         """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
-        appended entries and keeps changed rows and period points for a later ``write``."""
+        appended entries and keeps changed rows and period points for a later ``write``.
+        ``fold_now`` (and any rebuild's full write, whose schema nobody else folds) also folds
+        every credit into ``period_points``, in this transaction: before SQL moves period rows."""
         conn, s = tx.conn, self.schema
         at = ("applied_at",) if self.stamped else ()
         if rows:
@@ -320,12 +322,12 @@ class State:
         # Deltas that cancel out within the batch are written too: the owner is on the board with
         # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
         if rows and self.period_delta:
-            facts, none = self._owner_facts, (None, None)
-            deltas = [(owner, day, d[1], d[2], *facts.get(owner, none), d[0])
+            kinds, none = self._owner_kinds, (None, None)
+            deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
                       for (owner, day), d in self.period_delta.items()]
             await conn.copy_records_to_table("period_deltas", schema_name=s, columns=DELTA_COLUMNS, records=deltas)
-            if self.bulk:  # a rebuild's end: nobody else folds its schema
-                await fold(conn, s)
+        if rows and (fold_now or self.bulk):
+            await fold(conn, s)
         if not self.authoritative and self._gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -336,7 +338,7 @@ class State:
         if rows:
             self._dirty.clear()
             self.period_delta.clear()
-            self._owner_facts.clear()
+            self._owner_kinds.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()
