@@ -389,7 +389,7 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
                 advance(pr.done - done, description=f"scoring: rebuild ({pr.phase}, {pr.rate:,.0f} events/s)")
                 done = pr.done
 
-            r = await Rebuild(conn, js, on_progress=show).run()
+            r = await Rebuild(conn, js, on_progress=show, reader_url=ctx.nats_url).run()
         ledger_rows = int(await conn.fetchval(f"SELECT count(*) FROM {r.schema}.ledger"))
     finally:
         await conn.close()

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
-from tuanlian.scoring.adapters.rebuild import Rebuild
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
+from tuanlian.shared.infra import free_port
 
 LEDGER = ("owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
           "occurred_at")
@@ -147,3 +149,20 @@ async def test_leaderboards_as_of_equal_what_they_showed_then(
     # Before anything was applied, the boards were empty.
     early = (datetime.now(UTC) - timedelta(days=400)).isoformat()
     assert (await scoring.get(queries[0][0], **queries[0][1], as_of=early))["entries"] == []
+
+
+async def test_a_rebuild_whose_reader_process_fails_is_marked_failed_and_the_old_version_serves(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+    nobody = f"nats://127.0.0.1:{free_port()}"  # no server there: the reader cannot connect
+    async with scoring.runtime.db.connection() as conn:
+        with pytest.raises(RebuildError, match="reading the streams failed"):
+            await Rebuild(conn, js, reader_url=nobody, reader_from=1).run()
+        versions = [tuple(r) for r in await conn.fetch(
+            "SELECT version, schema_name, status FROM scoring.projection_versions ORDER BY version")]
+        leftover = await conn.fetchval("SELECT to_regnamespace('scoring_proj_v2')")
+    assert versions == [(1, "scoring_proj", "current"), (2, "scoring_proj_v2", "failed")]
+    assert leftover is None
+    assert len(await scoring.get("/cadres/c1/ledger")) > 0

@@ -131,7 +131,8 @@ def rebuild(
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
                 _fail("no scoring projection in this database (has the scoring service run?)")
             try:
-                job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show)
+                job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show,
+                              reader_url=settings.require_nats_url())
             except UnknownRuleSet:
                 _fail(f"unknown rule set {ruleset!r}; known: {', '.join(known_rulesets())}")
             with bar:

@@ -168,7 +168,7 @@ class ContractRegistry:
         cls = self._classes.get(envelope.event_type)
         if cls is None:
             raise UnknownEvent(f"{self.producer} has no event type {envelope.event_type!r}")
-        payload = dict(envelope.payload)
+        payload = envelope.payload  # validation does not change it; an upcaster gets a copy
         version = envelope.schema_version
         if version > cls.schema_version:
             raise UnknownEvent(
@@ -178,7 +178,7 @@ class ContractRegistry:
             step = self._upcasters.get((envelope.event_type, version))
             if step is None:
                 raise UnknownEvent(f"no upcaster for {envelope.event_type} v{version}")
-            payload = step(payload)
+            payload = step(dict(payload))
             version += 1
         return cls.model_validate(payload)
 

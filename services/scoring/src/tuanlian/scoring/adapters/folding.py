@@ -23,26 +23,28 @@ from tuanlian.shared.outbox import sleep_or_stop
 log = structlog.get_logger("tuanlian.scoring.fold")
 
 # The owner's place as first credited, its kind and org level as last known (what the old per
-# batch upsert kept), and the keys of periods.Period for day, month, quarter and year.
+# batch upsert kept), and the keys of periods.Period for day, month, quarter and year. Plain
+# aggregates pick which delta each comes from and joins fetch them: ordered array_agg()s sorted
+# every group four times (a rebuild's final fold of 250,000 deltas: 5.8 s → 3.5 s).
 _FOLD = """
 WITH d AS (DELETE FROM {s}.period_deltas RETURNING *),
-x AS (
-    SELECT k.kind, k.key, d.id, d.owner_id, d.owner_kind, d.org_path, d.cadre_kind, d.org_type, d.points
+g AS (
+    SELECT k.kind, k.key, d.owner_id, sum(d.points)::int AS points, min(d.id) AS first_id,
+           max(d.id) FILTER (WHERE d.cadre_kind IS NOT NULL) AS kind_id,
+           max(d.id) FILTER (WHERE d.org_type IS NOT NULL) AS type_id
     FROM d CROSS JOIN LATERAL (VALUES
         ('day', to_char(d.day, 'YYYY-MM-DD')), ('month', to_char(d.day, 'YYYY-MM')),
         ('quarter', to_char(d.day, 'YYYY-"Q"Q')), ('year', to_char(d.day, 'YYYY')), ('all', 'all')
     ) AS k(kind, key)
+    GROUP BY k.kind, k.key, d.owner_id
 )
 INSERT INTO {s}.period_points AS t
     (period_kind, period_key, owner_id, owner_kind, org_path, cadre_kind, org_type, points)
-SELECT kind, key, owner_id,
-       (array_agg(owner_kind ORDER BY id))[1],
-       (array_agg(org_path ORDER BY id))[1],
-       (array_agg(cadre_kind ORDER BY id DESC) FILTER (WHERE cadre_kind IS NOT NULL))[1],
-       (array_agg(org_type ORDER BY id DESC) FILTER (WHERE org_type IS NOT NULL))[1],
-       sum(points)::int
-FROM x GROUP BY kind, key, owner_id
-ORDER BY kind, key, owner_id  -- one lock order for every fold
+SELECT g.kind, g.key, g.owner_id, first.owner_kind, first.org_path, ck.cadre_kind, ot.org_type, g.points
+FROM g JOIN d AS first ON first.id = g.first_id
+LEFT JOIN d AS ck ON ck.id = g.kind_id
+LEFT JOIN d AS ot ON ot.id = g.type_id
+ORDER BY g.kind, g.key, g.owner_id  -- one lock order for every fold
 ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET
     points = t.points + EXCLUDED.points,
     cadre_kind = coalesce(EXCLUDED.cadre_kind, t.cadre_kind),
@@ -55,6 +57,8 @@ async def fold(conn: Any, schema: str) -> int:
     schema take turns (a transaction-scoped advisory lock): two at once would each wait on rows
     the other deleted or upserted."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{schema}.period_deltas")
+    # Sorts and hashes in memory: with the default 4 MB a rebuild's fold spilled ~100 MB to disk.
+    await conn.execute("SET LOCAL work_mem = '128MB'")
     status = await conn.execute(_FOLD.format(s=schema))
     return int(status.rsplit(" ", 1)[1])
 

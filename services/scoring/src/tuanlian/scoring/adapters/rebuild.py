@@ -28,11 +28,14 @@ import asyncio
 import contextlib
 import gc
 import json
+import multiprocessing
+import pickle
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
+from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +53,7 @@ from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
-from tuanlian.shared.streams import event_stream_name
+from tuanlian.shared.streams import connect_nats, event_stream_name
 
 log = structlog.get_logger("tuanlian.scoring.rebuild")
 
@@ -205,13 +208,70 @@ async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
                 await refill(p)
 
 
+def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection) -> None:
+    """A reader process: the merged streams, in pickled chunks through ``out``; an empty chunk
+    ends them, a pickled exception reports a failure."""
+
+    async def read() -> None:
+        nc = await connect_nats(nats_url, name="tuanlian-scoring-rebuild-reader")
+        try:
+            async for msgs in merged(nc.jetstream(), ranges, fetch):
+                # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
+                out.send_bytes(pickle.dumps([(m.producer, m.seq, m.at, m.data) for m in msgs], protocol=5))
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(read())
+        out.send_bytes(b"")
+    except BaseException as exc:  # the parent raises it as a RebuildError
+        with contextlib.suppress(Exception):
+            out.send_bytes(pickle.dumps(RebuildError(f"reading the streams failed: {type(exc).__name__}: {exc}")))
+    finally:
+        out.close()
+
+
+async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
+                          fetch: int = 2000) -> AsyncIterator[list[_Msg]]:
+    """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
+    Python time, and there it runs on the other core while this process applies."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
+    inbox, out = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out), daemon=True,
+                        name="tuanlian-rebuild-reader")
+    child.start()
+    out.close()  # the child's end: once the child exits, a read here ends instead of waiting
+    try:
+        while True:
+            try:
+                blob = await asyncio.to_thread(inbox.recv_bytes)
+            except EOFError:
+                raise RebuildError(f"the stream reader process died (exit code {child.exitcode})") from None
+            if not blob:
+                return
+            chunk = pickle.loads(blob)
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield [_Msg(*m) for m in chunk]
+    finally:
+        if child.is_alive():
+            child.terminate()
+        await asyncio.to_thread(child.join, 10)
+        inbox.close()
+
+
 class Rebuild:
-    """One rebuild of the scoring projection into a new version."""
+    """One rebuild of the scoring projection into a new version.
+
+    With ``reader_url`` (the NATS servers), a replay of ``reader_from`` messages or more is read
+    by a child process (:func:`read_in_process`); a shorter one, where starting a process would
+    cost more than it saves, is read here.
+    """
 
     def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, *, service_schema: str = "scoring",
                  ruleset_override: str | None = None, batch: int = 10_000,
                  on_progress: Callable[[Progress], None] | None = None, max_rows: int = 4_000_000,
-                 fetch: int = 2000) -> None:
+                 fetch: int = 2000, reader_url: str | None = None, reader_from: int = 50_000) -> None:
         if ruleset_override:
             ruleset(ruleset_override)  # unknown → UnknownRuleSet before anything is created
         self.conn = conn
@@ -220,6 +280,8 @@ class Rebuild:
         self.override = ruleset_override
         self.batch = batch
         self.fetch = fetch
+        self.reader_url = reader_url
+        self.reader_from = reader_from
         self.on_progress = on_progress or (lambda _p: None)
         self.max_rows = max_rows
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
@@ -301,10 +363,14 @@ class Rebuild:
         chunk is read from JetStream."""
         queue: asyncio.Queue[list[_Msg] | None] = asyncio.Queue(maxsize=2)
 
+        size = sum(b - a + 1 for a, b in ranges.values())
+        source = (read_in_process(self.reader_url, ranges, self.fetch)
+                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch))
+
         async def reader() -> None:
             chunk: list[_Msg] = []
             try:
-                async for msgs in merged(self.js, ranges, self.fetch):
+                async for msgs in source:
                     chunk.extend(msgs)
                     if len(chunk) >= self.batch:
                         await queue.put(chunk)
@@ -334,6 +400,10 @@ class Rebuild:
             await projector.state.write(ProjectionTx(self.conn))
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
+        with _bulk_gc():
+            return await self._run_all(drop_old, catch_up_rounds)
+
+    async def _run_all(self, drop_old: bool, catch_up_rounds: int) -> RebuildResult:
         started = time.perf_counter()
         version, target, previous = await self._create()
         state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows,
@@ -369,8 +439,6 @@ class Rebuild:
             await self.conn.execute("RESET synchronous_commit")
             await self._fail(version, target)
             raise
-        finally:
-            gc.unfreeze()
         dropped = False
         if drop_old:
             await self.conn.execute(f"DROP SCHEMA IF EXISTS {previous} CASCADE")
@@ -424,6 +492,26 @@ class Rebuild:
                 "WHERE version = $1 AND status = 'building'", version)
         except Exception as exc:
             log.error("could not clean up the failed rebuild", version=version, error=str(exc))
+
+
+@contextlib.contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """The collector's settings for a rebuild, restored after it.
+
+    Nearly everything a rebuild allocates either dies young (reference counting frees it) or
+    stays to the end (rows kept for the final write), and its cycles are few: young collections
+    every 1,000,000 net allocations instead of CPython's 700 (or a service's 200,000) took the
+    rebuild from 6,950 to ~9,700 events/s. What each chunk leaves alive is frozen (``_run``).
+    """
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(1_000_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def summary(r: RebuildResult) -> dict[str, Any]:

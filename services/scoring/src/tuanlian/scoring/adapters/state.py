@@ -11,11 +11,13 @@ state is authoritative: a miss means "no such row" and Postgres is never read.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +31,19 @@ class TableSpec:
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]  # key columns first
+
+    @functools.cached_property
+    def key_of(self) -> Callable[[Row], tuple[Any, ...]]:
+        """A row's key, as the rows in memory are keyed (a tuple even for one column)."""
+        if len(self.key) > 1:
+            return itemgetter(*self.key)
+        column = self.key[0]
+        return lambda row: (row[column],)
+
+    @functools.cached_property
+    def values_of(self) -> Callable[[Row], tuple[Any, ...]]:
+        """A row's values in ``columns`` order (every table has two columns or more)."""
+        return itemgetter(*self.columns)
 
     def select(self, schema: str) -> str:
         where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(self.key, start=1))
@@ -66,8 +81,6 @@ TABLES = {
                                               "reelection_flag")),
     )
 }
-KEY_OF = {name: (lambda row, _k=t.key: tuple(row[c] for c in _k)) if len(t.key) > 1
-          else (lambda row, _c=t.key[0]: (row[_c],)) for name, t in TABLES.items()}
 LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "ruleset_version",
                   "source_event_ids", "youth_id", "ref", "occurred_at")
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
@@ -239,10 +252,10 @@ class State:
             arrays = [list(col) for col in zip(*missing, strict=True)]
             for rec in await conn.fetch(spec.select_many(self.schema), *arrays):
                 row = dict(rec)
-                cache[tuple(row[c] for c in spec.key)] = row
+                cache[spec.key_of(row)] = row
 
     def put(self, table: str, row: Row) -> None:
-        key = KEY_OF[table](row)
+        key = TABLES[table].key_of(row)
         if table == "org_rules":
             self.rules_epoch += 1
         self._rows[table][key] = row
@@ -303,8 +316,8 @@ class State:
             for table, keys in self._dirty.items():
                 spec = TABLES[table]
                 # In key order: two consumers writing the same rows lock them in the same order.
-                args = [tuple(r[c] for c in spec.columns) for k in sorted(keys)
-                        if (r := self._rows[table][k]) is not None]
+                held, values = self._rows[table], spec.values_of
+                args = [values(r) for k in sorted(keys) if (r := held[k]) is not None]
                 if args:
                     await self._upsert(conn, table, spec.columns, spec.key, args,
                                        ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key))
