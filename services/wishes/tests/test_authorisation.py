@@ -92,3 +92,23 @@ async def test_partner_sees_only_approved_pool_wishes_of_its_subtree(harness: Ha
     await h.call("GET", "/pool", h.auth(Role.partner, "unregistered", "/city"), 403)
     await h.call("GET", "/pool", h.auth(Role.youth, "y1"), 403)
     assert len(await h.call("GET", "/pool", h.auth(Role.cadre, "c1", BRANCH))) == 1
+
+
+async def test_only_admins_of_the_subtree_keep_the_problem_list(harness: Harness) -> None:
+    h = harness
+    await h.contacts.org("city", "/city", OrgType.city)
+    await h.contacts.org("b1", BRANCH, OrgType.branch)
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.orgs"), until=lambda r: len(r) == 2)
+    post = (await h.call("POST", "/voice", h.auth(Role.youth, "y1"), 201,
+                         json={"kind": "opinion", "text": "食堂太贵", "org_id": "b1"}))["post_id"]
+    group = {"title": "食堂", "org_id": "b1", "post_ids": [post]}
+    for name, (role, subject, org) in PRINCIPALS.items():
+        r = await h.http.post("/voice/issues", headers=h.auth(role, subject, org), json=group)
+        assert r.status_code == (201 if name == "admin" else 403), f"{name}: {r.status_code} {r.text}"
+    [issue] = [i["issue_id"] for i in await h.call("GET", "/voice/issues", h.auth(Role.org_admin, "a1", "/city"))]
+    for name, (role, subject, org) in PRINCIPALS.items():
+        r = await h.http.post(f"/voice/issues/{issue}", headers=h.auth(role, subject, org), json={"title": name})
+        assert r.status_code == (200 if name == "admin" else 403), f"{name}: {r.status_code} {r.text}"
+    assert (await h.http.post(f"/voice/issues/{issue}", json={"title": "anonymous"})).status_code == 401
+    # Only the admin's rename happened: the refused ones wrote nothing.
+    assert [r["title"] for r in await h.rows("SELECT title FROM wishes.voice_issues")] == ["admin"]

@@ -235,13 +235,6 @@ class ContactsService:
 
     # -- queries ----------------------------------------------------------------------------
 
-    async def org(self, who: Principal, org_id: str) -> dict[str, object]:
-        async with self.db.connection() as conn:
-            row = await conn.fetchrow(f"SELECT * FROM {self.schema}.orgs WHERE org_id = $1", org_id)
-        if row is None:
-            raise NotFound(f"organisation {org_id} not found")
-        return dict(row)
-
     async def cadre_links(self, who: Principal, cadre_id: str) -> list[dict[str, object]]:
         async with self.db.connection() as conn:
             cadre = await conn.fetchrow(f"SELECT * FROM {self.schema}.cadres WHERE cadre_id = $1", cadre_id)
