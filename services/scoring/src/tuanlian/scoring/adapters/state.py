@@ -105,6 +105,7 @@ def columns_of(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)]
 
 Row = dict[str, Any]
+_ABSENT: Any = object()  # not in memory (None in memory: known to have no row)
 
 
 class State:
@@ -218,9 +219,10 @@ class State:
 
     async def get(self, table: str, *key: Any) -> Row | None:
         cache = self._rows[table]
-        if key in cache:
-            return cache[key]
-        row: Row | None = None
+        row = cache.get(key, _ABSENT)
+        if row is not _ABSENT:
+            return row
+        row = None
         if not self.authoritative and self._tx is not None:
             spec = TABLES[table]
             # Straight on the connection: pending writes only touch rows already in memory.
