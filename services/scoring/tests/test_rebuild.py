@@ -3,6 +3,8 @@ leaderboards equal to what they showed then."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
+from tuanlian.scoring.adapters.projection import Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.contracts import contacts as c
@@ -166,3 +169,26 @@ async def test_a_rebuild_whose_reader_process_fails_is_marked_failed_and_the_old
     assert versions == [(1, "scoring_proj", "current"), (2, "scoring_proj_v2", "failed")]
     assert leftover is None
     assert len(await scoring.get("/cadres/c1/ledger")) > 0
+
+
+async def test_a_rebuild_that_fails_to_apply_ends_and_stops_its_reader_process(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext, nats_url: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = await _story(contacts, wishes)
+    for i in range(1500):  # far more than the pipe holds: the reader is still sending when the applier fails
+        await wishes.emit(f"rating-x{i}", w.CadreRated(rating_id=f"x{i}", cadre_id="c2", org_path="/root/o1",
+                                                      score=4, period="2026Q1"), T0)
+    await scoring.applied(n + 1500)
+
+    async def breaks(self: Projector, tx: Any, env: Any, e: Any) -> None:
+        raise ValueError("cannot apply this interaction")
+
+    monkeypatch.setattr(Projector, "on_InteractionLogged", breaks)
+    async with scoring.runtime.db.connection() as conn:
+        with pytest.raises(RebuildError, match="cannot apply this interaction"):
+            # Bounded: a reader left waiting to hand over its end marker used to hang the rebuild.
+            await asyncio.wait_for(Rebuild(conn, js, reader_url=nats_url, reader_from=1, batch=2, fetch=10).run(), 60)
+        status = await conn.fetchval("SELECT status FROM scoring.projection_versions WHERE version = 2")
+    assert status == "failed"
+    assert multiprocessing.active_children() == []  # the reader was stopped, not left to the collector

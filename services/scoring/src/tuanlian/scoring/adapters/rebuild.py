@@ -31,7 +31,7 @@ import json
 import multiprocessing
 import pickle
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -171,7 +171,7 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
 
 
 async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
-                 batch: int = 2000) -> AsyncIterator[list[_Msg]]:
+                 batch: int = 2000) -> AsyncGenerator[list[_Msg], None]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
     running side by side, saw them), in batches."""
     iters = {p: read_stream(js, p, a, b, batch).__aiter__() for p, (a, b) in ranges.items()}
@@ -232,7 +232,7 @@ def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int
 
 
 async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
-                          fetch: int = 2000) -> AsyncIterator[list[_Msg]]:
+                          fetch: int = 2000) -> AsyncGenerator[list[_Msg], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
     Python time, and there it runs on the other core while this process applies."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
@@ -370,15 +370,22 @@ class Rebuild:
         async def reader() -> None:
             chunk: list[_Msg] = []
             try:
-                async for msgs in source:
-                    chunk.extend(msgs)
-                    if len(chunk) >= self.batch:
-                        await queue.put(chunk)
-                        chunk = []
+                # Closed when this task ends, however it ends: the reader process is stopped and
+                # the ephemeral consumers unsubscribed then, not whenever the collector gets to it.
+                async with contextlib.aclosing(source):
+                    async for msgs in source:
+                        chunk.extend(msgs)
+                        if len(chunk) >= self.batch:
+                            await queue.put(chunk)
+                            chunk = []
                 if chunk:
                     await queue.put(chunk)
-            finally:
-                await queue.put(None)
+            except asyncio.CancelledError:
+                raise  # the applier stopped: nobody waits for the end, and the queue may be full
+            except BaseException:
+                await queue.put(None)  # wake the applier: awaiting this task raises the error
+                raise
+            await queue.put(None)
 
         task = asyncio.create_task(reader())
         try:
@@ -391,8 +398,12 @@ class Rebuild:
         finally:
             if not task.done():
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task  # a reading error surfaces here
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the rebuild itself is being cancelled, not only its reader
 
     async def _write_rows(self, projector: Projector) -> None:
         """The rows and period points kept in memory, written at once (COPY, then one upsert per table)."""
