@@ -374,7 +374,7 @@ async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, f
     lives, raws = [], []
     for run in range(PROJECTOR_RUNS):
         if run:
-            await _fresh_db(ctx, "bench_scoring")
+            url = await _fresh_db(ctx, "bench_scoring")
             for producer in ("contacts", "wishes"):
                 await js.delete_consumer(event_stream_name(producer), durable(SERVICE, producer))
         lives.append(await _projector(ctx, js, url, len(first)))

@@ -48,10 +48,6 @@ def noon(day: date) -> datetime:
     return datetime.combine(day, time(12), tzinfo=CHINA)
 
 
-# An event's instant is asked for its China day two or three times (wants, scoring, credit).
-_china_day = functools.lru_cache(maxsize=8192)(china_day)
-
-
 @functools.lru_cache(maxsize=4096)
 def _month_key(day: date) -> str:
     return period_of(day, PeriodKind.month).key
@@ -151,7 +147,7 @@ class Projector:
         meta = await self.owner_meta(owner_id, owner_kind, org_path)
         version = rs if isinstance(rs, str) else rs.version
         self.state.add_ledger(owner_id, owner_kind, meta[1], points, rule, version, sources, youth_id, ref, at)
-        self.state.add_period_points(owner_id, meta, _china_day(at), points)
+        self.state.add_period_points(owner_id, meta, china_day(at), points)
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -240,7 +236,7 @@ class Projector:
         elif name.startswith("Interaction"):
             wanted["interactions"].add((e.interaction_id,))
             if name in ("InteractionLogged", "InteractionCorrected"):
-                month = _month_key(_china_day(e.occurred_at))
+                month = _month_key(china_day(e.occurred_at))
                 for y in e.youth_ids:
                     wanted["pair_months"].add((e.cadre_id, y, month))
         elif name.startswith("Activity"):
@@ -381,7 +377,7 @@ class Projector:
         link = await self.state.get("links", e.link_id)
         if link is not None and link["active"]:
             return
-        day = _china_day(env.occurred_at)
+        day = china_day(env.occurred_at)
         cadre = await self.state.get("cadres", e.cadre_id)
         linked = (cadre["linked_youths"] if cadre else 0) + 1
         if cadre is not None:
@@ -407,13 +403,13 @@ class Projector:
         cadre = await self.state.get("cadres", e.cadre_id)
         if cadre is not None:
             self.state.put("cadres", {**cadre, "linked_youths": max(cadre["linked_youths"] - 1, 0)})
-        self.state.add_fact(e.cadre_id, "linked", -1, _china_day(env.occurred_at), env.event_id, e.youth_id)
+        self.state.add_fact(e.cadre_id, "linked", -1, china_day(env.occurred_at), env.event_id, e.youth_id)
 
     # interactions
 
     async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str]) -> dict[str, Any]:
         """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word."""
-        day = _china_day(e.occurred_at)
+        day = china_day(e.occurred_at)
         month = _month_key(day)
         rs = await self.ruleset_for(e.org_path, day)
         youths: dict[str, Any] = {}
@@ -574,7 +570,7 @@ class Projector:
     # spot checks (真实度抽查)
 
     async def on_SpotCheckItemRecorded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        day = _china_day(env.occurred_at)
+        day = china_day(env.occurred_at)
         self.state.add_fact(e.cadre_id, "spot_checked", 1, day, env.event_id)
         if e.outcome is c.SpotCheckOutcome.fabricated:
             rs = await self.ruleset_for(e.org_path, day)
@@ -586,10 +582,10 @@ class Projector:
     # wishes (微心愿、心愿池)
 
     async def on_WishRaised(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        self.state.add_fact(e.cadre_id, "wish_raised", 1, _china_day(env.occurred_at), env.event_id, e.youth_id)
+        self.state.add_fact(e.cadre_id, "wish_raised", 1, china_day(env.occurred_at), env.event_id, e.youth_id)
 
     async def on_WishConfirmed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        day = _china_day(env.occurred_at)
+        day = china_day(env.occurred_at)
         self.state.add_fact(e.cadre_id, "wish_fulfilled", 1, day, env.event_id, e.youth_id)
         rs = await self.ruleset_for(e.org_path, day)
         kind = e.claimant_kind.value if e.claimant_kind else None
@@ -603,12 +599,12 @@ class Projector:
     # Youth Voice (青年之声)
 
     async def on_VoicePosted(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        self.state.add_fact(e.cadre_id or e.org_id, "voice_posted", 1, _china_day(env.occurred_at), env.event_id)
+        self.state.add_fact(e.cadre_id or e.org_id, "voice_posted", 1, china_day(env.occurred_at), env.event_id)
 
     async def on_VoiceAnswered(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         if not e.cadre_id:
             return
-        day = _china_day(env.occurred_at)
+        day = china_day(env.occurred_at)
         self.state.add_fact(e.cadre_id, "voice_answered", 1, day, env.event_id)
         if e.in_time:
             self.state.add_fact(e.cadre_id, "voice_in_time", 1, day, env.event_id)
@@ -621,7 +617,7 @@ class Projector:
     # ratings and ballots (评价、满意度测评)
 
     async def on_CadreRated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        day = _china_day(env.occurred_at)
+        day = china_day(env.occurred_at)
         self.state.add_fact(e.cadre_id, "rating_count", 1, day, env.event_id)
         self.state.add_fact(e.cadre_id, "rating_sum", e.score, day, env.event_id)
         rs = await self.ruleset_for(e.org_path, day)

@@ -246,6 +246,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
             try:
                 blob = await asyncio.to_thread(inbox.recv_bytes)
             except EOFError:
+                await asyncio.to_thread(child.join, 5)  # for its exit code
                 raise RebuildError(f"the stream reader process died (exit code {child.exitcode})") from None
             if not blob:
                 return

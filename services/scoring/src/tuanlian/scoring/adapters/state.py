@@ -233,9 +233,9 @@ class State:
 
     def cached(self, table: str, *key: Any) -> tuple[bool, Row | None]:
         """(known, row) from memory only."""
-        cache = self._rows[table]
-        if key in cache:
-            return True, cache[key]
+        row = self._rows[table].get(key, _ABSENT)
+        if row is not _ABSENT:
+            return True, row
         return self.authoritative, None
 
     async def prefetch(self, conn: Any, wanted: dict[str, set[tuple[Any, ...]]]) -> None:

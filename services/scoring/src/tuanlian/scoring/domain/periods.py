@@ -7,6 +7,7 @@ leaderboards can compare a period with the one before it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -119,6 +120,7 @@ _UTC8 = timezone(timedelta(hours=8))
 _NO_DST_SINCE = datetime(1992, 1, 1, tzinfo=UTC)  # China has kept UTC+8 all year since 1991
 
 
+@functools.lru_cache(maxsize=8192)  # a projector asks it of one event's instant two or three times
 def china_day(at: datetime) -> date:
     """The calendar day in China an instant falls on (the League works on Beijing time)."""
     if at.tzinfo is not None and at >= _NO_DST_SINCE:
