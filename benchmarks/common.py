@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from rich.console import Console
@@ -30,6 +29,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from tuanlian.shared.streams import connect_nats
 
 
 @dataclass
@@ -143,7 +143,7 @@ class BenchContext:
 
     @asynccontextmanager
     async def jetstream(self, name: str) -> AsyncIterator[tuple[NATS, JetStreamContext]]:
-        nc = await nats.connect(self.nats_url, name=name, connect_timeout=5)
+        nc = await connect_nats(self.nats_url, name=name)  # as the services connect (nats_client's fixes)
         try:
             yield nc, nc.jetstream()
         finally:

@@ -132,7 +132,7 @@ def rebuild(
                 _fail("no scoring projection in this database (has the scoring service run?)")
             try:
                 job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show,
-                              reader_url=settings.require_nats_url())
+                              reader_url=settings.require_nats_url(), db_url=settings.database_url)
             except UnknownRuleSet:
                 _fail(f"unknown rule set {ruleset!r}; known: {', '.join(known_rulesets())}")
             with bar:

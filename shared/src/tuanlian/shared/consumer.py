@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import nats.errors
 import sqlalchemy.exc
 import structlog
 from faststream import Context
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope, UnknownEvent
 from tuanlian.shared.logging import bind_event_context
+from tuanlian.shared.nats_client import fix_nats_client
 from tuanlian.shared.streams import dlq_subject, event_stream_name
 
 log = structlog.get_logger("tuanlian.consumer")
@@ -222,7 +222,7 @@ class EventConsumer:
         the next is fetched and decoded. One transaction at a time, in delivery order.
         """
 
-        _tolerate_bare_fetch_timeouts()
+        fix_nats_client()
 
         async def on_batch(body: Any, message: Any = Context("message")) -> None:
             msgs = list(message.raw_message)
@@ -601,28 +601,3 @@ async def _no_decode(msg: Any) -> Any:
     # The runtime validates envelopes itself (and dead-letters what fails); FastStream's JSON
     # decoding of every body would be wasted work.
     return None
-
-
-def _tolerate_bare_fetch_timeouts() -> None:
-    """Make nats-py's pull ``fetch`` time out with ``nats.errors.TimeoutError`` only.
-
-    nats-py (2.16) raises a bare ``asyncio.TimeoutError`` when a fetch's deadline runs out
-    between its two pull requests. FastStream's pull loop (0.7) catches only
-    ``nats.errors.TimeoutError``; the bare one kills the loop, and the messages it had already
-    fetched for the batch sit unacknowledged until the ack wait (30 s) expires. Idempotent.
-    """
-    pull = JetStreamContext.PullSubscription
-    original = pull.fetch
-    if getattr(original, "_tuanlian_timeouts", False):
-        return
-
-    async def fetch(self: Any, *args: Any, **kwargs: Any) -> list[Msg]:
-        try:
-            return await original(self, *args, **kwargs)
-        except nats.errors.TimeoutError:
-            raise
-        except TimeoutError as exc:
-            raise nats.errors.TimeoutError from exc
-
-    fetch._tuanlian_timeouts = True  # type: ignore[attr-defined]
-    pull.fetch = fetch  # type: ignore[method-assign]

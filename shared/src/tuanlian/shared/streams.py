@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from tuanlian.shared.nats_client import fix_nats_client
 
 # Re-publishing the same event id inside this window is dropped by JetStream itself; beyond it
 # the consumers' inbox still makes the duplicate harmless. Ten minutes covers a relay restart
@@ -117,6 +118,7 @@ async def connect_nats(url: str, *, name: str, timeout: float = 5.0) -> NATS:
     once running), so reachability is probed first with a plain TCP connect: one answering
     server of the list is enough, nats-py learns the rest of the cluster from it.
     """
+    fix_nats_client()
     servers = nats_servers(url)
     errors = []
     for server in servers:

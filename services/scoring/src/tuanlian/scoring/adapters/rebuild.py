@@ -46,12 +46,14 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
+from tuanlian.scoring.adapters.folding import fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, ProjectionFailed, Projector
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import ruleset
 from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
+from tuanlian.shared.db import connect_raw
 from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
 from tuanlian.shared.streams import connect_nats, event_stream_name
 
@@ -266,13 +268,16 @@ class Rebuild:
 
     With ``reader_url`` (the NATS servers), a replay of ``reader_from`` messages or more is read
     by a child process (:func:`read_in_process`); a shorter one, where starting a process would
-    cost more than it saves, is read here.
+    cost more than it saves, is read here. With ``db_url`` (the database ``conn`` is connected
+    to), the final fold of the period points runs on a second connection beside the final
+    write of the rows (:meth:`_write_rows`).
     """
 
     def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, *, service_schema: str = "scoring",
                  ruleset_override: str | None = None, batch: int = 10_000,
                  on_progress: Callable[[Progress], None] | None = None, max_rows: int = 4_000_000,
-                 fetch: int = 2000, reader_url: str | None = None, reader_from: int = 50_000) -> None:
+                 fetch: int = 2000, reader_url: str | None = None, reader_from: int = 50_000,
+                 db_url: str | None = None) -> None:
         if ruleset_override:
             ruleset(ruleset_override)  # unknown → UnknownRuleSet before anything is created
         self.conn = conn
@@ -283,6 +288,7 @@ class Rebuild:
         self.fetch = fetch
         self.reader_url = reader_url
         self.reader_from = reader_from
+        self.db_url = db_url
         self.on_progress = on_progress or (lambda _p: None)
         self.max_rows = max_rows
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
@@ -407,9 +413,37 @@ class Rebuild:
                     raise  # the rebuild itself is being cancelled, not only its reader
 
     async def _write_rows(self, projector: Projector) -> None:
-        """The rows and period points kept in memory, written at once (COPY, then one upsert per table)."""
+        """The rows and period points kept in memory, written at once (COPY, then one upsert per
+        table), and every period point folded into the boards.
+
+        The fold and the rows' upserts are each a few seconds of Postgres's time on a large
+        replay, and nothing reads the new schema before the swap: with ``db_url`` the fold runs
+        in its own transaction on a second connection, beside the rows' (on another core).
+        """
+        state = projector.state
+        if self.db_url is None:
+            async with self.conn.transaction():
+                await state.write(ProjectionTx(self.conn), fold_now=True)
+            return
         async with self.conn.transaction():
-            await projector.state.write(ProjectionTx(self.conn))
+            await state.write_points(self.conn)
+        folder = await connect_raw(self.db_url)
+        try:
+            await folder.execute("SET synchronous_commit = off")
+
+            async def fold_points() -> None:
+                async with folder.transaction():
+                    await fold(folder, state.schema)
+
+            async def write_rows() -> None:
+                async with self.conn.transaction():
+                    await state.write(ProjectionTx(self.conn))
+
+            async with asyncio.TaskGroup() as both:  # one failing cancels the other
+                both.create_task(fold_points())
+                both.create_task(write_rows())
+        finally:
+            await folder.close()
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
         with _bulk_gc():
@@ -471,13 +505,15 @@ class Rebuild:
             now = await self._last_seqs()
             progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
-            await projector.state.write(ProjectionTx(self.conn))  # what those last events changed
+            # What those last events changed.
+            await projector.state.write(ProjectionTx(self.conn), fold_now=True)
             for producer, pos in self.positions.items():
                 name = durable(s, producer)
                 await self.conn.execute(f"DELETE FROM {s}.consumer_positions WHERE consumer = $1", name)
-                await self.conn.execute(
-                    f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
-                    "SELECT $1, unnest($2::text[]), unnest($3::int[])", name, list(pos), list(pos.values()))
+                # COPY: one position per aggregate (hundreds of thousands), inside the lock.
+                await self.conn.copy_records_to_table(
+                    "consumer_positions", schema_name=s, columns=("consumer", "stream_id", "stream_version"),
+                    records=[(name, stream_id, version) for stream_id, version in pos.items()])
                 checkpoint = await self.conn.fetchval(
                     f"SELECT stream_sequence FROM {s}.consumer_checkpoint WHERE consumer = $1", name) or 0
                 # The inbox records what this version applied that the live consumer had not.

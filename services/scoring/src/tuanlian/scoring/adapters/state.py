@@ -310,8 +310,8 @@ class State:
     async def write(self, tx: ProjectionTx, *, rows: bool = True, fold_now: bool = False) -> None:
         """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
         appended entries and keeps changed rows and period points for a later ``write``.
-        ``fold_now`` (and any rebuild's full write, whose schema nobody else folds) also folds
-        every credit into ``period_points``, in this transaction: before SQL moves period rows."""
+        ``fold_now`` also folds every credit into ``period_points``, in this transaction: before
+        SQL moves period rows. A rebuild folds its own schema, which no folder serves yet."""
         conn, s = tx.conn, self.schema
         at = ("applied_at",) if self.stamped else ()
         if rows:
@@ -334,14 +334,9 @@ class State:
                 "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", "kind", "org_type", *at),
                 records=self.cadre_paths
             )
-        # Deltas that cancel out within the batch are written too: the owner is on the board with
-        # 0 whether the entries came in one batch or two (and as-of recomputation agrees).
-        if rows and self.period_delta:
-            kinds, none = self._owner_kinds, (None, None)
-            deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
-                      for (owner, day), d in self.period_delta.items()]
-            await conn.copy_records_to_table("period_deltas", schema_name=s, columns=DELTA_COLUMNS, records=deltas)
-        if rows and (fold_now or self.bulk):
+        if rows:
+            await self.write_points(conn)
+        if rows and fold_now:
             await fold(conn, s)
         if not self.authoritative and self._gen is not None:
             await conn.execute(
@@ -352,8 +347,6 @@ class State:
             )
         if rows:
             self._dirty.clear()
-            self.period_delta.clear()
-            self._owner_kinds.clear()
         self.ledger.clear()
         self.facts.clear()
         self.flags.clear()
@@ -361,6 +354,19 @@ class State:
         # The memory is valid once this transaction commits; if it does not, the next batch
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = self._gen
+
+    async def write_points(self, conn: Any) -> None:
+        """Append the period points credited since the last write to ``period_deltas`` (for the
+        fold) and forget them. Deltas that cancel out are written too: the owner is on the board
+        with 0 whether the entries came in one batch or two (and as-of recomputation agrees)."""
+        if self.period_delta:
+            kinds, none = self._owner_kinds, (None, None)
+            deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
+                      for (owner, day), d in self.period_delta.items()]
+            await conn.copy_records_to_table("period_deltas", schema_name=self.schema, columns=DELTA_COLUMNS,
+                                             records=deltas)
+        self.period_delta.clear()
+        self._owner_kinds.clear()
 
     async def _upsert(self, conn: Any, table: str, columns: Sequence[str], key: Sequence[str],
                       rows: list[tuple[Any, ...]], sets: str) -> None:
