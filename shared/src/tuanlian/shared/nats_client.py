@@ -1,7 +1,8 @@
 """Two fixes to nats-py 2.16, installed once per process by :func:`fix_nats_client` (idempotent).
 
-Both wrap a public method and keep its contract; each says which upstream behaviour it works
-around, so that it can go when nats-py fixes it.
+Each replaces a public method of nats-py's classes and keeps its contract (the first reads the
+subscription's queue and counters as the original does); each says which upstream behaviour it
+works around, so that it can go when nats-py fixes it.
 """
 
 from __future__ import annotations
