@@ -224,7 +224,8 @@ def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int
             await nc.close()
 
     try:
-        asyncio.run(read())
+        with _bulk_gc():  # its messages die young: as in the applier, no collection every 700
+            asyncio.run(read())
         out.send_bytes(b"")
     except BaseException as exc:  # the parent raises it as a RebuildError
         with contextlib.suppress(Exception):
