@@ -422,9 +422,6 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
         await conn.close()
     ctx.log(f"rebuild: {r.events:,} events in {r.seconds:.1f} s = {r.rate:,.0f} events/s "
             f"({ledger_rows:,} ledger rows)")
-    # The rebuild's state (a cycle through its projector's hooks) is garbage now: freed before
-    # the baseline reads, which would otherwise share the process with it.
-    gc.collect()
     read_n, read_rate = await _raw_read(js)
     copy_rate = await _raw_copy(url, _ledger_rows(ledger_rows), 4000) * r.events / max(ledger_rows, 1)
     return absolute_result(

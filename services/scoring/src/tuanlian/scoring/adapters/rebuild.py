@@ -486,6 +486,10 @@ class Rebuild:
             await self.conn.execute("RESET synchronous_commit")
             await self._fail(version, target)
             raise
+        finally:
+            # The rows kept in memory (millions on a large replay) go now: projector and state
+            # refer to each other, and a cycle waits for a full collection to be freed.
+            state.clear()
         dropped = False
         if drop_old:
             await self.conn.execute(f"DROP SCHEMA IF EXISTS {previous} CASCADE")
