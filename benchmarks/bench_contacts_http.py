@@ -15,7 +15,6 @@ concurrent connections, same duration budget.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import subprocess
@@ -28,7 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
-from common import BenchContext, BenchInfo, Result, Stopwatch, fmt_rate
+from common import BenchContext, BenchInfo, Result, Stopwatch, cpu_seconds, fmt_rate
 from tuanlian.cli.launcher import Stack, ensure_database
 from tuanlian.shared.auth import Principal, Role, load_or_create_signing_key
 from tuanlian.shared.infra import free_port
@@ -58,16 +57,6 @@ CLIENTS = 64
 YOUTHS_PER_CADRE = 4
 OPEN_LOOP_RATE = 500
 OPEN_LOOP_CONNECTIONS = 128
-
-
-def _cpu_seconds(p: psutil.Process) -> float:
-    """User + system CPU of the service and its worker processes, if any."""
-    total = 0.0
-    for q in (p, *p.children(recursive=True)):
-        with contextlib.suppress(psutil.Error):
-            t = q.cpu_times()
-            total += t.user + t.system
-    return total
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -306,9 +295,9 @@ async def run(ctx: BenchContext) -> list[Result]:
             await pop.build(http)
         base = (stack.settings.host, stack.settings.port_of("contacts"))
         service = psutil.Process(proc.pid)
-        cpu0 = _cpu_seconds(service)
+        cpu0 = cpu_seconds(service)
         closed = await _closed_loop(ctx, base, pop, seconds)
-        closed["cpu_ms"] = (_cpu_seconds(service) - cpu0) * 1000 / max(1, len(closed["all"]))
+        closed["cpu_ms"] = (cpu_seconds(service) - cpu0) * 1000 / max(1, len(closed["all"]))
         opened = await _open_loop(ctx, base, pop, seconds / 2)
     finally:
         log_tail = (stack.home / "logs" / "contacts.log").read_text(errors="replace")[-3000:]

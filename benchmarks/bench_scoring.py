@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from common import BenchContext, BenchInfo, Result, Stopwatch, absolute_result, poll_until
+from common import BenchContext, BenchInfo, CpuMeter, Result, Stopwatch, absolute_result, poll_until
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -180,7 +180,7 @@ async def _fresh_db(ctx: BenchContext, name: str) -> str:
     return url
 
 
-async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) -> float:
+async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) -> tuple[float, str]:
     tune_gc()  # as Runtime.start does in the service process
     db = Database(url, pool_size=4, max_overflow=0)
     admin = await asyncpg.connect(url)
@@ -212,7 +212,7 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
                 return int(await pending(admin, f"{SERVICE}_proj") == 0)
 
             try:
-                with Stopwatch() as sw:
+                with CpuMeter(ctx.server_pids) as cpu, Stopwatch() as sw:
                     await broker.start()
                     fold_task = asyncio.create_task(folder.run(stop))
                     await poll_until(count, n, interval=0.1, give_up_after=900, advance=advance)
@@ -229,7 +229,7 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
     finally:
         await db.close()
         await admin.close()
-    return sw.rate(n)
+    return sw.rate(n), cpu.per_event(n)
 
 
 def _ledger_rows(n: int) -> list[tuple[Any, ...]]:
@@ -392,7 +392,7 @@ async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, f
                 await js.delete_consumer(event_stream_name(producer), durable(SERVICE, producer))
         lives.append(await _projector(ctx, js, url, len(first)))
         raws.append(await _raw_copy(url, _ledger_rows(len(first)), BATCH))
-    live, raw = max(lives), max(raws)
+    (live, cpu), raw = max(lives), max(raws)
     return absolute_result(
         "scoring projector apply rate (realistic mix)", live, "events/s",
         f"raw asyncpg COPY of as many ledger rows, {BATCH}/transaction", raw, 10_000,
@@ -401,8 +401,9 @@ async def _projector_figure(ctx: BenchContext, js: JetStreamContext, url: str, f
         f"{BATCH} (Settings.projector_batch), garbage collection tuned as the service runs (tune_gc); timed "
         "until the last credit is folded into period_points (the PeriodFolder task runs beside the "
         f"consumers, as in the service). Best of {PROJECTOR_RUNS} runs, each into a fresh database; all "
-        f"runs (events/s): {', '.join(f'{v:,.0f}' for v in lives)}; raw COPY (rows/s): "
-        f"{', '.join(f'{v:,.0f}' for v in raws)}.")
+        f"runs (events/s): {', '.join(f'{v:,.0f}' for v, _ in lives)}; raw COPY (rows/s): "
+        f"{', '.join(f'{v:,.0f}' for v in raws)}. The best run used {cpu} (the benchmark process "
+        "is the consumers, decoding, acks and the fold's client; postgres includes the fold).")
 
 
 async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, total: int) -> Result:
@@ -416,7 +417,8 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
                 advance(pr.done - done, description=f"scoring: rebuild ({pr.phase}, {pr.rate:,.0f} events/s)")
                 done = pr.done
 
-            r = await Rebuild(conn, js, on_progress=show, reader_url=ctx.nats_url, db_url=url).run()
+            with CpuMeter(ctx.server_pids) as cpu:
+                r = await Rebuild(conn, js, on_progress=show, reader_url=ctx.nats_url, db_url=url).run()
         ledger_rows = int(await conn.fetchval(f"SELECT count(*) FROM {r.schema}.ledger"))
     finally:
         await conn.close()
@@ -429,7 +431,8 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
         "raw read of the same streams (ephemeral pull + envelope parse)", read_rate, 20_000,
         f"{r.events:,} events (TUANLIAN_SCORING_REBUILD_EVENTS sets another number); "
         f"{ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
-        f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages.")
+        f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages. The rebuild used "
+        f"{cpu.per_event(r.events)} (the benchmark process includes the rebuild's reader process).")
 
 
 async def _leaderboard_figure(ctx: BenchContext, url: str, cadres: int, queries: int) -> Result:

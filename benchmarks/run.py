@@ -56,6 +56,10 @@ RESULTS_DIR = HERE / "results"
 DOCS_PATH = HERE.parent / "docs" / "benchmarks.md"
 
 
+def _server_pids(pg: EmbeddedPostgres, ns: EmbeddedNats) -> dict[str, int]:
+    return {name: s.proc.pid for name, s in (("postgres", pg), ("nats", ns)) if s.proc is not None}
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -180,7 +184,8 @@ async def _main(args: argparse.Namespace) -> int:
         )
         with make_progress(console) as progress:
             ctx = BenchContext(pg_url=pg_url, nats_url=nats_url, quick=args.quick,
-                               console=console, progress=progress, workdir=workdir)
+                               console=console, progress=progress, workdir=workdir,
+                               server_pids=_server_pids(pg, ns))
             for index, module in enumerate(selected):
                 if index:
                     await _settle(pg_url)
