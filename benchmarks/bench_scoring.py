@@ -190,8 +190,8 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
     for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
         cons = EventConsumer(service=SERVICE, name="points", producer=reg.producer, contracts=reg, db=db,
                              schema=SERVICE, handlers={}, batch_size=BATCH)
-        cons.handlers = projector(f"{SERVICE}_proj", cons.durable,
-                                  versions=f"{SERVICE}.projection_versions").handlers(names)
+        proj = projector(f"{SERVICE}_proj", cons.durable, versions=f"{SERVICE}.projection_versions")
+        cons.handlers, cons.ahead = proj.handlers(names), proj  # as scoring's app wires them
         cons.register(broker)
         await cons.ensure_durable(js)
         cons.bind_js(js)

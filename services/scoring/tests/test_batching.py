@@ -1,10 +1,11 @@
 """The projector applies a batch at once (rows read per table, events applied in memory, written
 per table), and a rebuild keeps rows in memory to the end: neither may change what is projected.
 
-Random event histories (seeded) go through the real streams into two projections of their own
-(service schemas ``sa`` and ``sb``): the live consumer runtime applies them in batches of 1 in one
-and of 256 in the other, then a rebuild replays them into a third version. All three must hold
-the same ledger, period points, facts and rows.
+Random event histories (seeded) go through the real streams into projections of their own
+(service schemas ``sa``, ``sb`` and ``sc``): the live consumer runtime applies them in batches of 1
+in one, of 256 in another, and in pipelined batches of 16 each applied ahead of its transaction
+while the one before is written (as the service runs) in the third; then a rebuild replays them
+into a new version. All must hold the same ledger, period points, facts and rows.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
 from tuanlian.scoring.adapters.folding import fold
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild
 from tuanlian.scoring.adapters.state import State
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
@@ -152,16 +153,38 @@ def history(seed: int, n: int = 220) -> tuple[list[tuple[str, DomainEvent, datet
     return contacts, [(sid, e, late + timedelta(seconds=k)) for k, (sid, e, _) in enumerate(wishes)]
 
 
-async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, counts: dict[str, int]) -> None:
+class Counting(Projector):
+    """The real projector, counting the batches it applied ahead and kept (adopted) or dropped."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(state)
+        self.kept = self.dropped = 0
+
+    async def adopt(self, tx: ProjectionTx, epoch: int) -> bool:
+        kept = await super().adopt(tx, epoch)
+        self.kept += kept
+        return kept
+
+    def abandon(self) -> None:
+        self.dropped += 1
+        super().abandon()
+
+
+async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, counts: dict[str, int], *,
+                 ahead: bool = False) -> list[Counting]:
     """Scoring's live consumers of ``service``, driven through the platform runtime, in batches
     of ``batch``: the contacts stream to its end, then the wishes stream. Credits are folded into
     the period points after every batch of 1, and only at the end for larger batches: when the
-    fold runs must not matter either."""
+    fold runs must not matter either. With ``ahead`` the batches are submitted as the service's
+    subscriber does (the next applied ahead while one is written); returns the projectors."""
+    projectors = []
     for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
         cons = EventConsumer(service=service, name="points", producer=reg.producer, contracts=reg, db=db,
                              schema=service, handlers={}, batch_size=batch)
-        cons.handlers = projector(f"{service}_proj", cons.durable,
-                                  versions=f"{service}.projection_versions").handlers(names)
+        proj = Counting(State(f"{service}_proj", cons.durable, versions=f"{service}.projection_versions"))
+        cons.handlers = proj.handlers(names)
+        cons.ahead = proj if ahead else None
+        projectors.append(proj)
         await cons.ensure_durable(js)
         cons.bind_js(js)
         sub = await js.pull_subscribe_bind(cons.durable, cons.stream)
@@ -173,13 +196,23 @@ async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, c
             except nats.errors.TimeoutError:
                 continue
             assert len(msgs) <= batch
+            if ahead:  # in order, one transaction at a time: every fetched event is applied
+                await cons.submit(msgs)
+                applied += len(msgs)
+                continue
             out = await cons.process(msgs)
             assert (out.failed, out.dead_lettered) == (0, 0), out
             applied += out.applied
             if batch == 1:
                 await _fold(db, service)
+        await cons.drain()
         await sub.unsubscribe()
+        async with db.connection() as conn:
+            inbox = await conn.fetchval(f"SELECT count(*) FROM {service}.consumer_inbox WHERE consumer = $1",
+                                        cons.durable)
+        assert inbox == counts[reg.producer], f"{service}: {inbox} of {counts[reg.producer]} in the inbox"
     await _fold(db, service)
+    return projectors
 
 
 async def _fold(db: Database, service: str) -> None:
@@ -210,14 +243,19 @@ async def test_batches_of_1_and_256_and_a_rebuild_project_the_same(
     counts = {"contacts": len(contacts), "wishes": len(wishes)}
     conn = await connect_raw(database_url)
     try:
-        for service in ("sa", "sb"):
+        for service in ("sa", "sb", "sc"):
             await migrate(conn, service, load_migrations("tuanlian.scoring.migrations", service))
         await _apply(js, db, "sa", 1, counts)
         await _apply(js, db, "sb", 256, counts)
-        one_by_one, batched = await _tables(db, "sa_proj"), await _tables(db, "sb_proj")
+        contacts_ahead, _ = await _apply(js, db, "sc", 16, counts, ahead=True)
+        # Most contacts batches were applied ahead and kept (a transfer in a batch keeps it from it).
+        assert contacts_ahead.kept >= 3 and contacts_ahead.dropped == 0, vars(contacts_ahead)
+        one_by_one, batched, ahead = (await _tables(db, "sa_proj"), await _tables(db, "sb_proj"),
+                                      await _tables(db, "sc_proj"))
         assert len(one_by_one["ledger"]) > 50 and len(one_by_one["period_points"]) > 50
         for table in COMPARED:
             assert batched[table] == one_by_one[table], table
+            assert ahead[table] == one_by_one[table], table
         # Seed 2's rebuild reads the streams in a child process and folds on a second connection,
         # as a large replay does; seed 3's keeps so few rows in memory that it writes them out
         # after every chunk and reads its misses from Postgres, as a live consumer does.

@@ -3,6 +3,9 @@
 A durable pull consumer (bound to the producer's stream, never redeclaring it) hands batches to
 :meth:`EventConsumer.process`. One Postgres transaction per batch records, beside the projection
 change, each event id in the inbox, each aggregate's applied version and the stream checkpoint.
+While one batch's transaction runs, the next is decoded and, if the projection can
+(:class:`AppliesAhead`), applied in memory ahead of its own transaction, which keeps that work
+only if nothing it rested on changed.
 
 Order per aggregate holds even with several replicas pulling from the same durable consumer:
 an event is applied only when its ``stream_version`` is exactly one past the version recorded
@@ -20,7 +23,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy.exc
@@ -72,10 +75,17 @@ class ProjectionTx:
     so handlers always see their own earlier writes.
     """
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, gate: asyncio.Event | None = None) -> None:
         self.conn = conn
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._before_flush: list[Callable[[ProjectionTx], Awaitable[None]]] = []
+        self._gate = gate
+
+    def release_memory(self) -> None:
+        """The projection has taken all this batch writes out of its memory: the next batch may
+        be applied there ahead of its own transaction (see :class:`AppliesAhead`)."""
+        if self._gate is not None:
+            self._gate.set()
 
     def before_flush(self, hook: Callable[[ProjectionTx], Awaitable[None]]) -> None:
         """Run ``hook`` once before the next flush (a projection that keeps a batch's changes in
@@ -116,6 +126,28 @@ class ProjectionTx:
 Handler = Callable[[ProjectionTx, Envelope, DomainEvent], Awaitable[None]]
 
 
+class AppliesAhead(Protocol):
+    """A projection that can apply a batch in memory before the batch's transaction (先行应用).
+
+    While batch N's statements run, the Python process would otherwise wait: once N has taken its
+    writes out of memory (:meth:`ProjectionTx.release_memory`), the runtime reads batch N+1's
+    aggregate positions without locks, sorts N+1 out against them and N's, and has the projection
+    apply it (:meth:`apply_ahead`). N+1's transaction then locks the positions as always: if they
+    are what N+1 was sorted out against and the projection can :meth:`adopt` its memory, only the
+    writes are left; otherwise the projection abandons it and the batch is applied as usual.
+    """
+
+    def applies_ahead(self, events: Sequence[tuple[Envelope, DomainEvent]]) -> bool: ...
+
+    def memory_epoch(self) -> int: ...
+
+    async def apply_ahead(self, conn: asyncpg.Connection, events: Sequence[tuple[Envelope, DomainEvent]]) -> None: ...
+
+    async def adopt(self, tx: ProjectionTx, epoch: int) -> bool: ...
+
+    def abandon(self) -> None: ...
+
+
 class PoisonEvent(Exception):
     """An event that can never be processed (malformed, unknown type or version)."""
 
@@ -142,6 +174,26 @@ class BatchOutcome:
 
 
 @dataclass
+class _Sorted:
+    """A batch sorted out against its aggregates' positions (see :meth:`EventConsumer._sort`)."""
+
+    applied: list[_Item] = field(default_factory=list)
+    duplicates: list[_Item] = field(default_factory=list)
+    deferred: list[_Item] = field(default_factory=list)
+    poisoned: list[_Item] = field(default_factory=list)
+    moved: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Ahead:
+    """A batch applied ahead: the positions it was sorted out against, and how."""
+
+    positions: dict[str, int]
+    sorted: _Sorted
+    epoch: int
+
+
+@dataclass
 class EventConsumer:
     """One durable consumer of one producer's events, feeding one projection."""
 
@@ -162,9 +214,15 @@ class EventConsumer:
     gap_alert_after: float = 60.0
     batch_size: int = 256
     fetch_timeout: float = 0.05
+    #: The projection, when it can apply a batch ahead of its transaction (see AppliesAhead).
+    ahead: AppliesAhead | None = None
     _js: JetStreamContext | None = field(default=None, repr=False)
     _waiting: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _in_flight: asyncio.Task[None] | None = field(default=None, repr=False)
+    # Set once the batch in flight has taken its writes out of the projection's memory.
+    _released: asyncio.Event | None = field(default=None, repr=False)
+    # The positions the batch in flight moves its aggregates to (not committed yet).
+    _moving: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def durable(self) -> str:
@@ -225,10 +283,7 @@ class EventConsumer:
         fix_nats_client()
 
         async def on_batch(body: Any, message: Any = Context("message")) -> None:
-            msgs = list(message.raw_message)
-            items = self._prepare(msgs)
-            await self.drain()
-            self._in_flight = asyncio.create_task(self._settled(msgs, items), name=f"{self.durable}:batch")
+            await self.submit(list(message.raw_message))
 
         broker.subscriber(
             self.subject,
@@ -242,6 +297,58 @@ class EventConsumer:
             description=f"{self.name} projection: {', '.join(sorted(self.handlers)) or 'all'}",
         )(on_batch)
 
+    async def submit(self, msgs: list[Msg]) -> None:
+        """Take one delivered batch: decode it (and apply it ahead, if the projection can) while
+        the batch before is still in its transaction, then start its own once that one ends."""
+        items = self._prepare(msgs)
+        ahead = await self._apply_ahead(items) if self.ahead is not None else None
+        await self.drain()
+        self._released = asyncio.Event()
+        self._in_flight = asyncio.create_task(
+            self._settled(msgs, items, ahead, self._released), name=f"{self.durable}:batch"
+        )
+
+    async def _apply_ahead(self, items: list[_Item]) -> _Ahead | None:
+        in_flight, released, projection = self._in_flight, self._released, self.ahead
+        if in_flight is None or released is None or projection is None:
+            return None
+        waiting = asyncio.ensure_future(released.wait())
+        try:
+            await asyncio.wait({waiting, in_flight}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        ordered = [i for i in items if i.envelope is not None]
+        if not released.is_set() or not ordered:
+            return None  # the batch before failed before writing, or there is nothing to apply
+        if not projection.applies_ahead(self._handled(ordered)):
+            return None
+        epoch = projection.memory_epoch()
+        try:
+            async with self.db.connection() as conn:
+                stream_ids = sorted({i.envelope.stream_id for i in ordered if i.envelope})
+                rows = await conn.fetch(
+                    f"SELECT stream_id, stream_version FROM {self.schema}.consumer_positions "
+                    "WHERE consumer = $1 AND stream_id = ANY($2::text[])",
+                    self.durable,
+                    stream_ids,
+                )
+                positions = {sid: 0 for sid in stream_ids}
+                positions.update((r["stream_id"], r["stream_version"]) for r in rows)
+                # The batch in flight has moved some of them, uncommitted yet.
+                positions.update((sid, v) for sid, v in self._moving.items() if sid in positions)
+                sorted_ = self._sort(ordered, dict(positions))
+                await projection.apply_ahead(conn, self._handled(sorted_.applied))
+        except Exception as exc:  # whatever it was, the transaction will apply the batch as usual
+            projection.abandon()
+            log.info("batch not applied ahead", durable=self.durable, error=f"{type(exc).__name__}: {exc}")
+            return None
+        return _Ahead(positions, sorted_, epoch)
+
+    def _handled(self, items: list[_Item]) -> list[tuple[Envelope, DomainEvent]]:
+        """The events among ``items`` a handler of this consumer takes."""
+        return [(i.envelope, i.event) for i in items
+                if i.envelope is not None and i.event is not None and i.envelope.event_type in self.handlers]
+
     def bind_js(self, js: JetStreamContext) -> None:
         self._js = js
 
@@ -253,9 +360,10 @@ class EventConsumer:
             await asyncio.shield(self._in_flight)
             self._in_flight = None
 
-    async def _settled(self, msgs: list[Msg], items: list[_Item]) -> None:
+    async def _settled(self, msgs: list[Msg], items: list[_Item], ahead: _Ahead | None = None,
+                       released: asyncio.Event | None = None) -> None:
         try:
-            await self._process(items)
+            await self._process(items, ahead, released)
         except Exception as exc:
             # Never leave a batch to the 30 s ack wait (or to FastStream, which only logs):
             # whatever was not settled comes back after a pause.
@@ -289,7 +397,8 @@ class EventConsumer:
         """Apply one delivered batch; acknowledges, delays or dead-letters every message."""
         return await self._process(self._prepare(msgs))
 
-    async def _process(self, items: list[_Item]) -> BatchOutcome:
+    async def _process(self, items: list[_Item], ahead: _Ahead | None = None,
+                       released: asyncio.Event | None = None) -> BatchOutcome:
         outcome = BatchOutcome()
         for item in items:
             if item.envelope is None:  # not even an envelope: nothing to wait for
@@ -299,7 +408,7 @@ class EventConsumer:
         if not ordered:
             return outcome
         try:
-            result = await self._apply(ordered)
+            result = await self._apply(ordered, ahead=ahead, released=released)
         except _HandlerFailed:
             # Some handler raised: isolate it by applying the batch one event per transaction.
             for i in ordered:
@@ -352,7 +461,8 @@ class EventConsumer:
         now = time.monotonic()
         return {sid: now - since for sid, (since, _) in self._waiting.items()}
 
-    async def _apply(self, items: list[_Item], *, blocked: set[str] | None = None) -> _Applied:
+    async def _apply(self, items: list[_Item], *, blocked: set[str] | None = None, ahead: _Ahead | None = None,
+                     released: asyncio.Event | None = None) -> _Applied:
         """One transaction: apply what is next for its aggregate, sort out the rest.
 
         Returns (applied, duplicates, deferred, poisoned). A poisoned item (an envelope this code
@@ -360,11 +470,6 @@ class EventConsumer:
         moves the aggregate past it, which must not skip its predecessors.
         """
         s = self.schema
-        applied: list[_Item] = []
-        duplicates: list[_Item] = []
-        deferred: list[_Item] = []
-        poisoned: list[_Item] = []
-        blocked = set(blocked or ())
         stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
         async with self.db.transaction() as conn:
             # Known aggregates are locked here; one seen for the first time has no row to lock
@@ -378,22 +483,19 @@ class EventConsumer:
             )
             stored = {r["stream_id"]: r["stream_version"] for r in rows}
             positions = {sid: stored.get(sid, 0) for sid in stream_ids}
-            moved: dict[str, int] = {}
-            tx = ProjectionTx(conn)
-            for item in _versions_in_order(items):
-                env = item.envelope
-                assert env is not None
-                sid = env.stream_id
-                current = positions[sid]
-                if sid in blocked:
-                    deferred.append(item)
-                elif env.stream_version <= current:
-                    duplicates.append(item)
-                elif env.stream_version == current + 1:
-                    if item.error is not None:
-                        poisoned.append(item)
-                        blocked.add(sid)  # its successors wait until it is dead-lettered
-                        continue
+            tx = ProjectionTx(conn, released)
+            if ahead is not None and self.ahead is not None:
+                # Applied ahead against these very positions, on memory still Postgres's: keep it.
+                if positions == ahead.positions and await self.ahead.adopt(tx, ahead.epoch):
+                    done = ahead.sorted
+                else:
+                    self.ahead.abandon()
+                    ahead = None
+            if ahead is None:
+                done = self._sort(items, positions, blocked)
+                for item in done.applied:
+                    env = item.envelope
+                    assert env is not None
                     handler = self.handlers.get(env.event_type)
                     if handler is not None and item.event is not None:
                         bind_event_context(env)
@@ -403,12 +505,9 @@ class EventConsumer:
                             raise
                         except Exception as exc:
                             raise _HandlerFailed(item, exc) from exc
-                    positions[sid] = env.stream_version
-                    moved[sid] = env.stream_version
-                    applied.append(item)
-                else:
-                    blocked.add(sid)
-                    deferred.append(item)
+            applied, duplicates, deferred, poisoned, moved = (
+                done.applied, done.duplicates, done.deferred, done.poisoned, done.moved)
+            self._moving = moved
             try:
                 await tx.flush()
             except _DB_TRANSIENT:
@@ -458,6 +557,33 @@ class EventConsumer:
                     applied[-1].seq,
                 )
         return applied, duplicates, deferred, poisoned
+
+    @staticmethod
+    def _sort(items: list[_Item], positions: dict[str, int], blocked: set[str] | None = None) -> _Sorted:
+        """Which of the batch's events are next for their aggregate (applied, in order), already
+        applied, early (deferred) or unreadable when next (poisoned); ``positions`` is moved on."""
+        done = _Sorted()
+        blocked = set(blocked or ())
+        for item in _versions_in_order(items):
+            env = item.envelope
+            assert env is not None
+            sid = env.stream_id
+            current = positions[sid]
+            if sid in blocked:
+                done.deferred.append(item)
+            elif env.stream_version <= current:
+                done.duplicates.append(item)
+            elif env.stream_version == current + 1:
+                if item.error is not None:
+                    done.poisoned.append(item)
+                    blocked.add(sid)  # its successors wait until it is dead-lettered
+                    continue
+                positions[sid] = done.moved[sid] = env.stream_version
+                done.applied.append(item)
+            else:
+                blocked.add(sid)
+                done.deferred.append(item)
+        return done
 
     async def _apply_single(self, item: _Item, outcome: BatchOutcome) -> None:
         try:

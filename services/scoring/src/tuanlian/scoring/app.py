@@ -30,8 +30,10 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     contacts = runtime.consumer("points", CONTACTS, {}, batch_size=batch)
     wishes = runtime.consumer("points", WISHES, {}, batch_size=batch)
     versions = f"{runtime.schema}.projection_versions"
-    contacts.handlers = projector(p, contacts.durable, versions=versions).handlers(CONTACTS_EVENTS)
-    wishes.handlers = projector(p, wishes.durable, versions=versions).handlers(WISHES_EVENTS)
+    for consumer, names in ((contacts, CONTACTS_EVENTS), (wishes, WISHES_EVENTS)):
+        proj = projector(p, consumer.durable, versions=versions)
+        consumer.handlers = proj.handlers(names)
+        consumer.ahead = proj  # it decides per batch whether it can apply one ahead
     return [contacts, wishes]
 
 

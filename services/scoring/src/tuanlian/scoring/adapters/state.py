@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import itemgetter
@@ -31,6 +31,9 @@ class TableSpec:
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]  # key columns first
+    #: jsonb columns: their documents are serialised when a batch's writes are taken from memory,
+    #: before a batch applied ahead can change them (``_upsert`` checks this against the catalogue).
+    json: tuple[str, ...] = ()
 
     @functools.cached_property
     def key_of(self) -> Callable[[Row], tuple[Any, ...]]:
@@ -62,20 +65,22 @@ TABLES = {
     for t in (
         TableSpec("orgs", ("org_id",), ("org_id", "org_path", "name", "org_type", "depth",
                                         "is_leadership_organ", "closed")),
-        TableSpec("org_rules", ("org_path",), ("org_path", "records")),
+        TableSpec("org_rules", ("org_path",), ("org_path", "records"), json=("records",)),
         TableSpec("cadres", ("cadre_id",), ("cadre_id", "org_id", "org_path", "org_type", "kind",
                                             "in_leadership_organ", "active", "linked_youths",
                                             "last_online", "last_face_to_face")),
         TableSpec("links", ("link_id",), ("link_id", "cadre_id", "youth_id", "active")),
         TableSpec("scored_youths", ("cadre_id", "youth_id"), ("cadre_id", "youth_id")),
         TableSpec("groups", ("cadre_id", "group_org_id"), ("cadre_id", "group_org_id", "group_org_type", "active")),
-        TableSpec("pair_months", ("cadre_id", "youth_id", "month"), ("cadre_id", "youth_id", "month", "by_day")),
+        TableSpec("pair_months", ("cadre_id", "youth_id", "month"), ("cadre_id", "youth_id", "month", "by_day"),
+                  json=("by_day",)),
         TableSpec("interactions", ("interaction_id",), ("interaction_id", "cadre_id", "day", "occurred_at",
                                                         "recorded_at", "online", "channel", "summary_hash",
-                                                        "summary_length", "ruleset", "source_event_id", "youths")),
+                                                        "summary_length", "ruleset", "source_event_id", "youths"),
+                  json=("youths",)),
         TableSpec("activities", ("activity_id",), ("activity_id", "owner_id", "kind", "collective",
                                                    "occurred_on", "period_key", "points", "ruleset")),
-        TableSpec("five_ones", ("owner_id", "period_key"), ("owner_id", "period_key", "kinds", "bonus")),
+        TableSpec("five_ones", ("owner_id", "period_key"), ("owner_id", "period_key", "kinds", "bonus"), json=("kinds",)),
         TableSpec("ballots", ("ballot_id",), ("ballot_id", "cadre_id", "org_path", "year", "eligible", "turnout",
                                               "published", "satisfied", "basically_satisfied", "unsatisfied",
                                               "reelection_flag")),
@@ -151,6 +156,9 @@ class State:
         self.volatile: set[str] = set()
         # Changes whenever org_rules rows in memory may have changed (memos of rules in force).
         self.rules_epoch = 0
+        # Changes whenever the rows in memory are dropped: a batch applied ahead on them is void.
+        self.epoch = 0
+        self._begun_epoch = -1  # the epoch as the current transaction began with it
         self._tx: ProjectionTx | None = None
         self._gen: int | None = None
         self._committed_gen: int | None = None
@@ -166,29 +174,69 @@ class State:
         for table in self.volatile:
             if self._rows.pop(table, None) is not None and table == "org_rules":
                 self.rules_epoch += 1
-        if self.versions is not None:
-            row = await tx.conn.fetchrow(
-                f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
-            )
-            if row is not None and row["schema_name"] != self.schema:
-                # A rebuilt version was swapped in: forget the old one's rows, write to the new.
-                self.schema = row["schema_name"]
-                self.ruleset_override = row["ruleset_override"]
-                self.clear()
-                self._committed_gen = None
-                for hook in self.on_switch:
-                    hook(self)
-        if not self.authoritative and not self.bulk:  # a rebuild is its schema's only writer
-            stored = await tx.conn.fetchval(
-                f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
-            )
-            if stored is None or stored != self._committed_gen or self._size() > self.max_rows:
-                self.clear()
-            self._gen = random.getrandbits(62)
+        current = await self._serving(tx)
+        if current is not None and current[0] != self.schema:
+            # A rebuilt version was swapped in: forget the old one's rows, write to the new.
+            self.schema, self.ruleset_override = current
+            self.clear()
+            self._committed_gen = None
+            for hook in self.on_switch:
+                hook(self)
+        if not self.authoritative and not self.bulk and not await self._stamp_generation(tx):
+            self.clear()
+        self._begun_epoch = self.epoch
+
+    async def adopt(self, tx: ProjectionTx, epoch: int) -> bool:
+        """Begin ``tx`` keeping a batch applied ahead (先行应用) in memory, if that memory is still
+        what Postgres holds: nothing cleared it since ``epoch`` (a batch before it failed), the
+        same version serves, and no other batch committed since this consumer's last (the
+        generation). False leaves the transaction to be begun again by :meth:`begin`."""
+        self._tx = tx
+        current = await self._serving(tx)
+        if self.epoch != epoch or (current is not None and current[0] != self.schema):
+            return False
+        self._begun_epoch = self.epoch
+        return await self._stamp_generation(tx)
+
+    async def _serving(self, tx: ProjectionTx) -> tuple[str, str | None] | None:
+        if self.versions is None:
+            return None
+        row = await tx.conn.fetchrow(
+            f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
+        )
+        return (row["schema_name"], row["ruleset_override"]) if row is not None else None
+
+    async def _stamp_generation(self, tx: ProjectionTx) -> bool:
+        """Lock this consumer's generation row for the transaction and draw the next; whether
+        the rows in memory are still valid (the row holds the generation this state committed)."""
+        stored = await tx.conn.fetchval(
+            f"SELECT gen FROM {self.schema}.projector_gen WHERE consumer = $1 FOR UPDATE", self.consumer
+        )
+        self._gen = random.getrandbits(62)
+        return stored is not None and stored == self._committed_gen and self._size() <= self.max_rows
+
+    def committed(self) -> bool:
+        """Memory holds every row the batch being written changed, and nothing else unwritten:
+        nothing pending, no buffer left, and no SQL of the batch's own changed rows behind the
+        memory's back (a move or a transfer drops the memory: the rows it rewrote are
+        uncommitted, and a batch applied ahead would read them as they were)."""
+        return self._committed_gen is not None and self.epoch == self._begun_epoch and not (
+            self.pending or self._dirty or self.ledger or self.facts or self.flags or self.cadre_paths
+            or self.period_delta)
+
+    def lend(self, tx: ProjectionTx | None) -> None:
+        """Read misses through ``tx`` (a batch applied ahead reads outside the transaction)."""
+        self._tx = tx
+
+    def abandon(self) -> None:
+        """Forget a batch applied ahead and every row in memory; the next :meth:`begin` starts afresh."""
+        self._tx = None
+        self.clear()
 
     def clear(self) -> None:
         self._rows.clear()
         self.rules_epoch += 1
+        self.epoch += 1
         self._discard_pending()
 
     def _discard_pending(self) -> None:
@@ -200,6 +248,7 @@ class State:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
             self.rules_epoch += 1
+            self.epoch += 1
         self.pending.clear()
         self._dirty.clear()
         self.ledger.clear()
@@ -267,6 +316,7 @@ class State:
         """Drop a table's rows from memory (after SQL changed many of them at once)."""
         self._rows.pop(table, None)
         self.rules_epoch += 1
+        self.epoch += 1
         self._dirty.pop(table, None)
 
     # -- appends --------------------------------------------------------------------------------
@@ -307,13 +357,29 @@ class State:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def write(self, tx: ProjectionTx, *, rows: bool = True, fold_now: bool = False) -> None:
+    async def write(self, tx: ProjectionTx, *, rows: bool = True, fold_now: bool = False,
+                    release: bool = False) -> None:
         """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
         appended entries and keeps changed rows and period points for a later ``write``.
         ``fold_now`` also folds every credit into ``period_points``, in this transaction: before
-        SQL moves period rows. A rebuild folds its own schema, which no folder serves yet."""
-        conn, s = tx.conn, self.schema
-        at = ("applied_at",) if self.stamped else ()
+        SQL moves period rows. A rebuild folds its own schema, which no folder serves yet.
+
+        Everything is taken out of memory before the first statement is sent; with ``release``
+        (the batch's last write) the runtime may then apply the next batch in memory while these
+        statements run."""
+        taken = self._take(rows)
+        if release:
+            tx.release_memory()
+        try:
+            await self._send(tx.conn, taken, fold_now)
+        except BaseException:
+            # Its changes are in memory but not in Postgres, and nothing is left in the buffers
+            # for the next begin() to notice: drop the rows now.
+            self.clear()
+            raise
+
+    def _take(self, rows: bool) -> _Taken:
+        upserts: list[tuple[TableSpec, list[tuple[Any, ...]]]] = []
         if rows:
             for table, keys in self._dirty.items():
                 spec = TABLES[table]
@@ -321,86 +387,119 @@ class State:
                 held, values = self._rows[table], spec.values_of
                 args = [values(r) for k in sorted(keys) if (r := held[k]) is not None]
                 if args:
-                    await self._upsert(conn, table, spec.columns, spec.key, args,
-                                       ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key))
-        if self.ledger:
-            await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=self.ledger)
-        if self.facts:
-            await conn.copy_records_to_table("facts", schema_name=s, columns=(FACT_COLUMNS + at), records=self.facts)
-        if self.flags:
-            await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=self.flags)
-        if self.cadre_paths:
+                    upserts.append((spec, _with_json_text(spec, args)))
+            self._dirty = defaultdict(set)
+        taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths,
+                       self._take_points() if rows else [], self._gen)
+        self.ledger, self.facts, self.flags, self.cadre_paths = [], [], [], []
+        return taken
+
+    async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
+        s = self.schema
+        at = ("applied_at",) if self.stamped else ()
+        for spec, args in taken.upserts:
+            await self._upsert(conn, spec, args)
+        if taken.ledger:
+            await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=taken.ledger)
+        if taken.facts:
+            await conn.copy_records_to_table("facts", schema_name=s, columns=(FACT_COLUMNS + at), records=taken.facts)
+        if taken.flags:
+            await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=taken.flags)
+        if taken.cadre_paths:
             await conn.copy_records_to_table(
                 "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", "kind", "org_type", *at),
-                records=self.cadre_paths
+                records=taken.cadre_paths
             )
-        if rows:
-            await self.write_points(conn)
-        if rows and fold_now:
+        await self._send_points(conn, taken.deltas)
+        if fold_now:
             await fold(conn, s)
-        if not self.authoritative and self._gen is not None:
+        if not self.authoritative and taken.gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
                 "ON CONFLICT (consumer) DO UPDATE SET gen = EXCLUDED.gen",
                 self.consumer,
-                self._gen,
+                taken.gen,
             )
-        if rows:
-            self._dirty.clear()
-        self.ledger.clear()
-        self.facts.clear()
-        self.flags.clear()
-        self.cadre_paths.clear()
         # The memory is valid once this transaction commits; if it does not, the next batch
         # finds another generation in Postgres and starts afresh.
-        self._committed_gen = self._gen
+        self._committed_gen = taken.gen
 
     async def write_points(self, conn: Any) -> None:
         """Append the period points credited since the last write to ``period_deltas`` (for the
         fold) and forget them. Deltas that cancel out are written too: the owner is on the board
         with 0 whether the entries came in one batch or two (and as-of recomputation agrees)."""
-        if self.period_delta:
-            kinds, none = self._owner_kinds, (None, None)
-            deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
-                      for (owner, day), d in self.period_delta.items()]
+        await self._send_points(conn, self._take_points())
+
+    def _take_points(self) -> list[tuple[Any, ...]]:
+        kinds, none = self._owner_kinds, (None, None)
+        deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
+                  for (owner, day), d in self.period_delta.items()]
+        self.period_delta, self._owner_kinds = {}, {}
+        return deltas
+
+    async def _send_points(self, conn: Any, deltas: list[tuple[Any, ...]]) -> None:
+        if deltas:
             await conn.copy_records_to_table("period_deltas", schema_name=self.schema, columns=DELTA_COLUMNS,
                                              records=deltas)
-        self.period_delta.clear()
-        self._owner_kinds.clear()
 
-    async def _upsert(self, conn: Any, table: str, columns: Sequence[str], key: Sequence[str],
-                      rows: list[tuple[Any, ...]], sets: str) -> None:
+    async def _upsert(self, conn: Any, spec: TableSpec, rows: list[tuple[Any, ...]]) -> None:
         """Insert or update many rows: one statement of arrays (a batch), or COPY into a staging
-        table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows)."""
-        s = self.schema
+        table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows). JSON
+        documents arrive as text (``_with_json_text``)."""
+        s, table, columns, key = self.schema, spec.name, spec.columns, spec.key
         types = await column_types(conn, s, table)
-        json_at = [i for i, c in enumerate(columns) if types[c] in JSON_TYPES]
-        values = ", ".join(f"{c}::{types[c]}" if types[c] in JSON_TYPES else c for c in columns)
+        json_cols = tuple(c for c in columns if types[c] in JSON_TYPES)
+        if json_cols != spec.json:
+            raise RuntimeError(f"TableSpec {table!r} names JSON columns {spec.json}, the schema has {json_cols}")
+        values = ", ".join(f"{c}::{types[c]}" if c in json_cols else c for c in columns)
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
         action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         tail = f"ON CONFLICT ({', '.join(key)}) {action}"
         empty = table in self._empty
         self._empty.discard(table)
-        if empty and not json_at:
+        if empty and not json_cols:
             await conn.copy_records_to_table(table, schema_name=s, columns=list(columns), records=rows)
             return
         if empty:
             tail = ""
-        cols = columns_of(rows)
-        for i in json_at:  # JSON documents travel as text (asyncpg's JSON codec does not reach into arrays)
-            cols[i] = [_json_text(v) for v in cols[i]]
         if len(rows) < 5000:
-            arrays = ", ".join(f"${i}::{'text' if types[c] in JSON_TYPES else types[c]}[]"
+            arrays = ", ".join(f"${i}::{'text' if c in json_cols else types[c]}[]"
                                for i, c in enumerate(columns, start=1))
             await conn.execute(
                 f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} "
-                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *cols)
+                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *columns_of(rows))
             return
         stage = f"_stage_{table}"
-        staged = ", ".join(f"{c} {'text' if types[c] in JSON_TYPES else types[c]}" for c in columns)
+        staged = ", ".join(f"{c} {'text' if c in json_cols else types[c]}" for c in columns)
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({staged}) ON COMMIT DROP")
-        await conn.copy_records_to_table(stage, columns=list(columns), records=list(zip(*cols, strict=True)))
+        await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
         await conn.execute(f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} FROM {stage} {tail}")
         await conn.execute(f"DROP TABLE {stage}")
+
+
+@dataclass
+class _Taken:
+    """What one write sends, taken out of memory before its first statement."""
+
+    upserts: list[tuple[TableSpec, list[tuple[Any, ...]]]]
+    ledger: list[tuple[Any, ...]]
+    facts: list[tuple[Any, ...]]
+    flags: list[tuple[Any, ...]]
+    cadre_paths: list[tuple[Any, ...]]
+    deltas: list[tuple[Any, ...]]
+    gen: int | None
+
+
+def _with_json_text(spec: TableSpec, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows with their JSON documents serialised now (asyncpg's JSON codec does not reach into
+    arrays, and a document left in memory could change before the statement is sent)."""
+    if not spec.json:
+        return rows
+    cols = columns_of(rows)
+    for i, c in enumerate(spec.columns):
+        if c in spec.json:
+            cols[i] = [_json_text(v) for v in cols[i]]
+    return list(zip(*cols, strict=True))
 
 
 def _json_text(value: Any) -> str:
