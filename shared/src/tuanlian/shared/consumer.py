@@ -298,15 +298,32 @@ class EventConsumer:
         )(on_batch)
 
     async def submit(self, msgs: list[Msg]) -> None:
-        """Take one delivered batch: decode it (and apply it ahead, if the projection can) while
-        the batch before is still in its transaction, then start its own once that one ends."""
+        """Take one delivered batch: decode it while the batch before is still in its transaction,
+        and have its own transaction start once that one has ended.
+
+        With a projection that applies batches ahead, the batch is applied ahead as soon as the
+        one before has released the projection's memory, and this returns then (its transaction
+        waits for the one before in a task of its own): the next batch is fetched and decoded
+        while the one before is still being written. Otherwise this returns once the batch before
+        has ended. Either way at most one transaction runs, in delivery order.
+        """
         items = self._prepare(msgs)
-        ahead = await self._apply_ahead(items) if self.ahead is not None else None
-        await self.drain()
+        ahead, before = None, None
+        if self.ahead is None:
+            await self.drain()
+        else:
+            ahead = await self._apply_ahead(items)
+            before = self._in_flight
         self._released = asyncio.Event()
         self._in_flight = asyncio.create_task(
-            self._settled(msgs, items, ahead, self._released), name=f"{self.durable}:batch"
+            self._after(before, msgs, items, ahead, self._released), name=f"{self.durable}:batch"
         )
+
+    async def _after(self, before: asyncio.Task[None] | None, msgs: list[Msg], items: list[_Item],
+                     ahead: _Ahead | None, released: asyncio.Event) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # (a cancelled wait does not cancel the batch before)
+        await self._settled(msgs, items, ahead, released)
 
     async def _apply_ahead(self, items: list[_Item]) -> _Ahead | None:
         in_flight, released, projection = self._in_flight, self._released, self.ahead
