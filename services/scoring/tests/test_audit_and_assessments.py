@@ -18,6 +18,7 @@ from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.db import Database
 from tuanlian.shared.eventstore import EventStore
 from tuanlian.shared.settings import get_settings
+from tuanlian.shared.streams import event_stream_name
 from tuanlian.shared.testing import create_platform_tables, stream_messages, wait_until
 from typer.testing import CliRunner
 
@@ -78,7 +79,7 @@ async def test_audit_verify_reports_the_first_broken_link(scoring: Scoring, db: 
 
 
 async def test_scoring_rebuild_command_prints_the_rate_and_swaps(
-    scoring: Scoring, contacts: Producer, database_url: str, nats_url: str
+    scoring: Scoring, contacts: Producer, database_url: str, nats_url: str, js: JetStreamContext
 ) -> None:
     await _org_and_cadre(contacts)
     await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
@@ -93,6 +94,14 @@ async def test_scoring_rebuild_command_prints_the_rate_and_swaps(
     assert [ln.split()[:2] for ln in r.output.strip().splitlines()] == [["1", "retired"], ["2", "current"]]
     r = await cli(database_url, "audit", "explain", "--cadre", "c1")  # reads the new version
     assert r.exit_code == 0 and r.output.strip().endswith("total 3 points in 1 entries")
+    # Pointed at a bus without the producers' streams: one line, and no version begun.
+    await js.delete_stream(event_stream_name("wishes"))
+    r = await cli(database_url, "scoring", "rebuild", nats_url=nats_url)
+    assert r.exit_code == 1 and r.output.strip() == (
+        f"error: no {event_stream_name('wishes')} stream on the bus at {nats_url}: "
+        "is TUANLIAN_NATS_URL the bus the services publish to?"), r.output
+    r = await cli(database_url, "scoring", "versions")
+    assert [ln.split()[:2] for ln in r.output.strip().splitlines()] == [["1", "retired"], ["2", "current"]]
 
 
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(

@@ -103,10 +103,11 @@ def rebuild(
 
     The old version keeps serving until the swap; the live consumers continue from the new
     version's positions without counting anything twice."""
+    from nats.js.errors import NotFoundError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
     from tuanlian.scoring.domain.rules import UnknownRuleSet, known_rulesets
-    from tuanlian.shared.streams import connect_nats
+    from tuanlian.shared.streams import connect_nats, event_stream_name
 
     settings = get_settings()
 
@@ -130,6 +131,12 @@ def rebuild(
         try:
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
                 _fail("no scoring projection in this database (has the scoring service run?)")
+            for producer in ("contacts", "wishes"):
+                try:
+                    await nc.jetstream().stream_info(event_stream_name(producer))
+                except NotFoundError:
+                    _fail(f"no {event_stream_name(producer)} stream on the bus at {settings.require_nats_url()}: "
+                          "is TUANLIAN_NATS_URL the bus the services publish to?")
             try:
                 job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show,
                               reader_url=settings.require_nats_url(), db_url=settings.database_url)
