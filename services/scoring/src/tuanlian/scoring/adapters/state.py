@@ -217,9 +217,9 @@ class State:
 
     def committed(self) -> bool:
         """Memory holds every row the batch being written changed, and nothing else unwritten:
-        nothing pending, no buffer left, and no SQL of the batch's own changed rows behind the
-        memory's back (a move or a transfer drops the memory: the rows it rewrote are
-        uncommitted, and a batch applied ahead would read them as they were)."""
+        nothing pending, no buffer left, and no rows changed by the batch's own SQL behind the
+        memory's back (a move or a merge drops the memory: the rows it rewrote are uncommitted,
+        and a batch applied ahead would read them as they were)."""
         return self._committed_gen is not None and self.epoch == self._begun_epoch and not (
             self.pending or self._dirty or self.ledger or self.facts or self.flags or self.cadre_paths
             or self.period_delta)
