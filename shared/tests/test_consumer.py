@@ -504,3 +504,79 @@ async def test_two_replicas_first_seeing_one_aggregate_apply_it_once(
     assert (fast_one.applied, raced.applied, raced.deferred) == (1, 0, 1)
     assert await ps.applied_versions(probe_db) == {"a": [1]}
     assert len(await ps.effects(probe_db)) == 1
+
+
+# -- applying the next batch ahead of its transaction -------------------------------------------
+
+
+class _AheadProbe:
+    """The probe projection, able to apply a batch ahead (``AppliesAhead``): it remembers what it
+    was given and writes it when its transaction adopts it; ``keep`` says whether it does."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.handled: list[tuple[str, int]] = []  # applied by the handlers, in their transaction
+        self.ahead: list[list[tuple[str, int]]] = []  # each batch as it was applied ahead
+        self.abandoned = 0
+        self._remembered: list[tuple[Envelope, DomainEvent]] = []
+
+    @staticmethod
+    async def _release(tx: ProjectionTx) -> None:
+        tx.release_memory()
+
+    async def handler(self, tx: ProjectionTx, env: Envelope, event: DomainEvent) -> None:
+        self.handled.append((env.stream_id, env.stream_version))
+        await ps.record(tx, env, event)
+        tx.before_flush(self._release)
+
+    def applies_ahead(self, events: Any) -> bool:
+        return True
+
+    def memory_epoch(self) -> int:
+        return 0
+
+    async def apply_ahead(self, conn: asyncpg.Connection, events: Any) -> None:
+        self._remembered = list(events)
+        self.ahead.append([(env.stream_id, env.stream_version) for env, _e in events])
+
+    async def adopt(self, tx: ProjectionTx, epoch: int) -> bool:
+        if not self.keep:
+            return False
+
+        async def write(tx: ProjectionTx) -> None:
+            for env, event in self._remembered:
+                await ps.record(tx, env, event)
+            tx.release_memory()
+
+        tx.before_flush(write)
+        return True
+
+    def abandon(self) -> None:
+        self.abandoned += 1
+        self._remembered = []
+
+
+@pytest.mark.parametrize("keep", [True, False])
+async def test_the_next_batch_is_applied_ahead_and_kept_or_applied_as_usual(
+    keep: bool, probe_db: Database, js: JetStreamContext, demo_stream: str
+) -> None:
+    """Each batch after the first is applied ahead while the one before is written, sorted out
+    against that one's uncommitted moves (``a`` v2 follows v1, still in flight). Kept, its
+    handlers are not called again; refused, it is abandoned and applied as usual. Either way
+    every event is applied once, in order."""
+    batches = [[("a", 1), ("b", 1), ("c", 1)], [("a", 2), ("b", 2), ("d", 1)], [("a", 3), ("e", 1)]]
+    for batch in batches:
+        for sid, v in batch:
+            await ps.publish(js, ps.envelope(sid, v))
+    probe = _AheadProbe(keep)
+    consumer = await _direct(js, ps.make_consumer(probe_db))
+    consumer.handlers = {t: probe.handler for t in consumer.handlers}
+    consumer.ahead = probe
+    for batch in batches:
+        await consumer.submit(await _fetch(js, consumer, len(batch)))
+    await consumer.drain()
+    assert await ps.applied_versions(probe_db) == {"a": [1, 2, 3], "b": [1, 2], "c": [1], "d": [1], "e": [1]}
+    assert probe.ahead == batches[1:]
+    assert probe.handled == (batches[0] if keep else [e for b in batches for e in b])
+    assert probe.abandoned == (0 if keep else 2)
+    assert await wait_until(lambda: _settled(js, consumer), message="all acknowledged")
