@@ -115,7 +115,7 @@ class BenchContext:
     progress: Progress
     workdir: Path
     scratch: dict[str, Any] = field(default_factory=dict)
-    #: The embedded servers' process ids (None when run against servers found elsewhere): what
+    #: The embedded servers' process ids (empty when run against servers found elsewhere): what
     #: they spend on CPU is reported beside a figure, see :class:`CpuMeter`.
     server_pids: dict[str, int] = field(default_factory=dict)
 
