@@ -379,7 +379,7 @@ class State:
             raise
 
     def _take(self, rows: bool) -> _Taken:
-        upserts: list[tuple[TableSpec, list[tuple[Any, ...]]]] = []
+        upserts: list[tuple[TableSpec, list[list[Any]]]] = []
         if rows:
             for table, keys in self._dirty.items():
                 spec = TABLES[table]
@@ -387,7 +387,7 @@ class State:
                 held, values = self._rows[table], spec.values_of
                 args = [values(r) for k in sorted(keys) if (r := held[k]) is not None]
                 if args:
-                    upserts.append((spec, _with_json_text(spec, args)))
+                    upserts.append((spec, _columns_with_json_text(spec, args)))
             self._dirty = defaultdict(set)
         taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths,
                        self._take_points() if rows else [], self._gen)
@@ -397,8 +397,8 @@ class State:
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
         s = self.schema
         at = ("applied_at",) if self.stamped else ()
-        for spec, args in taken.upserts:
-            await self._upsert(conn, spec, args)
+        for spec, cols in taken.upserts:
+            await self._upsert(conn, spec, cols)
         if taken.ledger:
             await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=taken.ledger)
         if taken.facts:
@@ -442,10 +442,10 @@ class State:
             await conn.copy_records_to_table("period_deltas", schema_name=self.schema, columns=DELTA_COLUMNS,
                                              records=deltas)
 
-    async def _upsert(self, conn: Any, spec: TableSpec, rows: list[tuple[Any, ...]]) -> None:
+    async def _upsert(self, conn: Any, spec: TableSpec, cols: list[list[Any]]) -> None:
         """Insert or update many rows: one statement of arrays (a batch), or COPY into a staging
         table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows). JSON
-        documents arrive as text (``_with_json_text``)."""
+        ``cols`` holds one list per column, JSON documents as text (``_columns_with_json_text``)."""
         s, table, columns, key = self.schema, spec.name, spec.columns, spec.key
         types = await column_types(conn, s, table)
         json_cols = tuple(c for c in columns if types[c] in JSON_TYPES)
@@ -458,21 +458,22 @@ class State:
         empty = table in self._empty
         self._empty.discard(table)
         if empty and not json_cols:
-            await conn.copy_records_to_table(table, schema_name=s, columns=list(columns), records=rows)
+            await conn.copy_records_to_table(table, schema_name=s, columns=list(columns),
+                                             records=zip(*cols, strict=True))
             return
         if empty:
             tail = ""
-        if len(rows) < 5000:
+        if len(cols[0]) < 5000:
             arrays = ", ".join(f"${i}::{'text' if c in json_cols else types[c]}[]"
                                for i, c in enumerate(columns, start=1))
             await conn.execute(
                 f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} "
-                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *columns_of(rows))
+                f"FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}", *cols)
             return
         stage = f"_stage_{table}"
         staged = ", ".join(f"{c} {'text' if c in json_cols else types[c]}" for c in columns)
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({staged}) ON COMMIT DROP")
-        await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+        await conn.copy_records_to_table(stage, columns=list(columns), records=zip(*cols, strict=True))
         await conn.execute(f"INSERT INTO {s}.{table} AS t ({', '.join(columns)}) SELECT {values} FROM {stage} {tail}")
         await conn.execute(f"DROP TABLE {stage}")
 
@@ -481,7 +482,7 @@ class State:
 class _Taken:
     """What one write sends, taken out of memory before its first statement."""
 
-    upserts: list[tuple[TableSpec, list[tuple[Any, ...]]]]
+    upserts: list[tuple[TableSpec, list[list[Any]]]]  # one list per column
     ledger: list[tuple[Any, ...]]
     facts: list[tuple[Any, ...]]
     flags: list[tuple[Any, ...]]
@@ -490,16 +491,15 @@ class _Taken:
     gen: int | None
 
 
-def _with_json_text(spec: TableSpec, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows with their JSON documents serialised now (asyncpg's JSON codec does not reach into
-    arrays, and a document left in memory could change before the statement is sent)."""
-    if not spec.json:
-        return rows
+def _columns_with_json_text(spec: TableSpec, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The rows' columns (one array parameter each), JSON documents serialised now: asyncpg's JSON
+    codec does not reach into arrays, and a document left in memory could change before the
+    statement is sent."""
     cols = columns_of(rows)
     for i, c in enumerate(spec.columns):
         if c in spec.json:
             cols[i] = [_json_text(v) for v in cols[i]]
-    return list(zip(*cols, strict=True))
+    return cols
 
 
 def _json_text(value: Any) -> str:
