@@ -580,3 +580,34 @@ async def test_the_next_batch_is_applied_ahead_and_kept_or_applied_as_usual(
     assert probe.handled == (batches[0] if keep else [e for b in batches for e in b])
     assert probe.abandoned == (0 if keep else 2)
     assert await wait_until(lambda: _settled(js, consumer), message="all acknowledged")
+
+
+async def test_a_batch_is_decoded_a_chunk_at_a_time_handing_the_loop_back(
+    probe_db: Database, js: JetStreamContext, demo_stream: str
+) -> None:
+    """Decoding a delivered batch holds the event loop one chunk at a time, so the batch in its
+    transaction gets its statements' replies meanwhile; the items are those decoded at once."""
+    for v in range(1, 6):
+        await ps.publish(js, ps.envelope("a", v))
+    consumer = await _direct(js, ps.make_consumer(probe_db))
+    consumer.decode_chunk = 2
+    msgs = await _fetch(js, consumer, 5)
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        before = turns
+        items = await consumer._decoded(msgs)
+        during = turns - before
+    finally:
+        task.cancel()
+    assert during >= 2  # between the three chunks
+    assert [i.envelope for i in items] == [i.envelope for i in consumer._prepare(msgs)]
+    assert [i.envelope.stream_version for i in items if i.envelope] == [1, 2, 3, 4, 5]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,13 +23,13 @@ import asyncpg
 from nats.js import JetStreamContext
 from scoring_support import Producer
 from test_batching import COMPARED, T0, Counting, _apply, _fold, _tables
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, Projector
 from tuanlian.scoring.adapters.state import State
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.db import Database, connect_raw
-from tuanlian.shared.events import DomainEvent
+from tuanlian.shared.events import DomainEvent, Envelope, new_id
 from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.streams import declare_stream, producer_stream
 from tuanlian.shared.testing import running_consumers, wait_until
@@ -220,3 +221,40 @@ async def test_memory_applied_ahead_is_kept_only_while_postgres_holds_it(databas
         await c3.execute("UPDATE scoring.projection_versions SET schema_name = 'scoring_proj_v9' "
                          "WHERE status = 'current'")
     assert not await _adopts(db, state, state.epoch)
+
+
+async def test_a_live_batch_applied_in_its_transaction_hands_the_loop_back(database_url: str, db: Database) -> None:
+    """A batch not applied ahead (the wishes consumer's, always) is applied in its transaction a
+    few events at a time, so the other consumer's batch gets its statements' replies meanwhile."""
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", load_migrations("tuanlian.scoring.migrations", "scoring"))
+    finally:
+        await conn.close()
+    proj = Projector(State("scoring_proj", "points", versions="scoring.projection_versions"))
+    handlers = proj.handlers(CONTACTS_EVENTS)
+    versions: dict[str, int] = defaultdict(int)
+    seen: list[int] = []  # ledger entries applied so far, at each turn of the event loop
+
+    async def ticker() -> None:
+        while True:
+            seen.append(len(proj.state.ledger))
+            await asyncio.sleep(0)
+
+    async with db.transaction() as conn:
+        tx = ProjectionTx(conn)
+        for sid, event, at in _history(60):
+            versions[sid] += 1
+            env = Envelope(event_id=new_id(), event_type=event.event_type, schema_version=event.schema_version,
+                           producer="contacts", stream_type=event.stream_type, stream_id=sid,
+                           stream_version=versions[sid], occurred_at=at, recorded_at=at,
+                           payload=event.model_dump(mode="json"))
+            await handlers[env.event_type](tx, env, event)
+        task = asyncio.create_task(ticker())
+        try:
+            await tx.flush()
+        finally:
+            task.cancel()
+        written = await conn.fetchval("SELECT count(*) FROM scoring_proj.ledger")
+    assert written > 16
+    assert any(0 < n < written for n in seen), seen  # seen halfway through, not only before and after

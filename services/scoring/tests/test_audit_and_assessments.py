@@ -104,6 +104,26 @@ async def test_scoring_rebuild_command_prints_the_rate_and_swaps(
     assert [ln.split()[:2] for ln in r.output.strip().splitlines()] == [["1", "retired"], ["2", "current"]]
 
 
+async def test_scoring_versions_marks_a_died_rebuild_failed_and_refuses_any_other(
+    scoring: Scoring, db: Database, database_url: str
+) -> None:
+    # What a rebuild killed halfway leaves: a 'building' row and its half-filled schema.
+    async with db.transaction() as conn:
+        await conn.execute("CREATE SCHEMA scoring_proj_v2; CREATE TABLE scoring_proj_v2.ledger (id int)")
+        await conn.execute("INSERT INTO scoring.projection_versions (version, schema_name, status) "
+                           "VALUES (2, 'scoring_proj_v2', 'building')")
+    r = await cli(database_url, "scoring", "versions", "--fail", "1")  # the serving one
+    assert r.exit_code == 1 and r.output.strip() == "error: version 1 is not being built", r.output
+    r = await cli(database_url, "scoring", "versions", "--fail", "2")
+    assert r.exit_code == 0, r.output
+    assert [ln.split()[:3] for ln in r.output.strip().splitlines()] == [
+        ["1", "current", "scoring_proj"], ["2", "failed", "scoring_proj_v2"]]
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT to_regnamespace('scoring_proj_v2')") is None
+    r = await cli(database_url, "scoring", "versions", "--fail", "2")  # already failed
+    assert r.exit_code == 1 and r.output.strip() == "error: version 2 is not being built", r.output
+
+
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(
     scoring: Scoring, contacts: Producer, js: JetStreamContext
 ) -> None:

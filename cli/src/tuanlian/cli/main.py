@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import typer
+from tuanlian.cli.errors import fail
 from tuanlian.shared.settings import DEFAULT_PORTS, get_settings
 
 app = typer.Typer(
@@ -29,11 +30,6 @@ def _spec(service: str):  # type: ignore[no-untyped-def]
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     return importlib.import_module(f"tuanlian.{service}.app").SPEC
-
-
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 @app.command()

@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from tuanlian.cli.errors import fail
 from tuanlian.shared.settings import get_settings
 
 audit = typer.Typer(no_args_is_help=True, help="Audit (审计): explain points, verify the event logs.")
 scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 async def _connect():  # type: ignore[no-untyped-def]
@@ -22,11 +18,11 @@ async def _connect():  # type: ignore[no-untyped-def]
 
     url = get_settings().database_url
     if not url:
-        _fail("TUANLIAN_DATABASE_URL is not set: which Postgres should I read?")
+        fail("TUANLIAN_DATABASE_URL is not set: which Postgres should I read?")
     try:
         return await connect_raw(url or "")
     except Exception as exc:
-        _fail(f"Postgres is not reachable: {exc}")
+        fail(f"Postgres is not reachable: {exc}")
 
 
 @audit.command("explain")
@@ -39,7 +35,7 @@ def explain(cadre: str = typer.Option(..., "--cadre", help="cadre id")) -> None:
             from tuanlian.scoring.adapters.queries import current_projection
 
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                _fail("no scoring projection in this database (has the scoring service run?)")
+                fail("no scoring projection in this database (has the scoring service run?)")
             p = await current_projection(conn, "scoring")
             rows = await conn.fetch(
                 "SELECT entry_id, occurred_at, points, rule, ruleset_version, source_event_ids, youth_id, ref "
@@ -47,7 +43,7 @@ def explain(cadre: str = typer.Option(..., "--cadre", help="cadre id")) -> None:
         finally:
             await conn.close()
         if not rows:
-            _fail(f"no ledger entries for cadre {cadre}")
+            fail(f"no ledger entries for cadre {cadre}")
         total = 0
         for r in rows:
             total += r["points"]
@@ -117,7 +113,7 @@ def rebuild(
             nc = await connect_nats(settings.require_nats_url(), name="tuanlian-scoring-rebuild")
         except Exception as exc:
             await conn.close()
-            _fail(f"NATS is not reachable: {exc}")
+            fail(f"NATS is not reachable: {exc}")
         bar = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[rate]:>9,.0f} events/s"), TimeElapsedColumn())
         task = bar.add_task("rebuild", total=None, phase="replay", rate=0.0)
@@ -130,23 +126,23 @@ def rebuild(
 
         try:
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                _fail("no scoring projection in this database (has the scoring service run?)")
+                fail("no scoring projection in this database (has the scoring service run?)")
             for producer in ("contacts", "wishes"):
                 try:
                     await nc.jetstream().stream_info(event_stream_name(producer))
                 except NotFoundError:
-                    _fail(f"no {event_stream_name(producer)} stream on the bus at {settings.require_nats_url()}: "
+                    fail(f"no {event_stream_name(producer)} stream on the bus at {settings.require_nats_url()}: "
                           "is TUANLIAN_NATS_URL the bus the services publish to?")
             try:
                 job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show,
                               reader_url=settings.require_nats_url(), db_url=settings.database_url)
             except UnknownRuleSet:
-                _fail(f"unknown rule set {ruleset!r}; known: {', '.join(known_rulesets())}")
+                fail(f"unknown rule set {ruleset!r}; known: {', '.join(known_rulesets())}")
             with bar:
                 try:
                     r = await job.run(drop_old=drop_old)
                 except RebuildError as exc:
-                    _fail(f"rebuild failed, the old version still serves: {exc}")
+                    fail(f"rebuild failed, the old version still serves: {exc}")
         finally:
             await nc.close()
             await conn.close()
@@ -159,20 +155,20 @@ def rebuild(
 
 
 @scoring.command("versions")
-def versions(fail: int = typer.Option(None, "--fail", help="mark a 'building' version whose rebuild died as failed")) -> None:
+def versions(failed: int = typer.Option(None, "--fail", help="mark a 'building' version whose rebuild died as failed")) -> None:
     """The projection versions: which one serves, which are retired, built, failed."""
 
     async def go() -> None:
         conn = await _connect()
         try:
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                _fail("no scoring projection in this database (has the scoring service run?)")
-            if fail is not None:
+                fail("no scoring projection in this database (has the scoring service run?)")
+            if failed is not None:
                 target = await conn.fetchval(
                     "UPDATE scoring.projection_versions SET status = 'failed', retired_at = now() "
-                    "WHERE version = $1 AND status = 'building' RETURNING schema_name", fail)
+                    "WHERE version = $1 AND status = 'building' RETURNING schema_name", failed)
                 if target is None:
-                    _fail(f"version {fail} is not being built")
+                    fail(f"version {failed} is not being built")
                 await conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
             rows = await conn.fetch("SELECT * FROM scoring.projection_versions ORDER BY version")
         finally:
