@@ -7,6 +7,8 @@ as a manual-ack batch pull subscriber); a few drive ``process`` directly to repl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -518,6 +520,7 @@ class _AheadProbe:
         self.handled: list[tuple[str, int]] = []  # applied by the handlers, in their transaction
         self.ahead: list[list[tuple[str, int]]] = []  # each batch as it was applied ahead
         self.abandoned = 0
+        self.adopting = asyncio.Event()  # a batch applied ahead has reached its transaction
         self._remembered: list[tuple[Envelope, DomainEvent]] = []
 
     @staticmethod
@@ -540,6 +543,7 @@ class _AheadProbe:
         self.ahead.append([(env.stream_id, env.stream_version) for env, _e in events])
 
     async def adopt(self, tx: ProjectionTx, epoch: int) -> bool:
+        self.adopting.set()
         if not self.keep:
             return False
 
@@ -611,3 +615,40 @@ async def test_a_batch_is_decoded_a_chunk_at_a_time_handing_the_loop_back(
     assert during >= 2  # between the three chunks
     assert [i.envelope for i in items] == [i.envelope for i in consumer._prepare(msgs)]
     assert [i.envelope.stream_version for i in items if i.envelope] == [1, 2, 3, 4, 5]
+
+
+class _SlowToAcknowledge(EventConsumer):
+    """The runtime, with its first batch's acknowledgements held until the next batch's
+    transaction has begun (or 5 s have passed)."""
+
+    next_began: asyncio.Event
+    overlapped: bool | None = None
+
+    async def _settle(self, result: Any, outcome: Any) -> None:
+        if self.overlapped is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.next_began.wait(), 5)
+            self.overlapped = self.next_began.is_set()
+        await super()._settle(result, outcome)
+
+
+async def test_the_next_transaction_begins_while_the_batch_before_is_still_acknowledging(
+    probe_db: Database, js: JetStreamContext, demo_stream: str
+) -> None:
+    batches = [[("a", 1), ("b", 1)], [("a", 2), ("c", 1)]]
+    for batch in batches:
+        for sid, v in batch:
+            await ps.publish(js, ps.envelope(sid, v))
+    probe = _AheadProbe(keep=True)
+    base = ps.make_consumer(probe_db)
+    consumer = _SlowToAcknowledge(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init})
+    consumer.next_began = probe.adopting
+    await _direct(js, consumer)
+    consumer.handlers = {t: probe.handler for t in consumer.handlers}
+    consumer.ahead = probe
+    for batch in batches:
+        await consumer.submit(await _fetch(js, consumer, len(batch)))
+    await consumer.drain()
+    assert consumer.overlapped
+    assert await ps.applied_versions(probe_db) == {"a": [1, 2], "b": [1], "c": [1]}
+    assert await wait_until(lambda: _settled(js, consumer), message="all acknowledged")

@@ -223,6 +223,10 @@ class EventConsumer:
     _in_flight: asyncio.Task[None] | None = field(default=None, repr=False)
     # Set once the batch in flight has taken its writes out of the projection's memory.
     _released: asyncio.Event | None = field(default=None, repr=False)
+    # Set once the batch in flight has committed (its acknowledgements may still be going out).
+    _committed: asyncio.Event | None = field(default=None, repr=False)
+    # Every batch task not ended yet (the one in flight, and any still acknowledging).
+    _batches: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     # The positions the batch in flight moves its aggregates to (not committed yet).
     _moving: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -310,22 +314,37 @@ class EventConsumer:
         has ended. Either way at most one transaction runs, in delivery order.
         """
         items = await self._decoded(msgs)
-        ahead, before = None, None
+        ahead, before, before_committed = None, None, None
         if self.ahead is None:
             await self.drain()
         else:
             ahead = await self._apply_ahead(items)
-            before = self._in_flight
-        self._released = asyncio.Event()
-        self._in_flight = asyncio.create_task(
-            self._after(before, msgs, items, ahead, self._released), name=f"{self.durable}:batch"
+            before, before_committed = self._in_flight, self._committed
+        self._released, self._committed = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(
+            self._after(before, before_committed, msgs, items, ahead, self._released, self._committed),
+            name=f"{self.durable}:batch",
         )
+        self._in_flight = task
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
 
-    async def _after(self, before: asyncio.Task[None] | None, msgs: list[Msg], items: list[_Item],
-                     ahead: _Ahead | None, released: asyncio.Event) -> None:
+    async def _after(self, before: asyncio.Task[None] | None, before_committed: asyncio.Event | None,
+                     msgs: list[Msg], items: list[_Item], ahead: _Ahead | None, released: asyncio.Event,
+                     committed: asyncio.Event) -> None:
         if before is not None:
-            await asyncio.wait({before})  # (a cancelled wait does not cancel the batch before)
-        await self._settled(msgs, items, ahead, released)
+            # Once the batch before has committed, or ended some other way: its acknowledgements
+            # (~7 ms of Python for 4,000 messages) go out while this transaction runs.
+            # (A cancelled wait does not cancel the batch before.)
+            waits: set[asyncio.Future[Any]] = {before}
+            if before_committed is not None:
+                waits.add(asyncio.ensure_future(before_committed.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits - {before}:
+                    w.cancel()
+        await self._settled(msgs, items, ahead, released, committed)
 
     async def _apply_ahead(self, items: list[_Item]) -> _Ahead | None:
         in_flight, released, projection = self._in_flight, self._released, self.ahead
@@ -375,14 +394,15 @@ class EventConsumer:
         """Wait for the batch in flight (at stop, and before the next batch's transaction)."""
         if self._in_flight is not None:
             # Shielded: a broker stopping cancels the waiting subscriber, which must not cancel
-            # the batch's transaction halfway; Runtime.stop drains it afterwards.
-            await asyncio.shield(self._in_flight)
+            # the batch's transaction halfway; Runtime.stop drains it afterwards. Batches before
+            # it may still be acknowledging.
+            await asyncio.shield(asyncio.wait(self._batches | {self._in_flight}))
             self._in_flight = None
 
     async def _settled(self, msgs: list[Msg], items: list[_Item], ahead: _Ahead | None = None,
-                       released: asyncio.Event | None = None) -> None:
+                       released: asyncio.Event | None = None, committed: asyncio.Event | None = None) -> None:
         try:
-            await self._process(items, ahead, released)
+            await self._process(items, ahead, released, committed)
         except Exception as exc:
             # Never leave a batch to the 30 s ack wait (or to FastStream, which only logs):
             # whatever was not settled comes back after a pause.
@@ -428,7 +448,7 @@ class EventConsumer:
         return await self._process(self._prepare(msgs))
 
     async def _process(self, items: list[_Item], ahead: _Ahead | None = None,
-                       released: asyncio.Event | None = None) -> BatchOutcome:
+                       released: asyncio.Event | None = None, committed: asyncio.Event | None = None) -> BatchOutcome:
         outcome = BatchOutcome()
         for item in items:
             if item.envelope is None:  # not even an envelope: nothing to wait for
@@ -451,6 +471,10 @@ class EventConsumer:
                 await i.msg.nak(delay=self.retry_base_delay * 4)
             outcome.deferred += len(ordered)
             return outcome
+        if committed is not None and not result[3]:
+            # The next batch's transaction may begin; dead-lettering a poisoned event moves its
+            # aggregate in a transaction of its own, which must come first.
+            committed.set()
         await self._settle(result, outcome)
         return outcome
 
