@@ -309,7 +309,7 @@ class EventConsumer:
 
         With a projection that applies batches ahead, the batch is applied ahead as soon as the
         one before has released the projection's memory, and this returns then (its transaction
-        waits for the one before in a task of its own): the next batch is fetched and decoded
+        waits, in a task of its own, for the one before to commit): the next batch is fetched and decoded
         while the one before is still being written. Otherwise this returns once the batch before
         has ended. Either way at most one transaction runs, in delivery order.
         """
