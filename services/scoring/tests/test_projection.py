@@ -153,6 +153,10 @@ async def test_leaderboard_ties_filters_rank_change_and_scope(scoring: Scoring, 
     r = await scoring.http.get("/leaderboards/cadres", params={"org_path": "/root", "period_kind": "month",
                                                                "period": "2026-13"}, headers=scoring.auth(Role.system))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "period"]
+    # A period without its kind would rank all time: refused, with the reason.
+    r = await scoring.http.get("/leaderboards/cadres", params={"org_path": "/root", "period": "2026-03"},
+                               headers=scoring.auth(Role.system))
+    assert r.status_code == 422 and "needs its period_kind" in r.json()["detail"][0]["msg"]
     # A cadre sees their own ledger, not another's.
     r = await scoring.http.get("/cadres/c2/ledger", headers=scoring.auth(Role.cadre, "c1", "/root/o1"))
     assert r.status_code == 403

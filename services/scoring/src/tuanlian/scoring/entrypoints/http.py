@@ -26,6 +26,9 @@ RANKED = {"all", "day", "month", "quarter", "year"}
 def _period(kind: str, key: str | None, field: str = "period") -> Period | None:
     """The period named by query parameters; 422 with the field when it does not parse."""
     if kind == "all":
+        if key not in (None, "all"):  # a period without its kind would silently rank all time
+            raise HTTPException(422, [{"loc": ["query", field], "type": "value_error",
+                                       "msg": f"period {key!r} needs its period_kind (day, month, quarter or year)"}])
         return None
     try:
         return parse_period(kind, key) if key else period_of(china_day(utcnow()), PeriodKind(kind))
