@@ -309,9 +309,9 @@ class EventConsumer:
 
         With a projection that applies batches ahead, the batch is applied ahead as soon as the
         one before has released the projection's memory, and this returns then (its transaction
-        waits, in a task of its own, for the one before to commit): the next batch is fetched and decoded
-        while the one before is still being written. Otherwise this returns once the batch before
-        has ended. Either way at most one transaction runs, in delivery order.
+        waits, in a task of its own, for the one before to commit): the next batch is fetched and
+        decoded while the one before is still being written. Otherwise this returns once the
+        batch before has ended. Either way at most one transaction runs, in delivery order.
         """
         items = await self._decoded(msgs)
         ahead, before, before_committed = None, None, None
@@ -335,26 +335,14 @@ class EventConsumer:
         if before is not None:
             # Once the batch before has committed, or ended some other way: its acknowledgements
             # (~7 ms of Python for 4,000 messages) go out while this transaction runs.
-            # (A cancelled wait does not cancel the batch before.)
-            waits: set[asyncio.Future[Any]] = {before}
-            if before_committed is not None:
-                waits.add(asyncio.ensure_future(before_committed.wait()))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits - {before}:
-                    w.cancel()
+            await _set_or_ended(before_committed, before)
         await self._settled(msgs, items, ahead, released, committed)
 
     async def _apply_ahead(self, items: list[_Item]) -> _Ahead | None:
         in_flight, released, projection = self._in_flight, self._released, self.ahead
         if in_flight is None or released is None or projection is None:
             return None
-        waiting = asyncio.ensure_future(released.wait())
-        try:
-            await asyncio.wait({waiting, in_flight}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
+        await _set_or_ended(released, in_flight)
         ordered = [i for i in items if i.envelope is not None]
         if not released.is_set() or not ordered:
             return None  # the batch before failed before writing, or there is nothing to apply
@@ -471,7 +459,8 @@ class EventConsumer:
                 await i.msg.nak(delay=self.retry_base_delay * 4)
             outcome.deferred += len(ordered)
             return outcome
-        if committed is not None and not result[3]:
+        poisoned = result[3]
+        if committed is not None and not poisoned:
             # The next batch's transaction may begin; dead-lettering a poisoned event moves its
             # aggregate in a transaction of its own, which must come first.
             committed.set()
@@ -739,6 +728,19 @@ class EventConsumer:
         # was ~23% of batch time under gather.
         for i in items:
             await i.msg.ack()
+
+
+async def _set_or_ended(event: asyncio.Event | None, task: asyncio.Task[None]) -> None:
+    """Wait until ``event`` is set or ``task`` has ended, whichever comes first (a cancelled
+    wait does not cancel the task)."""
+    if event is None:
+        await asyncio.wait({task})
+        return
+    setting = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({setting, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        setting.cancel()
 
 
 def _versions_in_order(items: list[_Item]) -> list[_Item]:
