@@ -227,8 +227,8 @@ class Projector:
 
     async def apply(self, tx: ProjectionTx, items: list[tuple[Any, ...]], *, yield_every: int = 0) -> None:
         """Apply queued events (name, bound handler, envelope, event, stamp) in order; with
-        ``yield_every``, hand the event loop back that often (a batch applied ahead must not hold
-        up the statements of the batch being written)."""
+        ``yield_every``, hand the event loop back that often (a batch being applied must not hold
+        up the statements of a batch being written)."""
         if not items:
             return
         if not self.state.authoritative:
