@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from datetime import date, timedelta
 
-from tuanlian.scoring.adapters.folding import PeriodFolder, fold, pending
-from tuanlian.scoring.adapters.state import DELTA_COLUMNS
+from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
+from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
 from tuanlian.shared.db import Database, connect_raw
 from tuanlian.shared.migrations import load_migrations, migrate
@@ -91,3 +92,33 @@ async def test_the_services_folder_folds_the_serving_version_until_stopped(datab
         await asyncio.wait_for(task, 5)
     points = await _points(db)
     assert {o: row[-1] for (k, _key, o), row in points.items() if k == "all"} == {f"c{i}": 2 for i in range(5)}
+
+
+async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same_credits(
+    database_url: str, db: Database
+) -> None:
+    """A rebuild keeps its credits in memory and folds them there (``State.take_boards``); the
+    live path writes them as deltas and folds them with SQL. Same credits, same boards: places
+    as first credited (they change here), kinds and types as last known, sums per period."""
+    await _schema(database_url)
+    rnd = random.Random(5)
+    credits = [(f"c{rnd.randrange(40)}",
+                ("cadre", rnd.choice(["/r/a", "/r/b", "/r/a/x"]), rnd.choice([None, "part_time", "full_time"]),
+                 rnd.choice([None, "branch", "university"])),
+                date(2025, 12, 1) + timedelta(days=rnd.randrange(150)), rnd.choice([1, 3, 5, -1]))
+               for _ in range(3000)]
+    in_memory, as_deltas = State(P, "m", bulk=True), State(P, "d")
+    for state in (in_memory, as_deltas):
+        for owner, meta, day, points in credits:
+            state.add_period_points(owner, meta, day, points)
+    boards = in_memory.take_boards()
+    assert boards is not None and not in_memory.period_delta
+    async with db.transaction() as conn:
+        await as_deltas.write_points(conn)
+        await fold(conn, P)
+        by_sql = {tuple(r) for r in await conn.fetch(f"SELECT {', '.join(BOARD_COLUMNS)} FROM {P}.period_points")}
+    assert len(by_sql) > 1000
+    assert set(boards) == by_sql and len(boards) == len(by_sql)
+    # Once credits were written as deltas, memory no longer holds them all: no fold there.
+    as_deltas.add_period_points("c1", ("cadre", "/r/a", None, None), date(2026, 1, 1), 1)
+    assert as_deltas.take_boards() is None

@@ -14,9 +14,11 @@ first, inside the batch's transaction, so that no older delta is filed under the
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Any
 
 import structlog
+from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
 from tuanlian.shared.db import Database
 from tuanlian.shared.outbox import sleep_or_stop
 
@@ -50,6 +52,54 @@ ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET
     cadre_kind = coalesce(EXCLUDED.cadre_kind, t.cadre_kind),
     org_type = coalesce(EXCLUDED.org_type, t.org_type)
 """
+
+
+BOARD_COLUMNS = ("period_kind", "period_key", "owner_id", "owner_kind", "org_path", "cadre_kind", "org_type",
+                 "points")
+
+
+def fold_in_memory(deltas: dict[tuple[str, date], list[Any]],
+                   kinds: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """What :func:`fold` makes of credits not yet written, as ``period_points`` rows for an empty
+    table: a rebuild holds every credit of its replay in memory, and the SQL fold of them (a
+    million events: 580,000 owner-days, 650,000 rows) took 15-30 s of its end.
+
+    ``deltas``: (owner, China day) → [points, owner kind, org path], in the order first credited;
+    ``kinds``: owner → [cadre kind, org type] as last known (``State.period_delta`` and its kinds).
+    Filed as ``_FOLD`` files them: under the domain's day, month, quarter and year keys and "all",
+    at the place of the owner's first credit in each period, with its last known kind and type.
+    """
+    by_owner: dict[str, list[tuple[date, list[Any]]]] = {}
+    for (owner, day), credit in deltas.items():
+        credits = by_owner.get(owner)
+        if credits is None:
+            by_owner[owner] = [(day, credit)]
+        else:
+            credits.append((day, credit))
+    filed: dict[date, tuple[str, tuple[tuple[str, str], ...]]] = {}  # day → its key, its longer periods
+    rows: list[tuple[Any, ...]] = []
+    unknown = (None, None)
+    for owner, credits in by_owner.items():
+        cadre_kind, org_type = kinds.get(owner, unknown)
+        # An owner has one credit per day: its day rows need no adding up; its longer periods do,
+        # each at the place of its first credit in the period (the credits are in that order).
+        boards: dict[tuple[str, str], list[Any]] = {}
+        for day, (points, owner_kind, org_path) in credits:
+            periods = filed.get(day)
+            if periods is None:
+                periods = filed[day] = (period_of(day, RANKING_KINDS[0]).key, (
+                    *((k.value, period_of(day, k).key) for k in RANKING_KINDS[1:]), ("all", "all")))
+            rows.append((RANKING_KINDS[0].value, periods[0], owner, owner_kind, org_path, cadre_kind, org_type,
+                         points))
+            for period in periods[1]:
+                board = boards.get(period)
+                if board is None:
+                    boards[period] = [points, owner_kind, org_path]
+                else:
+                    board[0] += points
+        rows.extend((kind, key, owner, owner_kind, org_path, cadre_kind, org_type, points)
+                    for (kind, key), (points, owner_kind, org_path) in boards.items())
+    return rows
 
 
 async def fold(conn: Any, schema: str) -> int:

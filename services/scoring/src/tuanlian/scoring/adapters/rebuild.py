@@ -7,7 +7,8 @@
    each message reached the bus, and applied by the same projector the live consumers use, in
    transactions of a few thousand events. The old version keeps serving and keeps receiving the
    live consumers' writes meanwhile.
-3. Catch-up rounds read what was published since, until little is left.
+3. Catch-up rounds read what was published since, until little is left; then the rows kept in
+   memory are written and the boards (``period_points``) computed from the credits kept in memory.
 4. The swap, in one transaction: ``LOCK consumer_positions IN EXCLUSIVE MODE`` waits for the live
    batches in flight and holds new ones back; the rest of the streams is applied; the live
    durables' per-aggregate positions and checkpoints are replaced by the new version's; the new
@@ -46,7 +47,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from tuanlian.scoring.adapters.folding import fold
+from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, ProjectionFailed, Projector
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import ruleset
@@ -415,36 +416,44 @@ class Rebuild:
 
     async def _write_rows(self, projector: Projector) -> None:
         """The rows and period points kept in memory, written at once (COPY, then one upsert per
-        table), and every period point folded into the boards.
+        table), and the boards: folded in memory and copied into the empty ``period_points``
+        (``State.take_boards``), or, if credits were written out on the way (rows outgrowing
+        ``max_rows``, a transfer, a move), every credit written as deltas and folded by SQL.
 
-        The fold and the rows' upserts are each a few seconds of Postgres's time on a large
-        replay, and nothing reads the new schema before the swap: with ``db_url`` the fold runs
-        in its own transaction on a second connection, beside the rows' (on another core).
+        The boards and the rows' upserts are each seconds of Postgres's time on a large replay,
+        and nothing reads the new schema before the swap: with ``db_url`` the boards are written
+        in their own transaction on a second connection, beside the rows' (on another core).
         """
         state = projector.state
-        if self.db_url is None:
+        boards = state.take_boards()
+        if boards is None:
             async with self.conn.transaction():
-                await state.write(ProjectionTx(self.conn), fold_now=True)
+                await state.write_points(self.conn)
+
+        async def write_boards(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                if boards is None:
+                    await fold(conn, state.schema)
+                else:
+                    await conn.copy_records_to_table("period_points", schema_name=state.schema,
+                                                     columns=BOARD_COLUMNS, records=boards)
+
+        async def write_rows() -> None:
+            async with self.conn.transaction():
+                await state.write(ProjectionTx(self.conn))
+
+        if self.db_url is None:
+            await write_rows()
+            await write_boards(self.conn)
             return
-        async with self.conn.transaction():
-            await state.write_points(self.conn)
-        folder = await connect_raw(self.db_url)
+        other = await connect_raw(self.db_url)
         try:
-            await folder.execute("SET synchronous_commit = off")
-
-            async def fold_points() -> None:
-                async with folder.transaction():
-                    await fold(folder, state.schema)
-
-            async def write_rows() -> None:
-                async with self.conn.transaction():
-                    await state.write(ProjectionTx(self.conn))
-
+            await other.execute("SET synchronous_commit = off")
             async with asyncio.TaskGroup() as both:  # one failing cancels the other
-                both.create_task(fold_points())
+                both.create_task(write_boards(other))
                 both.create_task(write_rows())
         finally:
-            await folder.close()
+            await other.close()
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
         with _bulk_gc():
