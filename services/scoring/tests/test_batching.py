@@ -273,6 +273,11 @@ async def test_batches_of_1_and_256_and_a_rebuild_project_the_same(
         # A delta table no row was ever written to has no page: the boards came from memory.
         deltas_pages = await conn.fetchval("SELECT pg_relation_size('sb_proj_v2.period_deltas')")
         assert (deltas_pages == 0) == folds_in_memory, deltas_pages
+        # The tables it filled by COPY had their indexes dropped and built again after: all there.
+        indexes = {schema: {(r[0], r[1].replace(schema, "S")) for r in await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1", schema)}
+            for schema in ("sb_proj", "sb_proj_v2")}
+        assert indexes["sb_proj_v2"] == indexes["sb_proj"] and len(indexes["sb_proj"]) > 20
         rebuilt = await _tables(db, "sb_proj_v2")
         for table in COMPARED:
             assert rebuilt[table] == one_by_one[table], table

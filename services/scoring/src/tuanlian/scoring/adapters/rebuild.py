@@ -47,9 +47,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, ProjectionFailed, Projector
-from tuanlian.scoring.adapters.state import State
+from tuanlian.scoring.adapters.state import State, accept_json_text
 from tuanlian.scoring.domain.rules import ruleset
 from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -271,8 +270,8 @@ class Rebuild:
     With ``reader_url`` (the NATS servers), a replay of ``reader_from`` messages or more is read
     by a child process (:func:`read_in_process`); a shorter one, where starting a process would
     cost more than it saves, is read here. With ``db_url`` (the database ``conn`` is connected
-    to), the final fold of the period points runs on a second connection beside the final
-    write of the rows (:meth:`_write_rows`).
+    to), the final write of the rows and boards is spread over two connections of its own
+    (:meth:`_write_rows`).
     """
 
     def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, *, service_schema: str = "scoring",
@@ -415,45 +414,30 @@ class Rebuild:
                     raise  # the rebuild itself is being cancelled, not only its reader
 
     async def _write_rows(self, projector: Projector) -> None:
-        """The rows and period points kept in memory, written at once (COPY, then one upsert per
-        table), and the boards: folded in memory and copied into the empty ``period_points``
-        (``State.take_boards``), or, if credits were written out on the way (rows outgrowing
-        ``max_rows``, a transfer, a move), every credit written as deltas and folded by SQL.
+        """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
+        into the others), and the boards: folded in memory and copied into the empty
+        ``period_points`` (``State.take_boards``), or, if credits were written out on the way
+        (rows outgrowing ``max_rows``, a transfer, a move), every credit written as deltas and
+        folded by SQL.
 
-        The boards and the rows' upserts are each seconds of Postgres's time on a large replay,
-        and nothing reads the new schema before the swap: with ``db_url`` the boards are written
-        in their own transaction on a second connection, beside the rows' (on another core).
+        These are seconds of Postgres's time on a large replay, and nothing reads the new schema
+        before the swap: with ``db_url`` the tables are spread over two connections of their
+        own, each in its own transaction (on both cores), that copy JSON documents as text.
         """
         state = projector.state
         boards = state.take_boards()
-        if boards is None:
-            async with self.conn.transaction():
-                await state.write_points(self.conn)
-
-        async def write_boards(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                if boards is None:
-                    await fold(conn, state.schema)
-                else:
-                    await conn.copy_records_to_table("period_points", schema_name=state.schema,
-                                                     columns=BOARD_COLUMNS, records=boards)
-
-        async def write_rows() -> None:
-            async with self.conn.transaction():
-                await state.write(ProjectionTx(self.conn))
-
         if self.db_url is None:
-            await write_rows()
-            await write_boards(self.conn)
+            await state.write_spread([self.conn], boards)
             return
-        other = await connect_raw(self.db_url)
+        conns = [await connect_raw(self.db_url) for _ in range(2)]
         try:
-            await other.execute("SET synchronous_commit = off")
-            async with asyncio.TaskGroup() as both:  # one failing cancels the other
-                both.create_task(write_boards(other))
-                both.create_task(write_rows())
+            for conn in conns:
+                await conn.execute("SET synchronous_commit = off")
+                await accept_json_text(conn)
+            await state.write_spread(conns, boards)
         finally:
-            await other.close()
+            for conn in conns:
+                await conn.close()
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
         with _bulk_gc():
