@@ -31,7 +31,7 @@ from tuanlian.shared.events import DomainEvent, Envelope
 log = structlog.get_logger("tuanlian.scoring")
 
 # Events whose handlers write SQL in the batch's transaction: never applied ahead of it.
-_SQL_IN_TRANSACTION = {"OrgMoved", "OrgMerged", "CadreTransferred"}
+SQL_IN_TRANSACTION = {"OrgMoved", "OrgMerged", "CadreTransferred"}
 # ~0.5 ms of applying between turns of the event loop: a batch being written (this consumer's or
 # the other's) waits at most that long for each of its statements' replies.
 _YIELD_EVERY = 8
@@ -181,16 +181,21 @@ class Projector:
         return out
 
     async def _flush(self, tx: ProjectionTx) -> None:
+        # Live, a batch applied here yields as one applied ahead does: the wishes consumer's
+        # batches (never applied ahead) held the loop ~0.2 s, stalling the contacts consumer's
+        # statements. A rebuild's transaction is the only task running; it does not.
+        await self.apply_pending(tx, yield_every=0 if self.state.authoritative else _YIELD_EVERY)
+        await self.state.write(tx, rows=not self.state.bulk, release=True)
+
+    async def apply_pending(self, tx: ProjectionTx, *, yield_every: int = 0) -> None:
+        """Apply the events the handlers queued, in memory (a flush's first half: a rebuild
+        applies a chunk so ahead of its transaction)."""
         items, self.state.pending = self.state.pending, []
         try:
-            # Live, a batch applied here yields as one applied ahead does: the wishes consumer's
-            # batches (never applied ahead) held the loop ~0.2 s, stalling the contacts consumer's
-            # statements. A rebuild is the only task running; it does not.
-            await self.apply(tx, items, yield_every=0 if self.state.authoritative else _YIELD_EVERY)
+            await self.apply(tx, items, yield_every=yield_every)
         except BaseException:
             self.state.clear()  # rows half changed by the failed batch: read afresh next time
             raise
-        await self.state.write(tx, rows=not self.state.bulk, release=True)
 
     # -- applying the next batch ahead of its transaction (先行应用, see AppliesAhead) ------------
 
@@ -200,7 +205,7 @@ class Projector:
         left, and no event that changes rows with SQL in the transaction."""
         st = self.state
         return (not st.bulk and not st.authoritative and not st.volatile and st.committed()
-                and not any(env.event_type in _SQL_IN_TRANSACTION for env, _e in events))
+                and not any(env.event_type in SQL_IN_TRANSACTION for env, _e in events))
 
     def memory_epoch(self) -> int:
         return self.state.epoch

@@ -30,6 +30,7 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import os
 import pickle
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -47,7 +48,13 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, ProjectionFailed, Projector
+from tuanlian.scoring.adapters.projection import (
+    CONTACTS_EVENTS,
+    SQL_IN_TRANSACTION,
+    WISHES_EVENTS,
+    ProjectionFailed,
+    Projector,
+)
 from tuanlian.scoring.adapters.state import State, accept_json_text
 from tuanlian.scoring.domain.rules import ruleset
 from tuanlian.shared.consumer import ProjectionTx
@@ -58,6 +65,10 @@ from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
 from tuanlian.shared.streams import connect_nats, event_stream_name
 
 log = structlog.get_logger("tuanlian.scoring.rebuild")
+
+# Turns of the event loop while a chunk is decoded and applied ahead: the chunk before it is
+# being written meanwhile, and its COPYs advance only then (every 32 events: ~1.5 ms apart).
+_YIELD_EVERY = 32
 
 MARKER = "-- >>> projection"
 SOURCES: tuple[tuple[ContractRegistry, set[str]], ...] = ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS))
@@ -211,44 +222,59 @@ async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
 
 
 def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection) -> None:
-    """A reader process: the merged streams, in pickled chunks through ``out``; an empty chunk
-    ends them, a pickled exception reports a failure."""
+    """A reader process: the merged streams, in pickled chunks through ``out`` (:func:`_send`);
+    an empty chunk ends them, a pickled exception reports a failure."""
 
     async def read() -> None:
         nc = await connect_nats(nats_url, name="tuanlian-scoring-rebuild-reader")
         try:
             async for msgs in merged(nc.jetstream(), ranges, fetch):
                 # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
-                out.send_bytes(pickle.dumps([(m.producer, m.seq, m.at, m.data) for m in msgs], protocol=5))
+                _send(out, pickle.dumps([(m.producer, m.seq, m.at, m.data) for m in msgs], protocol=5))
         finally:
             await nc.close()
 
     try:
         with _bulk_gc():  # its messages die young: as in the applier, no collection every 700
             asyncio.run(read())
-        out.send_bytes(b"")
+        _send(out, b"")
     except BaseException as exc:  # the parent raises it as a RebuildError
         with contextlib.suppress(Exception):
-            out.send_bytes(pickle.dumps(RebuildError(f"reading the streams failed: {type(exc).__name__}: {exc}")))
+            _send(out, pickle.dumps(RebuildError(f"reading the streams failed: {type(exc).__name__}: {exc}")))
     finally:
         out.close()
+
+
+def _send(out: Connection, blob: bytes) -> None:
+    """One frame on the pipe: its length (8 bytes), then the blob. Written to the pipe itself, not
+    with ``Connection.send_bytes``: the parent reads the frames in its event loop (below)."""
+    data = memoryview(len(blob).to_bytes(8, "big") + blob)
+    while data:
+        data = data[os.write(out.fileno(), data):]
 
 
 async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
                           fetch: int = 2000) -> AsyncGenerator[list[_Msg], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
-    Python time, and there it runs on the other core while this process applies."""
+    Python time, and there it runs on the other core while this process applies.
+
+    The frames are read by the event loop, whenever the applier yields. A thread reading them
+    (``recv_bytes``) waited for the interpreter lock after every 64 KB the pipe gave it, up to
+    5 ms each while the applier ran: the replay waited ~19 s of 65 for its chunks."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
     inbox, out = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out), daemon=True,
                         name="tuanlian-rebuild-reader")
     child.start()
     out.close()  # the child's end: once the child exits, a read here ends instead of waiting
+    frames = asyncio.StreamReader(limit=1 << 24)
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(frames), inbox)
     try:
         while True:
             try:
-                blob = await asyncio.to_thread(inbox.recv_bytes)
-            except EOFError:
+                blob = await frames.readexactly(int.from_bytes(await frames.readexactly(8), "big"))
+            except asyncio.IncompleteReadError:
                 await asyncio.to_thread(child.join, 5)  # for its exit code
                 raise RebuildError(f"the stream reader process died (exit code {child.exitcode})") from None
             if not blob:
@@ -261,7 +287,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
         if child.is_alive():
             child.terminate()
         await asyncio.to_thread(child.join, 10)
-        inbox.close()
+        transport.close()  # and the pipe with it
 
 
 class Rebuild:
@@ -297,6 +323,7 @@ class Rebuild:
         self.recent_ids: dict[str, list[tuple[int, UUID]]] = {reg.producer: [] for reg, _ in SOURCES}
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
+        self._writing: asyncio.Task[None] | None = None  # the chunk being written (_apply)
 
     async def _create(self) -> tuple[int, str, str]:
         async with self.conn.transaction():
@@ -324,47 +351,87 @@ class Rebuild:
     async def _last_seqs(self) -> dict[str, int]:
         return {p: (await self.js.stream_info(event_stream_name(p))).state.last_seq for p in self.registries}
 
-    async def _apply(self, projector: Projector, msgs: list[_Msg], progress: Progress) -> None:
-        state = projector.state
-        async with self.conn.transaction():
-            tx = ProjectionTx(self.conn)
-            for m in msgs:
-                progress.done += 1
-                reg = self.registries[m.producer]
-                self.read_to[m.producer] = max(self.read_to[m.producer], m.seq)
-                try:
-                    env = Envelope.model_validate_json(m.data)
-                    known = env.event_type in self.handlers
-                    event = reg.decode(env) if known else None
-                except (ValidationError, UnknownEvent) as exc:
-                    # The live consumer dead-letters it: so does the replay, by skipping it.
-                    log.warning("unreadable event skipped", producer=m.producer, seq=m.seq, error=str(exc)[:200])
-                    progress.skipped += 1
-                    continue
-                pos = self.positions[m.producer]
-                if env.stream_version <= pos.get(env.stream_id, 0):
-                    progress.duplicates += 1
-                    continue
-                pos[env.stream_id] = env.stream_version
-                self.recent_ids[m.producer].append((m.seq, env.event_id))
-                if event is not None:
-                    state.stamp = m.at
-                    await self.handlers[env.event_type](tx, env, event)  # queues it
-                progress.applied += 1
+    async def _decode(self, msgs: list[_Msg], progress: Progress) -> list[tuple[Envelope, Any, datetime]]:
+        """The chunk's events to apply (envelope, event or None if the projector ignores its type,
+        the instant it reached the bus), past the versions already applied."""
+        out = []
+        for n, m in enumerate(msgs, start=1):
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # the chunk before may be being written (_apply)
+            progress.done += 1
+            reg = self.registries[m.producer]
+            self.read_to[m.producer] = max(self.read_to[m.producer], m.seq)
             try:
-                # Applies the queued events, then writes the appended entries (ledger, facts…);
-                # changed rows and period points stay in memory for one COPY at the end.
-                await tx.flush()
-            except ProjectionFailed as exc:
-                raise RebuildError(str(exc)) from exc
-            if state.size() > self.max_rows:
-                # Too much to keep: write it all; from now on a miss reads Postgres, as a live consumer does.
-                await state.write(tx)
-                state.clear()
-                state.authoritative = False
+                env = Envelope.model_validate_json(m.data)
+                event = reg.decode(env) if env.event_type in self.handlers else None
+            except (ValidationError, UnknownEvent) as exc:
+                # The live consumer dead-letters it: so does the replay, by skipping it.
+                log.warning("unreadable event skipped", producer=m.producer, seq=m.seq, error=str(exc)[:200])
+                progress.skipped += 1
+                continue
+            pos = self.positions[m.producer]
+            if env.stream_version <= pos.get(env.stream_id, 0):
+                progress.duplicates += 1
+                continue
+            pos[env.stream_id] = env.stream_version
+            self.recent_ids[m.producer].append((m.seq, env.event_id))
+            progress.applied += 1
+            out.append((env, event, m.at))
+        return out
+
+    async def _queue(self, tx: ProjectionTx, events: list[tuple[Envelope, Any, datetime]], state: State) -> None:
+        for env, event, at in events:
+            if event is not None:
+                state.stamp = at
+                await self.handlers[env.event_type](tx, env, event)  # queues it
+
+    async def _apply(self, projector: Projector, msgs: list[_Msg], progress: Progress) -> None:
+        """Apply a chunk and write what it appended (ledger entries, facts…); changed rows and
+        credits stay in memory for the end (:meth:`_write_rows`).
+
+        While memory is authoritative (nothing is read from Postgres), a chunk without events
+        whose handlers write SQL in the transaction is applied ahead of its transaction, while
+        the chunk before is being written (its COPYs were a third of the replay's time), and
+        written once that one has committed: the entries keep the order they were applied in.
+        """
+        state = projector.state
+        events = await self._decode(msgs, progress)
+        try:
+            if state.authoritative and not any(env.event_type in SQL_IN_TRANSACTION for env, _e, _a in events):
+                tx = ProjectionTx(self.conn)  # the handlers only queue: nothing goes through it
+                await self._queue(tx, events, state)
+                await projector.apply_pending(tx, yield_every=_YIELD_EVERY)
+                taken = state.take_appended()
+                await self._written()
+                self._writing = asyncio.create_task(self._write(state, taken))
+            else:
+                await self._written()
+                async with self.conn.transaction():
+                    tx = ProjectionTx(self.conn)
+                    await self._queue(tx, events, state)
+                    await tx.flush()  # applies the queued events, then writes what they appended
+        except ProjectionFailed as exc:
+            raise RebuildError(str(exc)) from exc
+        if state.size() > self.max_rows:
+            # Too much to keep: write it all; from now on a miss reads Postgres, as a live consumer does.
+            await self._written()
+            async with self.conn.transaction():
+                await state.write(ProjectionTx(self.conn))
+            state.clear()
+            state.authoritative = False
         for ids in self.recent_ids.values():
             if len(ids) > 400_000:  # only the last stretch is needed for the hand-over
                 del ids[:-200_000]
+
+    async def _write(self, state: State, taken: Any) -> None:
+        async with self.conn.transaction():
+            await state.send(self.conn, taken)
+
+    async def _written(self) -> None:
+        """Wait for the chunk being written (a failure of its transaction ends the rebuild here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
         """Read and apply, overlapped: while a chunk's transaction waits for Postgres, the next
@@ -403,7 +470,13 @@ class Rebuild:
                 # sight, or its full collections scan them over and over (half the CPU time).
                 gc.freeze()
                 self.on_progress(progress)
+            await self._written()
         finally:
+            writing, self._writing = self._writing, None
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing  # the rebuild fails with the error that ended it, not this one
             if not task.done():
                 task.cancel()
             try:

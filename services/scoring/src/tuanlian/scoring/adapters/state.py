@@ -16,7 +16,7 @@ import functools
 import random
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -133,7 +133,8 @@ def _jsonb_to_value(data: bytes) -> Any:
     return orjson.loads(data[1:])
 
 
-async def copy_into_empty(conn: Any, schema: str, table: str, columns: Sequence[str], records: Iterable[Any]) -> None:
+async def copy_into_empty(conn: Any, schema: str, table: str, columns: Sequence[str],
+                          records: Iterable[Any] | AsyncIterable[Any]) -> None:
     """COPY into a table that holds no row yet, its secondary indexes dropped first and built
     again after, in the caller's transaction: one sorted build each instead of an insert per row
     (a rebuild's 650,000 period points into their three indexes: ~8 s of Postgres's time, ~5 s
@@ -416,8 +417,17 @@ class State:
         taken = self._take(rows)
         if release:
             tx.release_memory()
+        await self.send(tx.conn, taken, fold_now=fold_now)
+
+    def take_appended(self) -> _Taken:
+        """The ledger entries, facts, flags and paths appended since the last write, out of
+        memory, for :meth:`send` (a rebuild's chunk; its rows and credits stay in memory)."""
+        return self._take(False)
+
+    async def send(self, conn: Any, taken: _Taken, *, fold_now: bool = False) -> None:
+        """Write what was taken out of memory, in the caller's transaction."""
         try:
-            await self._send(tx.conn, taken, fold_now)
+            await self._send(conn, taken, fold_now)
         except BaseException:
             # Its changes are in memory but not in Postgres, and nothing is left in the buffers
             # for the next begin() to notice: drop the rows now.
@@ -428,11 +438,21 @@ class State:
         """A rebuild's last write: what :meth:`write` sends, spread over ``conns``, each in a
         transaction of its own (Postgres writes them on as many cores), the largest tables
         first; and the boards: ``boards`` (:meth:`take_boards`) copied in, or with None the
-        credits written as deltas and folded by SQL."""
-        taken = self._take(True)
-        jobs: list[tuple[int, Callable[[Any], Awaitable[None]]]] = [
-            (len(cols[0]), functools.partial(self._upsert, spec=spec, cols=cols)) for spec, cols in taken.upserts]
-        rest = replace(taken, upserts=[])
+        credits written as deltas and folded by SQL.
+
+        A table still empty streams its rows to COPY as they are read from memory, handing the
+        event loop back now and then: one lane turns rows into records while the other's COPY
+        runs, instead of every row being taken first (7 s of a 1M-event rebuild's end, during
+        which no COPY moved). Nothing else changes the rows meanwhile: the rebuild waits.
+        """
+        dirty, self._dirty = self._dirty, defaultdict(set)
+        rest = self._take(False)
+        rest = replace(rest, deltas=self._take_points())
+        jobs: list[tuple[int, Callable[[Any], Awaitable[None]]]] = []
+        for table, keys in dirty.items():
+            held = self._rows[table]
+            rows = [r for k in keys if (r := held[k]) is not None]
+            jobs.append((len(rows), functools.partial(self._write_table, spec=TABLES[table], rows=rows)))
 
         async def the_rest(conn: Any) -> None:
             await self._send(conn, rest, fold_now=boards is None)
@@ -459,6 +479,13 @@ class State:
         except BaseException:
             self.clear()
             raise
+
+    async def _write_table(self, conn: Any, *, spec: TableSpec, rows: list[Row]) -> None:
+        if spec.name in self._empty and (not spec.json or conn in _JSON_TEXT):
+            self._empty.discard(spec.name)
+            await copy_into_empty(conn, self.schema, spec.name, spec.columns, _records(spec, rows))
+        else:
+            await self._upsert(conn, spec=spec, cols=_columns_with_json_text(spec, [spec.values_of(r) for r in rows]))
 
     def _take(self, rows: bool) -> _Taken:
         upserts: list[tuple[TableSpec, list[list[Any]]]] = []
@@ -584,6 +611,23 @@ class _Taken:
     cadre_paths: list[tuple[Any, ...]]
     deltas: list[tuple[Any, ...]]
     gen: int | None
+
+
+async def _records(spec: TableSpec, rows: list[Row]) -> AsyncIterator[Sequence[Any]]:
+    """The rows' values in ``spec.columns`` order, JSON documents as text, for a COPY; the event
+    loop is handed back every 2,000 rows (``write_spread``'s other lane goes on meanwhile)."""
+    values = spec.values_of
+    json_at = [i for i, c in enumerate(spec.columns) if c in spec.json]
+    for n, row in enumerate(rows, start=1):
+        if n % 2000 == 0:
+            await asyncio.sleep(0)
+        if json_at:
+            record = list(values(row))
+            for i in json_at:
+                record[i] = _json_text(record[i])
+            yield record
+        else:
+            yield values(row)
 
 
 def _columns_with_json_text(spec: TableSpec, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
