@@ -33,12 +33,12 @@ import multiprocessing
 import os
 import pickle
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -127,8 +127,12 @@ class RebuildResult:
         return self.events / max(self.seconds, 1e-9)
 
 
-@dataclass
-class _Msg:
+# One message: its producer, stream sequence, the instant it reached the bus, its bytes. A chunk
+# from the reader process is a list of plain tuples (no object built per message here).
+Message = tuple[str, int, datetime, bytes]
+
+
+class _Msg(NamedTuple):
     producer: str
     seq: int
     at: datetime
@@ -230,7 +234,7 @@ def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int
         try:
             async for msgs in merged(nc.jetstream(), ranges, fetch):
                 # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
-                _send(out, pickle.dumps([(m.producer, m.seq, m.at, m.data) for m in msgs], protocol=5))
+                _send(out, pickle.dumps([tuple(m) for m in msgs], protocol=5))
         finally:
             await nc.close()
 
@@ -254,7 +258,7 @@ def _send(out: Connection, blob: bytes) -> None:
 
 
 async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
-                          fetch: int = 2000) -> AsyncGenerator[list[_Msg], None]:
+                          fetch: int = 2000) -> AsyncGenerator[list[Message], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
     Python time, and there it runs on the other core while this process applies.
 
@@ -282,7 +286,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
             chunk = pickle.loads(blob)
             if isinstance(chunk, BaseException):
                 raise chunk
-            yield [_Msg(*m) for m in chunk]
+            yield chunk
     finally:
         if child.is_alive():
             child.terminate()
@@ -351,33 +355,37 @@ class Rebuild:
     async def _last_seqs(self) -> dict[str, int]:
         return {p: (await self.js.stream_info(event_stream_name(p))).state.last_seq for p in self.registries}
 
-    async def _decode(self, msgs: list[_Msg], progress: Progress) -> list[tuple[Envelope, Any, datetime]]:
+    async def _decode(self, msgs: Sequence[Message],
+                      progress: Progress) -> tuple[list[tuple[Envelope, Any, datetime]], bool]:
         """The chunk's events to apply (envelope, event or None if the projector ignores its type,
-        the instant it reached the bus), past the versions already applied."""
+        the instant it reached the bus), past the versions already applied; and whether one of
+        them writes SQL in the transaction (a transfer, a move, a merge)."""
         out = []
-        for n, m in enumerate(msgs, start=1):
+        sql = False
+        for n, (producer, seq, at, data) in enumerate(msgs, start=1):
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the chunk before may be being written (_apply)
             progress.done += 1
-            reg = self.registries[m.producer]
-            self.read_to[m.producer] = max(self.read_to[m.producer], m.seq)
+            reg = self.registries[producer]
+            self.read_to[producer] = max(self.read_to[producer], seq)
             try:
-                env = Envelope.model_validate_json(m.data)
+                env = Envelope.model_validate_json(data)
                 event = reg.decode(env) if env.event_type in self.handlers else None
             except (ValidationError, UnknownEvent) as exc:
                 # The live consumer dead-letters it: so does the replay, by skipping it.
-                log.warning("unreadable event skipped", producer=m.producer, seq=m.seq, error=str(exc)[:200])
+                log.warning("unreadable event skipped", producer=producer, seq=seq, error=str(exc)[:200])
                 progress.skipped += 1
                 continue
-            pos = self.positions[m.producer]
+            pos = self.positions[producer]
             if env.stream_version <= pos.get(env.stream_id, 0):
                 progress.duplicates += 1
                 continue
             pos[env.stream_id] = env.stream_version
-            self.recent_ids[m.producer].append((m.seq, env.event_id))
+            self.recent_ids[producer].append((seq, env.event_id))
             progress.applied += 1
-            out.append((env, event, m.at))
-        return out
+            out.append((env, event, at))
+            sql = sql or env.event_type in SQL_IN_TRANSACTION
+        return out, sql
 
     async def _queue(self, tx: ProjectionTx, events: list[tuple[Envelope, Any, datetime]], state: State) -> None:
         for env, event, at in events:
@@ -385,7 +393,7 @@ class Rebuild:
                 state.stamp = at
                 await self.handlers[env.event_type](tx, env, event)  # queues it
 
-    async def _apply(self, projector: Projector, msgs: list[_Msg], progress: Progress) -> None:
+    async def _apply(self, projector: Projector, msgs: Sequence[Message], progress: Progress) -> None:
         """Apply a chunk and write what it appended (ledger entries, facts…); changed rows and
         credits stay in memory for the end (:meth:`_write_rows`).
 
@@ -395,9 +403,9 @@ class Rebuild:
         written once that one has committed: the entries keep the order they were applied in.
         """
         state = projector.state
-        events = await self._decode(msgs, progress)
+        events, sql = await self._decode(msgs, progress)
         try:
-            if state.authoritative and not any(env.event_type in SQL_IN_TRANSACTION for env, _e, _a in events):
+            if state.authoritative and not sql:
                 tx = ProjectionTx(self.conn)  # the handlers only queue: nothing goes through it
                 await self._queue(tx, events, state)
                 await projector.apply_pending(tx, yield_every=_YIELD_EVERY)
@@ -436,14 +444,14 @@ class Rebuild:
     async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
         """Read and apply, overlapped: while a chunk's transaction waits for Postgres, the next
         chunk is read from JetStream."""
-        queue: asyncio.Queue[list[_Msg] | None] = asyncio.Queue(maxsize=2)
+        queue: asyncio.Queue[list[Message] | None] = asyncio.Queue(maxsize=2)
 
         size = sum(b - a + 1 for a, b in ranges.values())
         source = (read_in_process(self.reader_url, ranges, self.fetch)
                   if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch))
 
         async def reader() -> None:
-            chunk: list[_Msg] = []
+            chunk: list[Message] = []
             try:
                 # Closed when this task ends, however it ends: the reader process is stopped and
                 # the ephemeral consumers unsubscribed then, not whenever the collector gets to it.
