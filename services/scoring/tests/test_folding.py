@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
 from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
+from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.db import Database, connect_raw
 from tuanlian.shared.migrations import load_migrations, migrate
 
@@ -114,8 +115,7 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
     boards = in_memory.take_boards()
     assert boards is not None and not in_memory.period_delta
     async with db.transaction() as conn:
-        await as_deltas.write_points(conn)
-        await fold(conn, P)
+        await as_deltas.write(ProjectionTx(conn), fold_now=True)  # as deltas, then the SQL fold
         by_sql = {tuple(r) for r in await conn.fetch(f"SELECT {', '.join(BOARD_COLUMNS)} FROM {P}.period_points")}
     assert len(by_sql) > 1000
     assert set(boards) == by_sql and len(boards) == len(by_sql)

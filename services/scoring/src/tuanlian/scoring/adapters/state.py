@@ -446,8 +446,7 @@ class State:
         which no COPY moved). Nothing else changes the rows meanwhile: the rebuild waits.
         """
         dirty, self._dirty = self._dirty, defaultdict(set)
-        rest = self._take(False)
-        rest = replace(rest, deltas=self._take_points())
+        rest = replace(self._take(False), deltas=self._take_points())
         jobs: list[tuple[int, Callable[[Any], Awaitable[None]]]] = []
         for table, keys in dirty.items():
             held = self._rows[table]
@@ -534,12 +533,6 @@ class State:
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = taken.gen
 
-    async def write_points(self, conn: Any) -> None:
-        """Append the period points credited since the last write to ``period_deltas`` (for the
-        fold) and forget them. Deltas that cancel out are written too: the owner is on the board
-        with 0 whether the entries came in one batch or two (and as-of recomputation agrees)."""
-        await self._send_points(conn, self._take_points())
-
     def take_boards(self) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
         forgotten, if memory holds them all: none was ever written as a period delta (a transfer
@@ -551,6 +544,8 @@ class State:
         return boards
 
     def _take_points(self) -> list[tuple[Any, ...]]:
+        # Deltas that cancel out are kept too: the owner is on the board with 0 whether the
+        # entries came in one batch or two (and as-of recomputation agrees).
         kinds, none = self._owner_kinds, (None, None)
         deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
                   for (owner, day), d in self.period_delta.items()]
@@ -566,9 +561,8 @@ class State:
     async def _upsert(self, conn: Any, *, spec: TableSpec, cols: list[list[Any]]) -> None:
         """Insert or update many rows: one statement of arrays (a batch), or COPY into a staging
         table and one INSERT … SELECT (a rebuild's end: hundreds of thousands of rows); a rebuild's
-        table no row was written to yet is simply copied into (on a connection that takes JSON
-        as text, :func:`accept_json_text`, if it has JSON columns). ``cols`` holds one list per
-        column, JSON documents as text (``_columns_with_json_text``)."""
+        table no row was written to yet is simply copied into if it has no JSON column. ``cols``
+        holds one list per column, JSON documents as text (``_columns_with_json_text``)."""
         s, table, columns, key = self.schema, spec.name, spec.columns, spec.key
         types = await column_types(conn, s, table)
         json_cols = tuple(c for c in columns if types[c] in JSON_TYPES)
@@ -580,7 +574,7 @@ class State:
         tail = f"ON CONFLICT ({', '.join(key)}) {action}"
         empty = table in self._empty
         self._empty.discard(table)
-        if empty and (not json_cols or conn in _JSON_TEXT):
+        if empty and not json_cols:
             await copy_into_empty(conn, s, table, columns, zip(*cols, strict=True))
             return
         if empty:
