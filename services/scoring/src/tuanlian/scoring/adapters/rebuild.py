@@ -272,9 +272,10 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
     child.start()
     out.close()  # the child's end: once the child exits, a read here ends instead of waiting
     frames = asyncio.StreamReader(limit=1 << 24)
-    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(frames), inbox)
+    transport: asyncio.BaseTransport | None = None
     try:
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(frames), inbox)
         while True:
             try:
                 blob = await frames.readexactly(int.from_bytes(await frames.readexactly(8), "big"))
@@ -291,7 +292,10 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
         if child.is_alive():
             child.terminate()
         await asyncio.to_thread(child.join, 10)
-        transport.close()  # and the pipe with it
+        if transport is not None:
+            transport.close()  # and the pipe with it
+        else:
+            inbox.close()
 
 
 class Rebuild:
