@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 import structlog
-from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
+from tuanlian.scoring.domain.periods import RANKING_KINDS, PeriodKind, period_of
 from tuanlian.shared.db import Database
 from tuanlian.shared.outbox import sleep_or_stop
 
@@ -76,6 +76,7 @@ def fold_in_memory(deltas: dict[tuple[str, date], list[Any]],
             by_owner[owner] = [(day, credit)]
         else:
             credits.append((day, credit))
+    longer = [k for k in RANKING_KINDS if k is not PeriodKind.day]
     filed: dict[date, tuple[str, tuple[tuple[str, str], ...]]] = {}  # day → its key, its longer periods
     rows: list[tuple[Any, ...]] = []
     unknown = (None, None)
@@ -85,13 +86,13 @@ def fold_in_memory(deltas: dict[tuple[str, date], list[Any]],
         # each at the place of its first credit in the period (the credits are in that order).
         boards: dict[tuple[str, str], list[Any]] = {}
         for day, (points, owner_kind, org_path) in credits:
-            periods = filed.get(day)
-            if periods is None:
-                periods = filed[day] = (period_of(day, RANKING_KINDS[0]).key, (
-                    *((k.value, period_of(day, k).key) for k in RANKING_KINDS[1:]), ("all", "all")))
-            rows.append((RANKING_KINDS[0].value, periods[0], owner, owner_kind, org_path, cadre_kind, org_type,
-                         points))
-            for period in periods[1]:
+            known = filed.get(day)
+            if known is None:
+                known = filed[day] = (period_of(day, PeriodKind.day).key,
+                                      (*((k.value, period_of(day, k).key) for k in longer), ("all", "all")))
+            day_key, periods = known
+            rows.append((PeriodKind.day.value, day_key, owner, owner_kind, org_path, cadre_kind, org_type, points))
+            for period in periods:
                 board = boards.get(period)
                 if board is None:
                     boards[period] = [points, owner_kind, org_path]

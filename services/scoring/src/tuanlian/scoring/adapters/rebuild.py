@@ -68,7 +68,7 @@ log = structlog.get_logger("tuanlian.scoring.rebuild")
 
 # Turns of the event loop while a chunk is decoded and applied ahead: the chunk before it is
 # being written meanwhile, and its COPYs advance only then (every 32 events: ~1.5 ms apart).
-_YIELD_EVERY = 32
+_CHUNK_YIELD_EVERY = 32
 
 MARKER = "-- >>> projection"
 SOURCES: tuple[tuple[ContractRegistry, set[str]], ...] = ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS))
@@ -367,7 +367,7 @@ class Rebuild:
         out = []
         sql = False
         for n, (producer, seq, at, data) in enumerate(msgs, start=1):
-            if n % _YIELD_EVERY == 0:
+            if n % _CHUNK_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the chunk before may be being written (_apply)
             progress.done += 1
             reg = self.registries[producer]
@@ -412,7 +412,7 @@ class Rebuild:
             if state.authoritative and not sql:
                 tx = ProjectionTx(self.conn)  # the handlers only queue: nothing goes through it
                 await self._queue(tx, events, state)
-                await projector.apply_pending(tx, yield_every=_YIELD_EVERY)
+                await projector.apply_pending(tx, yield_every=_CHUNK_YIELD_EVERY)
                 taken = state.take_appended()
                 await self._written()
                 self._writing = asyncio.create_task(self._write(state, taken))
