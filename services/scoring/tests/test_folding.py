@@ -98,26 +98,49 @@ async def test_the_services_folder_folds_the_serving_version_until_stopped(datab
 async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same_credits(
     database_url: str, db: Database
 ) -> None:
-    """A rebuild keeps its credits in memory and folds them there (``State.take_boards``); the
-    live path writes them as deltas and folds them with SQL. Same credits, same boards: places
-    as first credited (they change here), kinds and types as last known, sums per period."""
+    """A rebuild keeps its credits in memory, re-files a transferred owner's there and folds them
+    there (``State.take_boards``); the live path writes them as deltas batch by batch, folds them
+    with SQL and moves a transferred owner's boards with SQL. Same credits and transfers, same
+    boards: places as first credited (they change here) unless the owner was transferred since,
+    kinds and types as last known, sums per period."""
     await _schema(database_url)
     rnd = random.Random(5)
-    credits = [(f"c{rnd.randrange(40)}",
-                ("cadre", rnd.choice(["/r/a", "/r/b", "/r/a/x"]), rnd.choice([None, "part_time", "full_time"]),
-                 rnd.choice([None, "branch", "university"])),
-                date(2025, 12, 1) + timedelta(days=rnd.randrange(150)), rnd.choice([1, 3, 5, -1]))
-               for _ in range(3000)]
-    in_memory, as_deltas = State(P, "m", bulk=True), State(P, "d")
-    for state in (in_memory, as_deltas):
-        for owner, meta, day, points in credits:
-            state.add_period_points(owner, meta, day, points)
+    # A cadre's kind is registered once; its org type changes only with a transfer, and from
+    # then on its credits are filed at its new place (the projector reads it from the cadre).
+    kind = {f"c{i}": rnd.choice([None, "part_time", "full_time"]) for i in range(40)}
+    org_type = {o: rnd.choice([None, "branch", "university"]) for o in kind}
+    moved_to: dict[str, str] = {}
+    steps: list[tuple[object, ...]] = []
+    for _ in range(3000):
+        owner = rnd.choice(list(kind))
+        if rnd.random() < 0.01:
+            org_type[owner], moved_to[owner] = rnd.choice([None, "school"]), rnd.choice(["/r/t", "/r/a/y"])
+            steps.append(("transfer", owner, moved_to[owner], org_type[owner]))
+        else:
+            path = moved_to.get(owner) or rnd.choice(["/r/a", "/r/b", "/r/a/x"])
+            steps.append(("credit", owner, ("cadre", path, kind[owner], org_type[owner]),
+                          date(2025, 12, 1) + timedelta(days=rnd.randrange(150)), rnd.choice([1, 3, 5, -1])))
+    assert sum(step[0] == "transfer" for step in steps) >= 15
+    in_memory, as_deltas = State(P, "m", bulk=True, authoritative=True), State(P, "d")
+    for n, step in enumerate(steps, start=1):
+        for state in (in_memory, as_deltas):
+            if step[0] == "transfer":
+                _t, owner, path, org_type = step
+                state.refile(str(owner), str(path), org_type)  # type: ignore[arg-type]
+            else:
+                _c, owner, meta, day, points = step
+                state.add_period_points(owner, meta, day, points)  # type: ignore[arg-type]
+        if n % 250 == 0:  # a live batch: its credits written as deltas, some folded at once
+            async with db.transaction() as conn:
+                await as_deltas.write(ProjectionTx(conn), fold_now=n % 500 == 0)
+    assert not in_memory.refiled  # nothing of a rebuild's is in Postgres yet: nothing to move there
     boards = in_memory.take_boards()
     assert boards is not None and not in_memory.period_delta
     async with db.transaction() as conn:
-        await as_deltas.write(ProjectionTx(conn), fold_now=True)  # as deltas, then the SQL fold
+        await as_deltas.write(ProjectionTx(conn), fold_now=True)
         by_sql = {tuple(r) for r in await conn.fetch(f"SELECT {', '.join(BOARD_COLUMNS)} FROM {P}.period_points")}
     assert len(by_sql) > 1000
+    assert {row[4] for row in by_sql} >= {"/r/t", "/r/a/y", "/r/a", "/r/b"}  # transferred and not
     assert set(boards) == by_sql and len(boards) == len(by_sql)
     # Once credits were written as deltas, memory no longer holds them all: no fold there.
     as_deltas.add_period_points("c1", ("cadre", "/r/a", None, None), date(2026, 1, 1), 1)

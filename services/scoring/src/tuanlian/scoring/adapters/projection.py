@@ -30,8 +30,10 @@ from tuanlian.shared.events import DomainEvent, Envelope
 
 log = structlog.get_logger("tuanlian.scoring")
 
-# Events whose handlers write SQL in the batch's transaction: never applied ahead of it.
-SQL_IN_TRANSACTION = {"OrgMoved", "OrgMerged", "CadreTransferred"}
+# Events whose handlers write SQL in the batch's transaction: never applied ahead of it. (A
+# transfer moves the cadre's boards too, but through State.refile: in memory, and by the
+# batch's write for the boards already in Postgres.)
+SQL_IN_TRANSACTION = {"OrgMoved", "OrgMerged"}
 # ~0.5 ms of applying between turns of the event loop: a batch being written (this consumer's or
 # the other's) waits at most that long for each of its statements' replies.
 _YIELD_EVERY = 8
@@ -398,16 +400,12 @@ class Projector:
         if cadre is None:
             return
         org = await self.state.get("orgs", e.to_org_id)
-        self.state.put("cadres", {**cadre, "org_id": e.to_org_id, "org_path": e.org_path,
-                                  "org_type": org["org_type"] if org else None,
+        org_type = org["org_type"] if org else None
+        self.state.put("cadres", {**cadre, "org_id": e.to_org_id, "org_path": e.org_path, "org_type": org_type,
                                   "in_leadership_organ": e.in_leadership_organ})
-        self.state.add_cadre_path(e.cadre_id, e.org_path, cadre["kind"], org["org_type"] if org else None)
+        self.state.add_cadre_path(e.cadre_id, e.org_path, cadre["kind"], org_type)
         # Rankings follow the cadre: their periods are filed under the new place in the tree.
-        await self.state.write(tx, fold_now=True)
-        await tx.conn.execute(
-            f"UPDATE {self.s}.period_points SET org_path = $2, org_type = $3 WHERE owner_id = $1",
-            e.cadre_id, e.org_path, org["org_type"] if org else None,
-        )
+        self.state.refile(e.cadre_id, e.org_path, org_type)
 
     async def on_CadreDeactivated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         cadre = await self.state.get("cadres", e.cadre_id)

@@ -363,7 +363,7 @@ class Rebuild:
                       progress: Progress) -> tuple[list[tuple[Envelope, Any, datetime]], bool]:
         """The chunk's events to apply (envelope, event or None if the projector ignores its type,
         the instant it reached the bus), past the versions already applied; and whether one of
-        them writes SQL in the transaction (a transfer, a move, a merge)."""
+        them writes SQL in the transaction (an org move or merge)."""
         out = []
         sql = False
         for n, (producer, seq, at, data) in enumerate(msgs, start=1):
@@ -502,7 +502,7 @@ class Rebuild:
         """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
         into the others), and the boards: folded in memory and copied into the empty
         ``period_points`` (``State.take_boards``), or, if credits were written out on the way
-        (rows outgrowing ``max_rows``, a transfer, a move), every credit written as deltas and
+        (rows outgrowing ``max_rows``, an org move or merge), every credit written as deltas and
         folded by SQL.
 
         These are seconds of Postgres's time on a large replay, and nothing reads the new schema

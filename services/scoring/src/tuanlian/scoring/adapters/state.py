@@ -191,11 +191,15 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
-        # (owner, China day) → [points, owner_kind, org_path as first credited], in the order first
-        # credited, and owner → [cadre kind, org type] as last known: written to period_deltas,
-        # whose fold keeps the first place and the last kind and type, whatever the batch size.
-        self.period_delta: dict[tuple[str, date], list[Any]] = {}
+        # owner → China day → [points, owner_kind, org_path as first credited], days in the order
+        # first credited, and owner → [cadre kind, org type] as last known: written to
+        # period_deltas, whose fold keeps the first place and the last kind and type, whatever
+        # the batch size. By owner: a transfer re-files one owner's credits (``refile``).
+        self.period_delta: dict[str, dict[date, list[Any]]] = {}
         self._owner_kinds: dict[str, list[Any]] = {}
+        # owner → (org path, org type): boards already in Postgres to move with their owner, in
+        # the batch's transaction after its credits are folded (``refile``).
+        self.refiled: dict[str, tuple[str, str | None]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
@@ -269,7 +273,7 @@ class State:
         and a batch applied ahead would read them as they were)."""
         return self._committed_gen is not None and self.epoch == self._begun_epoch and not (
             self.pending or self._dirty or self.ledger or self.facts or self.flags or self.cadre_paths
-            or self.period_delta)
+            or self.period_delta or self.refiled)
 
     def lend(self, tx: ProjectionTx | None) -> None:
         """Read misses through ``tx`` (a batch applied ahead reads outside the transaction)."""
@@ -291,7 +295,7 @@ class State:
             # A rebuild's transaction that fails ends the rebuild: its changed rows stay for the end.
             self.pending.clear()
             return
-        if self._dirty or self.ledger or self.facts or self.period_delta or self.pending:
+        if self._dirty or self.ledger or self.facts or self.period_delta or self.refiled or self.pending:
             # A batch that never reached its flush (it raised): its rows in memory are suspect.
             self._rows.clear()
             self.rules_epoch += 1
@@ -304,6 +308,7 @@ class State:
         self.cadre_paths.clear()
         self.period_delta.clear()
         self._owner_kinds.clear()
+        self.refiled.clear()
 
     def size(self) -> int:
         return self._size()
@@ -390,9 +395,12 @@ class State:
     def add_period_points(self, owner_id: str, meta: tuple[Any, ...], day: date, points: int) -> None:
         """Points credited to an owner on a China day; ``meta`` is (owner kind, org path, cadre
         kind, org type) as the credit knew them."""
-        d = self.period_delta.get((owner_id, day))
+        days = self.period_delta.get(owner_id)
+        if days is None:
+            days = self.period_delta[owner_id] = {}
+        d = days.get(day)
         if d is None:
-            self.period_delta[(owner_id, day)] = [points, meta[0], meta[1]]
+            days[day] = [points, meta[0], meta[1]]
         else:
             d[0] += points
         if meta[2] is not None or meta[3] is not None:
@@ -401,6 +409,17 @@ class State:
                 known[0] = meta[2]
             if meta[3] is not None:
                 known[1] = meta[3]
+
+    def refile(self, owner_id: str, org_path: str, org_type: str | None) -> None:
+        """Every board of the owner, of past periods too, under ``org_path`` and ``org_type`` from
+        now on (调动: rankings follow the cadre). The credits in memory are re-filed here; boards
+        Postgres may already hold (always, live; a rebuild's once it wrote credits out) are
+        moved by the batch's transaction, after its own credits are folded."""
+        for credit in self.period_delta.get(owner_id, {}).values():
+            credit[2] = org_path
+        self._owner_kinds.setdefault(owner_id, [None, None])[1] = org_type
+        if not self.authoritative or self._deltas_written:
+            self.refiled[owner_id] = (org_path, org_type)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -499,8 +518,8 @@ class State:
                     upserts.append((spec, _columns_with_json_text(spec, args)))
             self._dirty = defaultdict(set)
         taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths,
-                       self._take_points() if rows else [], self._gen)
-        self.ledger, self.facts, self.flags, self.cadre_paths = [], [], [], []
+                       self._take_points() if rows else [], self.refiled, self._gen)
+        self.ledger, self.facts, self.flags, self.cadre_paths, self.refiled = [], [], [], [], {}
         return taken
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
@@ -520,8 +539,15 @@ class State:
                 records=taken.cadre_paths
             )
         await self._send_points(conn, taken.deltas)
-        if fold_now:
+        if fold_now or taken.refiled:
             await fold(conn, s)
+        if taken.refiled:
+            # No index by owner alone: one scan of the boards for the batch's transfers.
+            owners, paths, types = columns_of([(o, *place) for o, place in taken.refiled.items()])
+            await conn.execute(
+                f"UPDATE {s}.period_points AS t SET org_path = u.org_path, org_type = u.org_type "
+                "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(owner_id, org_path, org_type) "
+                "WHERE t.owner_id = u.owner_id", owners, paths, types)
         if not self.authoritative and taken.gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -535,8 +561,8 @@ class State:
 
     def take_boards(self) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
-        forgotten, if memory holds them all: none was ever written as a period delta (a transfer
-        or a move writes them, and folds them into the boards, mid-replay). None otherwise."""
+        forgotten, if memory holds them all: none was ever written as a period delta (an org
+        move or merge writes them, and folds them into the boards, mid-replay). None otherwise."""
         if self._deltas_written:
             return None
         boards = fold_in_memory(self.period_delta, self._owner_kinds)
@@ -548,7 +574,7 @@ class State:
         # entries came in one batch or two (and as-of recomputation agrees).
         kinds, none = self._owner_kinds, (None, None)
         deltas = [(owner, day, d[1], d[2], *kinds.get(owner, none), d[0])
-                  for (owner, day), d in self.period_delta.items()]
+                  for owner, days in self.period_delta.items() for day, d in days.items()]
         self.period_delta, self._owner_kinds = {}, {}
         return deltas
 
@@ -604,6 +630,7 @@ class _Taken:
     flags: list[tuple[Any, ...]]
     cadre_paths: list[tuple[Any, ...]]
     deltas: list[tuple[Any, ...]]
+    refiled: dict[str, tuple[str, str | None]]
     gen: int | None
 
 
