@@ -22,6 +22,7 @@ from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, RuleSet, UnknownRuleSet, ruleset
+from tuanlian.shared.auth import path_covers
 from tuanlian.shared.consumer import Handler, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
@@ -77,13 +78,17 @@ def _fields(cls: Any) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     return cadres, orgs, "org_path" in names
 
 
+# Rows whose org path follows an org moved or merged (and period_points, the boards).
+PATH_TABLES = ("orgs", "cadres", "org_rules", "ballots")
+
+
 def rewrite_sql(schema: str) -> list[str]:
     """Statements moving every path under $1 to start with $2 instead (OrgMoved / OrgMerged)."""
     under = "(org_path = $1::text OR left(org_path, length($1::text) + 1) = $1::text || '/')"
     new = "$2::text || substr(org_path, length($1::text) + 1)"
     return [
         f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
-        for t in ("orgs", "cadres", "org_rules", "period_points", "ballots")
+        for t in (*PATH_TABLES, "period_points")
     ] + [
         f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "
         "SELECT cadre_id, org_path, kind, org_type, "
@@ -350,13 +355,37 @@ class Projector:
         if org is not None:
             self.state.put("orgs", {**org, "closed": True})
 
-    async def _rewrite(self, tx: ProjectionTx, old: str, new: str) -> None:
-        # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
-        await self.state.write(tx, fold_now=True)
-        for sql in rewrite_sql(self.s):
-            await tx.conn.execute(sql, old, new, *((self.state.stamp,) if "$3" in sql else ()))
-        self.state.clear()
-        self.state.authoritative = False
+    async def _rewrite(self, tx: ProjectionTx, old: str, new: str, *, merged: bool = False) -> None:
+        """Every path under ``old`` to start with ``new`` instead. A merged org's own rules go:
+        its members follow the target's from now on (contacts keeps rules by org, and the merged
+        org is on no one's path any more), and the target's rules row has that path already."""
+        st = self.state
+        if not st.authoritative:
+            # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
+            await st.write(tx, fold_now=True)
+            if merged:
+                await tx.conn.execute(f"DELETE FROM {self.s}.org_rules WHERE org_path = $1", old)
+            for sql in rewrite_sql(self.s):
+                await tx.conn.execute(sql, old, new, *((st.stamp,) if "$3" in sql else ()))
+            st.clear()
+            return
+        # Every row is in memory and none in Postgres yet (a rebuild's): the same, there.
+        def moved(path: str) -> str | None:
+            return new + path[len(old):] if path_covers(old, path) else None
+
+        if merged:
+            st.drop("org_rules", old)
+        for table in PATH_TABLES:
+            for row in st.known(table):
+                path = moved(row["org_path"])
+                if path is not None:
+                    if table == "org_rules":
+                        st.drop(table, row["org_path"])  # keyed by its path
+                    st.put(table, {**row, "org_path": path})
+        st.move_credits(moved)
+        for cadre in st.known("cadres"):
+            if path_covers(new, cadre["org_path"]):
+                st.add_cadre_path(cadre["cadre_id"], cadre["org_path"], cadre["kind"], cadre["org_type"])
 
     async def on_OrgMoved(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         await self._rewrite(tx, e.old_path, e.new_path)
@@ -367,10 +396,13 @@ class Projector:
     async def on_OrgMerged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         # Rows in memory are written (and forgotten) by the rewrite first: the UPDATE then finds
         # every cadre in Postgres, and nothing written later from memory undoes it.
-        await self._rewrite(tx, e.old_path, e.into_path)
-        await tx.conn.execute(
-            f"UPDATE {self.s}.cadres SET org_id = $2 WHERE org_id = $1", e.org_id, e.into_org_id
-        )
+        await self._rewrite(tx, e.old_path, e.into_path, merged=True)
+        if not self.state.authoritative:
+            await tx.conn.execute(f"UPDATE {self.s}.cadres SET org_id = $2 WHERE org_id = $1", e.org_id, e.into_org_id)
+            return
+        for cadre in self.state.known("cadres"):
+            if cadre["org_id"] == e.org_id:
+                self.state.put("cadres", {**cadre, "org_id": e.into_org_id})
 
     async def on_OrgRulesSet(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         row = await self.state.get("org_rules", e.org_path)
@@ -529,7 +561,9 @@ class Projector:
         kept: dict[str, str] = {}
         if old is not None:
             month = period_of(old["day"], PeriodKind.month).key
-            for youth_id, y in old["youths"].items():
+            # By youth id: the document's key order is not its own (a row read back from jsonb has
+            # its keys sorted, one kept in memory has them as logged), the entries' order would be.
+            for youth_id, y in sorted(old["youths"].items()):
                 # Undo the old record in full: its points, its cap slot and its counts.
                 await self.credit(old["cadre_id"], -y["credited"], "interaction_corrected", old["ruleset"],
                                   [old["source_event_id"], env.event_id], old["occurred_at"], e.org_path,

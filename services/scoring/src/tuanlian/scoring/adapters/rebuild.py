@@ -50,7 +50,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from tuanlian.scoring.adapters.projection import (
     CONTACTS_EVENTS,
-    SQL_IN_TRANSACTION,
     WISHES_EVENTS,
     ProjectionFailed,
     Projector,
@@ -359,13 +358,10 @@ class Rebuild:
     async def _last_seqs(self) -> dict[str, int]:
         return {p: (await self.js.stream_info(event_stream_name(p))).state.last_seq for p in self.registries}
 
-    async def _decode(self, msgs: Sequence[Message],
-                      progress: Progress) -> tuple[list[tuple[Envelope, Any, datetime]], bool]:
+    async def _decode(self, msgs: Sequence[Message], progress: Progress) -> list[tuple[Envelope, Any, datetime]]:
         """The chunk's events to apply (envelope, event or None if the projector ignores its type,
-        the instant it reached the bus), past the versions already applied; and whether one of
-        them writes SQL in the transaction (an org move or merge)."""
+        the instant it reached the bus), past the versions already applied."""
         out = []
-        sql = False
         for n, (producer, seq, at, data) in enumerate(msgs, start=1):
             if n % _CHUNK_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the chunk before may be being written (_apply)
@@ -388,8 +384,7 @@ class Rebuild:
             self.recent_ids[producer].append((seq, env.event_id))
             progress.applied += 1
             out.append((env, event, at))
-            sql = sql or env.event_type in SQL_IN_TRANSACTION
-        return out, sql
+        return out
 
     async def _queue(self, tx: ProjectionTx, events: list[tuple[Envelope, Any, datetime]], state: State) -> None:
         for env, event, at in events:
@@ -401,15 +396,15 @@ class Rebuild:
         """Apply a chunk and write what it appended (ledger entries, facts…); changed rows and
         credits stay in memory for the end (:meth:`_write_rows`).
 
-        While memory is authoritative (nothing is read from Postgres), a chunk without events
-        whose handlers write SQL in the transaction is applied ahead of its transaction, while
+        While memory is authoritative (no handler reads or writes Postgres: a transfer or an
+        org move is applied in memory too), a chunk is applied ahead of its transaction, while
         the chunk before is being written (its COPYs were a third of the replay's time), and
         written once that one has committed: the entries keep the order they were applied in.
         """
         state = projector.state
-        events, sql = await self._decode(msgs, progress)
+        events = await self._decode(msgs, progress)
         try:
-            if state.authoritative and not sql:
+            if state.authoritative:
                 tx = ProjectionTx(self.conn)  # the handlers only queue: nothing goes through it
                 await self._queue(tx, events, state)
                 await projector.apply_pending(tx, yield_every=_CHUNK_YIELD_EVERY)
@@ -502,8 +497,7 @@ class Rebuild:
         """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
         into the others), and the boards: folded in memory and copied into the empty
         ``period_points`` (``State.take_boards``), or, if credits were written out on the way
-        (rows outgrowing ``max_rows``, an org move or merge), every credit written as deltas and
-        folded by SQL.
+        (rows outgrowing ``max_rows``), every credit written as deltas and folded by SQL.
 
         These are seconds of Postgres's time on a large replay, and nothing reads the new schema
         before the swap: with ``db_url`` the tables are spread over two connections of their

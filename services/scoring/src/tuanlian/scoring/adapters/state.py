@@ -364,6 +364,19 @@ class State:
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
+    def known(self, table: str) -> list[Row]:
+        """The rows of ``table`` in memory: all there are, if the state is authoritative."""
+        return [r for r in self._rows[table].values() if r is not None]
+
+    def drop(self, table: str, *key: Any) -> None:
+        """The row is gone: known absent from now on. Only for an authoritative state, whose rows
+        reach Postgres at its end (a row written already would stay there)."""
+        assert self.authoritative, "drop() on a state that reads Postgres"
+        if table == "org_rules":
+            self.rules_epoch += 1
+        self._rows[table][key] = None
+        self._dirty[table].discard(key)
+
     def forget(self, table: str) -> None:
         """Drop a table's rows from memory (after SQL changed many of them at once)."""
         self._rows.pop(table, None)
@@ -420,6 +433,14 @@ class State:
         self._owner_kinds.setdefault(owner_id, [None, None])[1] = org_type
         if not self.authoritative or self._deltas_written:
             self.refiled[owner_id] = (org_path, org_type)
+
+    def move_credits(self, moved: Callable[[str], str | None]) -> None:
+        """Re-file every credit in memory whose place ``moved`` changes (an org moved or merged)."""
+        for days in self.period_delta.values():
+            for credit in days.values():
+                path = moved(credit[2])
+                if path is not None:
+                    credit[2] = path
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -561,8 +582,8 @@ class State:
 
     def take_boards(self) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
-        forgotten, if memory holds them all: none was ever written as a period delta (an org
-        move or merge writes them, and folds them into the boards, mid-replay). None otherwise."""
+        forgotten, if memory holds them all: none was ever written as a period delta (a rebuild
+        whose rows outgrew ``max_rows`` wrote them out). None otherwise."""
         if self._deltas_written:
             return None
         boards = fold_in_memory(self.period_delta, self._owner_kinds)
