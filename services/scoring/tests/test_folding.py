@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import date, timedelta
 
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
+from tuanlian.scoring.adapters.rebuild import projection_ddl
 from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
 from tuanlian.shared.consumer import ProjectionTx
@@ -145,3 +146,25 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
     # Once credits were written as deltas, memory no longer holds them all: no fold there.
     as_deltas.add_period_points("c1", ("cadre", "/r/a", None, None), date(2026, 1, 1), 1)
     assert as_deltas.take_boards() is None
+
+
+async def test_the_owner_index_reaches_every_projection_version_that_exists(database_url: str) -> None:
+    """A transfer finds the cadre's boards by owner: migration 0006 indexes them in the serving
+    version whatever its schema (a rebuilt one, here), in the others still there, and in a
+    rebuild's fresh schema."""
+    conn = await connect_raw(database_url)
+    try:
+        migrations = load_migrations("tuanlian.scoring.migrations", "sm")
+        assert migrations[-1].version == "0006_period_points_owner"
+        await migrate(conn, "sm", migrations[:-1])
+        await conn.execute("CREATE SCHEMA sm_proj_v2; "
+                           "CREATE TABLE sm_proj_v2.period_points (LIKE sm_proj.period_points INCLUDING ALL); "
+                           "UPDATE sm.projection_versions SET status = 'retired'; "
+                           "INSERT INTO sm.projection_versions (version, schema_name) VALUES (2, 'sm_proj_v2')")
+        assert await migrate(conn, "sm", migrations) == ["0006_period_points_owner"]
+        await conn.execute(projection_ddl("sm", "sm_proj_v3"))
+        indexed = {r[0] for r in await conn.fetch(
+            "SELECT schemaname FROM pg_indexes WHERE indexname = 'period_points_owner' AND indexdef LIKE '%(owner_id)'")}
+        assert {"sm_proj", "sm_proj_v2", "sm_proj_v3"} <= indexed
+    finally:
+        await conn.close()

@@ -563,7 +563,6 @@ class State:
         if fold_now or taken.refiled:
             await fold(conn, s)
         if taken.refiled:
-            # No index by owner alone: one scan of the boards for the batch's transfers.
             owners, paths, types = columns_of([(o, *place) for o, place in taken.refiled.items()])
             await conn.execute(
                 f"UPDATE {s}.period_points AS t SET org_path = u.org_path, org_type = u.org_type "
