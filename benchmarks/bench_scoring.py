@@ -87,7 +87,8 @@ class Mix:
         self.rnd = random.Random(seed)
         self.versions: dict[str, int] = {}
         self.cadres = [f"c{i}" for i in range(cadres)]
-        self.paths = {cid: f"/p/c{i % 10}/d{i % 100}/b{i % 400}" for i, cid in enumerate(self.cadres)}
+        self.branches = {f"b{b}": f"/p/c{b % 10}/d{b % 100}/b{b}" for b in range(400)}
+        self.home = {cid: f"b{i % 400}" for i, cid in enumerate(self.cadres)}
         self.i = 0
         self.interactions: list[tuple[str, str, str]] = []
 
@@ -99,25 +100,53 @@ class Mix:
 
     def setup(self) -> list[Envelope]:
         out = []
-        for b in range(400):
-            path = f"/p/c{b % 10}/d{b % 100}/b{b}"
-            out.append(self.env("contacts", f"org-b{b}", c.OrgCreated(
-                org_id=f"b{b}", parent_id=f"d{b % 100}", name=f"支部{b}", org_type=c.OrgType.branch, depth=4,
+        for b, path in self.branches.items():
+            out.append(self.env("contacts", f"org-{b}", c.OrgCreated(
+                org_id=b, parent_id=path.split("/")[3], name=f"支部{b}", org_type=c.OrgType.branch, depth=4,
                 is_leadership_organ=False, org_path=path), T0, path))
         for i, cid in enumerate(self.cadres):
             out.append(self.env("contacts", f"cadre-{cid}", c.CadreRegistered(
-                cadre_id=cid, org_id=f"b{i % 400}", org_path=self.paths[cid],
+                cadre_id=cid, org_id=self.home[cid], org_path=self.path(cid),
                 kind=c.CadreKind.part_time if i % 3 else c.CadreKind.full_time, in_leadership_organ=False),
-                T0, self.paths[cid]))
+                T0, self.path(cid)))
         return out
+
+    def path(self, cadre_id: str) -> str:
+        return self.branches[self.home[cadre_id]]
+
+    def _reorganised(self, cid: str, at: datetime) -> Envelope | None:
+        """Now and then a cadre is transferred (调动: ~15% of cadres a year at one event a minute)
+        or a branch moves to another district (~5% of branches a year): events that move paths
+        and boards, which a real history has and a replay must keep to memory."""
+        r = self.rnd.random()
+        if r < 0.0006:
+            old = self.path(cid)
+            to = self.rnd.choice([b for b in self.branches if b != self.home[cid]])
+            self.home[cid] = to
+            return self.env("contacts", f"cadre-{cid}", c.CadreTransferred(
+                cadre_id=cid, from_org_id=old.rsplit("/", 1)[1], to_org_id=to, old_path=old, org_path=self.path(cid),
+                in_leadership_organ=False), at, self.path(cid))
+        if r < 0.00064:
+            b = self.home[cid]
+            old, d = self.branches[b], self.rnd.randrange(100)
+            new = self.branches[b] = f"/p/c{d % 10}/d{d}/{b}"
+            if new == old:
+                return None
+            return self.env("contacts", f"org-{b}", c.OrgMoved(
+                org_id=b, old_parent_id=old.split("/")[3], new_parent_id=f"d{d}", old_path=old, new_path=new,
+                depth=4), at, new)
+        return None
 
     def next(self) -> Envelope:
         """One event of the mix: 55% interactions, 15% youth's word, 10% links, 5% activities,
-        5% wishes, 5% Youth Voice, 5% ratings."""
+        5% wishes, 5% Youth Voice, 5% ratings; and 0.064% transfers and org moves."""
         self.i += 1
         r, cid = self.rnd.random(), self.rnd.choice(self.cadres)
-        path = self.paths[cid]
         at = T0 + timedelta(minutes=self.i)
+        moved = self._reorganised(cid, at)
+        if moved is not None:
+            return moved
+        path = self.path(cid)
         youth = f"y{self.rnd.randrange(100_000)}"
         if r < 0.55:
             iid = f"i{self.i}"
@@ -131,7 +160,7 @@ class Mix:
             iid, icid, iy = self.interactions.pop(self.rnd.randrange(len(self.interactions)))
             word: Any = c.InteractionConfirmed if self.rnd.random() < 0.85 else c.InteractionDisputed
             return self.env("contacts", f"interaction-{iid}", word(
-                interaction_id=iid, cadre_id=icid, youth_id=iy, org_path=self.paths[icid]), at, self.paths[icid])
+                interaction_id=iid, cadre_id=icid, youth_id=iy, org_path=self.path(icid)), at, self.path(icid))
         if r < 0.80:
             return self.env("contacts", f"link-l{self.i}", c.ContactLinkAccepted(
                 link_id=f"l{self.i}", cadre_id=cid, youth_id=youth, org_path=path), at, path)

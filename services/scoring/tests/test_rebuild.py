@@ -13,11 +13,12 @@ from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, read_stream
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.infra import free_port
+from tuanlian.shared.streams import declare_stream, event_stream_name, producer_stream
 
 LEDGER = ("owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
           "occurred_at")
@@ -192,3 +193,28 @@ async def test_a_rebuild_that_fails_to_apply_ends_and_stops_its_reader_process(
         status = await conn.fetchval("SELECT status FROM scoring.projection_versions WHERE version = 2")
     assert status == "failed"
     assert multiprocessing.active_children() == []  # the reader was stopped, not left to the collector
+
+
+async def test_a_reader_held_up_past_its_consumers_idle_limit_goes_on_with_a_new_one(
+    wishes: Producer, js: JetStreamContext
+) -> None:
+    """The server deletes a rebuild's ephemeral consumer after ``idle`` seconds without a fetch; a
+    reader held up that long (its applier writing millions of rows) reads on from where it was."""
+    await declare_stream(js, producer_stream("wishes"), storage="memory")
+    for i in range(60):
+        await wishes.emit(f"rating-h{i}", w.CadreRated(rating_id=f"h{i}", cadre_id="c1", org_path="/root/o1",
+                                                      score=4, period="2026Q1"), T0)
+    stream = event_stream_name("wishes")
+    last = (await js.stream_info(stream)).state.last_seq
+    seqs: list[int] = []
+    reader = read_stream(js, "wishes", 1, last, batch=25, idle=1.0)
+    async for msgs in reader:
+        seqs.extend(m.seq for m in msgs)
+        if len(seqs) == 25:
+            for _ in range(100):  # held up until the server has deleted the consumer
+                await asyncio.sleep(0.1)
+                if not [ci for ci in await js.consumers_info(stream) if ci.config.description == "scoring rebuild (ephemeral)"]:
+                    break
+            else:
+                pytest.fail("the idle consumer was never deleted")
+    assert seqs == list(range(1, last + 1))

@@ -47,6 +47,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 from pydantic import ValidationError
 from tuanlian.scoring.adapters.projection import (
     CONTACTS_EVENTS,
@@ -150,20 +151,28 @@ def _seq_and_time(m: Msg) -> tuple[int, datetime]:
 
 
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
-                      batch: int = 1000) -> AsyncIterator[list[_Msg]]:
+                      batch: int = 1000, *, idle: float = 60.0) -> AsyncIterator[list[_Msg]]:
     """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
-    consumer that acknowledges nothing (it disappears when idle)."""
+    consumer that acknowledges nothing: the server deletes it after ``idle`` seconds without a
+    fetch (a rebuild that died leaves nothing behind). A reader held up longer than that (the
+    applier writing out millions of rows, Postgres stalling: the reader waits while the pipe
+    is full) finds its consumer gone, and goes on with a new one from the next message."""
     if last < first:
         return
     stream = event_stream_name(producer)
-    sub = await js.pull_subscribe(
-        f"{producer}.events.>", stream=stream,
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                              opt_start_seq=first, inactive_threshold=30.0, max_ack_pending=-1,
-                              description="scoring rebuild (ephemeral)"),
-    )
+
+    async def subscribe(start: int) -> JetStreamContext.PullSubscription:
+        return await js.pull_subscribe(
+            f"{producer}.events.>", stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=start, inactive_threshold=idle, max_ack_pending=-1,
+                                  description="scoring rebuild (ephemeral)"),
+        )
+
+    sub = await subscribe(first)
     try:
         seq = first - 1
+        gone = 0
         while seq < last:
             try:
                 msgs: list[Msg] = await sub.fetch(min(batch, last - seq), timeout=5)
@@ -171,6 +180,15 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
                 if (await js.stream_info(stream)).state.last_seq <= seq:
                     break  # the rest was deleted: nothing more to read
                 continue
+            except (ServiceUnavailableError, NotFoundError):  # the consumer was deleted meanwhile
+                gone += 1
+                if gone > 3:
+                    raise
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+                sub = await subscribe(seq + 1)
+                continue
+            gone = 0
             out = []
             for m in msgs:
                 seq, at = _seq_and_time(m)
