@@ -60,7 +60,8 @@ INFO = BenchInfo(
     measures=(
         "(1) Events/s scoring's two live consumers (EventConsumer + Projector, batch and GC "
         "settings as the service runs them) apply from CONTACTS and WISHES on a realistic mix (links, interactions "
-        "with confirmations and disputes, 五个一 activities, wishes, Youth Voice, ratings), best of three runs. "
+        "with confirmations and disputes, 五个一 activities, wishes, Youth Voice, ratings, and now and then a "
+        "cadre transferred or a branch moved), best of three runs. "
         "(2) Events/s of `tuanlian scoring rebuild` (Rebuild.run: ephemeral pull read of both "
         "streams in a reader process, projector, new schema, swap). (3) p99 of the production top-50 query of random "
         "subtrees at every level of a 20,000-cadre tree, with their ranks a period before (rank change), as "

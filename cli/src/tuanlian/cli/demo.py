@@ -91,8 +91,11 @@ async def _load(svc: ContactsService, rng: random.Random) -> dict[str, object]:
         city, city_path = await org("江城市团委", OrgType.city, None, True)
         units: list[tuple[str, str]] = []  # (org_id, kind of place) where youths live
         cadre_slots: list[tuple[str, CadreKind, bool]] = [(city, CadreKind.full_time, True)] * 4
+        counties: list[str] = []
+        committees: list[str] = []
         for county in ("东湖区团委", "西山县团委"):
             cid, _ = await org(county, OrgType.county, city, True)
+            counties.append(cid)
             cadre_slots += [
                 (cid, CadreKind.full_time, True),
                 (cid, CadreKind.seconded, True),
@@ -101,6 +104,7 @@ async def _load(svc: ContactsService, rng: random.Random) -> dict[str, object]:
             ]
             for g in ("街道团工委", "工业园区团委"):
                 gid, _ = await org(f"{county[:3]}{g}", OrgType.grassroots_committee, cid)
+                committees.append(gid)
                 cadre_slots += [(gid, CadreKind.part_time, False)] * 2
                 for b in range(1, 3):
                     bid, _ = await org(f"{county[:3]}{g}第{b}团支部", OrgType.branch, gid)
@@ -214,4 +218,6 @@ async def _load(svc: ContactsService, rng: random.Random) -> dict[str, object]:
         "youths": len(youths),
         "links": sum(len(v) for v in linked.values()),
         "pairs": [(cd.id, cd.org_path, y) for cd in cadres for y, _ in linked.get(cd.id, [])],
+        "counties": counties,
+        "committees": committees,
     }

@@ -158,6 +158,18 @@ async def load_demo_activity(
                            {"cadre_id": cadre, "score": rng.choice((5, 5, 4, 4, 4, 3, 2))}, ok=(409,))
             done["ratings"] += 1
 
+        # A reorganisation: a cadre is transferred (调动) to another committee, and 东湖区's
+        # industrial-park committee moves to 西山县 with its branches. Their boards follow them.
+        counties, committees = demo.get("counties", []), demo.get("committees", [])
+        if len(counties) == 2 and len(committees) == 4:
+            mover = next((cadre for cadre, path, _y in pairs if path.endswith(f"/{committees[0]}")), None)
+            if mover is not None:
+                await api.call("POST", "contacts", f"/cadres/{mover}/transfer", admin, {"to_org_id": committees[2]},
+                               ok=(409, 422))
+            await api.call("POST", "contacts", f"/orgs/{committees[1]}/move", admin, {"new_parent_id": counties[1]},
+                           ok=(409, 422))
+            done["reorganised"] = 1
+
         # Scoring catches up, then the city publishes this month's circular (月度通报).
         async def scored() -> bool:
             r = await api.call("GET", "scoring", f"/cadres/{pairs[0][0]}/ledger", admin)
