@@ -7,8 +7,9 @@ time in Postgres; folded apart they run beside the next batch, and many batches'
 owner become one row update.
 
 A board is behind the ledger by the deltas not folded yet (a fold's interval, some tens of
-milliseconds once caught up). Whatever moves period rows by SQL (a transfer, an org move) folds
-first, inside the batch's transaction, so that no older delta is filed under the old place later.
+milliseconds once caught up). Whatever moves period rows by SQL (a transfer, an org move) moves
+the deltas not folded yet too, so that none is filed under the old place later; it no longer
+folds them first, which pulled the folder's backlog into the consumer's transaction.
 """
 
 from __future__ import annotations

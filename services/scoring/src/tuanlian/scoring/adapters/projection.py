@@ -86,12 +86,13 @@ PATH_TABLES = ("orgs", "cadres", "org_rules", "ballots")
 def rewrite_sql(schema: str) -> list[str]:
     """Statements moving every path under $1 to start with $2 instead (OrgMoved / OrgMerged). The
     subtree as an index range: a test no index serves scanned every table whole, the boards'
-    ~100M rows at national scale among them, inside the contacts consumer's transaction."""
+    ~100M rows at national scale among them, inside the contacts consumer's transaction. The
+    credits not folded yet are moved too, before the boards (``State._move_boards`` says why)."""
     under = subtree("org_path", "$1::text")
     new = "$2::text || substr(org_path, length($1::text) + 1)"
     return [
         f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
-        for t in (*PATH_TABLES, "period_points")
+        for t in (*PATH_TABLES, "period_deltas", "period_points")
     ] + [
         f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "
         "SELECT cadre_id, org_path, kind, org_type, "
@@ -365,7 +366,7 @@ class Projector:
         st = self.state
         if not st.authoritative:
             # Many rows at once: write what memory holds, let SQL move the paths, start afresh.
-            await st.write(tx, fold_now=True)
+            await st.write(tx)
             if merged:
                 await tx.conn.execute(f"DELETE FROM {self.s}.org_rules WHERE org_path = $1", old)
             for sql in rewrite_sql(self.s):

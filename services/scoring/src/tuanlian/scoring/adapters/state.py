@@ -461,8 +461,8 @@ class State:
                     release: bool = False) -> None:
         """Write what the batch changed; ``rows=False`` (a rebuild's transactions) writes only the
         appended entries and keeps changed rows and period points for a later ``write``.
-        ``fold_now`` also folds every credit into ``period_points``, in this transaction: before
-        SQL moves period rows. A rebuild folds its own schema, which no folder serves yet.
+        ``fold_now`` also folds every credit into ``period_points``, in this transaction: a
+        rebuild folds its own schema, which no folder serves yet.
 
         Everything is taken out of memory before the first statement is sent; with ``release``
         (the batch's last write) the runtime may then apply the next batch in memory while these
@@ -573,14 +573,10 @@ class State:
                 records=taken.cadre_paths
             )
         await self._send_points(conn, taken.deltas)
-        if fold_now or taken.refiled:
+        if fold_now:
             await fold(conn, s)
         if taken.refiled:
-            owners, paths, types = columns_of([(o, *place) for o, place in taken.refiled.items()])
-            await conn.execute(
-                f"UPDATE {s}.period_points AS t SET org_path = u.org_path, org_type = u.org_type "
-                "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(owner_id, org_path, org_type) "
-                "WHERE t.owner_id = u.owner_id", owners, paths, types)
+            await self._move_boards(conn, taken.refiled)
         if not self.authoritative and taken.gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -591,6 +587,20 @@ class State:
         # The memory is valid once this transaction commits; if it does not, the next batch
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = taken.gen
+
+    async def _move_boards(self, conn: Any, refiled: dict[str, tuple[str, str | None]]) -> None:
+        """The boards of transferred owners under their new places: the rows folded already and
+        the credits not folded yet (this batch's were re-filed in memory). Not by folding first,
+        which pulled the folder's whole backlog into the consumer's transaction: a delta moved
+        now is filed at its owner's place anyway, since the fold keeps a row's place and takes
+        the delta's type. Deltas first: a fold under way holds them, and the rows it adds are
+        seen by the next statement once it has committed."""
+        owners, paths, types = columns_of([(o, *place) for o, place in refiled.items()])
+        for table in ("period_deltas", "period_points"):
+            await conn.execute(
+                f"UPDATE {self.schema}.{table} AS t SET org_path = u.org_path, org_type = u.org_type "
+                "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(owner_id, org_path, org_type) "
+                "WHERE t.owner_id = u.owner_id", owners, paths, types)
 
     def take_boards(self) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
