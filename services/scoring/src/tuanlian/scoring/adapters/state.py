@@ -198,10 +198,10 @@ class State:
         self.period_delta: dict[str, dict[date, list[Any]]] = {}
         self._owner_kinds: dict[str, list[Any]] = {}
         # org path → owners with a credit filed there (or once there, re-filed since): an org
-        # move re-files its subtree's owners only (all of a rebuild's credits: ~0.3 s a move).
+        # move re-files its subtree's owners only, not every credit (a rebuild's 475,000: ~0.3 s).
         self._owners_at: dict[str, set[str]] = {}
-        # owner → (org path, org type): boards already in Postgres to move with their owner, in
-        # the batch's transaction after its credits are folded (``refile``).
+        # owner → (org path, org type): boards and credits already in Postgres to move with their
+        # owner, by the batch's write (``refile``, ``_move_boards``).
         self.refiled: dict[str, tuple[str, str | None]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
@@ -432,9 +432,9 @@ class State:
 
     def refile(self, owner_id: str, org_path: str, org_type: str | None) -> None:
         """Every board of the owner, of past periods too, under ``org_path`` and ``org_type`` from
-        now on (调动: rankings follow the cadre). The credits in memory are re-filed here; boards
-        Postgres may already hold (always, live; a rebuild's once it wrote credits out) are
-        moved by the batch's transaction, after its own credits are folded."""
+        now on (调动: rankings follow the cadre). The credits in memory are re-filed here; what
+        Postgres may already hold (always, live; a rebuild's once it wrote credits out) is moved
+        by the batch's write (``_move_boards``)."""
         if owner_id in self.period_delta:
             for credit in self.period_delta[owner_id].values():
                 credit[2] = org_path
