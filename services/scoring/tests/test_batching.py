@@ -10,6 +10,7 @@ into a new version. All must hold the same ledger, period points, facts and rows
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,7 @@ import nats.errors
 import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
-from tuanlian.scoring.adapters.folding import fold
+from tuanlian.scoring.adapters.folding import PeriodFolder, fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild
 from tuanlian.scoring.adapters.state import State
@@ -185,9 +186,24 @@ async def _apply(js: JetStreamContext, db: Database, service: str, batch: int, c
                  ahead: bool = False) -> list[Counting]:
     """Scoring's live consumers of ``service``, driven through the platform runtime, in batches
     of ``batch``: the contacts stream to its end, then the wishes stream. Credits are folded into
-    the period points after every batch of 1, and only at the end for larger batches: when the
-    fold runs must not matter either. With ``ahead`` the batches are submitted as the service's
-    subscriber does (the next applied ahead while one is written); returns the projectors."""
+    the period points after every batch of 1, only at the end for larger batches, and with
+    ``ahead`` also all along by the service's folder, racing the batches that move boards
+    (transfers, org moves): when the fold runs must not matter. With ``ahead`` the batches are
+    submitted as the service's subscriber does (the next applied ahead while one is written);
+    returns the projectors."""
+    stop = asyncio.Event()
+    folder = asyncio.create_task(PeriodFolder(db, f"{service}.projection_versions", idle=0.002).run(stop)) \
+        if ahead else None
+    try:
+        return await _consume(js, db, service, batch, counts, ahead=ahead)
+    finally:
+        stop.set()
+        if folder is not None:
+            await folder
+
+
+async def _consume(js: JetStreamContext, db: Database, service: str, batch: int, counts: dict[str, int], *,
+                   ahead: bool) -> list[Counting]:
     projectors = []
     for reg, names in ((CONTACTS, CONTACTS_EVENTS), (WISHES, WISHES_EVENTS)):
         cons = EventConsumer(service=service, name="points", producer=reg.producer, contracts=reg, db=db,
