@@ -199,6 +199,8 @@ class State:
         self._owner_kinds: dict[str, list[Any]] = {}
         # org path → owners with a credit filed there (or once there, re-filed since): an org
         # move re-files its subtree's owners only, not every credit (a rebuild's 475,000: ~0.3 s).
+        # Kept only while the state is authoritative: otherwise moves go through SQL, and a live
+        # batch's credits would pay for an index nothing reads.
         self._owners_at: dict[str, set[str]] = {}
         # owner → (org path, org type): boards and credits already in Postgres to move with their
         # owner, by the batch's write (``refile``, ``_move_boards``).
@@ -416,11 +418,12 @@ class State:
         d = days.get(day)
         if d is None:
             days[day] = [points, meta[0], meta[1]]
-            owners = self._owners_at.get(meta[1])
-            if owners is None:
-                self._owners_at[meta[1]] = {owner_id}
-            else:
-                owners.add(owner_id)
+            if self.authoritative:
+                owners = self._owners_at.get(meta[1])
+                if owners is None:
+                    self._owners_at[meta[1]] = {owner_id}
+                else:
+                    owners.add(owner_id)
         else:
             d[0] += points
         if meta[2] is not None or meta[3] is not None:
@@ -438,13 +441,16 @@ class State:
         if owner_id in self.period_delta:
             for credit in self.period_delta[owner_id].values():
                 credit[2] = org_path
-            self._owners_at.setdefault(org_path, set()).add(owner_id)
+            if self.authoritative:
+                self._owners_at.setdefault(org_path, set()).add(owner_id)
         self._owner_kinds.setdefault(owner_id, [None, None])[1] = org_type
         if not self.authoritative or self._deltas_written:
             self.refiled[owner_id] = (org_path, org_type)
 
     def move_credits(self, moved: Callable[[str], str | None]) -> None:
-        """Re-file every credit in memory whose place ``moved`` changes (an org moved or merged)."""
+        """Re-file every credit in memory whose place ``moved`` changes (an org moved or merged);
+        for an authoritative state (the only one that keeps ``_owners_at``)."""
+        assert self.authoritative, "move_credits() on a state that reads Postgres"
         owners: set[str] = set()
         for old in [p for p in self._owners_at if moved(p) is not None]:
             owners |= self._owners_at.pop(old)
