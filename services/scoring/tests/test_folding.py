@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from typing import Any
 
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
+from tuanlian.scoring.adapters.projection import Projector
 from tuanlian.scoring.adapters.rebuild import projection_ddl
 from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
@@ -188,3 +191,85 @@ def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
     st.add_period_points("c3", ("cadre", "/r/a", None, None), day, 1)
     st.move_credits(lambda p: "/r/z" if p == "/r/a" else None)
     assert [r[4] for r in st.take_boards() or []] == ["/r/z"] * 5  # the index was reset with the credits
+
+
+async def test_boards_open_at_the_owners_place_as_its_row_has_it_in_memory_and_by_sql(
+    database_url: str, db: Database
+) -> None:
+    """A consumer's batch that read a cadre before its transfer committed credits it at the old
+    place, with the old org level, and writes that after the transfer moved the others: the fold
+    files it where the cadre's row (and an org owner's) says, in memory as by SQL. An owner the
+    projection has no row of keeps its credit's place and type."""
+    await _schema(database_url)
+    day = date(2026, 3, 10)
+    async with db.transaction() as conn:
+        await conn.execute(f"INSERT INTO {P}.cadres (cadre_id, org_path, org_type, kind) "
+                           "VALUES ('c1', '/r/b', 'school', 'full_time')")
+        await conn.execute(f"INSERT INTO {P}.orgs (org_id, org_path, org_type) VALUES ('o1', '/r/o', 'university')")
+    credits = [("c1", ("cadre", "/r/a", "part_time", "branch"), day, 3),
+               ("c1", ("cadre", "/r/a", "part_time", "branch"), day + timedelta(days=40), 2),
+               ("o1", ("org", "/r/x", None, "branch"), day, 5),
+               ("c9", ("cadre", "/r/z", "part_time", "branch"), day, 1)]
+    in_memory, as_deltas = State(P, "m", bulk=True, authoritative=True), State(P, "d")
+    in_memory.put("cadres", {"cadre_id": "c1", "org_path": "/r/b", "org_type": "school", "kind": "full_time"})
+    in_memory.put("orgs", {"org_id": "o1", "org_path": "/r/o", "org_type": "university"})
+    for state in (in_memory, as_deltas):
+        for owner, meta, d, points in credits:
+            state.add_period_points(owner, meta, d, points)
+    async with db.transaction() as conn:
+        await as_deltas.write(ProjectionTx(conn), fold_now=True)
+    by_sql = await _points(db)
+    assert by_sql[("all", "all", "c1")] == ("/r/b", "full_time", "school", 5)
+    assert by_sql[("day", "2026-04-19", "c1")] == ("/r/b", "full_time", "school", 2)
+    assert by_sql[("all", "all", "o1")] == ("/r/o", None, "university", 5)
+    assert by_sql[("all", "all", "c9")] == ("/r/z", "part_time", "branch", 1)
+    boards = in_memory.take_boards() or []
+    assert {(r[0], r[1], r[2]): (r[4], r[5], r[6], r[7]) for r in boards} == by_sql and len(boards) == len(by_sql)
+
+
+async def test_a_transfer_and_an_org_move_wait_for_the_fold_under_way(database_url: str, db: Database) -> None:
+    """What changes places takes the folds' lock: a fold reading the places meanwhile would open
+    boards at the old place after the move moved the others. Here a fold holds it; the transfer's
+    and the move's transactions wait for it, and then move what it had written."""
+    await _schema(database_url)
+    day = date(2026, 3, 10)
+    async with db.transaction() as conn:
+        await conn.execute(f"INSERT INTO {P}.cadres (cadre_id, org_path, kind) VALUES ('c1', '/r/a', 'part_time')")
+    await _deltas(db, [("c1", day, "cadre", "/r/a", "part_time", None, 3)])
+
+    async def waits_for_the_fold(change: Callable[[Any], Awaitable[None]]) -> None:
+        async with db.transaction() as folding:
+            await fold(folding, P)  # its rows are not committed yet, and it holds the lock
+            changing = asyncio.create_task(_in_transaction(db, change))
+            waits: list[str] = []
+            async with db.connection() as watch:
+                while not changing.done() and not waits:
+                    waits = [r[0] for r in await watch.fetch(
+                        "SELECT wait_event FROM pg_stat_activity WHERE wait_event_type = 'Lock'")]
+                    await asyncio.sleep(0.01)
+            # Not a row lock the fold holds (deltas it deleted): then the change, run on, would
+            # read places the fold had not filed its rows under yet.
+            assert waits == ["advisory"], f"the change went ahead of the fold under way ({waits})"
+        await changing
+
+    async def transfer(conn: Any) -> None:
+        await conn.execute(f"UPDATE {P}.cadres SET org_path = '/r/b', org_type = 'school'")  # the batch's upsert
+        st = State(P, "t")
+        st.refile("c1", "/r/b", "school")
+        await st.write(ProjectionTx(conn))
+
+    await waits_for_the_fold(transfer)
+    assert {row[0] for row in (await _points(db)).values()} == {"/r/b"}
+    await _deltas(db, [("c1", day, "cadre", "/r/b", "part_time", None, 1)])
+
+    async def move(conn: Any) -> None:
+        await Projector(State(P, "t"))._rewrite(ProjectionTx(conn), "/r/b", "/r/q/b")
+
+    await waits_for_the_fold(move)
+    points = await _points(db)
+    assert {row[0] for row in points.values()} == {"/r/q/b"} and points[("all", "all", "c1")][-1] == 4
+
+
+async def _in_transaction(db: Database, change: Callable[[Any], Awaitable[None]]) -> None:
+    async with db.transaction() as conn:
+        await change(conn)

@@ -10,6 +10,13 @@ A board is behind the ledger by the deltas not folded yet (a fold's interval, so
 milliseconds once caught up). Whatever moves period rows by SQL (a transfer, an org move) moves
 the deltas not folded yet too, so that none is filed under the old place later; it no longer
 folds them first, which pulled the folder's backlog into the consumer's transaction.
+
+A board row is at its owner's place as the projection knows it when the row is first folded
+(the cadre's or org's row; the credit's own place only for an owner it has no row of): a
+consumer's batch that read a cadre before a transfer committed credits it at the old place, and
+its deltas, written after the transfer moved the others, would have opened new boards there.
+What moves places takes the folds' lock first (:func:`lock_folds`), so a fold reads the places
+either before the move (and the move then moves what it wrote) or after it.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ from tuanlian.shared.outbox import sleep_or_stop
 
 log = structlog.get_logger("tuanlian.scoring.fold")
 
-# The owner's place as first credited, its kind and org level as last known (what the old per
-# batch upsert kept), and the keys of periods.Period for day, month, quarter and year. Plain
-# aggregates pick which delta each comes from and joins fetch them: ordered array_agg()s sorted
-# every group four times (a rebuild's final fold of 250,000 deltas: 5.8 s → 3.5 s).
+# The owner's place, kind and org level from its row (cadres or orgs), else as its credits knew
+# them: the place of the first, the kind and level as last known; and the keys of periods.Period
+# for day, month, quarter and year. Plain aggregates pick which delta each comes from and joins
+# fetch them: ordered array_agg()s sorted every group four times (a rebuild's final fold of
+# 250,000 deltas: 5.8 s → 3.5 s).
 _FOLD = """
 WITH d AS (DELETE FROM {s}.period_deltas RETURNING *),
 g AS (
@@ -43,10 +51,13 @@ g AS (
 )
 INSERT INTO {s}.period_points AS t
     (period_kind, period_key, owner_id, owner_kind, org_path, cadre_kind, org_type, points)
-SELECT g.kind, g.key, g.owner_id, first.owner_kind, first.org_path, ck.cadre_kind, ot.org_type, g.points
+SELECT g.kind, g.key, g.owner_id, first.owner_kind, coalesce(c.org_path, o.org_path, first.org_path),
+       coalesce(c.kind, ck.cadre_kind), coalesce(c.org_type, o.org_type, ot.org_type), g.points
 FROM g JOIN d AS first ON first.id = g.first_id
 LEFT JOIN d AS ck ON ck.id = g.kind_id
 LEFT JOIN d AS ot ON ot.id = g.type_id
+LEFT JOIN {s}.cadres AS c ON first.owner_kind = 'cadre' AND c.cadre_id = g.owner_id
+LEFT JOIN {s}.orgs AS o ON first.owner_kind = 'org' AND o.org_id = g.owner_id
 ORDER BY g.kind, g.key, g.owner_id  -- one lock order for every fold
 ON CONFLICT (period_kind, period_key, owner_id) DO UPDATE SET
     points = t.points + EXCLUDED.points,
@@ -97,11 +108,16 @@ def fold_in_memory(deltas: dict[str, dict[date, list[Any]]],
     return rows
 
 
-async def fold(conn: Any, schema: str) -> int:
-    """Fold every delta this transaction sees; the number of period rows written. Folds of one
-    schema take turns (a transaction-scoped advisory lock): two at once would each wait on rows
-    the other deleted or upserted."""
+async def lock_folds(conn: Any, schema: str) -> None:
+    """Until this transaction ends, no fold of ``schema`` runs: folds take turns (two at once would
+    each wait on rows the other deleted or upserted), and what changes places (a transfer, an org
+    move) waits for the fold under way and holds the next one until it commits."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{schema}.period_deltas")
+
+
+async def fold(conn: Any, schema: str) -> int:
+    """Fold every delta this transaction sees; the number of period rows written."""
+    await lock_folds(conn, schema)
     # Sorts and hashes in memory: with the default 4 MB a rebuild's fold spilled ~100 MB to disk.
     await conn.execute("SET LOCAL work_mem = '128MB'")
     status = await conn.execute(_FOLD.format(s=schema))

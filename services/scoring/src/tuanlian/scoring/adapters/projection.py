@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from tuanlian.scoring.adapters.folding import lock_folds
 from tuanlian.scoring.adapters.queries import subtree
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
@@ -370,6 +371,7 @@ class Projector:
             # and stay: the batch after a move read them all again (bench mix, two moves in 30,000
             # events, alternating runs: 4.5-7.1 s a run when all were dropped, 4.1-5.8 s now).
             await st.write(tx)
+            await lock_folds(tx.conn, self.s)  # folds read the places moved here (folding says why)
             if merged:
                 await tx.conn.execute(f"DELETE FROM {self.s}.org_rules WHERE org_path = $1", old)
             for sql in rewrite_sql(self.s):

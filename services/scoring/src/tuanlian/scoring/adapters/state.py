@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory
+from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory, lock_folds
 from tuanlian.shared.consumer import ProjectionTx
 
 
@@ -513,7 +513,7 @@ class State:
             jobs.append((len(rows), functools.partial(self._write_table, spec=TABLES[table], rows=rows)))
 
         async def the_rest(conn: Any) -> None:
-            await self._send(conn, rest, fold_now=boards is None)
+            await self._send(conn, rest, fold_now=False)
             if boards:
                 await copy_into_empty(conn, self.schema, "period_points", BOARD_COLUMNS, boards)
 
@@ -534,6 +534,9 @@ class State:
             async with asyncio.TaskGroup() as all_lanes:  # one failing cancels the others
                 for conn, lane in zip(conns, lanes, strict=True):
                     all_lanes.create_task(run(conn, lane))
+            if boards is None:  # once every lane has committed: the fold reads the owners' rows
+                async with conns[0].transaction():
+                    await fold(conns[0], self.schema)
         except BaseException:
             self.clear()
             raise
@@ -597,10 +600,10 @@ class State:
     async def _move_boards(self, conn: Any, refiled: dict[str, tuple[str, str | None]]) -> None:
         """The boards of transferred owners under their new places: the rows folded already and
         the credits not folded yet (this batch's were re-filed in memory). Not by folding first,
-        which pulled the folder's whole backlog into the consumer's transaction: a delta moved
-        now is filed at its owner's place anyway, since the fold keeps a row's place and takes
-        the delta's type. Deltas first: a fold under way holds them, and the rows it adds are
-        seen by the next statement once it has committed."""
+        which pulled the folder's whole backlog into the consumer's transaction. Once the fold
+        under way has committed (``lock_folds``): its rows are then seen here, and the next fold
+        reads the owners' new places, where it files whatever credits still name the old one."""
+        await lock_folds(conn, self.schema)
         owners, paths, types = columns_of([(o, *place) for o, place in refiled.items()])
         for table in ("period_deltas", "period_points"):
             await conn.execute(
@@ -614,9 +617,28 @@ class State:
         whose rows outgrew ``max_rows`` wrote them out). None otherwise."""
         if self._deltas_written:
             return None
+        self._at_owners_places()
         boards = fold_in_memory(self.period_delta, self._owner_kinds)
         self._forget_points()
         return boards
+
+    def _at_owners_places(self) -> None:
+        """Each owner's credits at its place, kind and org level as its row has them, where there
+        is one: what the SQL fold files them under (``folding``). A rebuild's credits are there
+        already, but for those made before their owner's row existed."""
+        cadres, orgs = self._rows["cadres"], self._rows["orgs"]
+        for owner, credits in self.period_delta.items():
+            owner_kind = next(iter(credits.values()))[1]
+            row = (cadres if owner_kind == "cadre" else orgs).get((owner,))
+            if row is None:
+                continue
+            for credit in credits.values():
+                credit[2] = row["org_path"]
+            known = self._owner_kinds.setdefault(owner, [None, None])
+            if owner_kind == "cadre" and row["kind"] is not None:
+                known[0] = row["kind"]
+            if row["org_type"] is not None:
+                known[1] = row["org_type"]
 
     def _take_points(self) -> list[tuple[Any, ...]]:
         # Deltas that cancel out are kept too: the owner is on the board with 0 whether the
