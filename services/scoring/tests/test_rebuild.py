@@ -109,6 +109,37 @@ async def test_rebuild_under_another_rule_set_is_an_explicit_replay(
     assert [e["points"] for e in led if e["ref"] == "i5"] == [6]
 
 
+async def test_transfers_and_moves_among_the_swaps_last_events_move_the_boards_already_written(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    """The swap applies, under its lock, what arrived after the rows and boards were written: a
+    transfer or an org move among those events moves the boards already there, as a live
+    consumer's would. The version equals one rebuilt with them in the replay."""
+    n = await _story(contacts, wishes)
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.general_branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    await scoring.applied(n + 1)
+
+    class LateEvents(Rebuild):
+        async def _write_rows(self, projector: Projector) -> None:
+            await super()._write_rows(projector)
+            await contacts.emit("cadre-c1", c.CadreTransferred(cadre_id="c1", from_org_id="o1", to_org_id="o2",
+                                                               old_path="/root/o1", org_path="/root/o2",
+                                                               in_leadership_organ=False))
+            await contacts.emit("org-o2", c.OrgMoved(org_id="o2", old_parent_id="root", new_parent_id="o9",
+                                                     old_path="/root/o2", new_path="/root/o9/o2", depth=3))
+
+    async with scoring.runtime.db.connection() as conn:
+        late = await LateEvents(conn, js).run()
+        assert late.events == n + 3
+        again = await Rebuild(conn, js).run()
+        boards = await conn.fetch(f"SELECT DISTINCT org_path, org_type FROM {late.schema}.period_points "
+                                  "WHERE owner_id = 'c1'")
+    assert [tuple(r) for r in boards] == [("/root/o9/o2", "general_branch")]
+    assert await _points(scoring, late.schema) == await _points(scoring, again.schema)
+    assert await _ledger(scoring, late.schema) == await _ledger(scoring, again.schema)
+
+
 async def test_leaderboards_as_of_equal_what_they_showed_then(
     scoring: Scoring, contacts: Producer, wishes: Producer
 ) -> None:

@@ -568,6 +568,10 @@ class Rebuild:
             progress.phase = "write"
             self.on_progress(progress)
             await self._write_rows(projector)
+            # Rows and boards are in Postgres now: the swap's last events read misses there and
+            # move what a transfer or an org move moves there, as a live consumer's do (applied
+            # in memory only, the boards just written stayed at the old places).
+            state.authoritative = False
             await self.conn.execute("RESET synchronous_commit")
             progress.phase = "swap"
             self.on_progress(progress)
