@@ -191,10 +191,10 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
-        # owner → China day → [points, owner_kind, org_path as first credited], days in the order
-        # first credited, and owner → [cadre kind, org type] as last known: written to
-        # period_deltas, whose fold keeps the first place and the last kind and type, whatever
-        # the batch size. By owner: a transfer re-files one owner's credits (``refile``).
+        # owner → China day → [points, owner_kind, org_path as credited], days in the order first
+        # credited, and owner → [cadre kind, org type] as last known: written to period_deltas,
+        # whose fold files them at the owner's row's place (the first credit's for an owner with
+        # no row), whatever the batch size. By owner: a transfer re-files one owner's credits.
         self.period_delta: dict[str, dict[date, list[Any]]] = {}
         self._owner_kinds: dict[str, list[Any]] = {}
         # org path → owners with a credit filed there (or once there, re-filed since): an org
