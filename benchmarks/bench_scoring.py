@@ -17,6 +17,11 @@ a subtree at one-tenth national scale.
    subtrees at every level: the production top-50 query, then those owners' ranks a period before
    (rank change); p50/p95/p99 latency per level, the worst p99 as the figure. Baseline: the same
    top-50 without the subtree filter (a bare walk of the (period, points) index).
+4. Org move in a rebuild's memory: a 5-level tree of 1,000,000 orgs with their cadres, rules and
+   credits held as a rebuild holds them; random subtrees at every level moved under another
+   parent (and back) through the projector's own handler. Baseline: one bare pass over the same
+   rows' paths, the least a move that looks at every row costs (how moves were found before the
+   org-tree index).
 """
 
 from __future__ import annotations
@@ -38,10 +43,17 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from tuanlian.scoring.adapters import queries as q
 from tuanlian.scoring.adapters.folding import PeriodFolder, pending
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, durable, read_stream
-from tuanlian.scoring.adapters.state import LEDGER_COLUMNS
+from tuanlian.scoring.adapters.projection import (
+    CONTACTS_EVENTS,
+    PATH_TABLES,
+    WISHES_EVENTS,
+    Projector,
+    projector,
+)
+from tuanlian.scoring.adapters.rebuild import Rebuild, bulk_gc, durable, read_stream
+from tuanlian.scoring.adapters.state import LEDGER_COLUMNS, State
 from tuanlian.scoring.domain.periods import parse_period
+from tuanlian.shared.auth import path_covers
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
@@ -65,12 +77,14 @@ INFO = BenchInfo(
         "(2) Events/s of `tuanlian scoring rebuild` (Rebuild.run: ephemeral pull read of both "
         "streams in a reader process, projector, new schema, swap). (3) p99 of the production top-50 query of random "
         "subtrees at every level of a 20,000-cadre tree, with their ranks a period before (rank change), as "
-        "the leaderboard endpoint asks (period_points built with SQL)."
+        "the leaderboard endpoint asks (period_points built with SQL). (4) Milliseconds a rebuild "
+        "takes to re-file one org's subtree (OrgMoved, applied in memory) among 1,000,000 orgs."
     ),
     baseline=(
         "(1) raw asyncpg COPY of as many ledger-shaped rows, one transaction per batch, best of three; "
         "(2) raw read of the same streams through the same ephemeral pull consumer, and raw COPY "
-        "of the ledger rows the rebuild wrote; (3) the same top-50 without the subtree filter."
+        "of the ledger rows the rebuild wrote; (3) the same top-50 without the subtree filter; "
+        "(4) one bare pass over the paths of every row in memory."
     ),
 )
 
@@ -364,10 +378,10 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int,
 
 
 async def run(ctx: BenchContext) -> list[Result]:
-    # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard (any of them) runs only those figures (to
+    # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard,orgmove (any of them) runs only those figures (to
     # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (default 1,000,000),
     # TUANLIAN_SCORING_LIVE_EVENTS the live projector's mix (default 30,000 after the setup events).
-    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard").split(","))
+    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard,orgmove").split(","))
     n_live = int(os.environ.get("TUANLIAN_SCORING_LIVE_EVENTS") or ctx.size(30_000, 5_000))
     n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(1_000_000, 10_000))
     cadres_lb = ctx.size(20_000, 2_000)
@@ -405,6 +419,8 @@ async def run(ctx: BenchContext) -> list[Result]:
             # just wrote took the top-50's p99 from ~12 ms to 22.7 ms in a full run (eighth session).
             url = await _fresh_db(ctx, "bench_scoring")
         results.append(await _leaderboard_figure(ctx, url, cadres_lb, ctx.size(300, 50)))
+    if "orgmove" in parts:
+        results.append(await _org_move_figure(ctx, ctx.size(1_000_000, 50_000)))
     admin = await asyncpg.connect(ctx.pg_url)
     try:
         await admin.execute('DROP DATABASE IF EXISTS "bench_scoring" WITH (FORCE)')
@@ -487,3 +503,87 @@ async def _leaderboard_figure(ctx: BenchContext, url: str, cadres: int, queries:
         + "; ".join(f"{lv}: {a:.2f}/{b:.2f}/{c:.2f} ms" for lv, (a, b, c) in stats.items())
         + f"; baseline {base[0]:.2f}/{base[1]:.2f}/{base[2]:.2f} ms.",
         ratio=base[2] / worst if worst else None)
+
+
+def _org_tree_state(orgs: int) -> tuple[State, list[list[str]]]:
+    """A rebuild's memory over a 5-level tree of about ``orgs`` orgs (31 provinces, 10 cities
+    each, 10 counties, 10 districts, then branches): one cadre, one credit per 8 branches, rules
+    on every district; and the paths of each level above the branches."""
+    st = State("bench", "rebuild", authoritative=True, bulk=True, stamped=True)
+    per_district = max(orgs // 31_000, 1)
+    levels: list[list[str]] = [[], [], [], []]
+    n = 0
+
+    def org(path: str, org_type: str, depth: int) -> None:
+        st.put("orgs", {"org_id": path.rsplit("/", 1)[1], "org_path": path, "name": "", "org_type": org_type,
+                        "depth": depth, "is_leadership_organ": False, "closed": False})
+
+    day = T0.date()
+    for p in range(31):
+        org(f"/r/p{p}", "province", 1)
+        levels[0].append(f"/r/p{p}")
+        for ci in range(10):
+            city = f"/r/p{p}/c{p}_{ci}"
+            org(city, "city", 2)
+            levels[1].append(city)
+            for co in range(10):
+                county = f"{city}/k{p}_{ci}_{co}"
+                org(county, "county", 3)
+                levels[2].append(county)
+                for di in range(10):
+                    district = f"{county}/d{p}_{ci}_{co}_{di}"
+                    org(district, "district", 4)
+                    st.put("org_rules", {"org_path": district, "records": []})
+                    levels[3].append(district)
+                    for _ in range(per_district):
+                        branch = f"{district}/b{n}"
+                        org(branch, "branch", 5)
+                        if n % 8 == 0:
+                            st.put("cadres", {"cadre_id": f"c{n}", "org_id": f"b{n}", "org_path": branch,
+                                              "org_type": "branch", "kind": "part_time", "in_leadership_organ": False,
+                                              "active": True, "linked_youths": 0, "last_online": None,
+                                              "last_face_to_face": None})
+                            st.add_period_points(f"c{n}", ("cadre", branch, "part_time", "branch"), day, 1)
+                        n += 1
+    return st, levels
+
+
+async def _org_move_figure(ctx: BenchContext, orgs: int) -> Result:
+    with bulk_gc():  # the collector as a rebuild sets it: full collections over a million rows otherwise
+        return await _org_moves(ctx, orgs)
+
+
+async def _org_moves(ctx: BenchContext, orgs: int) -> Result:
+    with ctx.task(f"scoring: an org tree of {orgs:,} orgs in a rebuild's memory", total=None):
+        st, levels = _org_tree_state(orgs)
+    rows = st.size()
+    projector_ = Projector(st)
+    rnd = random.Random(3)
+    moves = ctx.size(40, 10)
+    by_level: dict[int, list[float]] = {}
+    walks: list[float] = []
+    with ctx.task(f"scoring: {moves} org moves per level", total=moves * len(levels)) as advance:
+        for level, paths in enumerate(levels, start=1):
+            for _ in range(moves):
+                old = rnd.choice(paths)
+                parent = rnd.choice([p for p in (levels[level - 2] if level > 1 else ["/r"]) if p != old])
+                new = f"{parent}/{old.rsplit('/', 1)[1]}x"
+                t = time.perf_counter()
+                await projector_._rewrite(None, old, new)  # type: ignore[arg-type]  # memory only: no transaction
+                by_level.setdefault(level, []).append((time.perf_counter() - t) * 1000)
+                await projector_._rewrite(None, new, old)  # type: ignore[arg-type]  # back: the tree stays as built
+                advance(1)
+            for _ in range(2):  # the pass costs the same for any subtree: a few suffice
+                t = time.perf_counter()
+                sum(1 for table in PATH_TABLES for r in st._rows[table].values()
+                    if r is not None and path_covers(old, r["org_path"]))
+                walks.append((time.perf_counter() - t) * 1000)
+    worst = max(statistics.median(v) for v in by_level.values())
+    walk = statistics.median(walks)
+    return Result(
+        "scoring rebuild: one org moved in memory, median (worst level)", worst, "ms",
+        "one bare pass over every row's path (median)", walk, target="reported", meets_target=True,
+        notes=f"{rows:,} rows in memory ({orgs:,} orgs requested; cadres, district rules), "
+        f"{moves} moves per level, each moved back after; median/max ms by level of the org moved: "
+        + "; ".join(f"{lv}: {statistics.median(v):.2f}/{max(v):.2f}" for lv, v in by_level.items())
+        + f"; bare pass over every row {walk:.0f} ms.")

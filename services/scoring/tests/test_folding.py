@@ -181,7 +181,7 @@ def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
     st.add_period_points("c1", ("cadre", "/r/a", "part_time", "branch"), day, 3)
     st.add_period_points("c2", ("cadre", "/r/b/x", "part_time", "branch"), day, 1)
     st.refile("c1", "/r/b/x", "school")
-    st.move_credits(lambda p: "/r/c/b" + p[len("/r/b"):] if p.startswith("/r/b/") else None)
+    st.move_credits("/r/b", lambda p: "/r/c/b" + p[len("/r/b"):] if p.startswith("/r/b/") else None)
     st.add_period_points("c1", ("cadre", "/r/c/b/x", "part_time", "school"), day + timedelta(days=1), 2)
     boards = {(r[0], r[1], r[2]): (r[4], r[6], r[7]) for r in st.take_boards() or []}
     assert boards[("day", "2026-03-10", "c1")] == ("/r/c/b/x", "school", 3)
@@ -189,7 +189,7 @@ def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
     assert boards[("all", "all", "c1")] == ("/r/c/b/x", "school", 5)
     assert boards[("all", "all", "c2")] == ("/r/c/b/x", "branch", 1)
     st.add_period_points("c3", ("cadre", "/r/a", None, None), day, 1)
-    st.move_credits(lambda p: "/r/z" if p == "/r/a" else None)
+    st.move_credits("/r/a", lambda p: "/r/z" if p == "/r/a" else None)
     assert [r[4] for r in st.take_boards() or []] == ["/r/z"] * 5  # the index was reset with the credits
 
 

@@ -13,6 +13,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -385,17 +386,14 @@ class Projector:
 
         if merged:
             st.drop("org_rules", old)
-        for table in PATH_TABLES:
-            for row in st.known(table):
-                path = moved(row["org_path"])
-                if path is not None:
-                    if table == "org_rules":
-                        st.drop(table, row["org_path"])  # keyed by its path
-                    st.put(table, {**row, "org_path": path})
-        st.move_credits(moved)
-        for cadre in st.known("cadres"):
-            if path_covers(new, cadre["org_path"]):
-                st.add_cadre_path(cadre["cadre_id"], cadre["org_path"], cadre["kind"], cadre["org_type"])
+        for table, rows in st.under(old, PATH_TABLES).items():
+            for row in rows:
+                if table == "org_rules":
+                    st.drop(table, row["org_path"])  # keyed by its path
+                st.put(table, {**row, "org_path": moved(row["org_path"])})
+        st.move_credits(old, moved)
+        for cadre in sorted(st.under(new, ("cadres",))["cadres"], key=itemgetter("cadre_id")):
+            st.add_cadre_path(cadre["cadre_id"], cadre["org_path"], cadre["kind"], cadre["org_type"])
 
     async def on_OrgMoved(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         await self._rewrite(tx, e.old_path, e.new_path)

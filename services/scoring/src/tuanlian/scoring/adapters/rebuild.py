@@ -256,7 +256,7 @@ def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int
             await nc.close()
 
     try:
-        with _bulk_gc():  # its messages die young: as in the applier, no collection every 700
+        with bulk_gc():  # its messages die young: as in the applier, no collection every 700
             asyncio.run(read())
         _send(out, b"")
     except BaseException as exc:  # the parent raises it as a RebuildError
@@ -537,7 +537,7 @@ class Rebuild:
                 await conn.close()
 
     async def run(self, *, drop_old: bool = False, catch_up_rounds: int = 3) -> RebuildResult:
-        with _bulk_gc():
+        with bulk_gc():
             return await self._run_all(drop_old, catch_up_rounds)
 
     async def _run_all(self, drop_old: bool, catch_up_rounds: int) -> RebuildResult:
@@ -642,7 +642,7 @@ class Rebuild:
 
 
 @contextlib.contextmanager
-def _bulk_gc() -> Iterator[None]:
+def bulk_gc() -> Iterator[None]:
     """The collector's settings for a rebuild, restored after it.
 
     Nearly everything a rebuild allocates either dies young (reference counting frees it) or

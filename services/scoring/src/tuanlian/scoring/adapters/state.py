@@ -25,6 +25,8 @@ from uuid import UUID
 
 import orjson
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory, lock_folds
+from tuanlian.scoring.adapters.orgtree import OrgTreeIndex
+from tuanlian.shared.auth import path_covers
 from tuanlian.shared.consumer import ProjectionTx
 
 
@@ -44,6 +46,11 @@ class TableSpec:
             return itemgetter(*self.key)
         column = self.key[0]
         return lambda row: (row[column],)
+
+    @functools.cached_property
+    def pathed(self) -> bool:
+        """Whether rows have an org path (an org move rewrites them)."""
+        return "org_path" in self.columns
 
     @functools.cached_property
     def values_of(self) -> Callable[[Row], tuple[Any, ...]]:
@@ -197,11 +204,12 @@ class State:
         # no row), whatever the batch size. By owner: a transfer re-files one owner's credits.
         self.period_delta: dict[str, dict[date, list[Any]]] = {}
         self._owner_kinds: dict[str, list[Any]] = {}
-        # org path → owners with a credit filed there (or once there, re-filed since): an org
-        # move re-files its subtree's owners only, not every credit (a rebuild's 475,000: ~0.3 s).
-        # Kept only while the state is authoritative: otherwise moves go through SQL, and a live
-        # batch's credits would pay for an index nothing reads.
-        self._owners_at: dict[str, set[str]] = {}
+        # Where the rows with a path (their keys, by table) and the owners with credits (or once
+        # with credits, re-filed since) are in the org tree: an org move re-files its subtree
+        # only (``under``, ``move_credits``). Kept only while the state is authoritative:
+        # otherwise moves go through SQL, and a live batch would pay for an index nothing reads.
+        self._rows_at = OrgTreeIndex()
+        self._credits_at = OrgTreeIndex()
         # owner → (org path, org type): boards and credits already in Postgres to move with their
         # owner, by the batch's write (``refile``, ``_move_boards``).
         self.refiled: dict[str, tuple[str, str | None]] = {}
@@ -291,6 +299,7 @@ class State:
 
     def clear(self) -> None:
         self._rows.clear()
+        self._rows_at.clear()
         self.rules_epoch += 1
         self.epoch += 1
         self._discard_pending()
@@ -362,15 +371,39 @@ class State:
                 cache[spec.key_of(row)] = row
 
     def put(self, table: str, row: Row) -> None:
-        key = TABLES[table].key_of(row)
+        spec = TABLES[table]
+        key = spec.key_of(row)
         if table == "org_rules":
             self.rules_epoch += 1
-        self._rows[table][key] = row
+        rows = self._rows[table]
+        if self.authoritative and spec.pathed:
+            self._file(table, key, rows.get(key), row)
+        rows[key] = row
         self._dirty[table].add(key)
+
+    def _file(self, table: str, key: tuple[Any, ...], before: Row | None, after: Row | None) -> None:
+        old = before["org_path"] if before else None
+        new = after["org_path"] if after else None
+        if old != new:
+            if old is not None:
+                self._rows_at.remove(table, old, key)
+            if new is not None:
+                self._rows_at.add(table, new, key)
 
     def known(self, table: str) -> list[Row]:
         """The rows of ``table`` in memory: all there are, if the state is authoritative."""
         return [r for r in self._rows[table].values() if r is not None]
+
+    def under(self, scope: str, tables: Sequence[str]) -> dict[str, list[Row]]:
+        """The rows of each of ``tables`` at ``scope`` or below it in the org tree, found through
+        the index (an authoritative state's rows: all there are)."""
+        assert self.authoritative, "under() on a state that reads Postgres"
+        found: dict[str, list[Row]] = {}
+        for table, keys in self._rows_at.keys(tables, self._rows_at.under(scope)).items():
+            rows = self._rows[table]
+            candidates = (rows.get(key) for key in keys)
+            found[table] = [r for r in candidates if r is not None and path_covers(scope, r["org_path"])]
+        return found
 
     def drop(self, table: str, *key: Any) -> None:
         """The row is gone: known absent from now on. Only for an authoritative state, whose rows
@@ -378,6 +411,8 @@ class State:
         assert self.authoritative, "drop() on a state that reads Postgres"
         if table == "org_rules":
             self.rules_epoch += 1
+        if TABLES[table].pathed:
+            self._file(table, key, self._rows[table].get(key), None)
         self._rows[table][key] = None
         self._dirty[table].discard(key)
 
@@ -419,11 +454,7 @@ class State:
         if d is None:
             days[day] = [points, meta[0], meta[1]]
             if self.authoritative:
-                owners = self._owners_at.get(meta[1])
-                if owners is None:
-                    self._owners_at[meta[1]] = {owner_id}
-                else:
-                    owners.add(owner_id)
+                self._credits_at.add("credits", meta[1], owner_id)
         else:
             d[0] += points
         if meta[2] is not None or meta[3] is not None:
@@ -442,24 +473,21 @@ class State:
             for credit in self.period_delta[owner_id].values():
                 credit[2] = org_path
             if self.authoritative:
-                self._owners_at.setdefault(org_path, set()).add(owner_id)
+                self._credits_at.add("credits", org_path, owner_id)
         self._owner_kinds.setdefault(owner_id, [None, None])[1] = org_type
         if not self.authoritative or self._deltas_written:
             self.refiled[owner_id] = (org_path, org_type)
 
-    def move_credits(self, moved: Callable[[str], str | None]) -> None:
-        """Re-file every credit in memory whose place ``moved`` changes (an org moved or merged);
-        for an authoritative state (the only one that keeps ``_owners_at``)."""
+    def move_credits(self, scope: str, moved: Callable[[str], str | None]) -> None:
+        """Re-file every credit in memory at ``scope`` or below, where ``moved`` says (an org moved
+        or merged); for an authoritative state (the only one that keeps ``_credits_at``)."""
         assert self.authoritative, "move_credits() on a state that reads Postgres"
-        owners: set[str] = set()
-        for old in [p for p in self._owners_at if moved(p) is not None]:
-            owners |= self._owners_at.pop(old)
-        for owner in owners:
+        for owner in self._credits_at.take("credits", self._credits_at.under(scope)):
             for credit in self.period_delta[owner].values():
                 new = moved(credit[2])
                 if new is not None:
                     credit[2] = new
-                    self._owners_at.setdefault(new, set()).add(owner)
+                    self._credits_at.add("credits", new, owner)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -650,7 +678,7 @@ class State:
         return deltas
 
     def _forget_points(self) -> None:
-        self.period_delta, self._owner_kinds, self._owners_at = {}, {}, {}
+        self.period_delta, self._owner_kinds, self._credits_at = {}, {}, OrgTreeIndex()
 
     async def _send_points(self, conn: Any, deltas: list[tuple[Any, ...]]) -> None:
         if deltas:
