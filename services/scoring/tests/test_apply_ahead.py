@@ -258,3 +258,45 @@ async def test_a_live_batch_applied_in_its_transaction_hands_the_loop_back(datab
         written = await conn.fetchval("SELECT count(*) FROM scoring_proj.ledger")
     assert written > 16
     assert any(0 < n < written for n in seen), seen  # seen halfway through, not only before and after
+
+
+async def test_after_a_live_org_move_the_next_batch_is_applied_ahead_on_the_moved_rows(
+    database_url: str, db: Database
+) -> None:
+    """A live org move rewrites paths with SQL in its batch's transaction, and reads the moved rows
+    back into memory there. The batch after it may then be applied ahead, before that commit: it
+    reads its misses outside the transaction, where the rows are still as they were, but finds
+    the moved ones in memory at their new places, and the rules row keyed by the old path gone."""
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", load_migrations("tuanlian.scoring.migrations", "scoring"))
+    finally:
+        await conn.close()
+    state = State("scoring_proj", "points", versions="scoring.projection_versions")
+    projector = Projector(state)
+    async with db.transaction() as conn:
+        await state.begin(ProjectionTx(conn))
+        for org, path in (("o1", "/r/o1"), ("o2", "/r/o2")):
+            state.put("orgs", {"org_id": org, "org_path": path, "name": org, "org_type": "branch", "depth": 2,
+                               "is_leadership_organ": False, "closed": False})
+        state.put("cadres", {"cadre_id": "c1", "org_id": "o1", "org_path": "/r/o1", "org_type": "branch",
+                             "kind": "full_time", "in_leadership_organ": False, "active": True, "linked_youths": 0,
+                             "last_online": None, "last_face_to_face": None})
+        state.put("org_rules", {"org_path": "/r/o1", "records": []})
+        await state.write(ProjectionTx(conn))
+    assert state.committed()
+    async with db.transaction() as conn:  # the move's batch, not committed while the next is applied ahead
+        tx = ProjectionTx(conn)
+        await state.begin(tx)
+        await projector._rewrite(tx, "/r/o1", "/r/o2/o1")
+        await state.write(tx, release=True)
+        assert projector.applies_ahead([])
+        async with db.connection() as outside:
+            assert await outside.fetchval("SELECT org_path FROM scoring_proj.cadres WHERE cadre_id = 'c1'") == "/r/o1"
+            state.lend(ProjectionTx(outside))
+            cadre, org = await state.get("cadres", "c1"), await state.get("orgs", "o1")
+            old_rules, new_rules = await state.get("org_rules", "/r/o1"), await state.get("org_rules", "/r/o2/o1")
+            state.lend(None)
+        assert (cadre or {}).get("org_path") == "/r/o2/o1" and (org or {}).get("org_path") == "/r/o2/o1"
+        assert old_rules is None and new_rules is not None
+    assert await _adopts(db, state, state.epoch)

@@ -390,6 +390,18 @@ class State:
             if new is not None:
                 self._rows_at.add(table, new, key)
 
+    def refresh(self, table: str, rows: Iterable[Row], gone: Iterable[tuple[Any, ...]] = ()) -> None:
+        """Rows as the batch's transaction holds them after its own SQL changed them (an org
+        move): into memory as read, nothing to write; and the keys in ``gone`` known absent."""
+        spec, cache = TABLES[table], self._rows[table]
+        for key in gone:
+            cache[key] = None
+            self._dirty[table].discard(key)
+        for row in rows:
+            cache[spec.key_of(row)] = row
+        if table == "org_rules":
+            self.rules_epoch += 1
+
     def known(self, table: str) -> list[Row]:
         """The rows of ``table`` in memory: all there are, if the state is authoritative."""
         return [r for r in self._rows[table].values() if r is not None]
