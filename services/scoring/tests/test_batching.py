@@ -378,13 +378,14 @@ async def test_an_event_the_projector_cannot_apply_is_isolated_and_dead_lettered
 async def test_both_consumers_and_the_folder_at_once_through_many_transfers_deadlock_nowhere(
     database_url: str, nats_url: str, js: JetStreamContext
 ) -> None:
-    """The folds' lock (``folding.lock_folds``) under load. The contacts and wishes consumers run
-    at once, as the service runs them (one broker, batches applied ahead), in batches of 8, and the
-    service's folder folds as fast as it can, through a history where about one event in six is a
-    transfer, with an org move and a merge. Then Postgres has seen no deadlock, nothing failed or
-    was dead-lettered, and the boards and every row equal a rebuild's of the same streams. (The
-    wishes consumer reads cadres the contacts consumer is moving: its ledger entries may name a
-    cadre's place before a transfer, which is why the ledger is compared without the place.)"""
+    """Boards that follow their owners, under load. The contacts and wishes consumers run at once,
+    as the service runs them (one broker, batches applied ahead), in batches of 8, and the
+    service's folder folds (and applies the moves) as fast as it can, through a history where
+    about one event in six is a transfer, with an org move and a merge. Then Postgres has seen no
+    deadlock, nothing failed or was dead-lettered, and the boards and every row equal a rebuild's
+    of the same streams. (The wishes consumer reads cadres the contacts consumer is moving, or has
+    not registered yet: its ledger entries may name a place the cadre had left or never had, which
+    is why the ledger is compared without the place.)"""
     for producer in ("contacts", "wishes"):
         await declare_stream(js, producer_stream(producer), storage="memory")
     contacts, wishes = history(6, n=500, transfers=0.15)

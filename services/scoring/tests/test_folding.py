@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
@@ -15,7 +15,9 @@ from tuanlian.scoring.adapters.rebuild import projection_ddl
 from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
 from tuanlian.shared.consumer import ProjectionTx
+from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.db import Database, connect_raw
+from tuanlian.shared.events import Envelope, new_id
 from tuanlian.shared.migrations import load_migrations, migrate
 
 P = "sf_proj"
@@ -151,24 +153,26 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
     assert as_deltas.take_boards() is None
 
 
-async def test_the_owner_index_reaches_every_projection_version_that_exists(database_url: str) -> None:
-    """A transfer finds the cadre's boards by owner: migration 0006 indexes them in the serving
-    version whatever its schema (a rebuilt one, here), in the others still there, and in a
-    rebuild's fresh schema."""
+async def test_the_owner_index_and_the_moves_reach_every_projection_version_that_exists(database_url: str) -> None:
+    """A fold moves a transferred cadre's boards by owner, as ``board_moves`` asks: migrations
+    0006 (the index) and 0007 (the table) reach the serving version whatever its schema (a
+    rebuilt one, here), the others still there, and a rebuild's fresh schema."""
     conn = await connect_raw(database_url)
     try:
         migrations = load_migrations("tuanlian.scoring.migrations", "sm")
-        assert migrations[-1].version == "0006_period_points_owner"
-        await migrate(conn, "sm", migrations[:-1])
+        first = [m.version for m in migrations].index("0006_period_points_owner")
+        await migrate(conn, "sm", migrations[:first])
         await conn.execute("CREATE SCHEMA sm_proj_v2; "
                            "CREATE TABLE sm_proj_v2.period_points (LIKE sm_proj.period_points INCLUDING ALL); "
                            "UPDATE sm.projection_versions SET status = 'retired'; "
                            "INSERT INTO sm.projection_versions (version, schema_name) VALUES (2, 'sm_proj_v2')")
-        assert await migrate(conn, "sm", migrations) == ["0006_period_points_owner"]
+        assert await migrate(conn, "sm", migrations) == ["0006_period_points_owner", "0007_board_moves"]
         await conn.execute(projection_ddl("sm", "sm_proj_v3"))
         indexed = {r[0] for r in await conn.fetch(
             "SELECT schemaname FROM pg_indexes WHERE indexname = 'period_points_owner' AND indexdef LIKE '%(owner_id)'")}
-        assert {"sm_proj", "sm_proj_v2", "sm_proj_v3"} <= indexed
+        moves = {r[0] for r in await conn.fetch("SELECT table_schema FROM information_schema.tables "
+                                                "WHERE table_name = 'board_moves'")}
+        assert {"sm_proj", "sm_proj_v2", "sm_proj_v3"} <= indexed & moves
     finally:
         await conn.close()
 
@@ -227,30 +231,25 @@ async def test_boards_open_at_the_owners_place_as_its_row_has_it_in_memory_and_b
     assert {(r[0], r[1], r[2]): (r[4], r[5], r[6], r[7]) for r in boards} == by_sql and len(boards) == len(by_sql)
 
 
-async def test_a_transfer_and_an_org_move_wait_for_the_fold_under_way(database_url: str, db: Database) -> None:
-    """What changes places takes the folds' lock: a fold reading the places meanwhile would open
-    boards at the old place after the move moved the others. Here a fold holds it; the transfer's
-    and the move's transactions wait for it, and then move what it had written."""
+async def test_a_transfer_and_an_org_move_leave_the_boards_to_the_next_fold(database_url: str, db: Database) -> None:
+    """What changes places does not wait for a fold under way (a backlog's fold holds the folds'
+    lock for seconds, and the contacts consumer's batch would wait it out): it appends to
+    ``board_moves`` and commits, and the next fold moves the boards, those the fold under way
+    opened at the old place included."""
     await _schema(database_url)
     day = date(2026, 3, 10)
     async with db.transaction() as conn:
         await conn.execute(f"INSERT INTO {P}.cadres (cadre_id, org_path, kind) VALUES ('c1', '/r/a', 'part_time')")
     await _deltas(db, [("c1", day, "cadre", "/r/a", "part_time", None, 3)])
 
-    async def waits_for_the_fold(change: Callable[[Any], Awaitable[None]]) -> None:
+    async def during_a_fold(change: Callable[[Any], Awaitable[None]], before: str) -> None:
         async with db.transaction() as folding:
             await fold(folding, P)  # its rows are not committed yet, and it holds the lock
-            changing = asyncio.create_task(_in_transaction(db, change))
-            waits: list[str] = []
-            async with db.connection() as watch:
-                while not changing.done() and not waits:
-                    waits = [r[0] for r in await watch.fetch(
-                        "SELECT wait_event FROM pg_stat_activity WHERE wait_event_type = 'Lock'")]
-                    await asyncio.sleep(0.01)
-            # Not a row lock the fold holds (deltas it deleted): then the change, run on, would
-            # read places the fold had not filed its rows under yet.
-            assert waits == ["advisory"], f"the change went ahead of the fold under way ({waits})"
-        await changing
+            await asyncio.wait_for(_in_transaction(db, change), 5)  # waits for nothing
+        assert {row[0] for row in (await _points(db)).values()} == {before}
+        async with db.transaction() as conn:
+            assert await pending(conn, P) == 1  # the move
+            await fold(conn, P)
 
     async def transfer(conn: Any) -> None:
         await conn.execute(f"UPDATE {P}.cadres SET org_path = '/r/b', org_type = 'school'")  # the batch's upsert
@@ -258,16 +257,48 @@ async def test_a_transfer_and_an_org_move_wait_for_the_fold_under_way(database_u
         st.refile("c1", "/r/b", "school")
         await st.write(ProjectionTx(conn))
 
-    await waits_for_the_fold(transfer)
-    assert {row[0] for row in (await _points(db)).values()} == {"/r/b"}
+    await during_a_fold(transfer, "/r/a")
+    assert {row[:3] for row in (await _points(db)).values()} == {("/r/b", "part_time", "school")}
     await _deltas(db, [("c1", day, "cadre", "/r/b", "part_time", None, 1)])
 
     async def move(conn: Any) -> None:
         await Projector(State(P, "t"))._rewrite(ProjectionTx(conn), "/r/b", "/r/q/b")
 
-    await waits_for_the_fold(move)
+    await during_a_fold(move, "/r/b")
     points = await _points(db)
     assert {row[0] for row in points.values()} == {"/r/q/b"} and points[("all", "all", "c1")][-1] == 4
+
+
+_ENV = Envelope(event_id=new_id(), event_type="CadreRegistered", producer="contacts", stream_type="cadre",
+                stream_id="cadre-c7", stream_version=1, occurred_at=datetime(2026, 3, 11, tzinfo=UTC), payload={})
+
+
+async def test_a_cadre_credited_before_its_registration_gets_its_kind_and_place(
+    database_url: str, db: Database
+) -> None:
+    """The wishes stream is read apart from the contacts stream: a wishes batch may credit a cadre
+    the projection has no row of yet, and the fold opens its boards with no kind, at the wish's
+    place. The registration, when it is applied, moves them to the cadre's row (a stress run of
+    both consumers at once caught a board left with no kind, which the leaderboards' kind filter
+    then never showed)."""
+    await _schema(database_url)
+    await _deltas(db, [("c7", date(2026, 3, 10), "cadre", "/r/wish", None, None, 5)])
+    async with db.transaction() as conn:
+        await fold(conn, P)
+    assert {row[:3] for row in (await _points(db)).values()} == {("/r/wish", None, None)}
+    async with db.transaction() as conn:
+        tx = ProjectionTx(conn)
+        projector = Projector(State(P, "t"))
+        await projector.state.begin(tx)
+        await projector.on_OrgCreated(tx, _ENV, c.OrgCreated(
+            org_id="o7", parent_id="r", name="七支部", org_type=c.OrgType.branch, depth=2,
+            is_leadership_organ=False, org_path="/r/o7"))
+        await projector.on_CadreRegistered(tx, _ENV, c.CadreRegistered(
+            cadre_id="c7", org_id="o7", org_path="/r/o7", kind=c.CadreKind.full_time, in_leadership_organ=False))
+        await projector.state.write(tx)
+    async with db.transaction() as conn:
+        await fold(conn, P)
+    assert {row[:3] for row in (await _points(db)).values()} == {("/r/o7", "full_time", "branch")}
 
 
 async def _in_transaction(db: Database, change: Callable[[Any], Awaitable[None]]) -> None:

@@ -7,25 +7,28 @@ time in Postgres; folded apart they run beside the next batch, and many batches'
 owner become one row update.
 
 A board is behind the ledger by the deltas not folded yet (a fold's interval, some tens of
-milliseconds once caught up). Whatever moves period rows by SQL (a transfer, an org move) moves
-the deltas not folded yet too, so that none is filed under the old place later; it no longer
-folds them first, which pulled the folder's backlog into the consumer's transaction.
+milliseconds once caught up), and behind the places by the moves not applied yet: a transfer or
+an org move appends to ``board_moves`` in its batch's transaction (migration 0007), and each
+fold first moves the boards and the deltas not folded yet as those say, in the order they were
+made (:func:`apply_moves`). The consumer never waits for a fold.
 
 A board row is at its owner's place as the projection knows it when the row is first folded
 (the cadre's or org's row; the credit's own place only for an owner it has no row of): a
 consumer's batch that read a cadre before a transfer committed credits it at the old place, and
-its deltas, written after the transfer moved the others, would have opened new boards there.
-What moves places takes the folds' lock first (:func:`lock_folds`), so a fold reads the places
-either before the move (and the move then moves what it wrote) or after it.
+its deltas, written after the transfer's move was applied, would have opened new boards there.
+A fold whose statement reads a cadre's new place before the transfer's move is applied files
+the credits there and leaves the older boards to the next fold, which moves them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import structlog
+from tuanlian.scoring.adapters.queries import subtree
 from tuanlian.scoring.domain.periods import RANKING_KINDS, PeriodKind, period_of
 from tuanlian.shared.db import Database
 from tuanlian.shared.outbox import sleep_or_stop
@@ -109,24 +112,62 @@ def fold_in_memory(deltas: dict[str, dict[date, list[Any]]],
 
 
 async def lock_folds(conn: Any, schema: str) -> None:
-    """Until this transaction ends, no fold of ``schema`` runs: folds take turns (two at once would
-    each wait on rows the other deleted or upserted), and what changes places (a transfer, an org
-    move) waits for the fold under way and holds the next one until it commits."""
+    """Until this transaction ends, no other fold of ``schema`` runs: folds take turns (two at
+    once would each wait on rows the other deleted or upserted, and apply the same moves)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{schema}.period_deltas")
 
 
 async def fold(conn: Any, schema: str) -> int:
-    """Fold every delta this transaction sees; the number of period rows written."""
+    """Apply the moves and fold every delta this transaction sees; the number of period rows
+    written."""
     await lock_folds(conn, schema)
+    await apply_moves(conn, schema)
     # Sorts and hashes in memory: with the default 4 MB a rebuild's fold spilled ~100 MB to disk.
     await conn.execute("SET LOCAL work_mem = '128MB'")
     status = await conn.execute(_FOLD.format(s=schema))
     return int(status.rsplit(" ", 1)[1])
 
 
+async def apply_moves(conn: Any, schema: str) -> int:
+    """Move the boards and the deltas not folded yet as ``board_moves`` says, in the order the
+    moves were made (a transfer into an org that then moves goes on to the org's new place); the
+    number of moves applied. Runs of transfers go in one statement per table, the last of an
+    owner's winning."""
+    moves = sorted(await conn.fetch(f"DELETE FROM {schema}.board_moves RETURNING *"), key=itemgetter("id"))
+    owners: dict[str, tuple[str, str | None, str | None]] = {}
+    for move in moves:
+        if move["owner_id"] is not None:
+            kind = move["cadre_kind"] or owners.get(move["owner_id"], (None, None, None))[2]
+            owners[move["owner_id"]] = (move["org_path"], move["org_type"], kind)
+            continue
+        await _move_owners(conn, schema, owners)
+        owners = {}
+        under = subtree("org_path", "$1::text")
+        for table in ("period_deltas", "period_points"):
+            await conn.execute(f"UPDATE {schema}.{table} SET org_path = $2::text || substr(org_path, "
+                               f"length($1::text) + 1) WHERE {under}", move["old_path"], move["org_path"])
+    await _move_owners(conn, schema, owners)
+    return len(moves)
+
+
+async def _move_owners(conn: Any, schema: str, owners: dict[str, tuple[str, str | None, str | None]]) -> None:
+    if not owners:
+        return
+    ids = list(owners)
+    paths, types, kinds = ([owners[o][i] for o in ids] for i in range(3))
+    # The deltas' org level too: the fold keeps a delta's level where the owner's row has none.
+    for table in ("period_deltas", "period_points"):
+        await conn.execute(
+            f"UPDATE {schema}.{table} AS t SET org_path = u.org_path, org_type = u.org_type, "
+            "cadre_kind = coalesce(u.cadre_kind, t.cadre_kind) "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(owner_id, org_path, org_type, cadre_kind) "
+            "WHERE t.owner_id = u.owner_id", ids, paths, types, kinds)
+
+
 async def pending(conn: Any, schema: str) -> int:
-    """Deltas not folded yet (what the boards are behind by)."""
-    return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.period_deltas"))
+    """Deltas not folded yet and moves not applied yet (what the boards are behind by)."""
+    return int(await conn.fetchval(f"SELECT (SELECT count(*) FROM {schema}.period_deltas) "
+                                   f"+ (SELECT count(*) FROM {schema}.board_moves)"))
 
 
 class PeriodFolder:

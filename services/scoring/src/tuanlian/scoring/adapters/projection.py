@@ -19,7 +19,6 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from tuanlian.scoring.adapters.folding import lock_folds
 from tuanlian.scoring.adapters.queries import subtree
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
@@ -35,8 +34,8 @@ from tuanlian.shared.events import DomainEvent, Envelope
 log = structlog.get_logger("tuanlian.scoring")
 
 # Events whose handlers write SQL in the batch's transaction: never applied ahead of it. (A
-# transfer moves the cadre's boards too, but through State.refile: in memory, and by the
-# batch's write for the boards already in Postgres.)
+# transfer moves the cadre's boards too, but through State.refile: in memory, and by the next
+# fold for the boards already in Postgres.)
 SQL_IN_TRANSACTION = {"OrgMoved", "OrgMerged"}
 # ~0.5 ms of applying between turns of the event loop: a batch being written (this consumer's or
 # the other's) waits at most that long for each of its statements' replies.
@@ -89,14 +88,15 @@ MOVED_IN_MEMORY = 20_000
 
 def rewrite_sql(schema: str) -> list[str]:
     """Statements moving every path under $1 to start with $2 instead (OrgMoved / OrgMerged). The
-    subtree as an index range: a test no index serves scanned every table whole, the boards'
-    ~100M rows at national scale among them, inside the contacts consumer's transaction. The
-    credits not folded yet are moved too, before the boards (``State._move_boards`` says why)."""
+    subtree as an index range: a test no index serves scanned every table whole, inside the
+    contacts consumer's transaction. The boards and the credits not folded yet are left to the
+    next fold (``folding.apply_moves``): moving them here waited for the fold under way."""
     under = subtree("org_path", "$1::text")
     new = "$2::text || substr(org_path, length($1::text) + 1)"
     return [
-        f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}"
-        for t in (*PATH_TABLES, "period_deltas", "period_points")
+        f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}" for t in PATH_TABLES
+    ] + [
+        f"INSERT INTO {schema}.board_moves (old_path, org_path) VALUES ($1::text, $2::text)",
     ] + [
         f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "
         "SELECT cadre_id, org_path, kind, org_type, "
@@ -374,7 +374,6 @@ class Projector:
             # and stay: the batch after a move read them all again (bench mix, two moves in 30,000
             # events, alternating runs: 4.5-7.1 s a run when all were dropped, 4.1-5.8 s now).
             await st.write(tx)
-            await lock_folds(tx.conn, self.s)  # folds read the places moved here (folding says why)
             if merged:
                 await tx.conn.execute(f"DELETE FROM {self.s}.org_rules WHERE org_path = $1", old)
             for sql in rewrite_sql(self.s):
@@ -461,6 +460,9 @@ class Projector:
             "last_face_to_face": old["last_face_to_face"] if old else None,
         })
         self.state.add_cadre_path(e.cadre_id, e.org_path, e.kind.value, org["org_type"] if org else None)
+        # The streams are read apart: a wishes batch may have credited the cadre, unknown then,
+        # and the fold opened its boards with no kind, at the wish's place. They follow the row.
+        self.state.refile(e.cadre_id, e.org_path, org["org_type"] if org else None, e.kind.value)
 
     async def on_CadreTransferred(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         cadre = await self.state.get("cadres", e.cadre_id)

@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory, lock_folds
+from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory
 from tuanlian.scoring.adapters.orgtree import OrgTreeIndex
 from tuanlian.shared.auth import path_covers
 from tuanlian.shared.consumer import ProjectionTx
@@ -211,8 +211,8 @@ class State:
         self._rows_at = OrgTreeIndex()
         self._credits_at = OrgTreeIndex()
         # owner → (org path, org type): boards and credits already in Postgres to move with their
-        # owner, by the batch's write (``refile``, ``_move_boards``).
-        self.refiled: dict[str, tuple[str, str | None]] = {}
+        # owner, by the next fold (``refile``, ``_queue_moves``).
+        self.refiled: dict[str, tuple[str, str | None, str | None]] = {}
         # Events of the open batch not yet applied (the projector applies them all at once, after
         # reading every row they need in one statement per table).
         self.pending: list[tuple[Any, ...]] = []
@@ -476,19 +476,23 @@ class State:
             if meta[3] is not None:
                 known[1] = meta[3]
 
-    def refile(self, owner_id: str, org_path: str, org_type: str | None) -> None:
+    def refile(self, owner_id: str, org_path: str, org_type: str | None, cadre_kind: str | None = None) -> None:
         """Every board of the owner, of past periods too, under ``org_path`` and ``org_type`` from
         now on (调动: rankings follow the cadre). The credits in memory are re-filed here; what
         Postgres may already hold (always, live; a rebuild's once it wrote credits out) is moved
-        by the batch's write (``_move_boards``)."""
+        by the next fold, which the batch's write asks for (``_queue_moves``)."""
         if owner_id in self.period_delta:
             for credit in self.period_delta[owner_id].values():
                 credit[2] = org_path
             if self.authoritative:
                 self._credits_at.add("credits", org_path, owner_id)
-        self._owner_kinds.setdefault(owner_id, [None, None])[1] = org_type
+        known = self._owner_kinds.setdefault(owner_id, [None, None])
+        known[1] = org_type
+        if cadre_kind is not None:
+            known[0] = cadre_kind
         if not self.authoritative or self._deltas_written:
-            self.refiled[owner_id] = (org_path, org_type)
+            before = self.refiled.get(owner_id)
+            self.refiled[owner_id] = (org_path, org_type, cadre_kind or (before[2] if before else None))
 
     def move_credits(self, scope: str, moved: Callable[[str], str | None]) -> None:
         """Re-file every credit in memory at ``scope`` or below, where ``moved`` says (an org moved
@@ -622,10 +626,10 @@ class State:
                 records=taken.cadre_paths
             )
         await self._send_points(conn, taken.deltas)
+        if taken.refiled:
+            await self._queue_moves(conn, taken.refiled)
         if fold_now:
             await fold(conn, s)
-        if taken.refiled:
-            await self._move_boards(conn, taken.refiled)
         if not self.authoritative and taken.gen is not None:
             await conn.execute(
                 f"INSERT INTO {s}.projector_gen (consumer, gen) VALUES ($1, $2) "
@@ -637,19 +641,14 @@ class State:
         # finds another generation in Postgres and starts afresh.
         self._committed_gen = taken.gen
 
-    async def _move_boards(self, conn: Any, refiled: dict[str, tuple[str, str | None]]) -> None:
-        """The boards of transferred owners under their new places: the rows folded already and
-        the credits not folded yet (this batch's were re-filed in memory). Not by folding first,
-        which pulled the folder's whole backlog into the consumer's transaction. Once the fold
-        under way has committed (``lock_folds``): its rows are then seen here, and the next fold
-        reads the owners' new places, where it files whatever credits still name the old one."""
-        await lock_folds(conn, self.schema)
-        owners, paths, types = columns_of([(o, *place) for o, place in refiled.items()])
-        for table in ("period_deltas", "period_points"):
-            await conn.execute(
-                f"UPDATE {self.schema}.{table} AS t SET org_path = u.org_path, org_type = u.org_type "
-                "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(owner_id, org_path, org_type) "
-                "WHERE t.owner_id = u.owner_id", owners, paths, types)
+    async def _queue_moves(self, conn: Any, refiled: dict[str, tuple[str, str | None, str | None]]) -> None:
+        """The boards of transferred owners to follow them, folded already or not (this batch's
+        credits were re-filed in memory): moved by the next fold (``folding.apply_moves``), which
+        this transaction does not wait for."""
+        owners, paths, types, kinds = columns_of([(o, *place) for o, place in refiled.items()])
+        await conn.execute(
+            f"INSERT INTO {self.schema}.board_moves (owner_id, org_path, org_type, cadre_kind) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])", owners, paths, types, kinds)
 
     def take_boards(self) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
@@ -744,7 +743,7 @@ class _Taken:
     flags: list[tuple[Any, ...]]
     cadre_paths: list[tuple[Any, ...]]
     deltas: list[tuple[Any, ...]]
-    refiled: dict[str, tuple[str, str | None]]
+    refiled: dict[str, tuple[str, str | None, str | None]]
     gen: int | None
 
 
