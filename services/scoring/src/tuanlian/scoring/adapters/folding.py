@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from operator import itemgetter
 from typing import Any
 
 import structlog
-from tuanlian.scoring.adapters.queries import subtree
+from tuanlian.scoring.adapters.queries import move_subtree
 from tuanlian.scoring.domain.periods import RANKING_KINDS, PeriodKind, period_of
 from tuanlian.shared.db import Database
 from tuanlian.shared.outbox import sleep_or_stop
@@ -111,16 +110,11 @@ def fold_in_memory(deltas: dict[str, dict[date, list[Any]]],
     return rows
 
 
-async def lock_folds(conn: Any, schema: str) -> None:
-    """Until this transaction ends, no other fold of ``schema`` runs: folds take turns (two at
-    once would each wait on rows the other deleted or upserted, and apply the same moves)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{schema}.period_deltas")
-
-
 async def fold(conn: Any, schema: str) -> int:
     """Apply the moves and fold every delta this transaction sees; the number of period rows
-    written."""
-    await lock_folds(conn, schema)
+    written. Folds of one schema take turns (a transaction-scoped advisory lock): two at once
+    would each wait on rows the other deleted or upserted, and apply the same moves."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{schema}.period_deltas")
     await apply_moves(conn, schema)
     # Sorts and hashes in memory: with the default 4 MB a rebuild's fold spilled ~100 MB to disk.
     await conn.execute("SET LOCAL work_mem = '128MB'")
@@ -133,7 +127,7 @@ async def apply_moves(conn: Any, schema: str) -> int:
     moves were made (a transfer into an org that then moves goes on to the org's new place); the
     number of moves applied. Runs of transfers go in one statement per table, the last of an
     owner's winning."""
-    moves = sorted(await conn.fetch(f"DELETE FROM {schema}.board_moves RETURNING *"), key=itemgetter("id"))
+    moves = await conn.fetch(f"WITH m AS (DELETE FROM {schema}.board_moves RETURNING *) SELECT * FROM m ORDER BY id")
     owners: dict[str, tuple[str, str | None, str | None]] = {}
     for move in moves:
         if move["owner_id"] is not None:
@@ -142,10 +136,8 @@ async def apply_moves(conn: Any, schema: str) -> int:
             continue
         await _move_owners(conn, schema, owners)
         owners = {}
-        under = subtree("org_path", "$1::text")
         for table in ("period_deltas", "period_points"):
-            await conn.execute(f"UPDATE {schema}.{table} SET org_path = $2::text || substr(org_path, "
-                               f"length($1::text) + 1) WHERE {under}", move["old_path"], move["org_path"])
+            await conn.execute(move_subtree(schema, table), move["old_path"], move["org_path"])
     await _move_owners(conn, schema, owners)
     return len(moves)
 

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from tuanlian.scoring.adapters.queries import subtree
+from tuanlian.scoring.adapters.queries import move_subtree, subtree
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
@@ -91,11 +91,7 @@ def rewrite_sql(schema: str) -> list[str]:
     subtree as an index range: a test no index serves scanned every table whole, inside the
     contacts consumer's transaction. The boards and the credits not folded yet are left to the
     next fold (``folding.apply_moves``): moving them here waited for the fold under way."""
-    under = subtree("org_path", "$1::text")
-    new = "$2::text || substr(org_path, length($1::text) + 1)"
-    return [
-        f"UPDATE {schema}.{t} SET org_path = {new} WHERE {under}" for t in PATH_TABLES
-    ] + [
+    return [move_subtree(schema, t) for t in PATH_TABLES] + [
         f"INSERT INTO {schema}.board_moves (old_path, org_path) VALUES ($1::text, $2::text)",
     ] + [
         f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "

@@ -23,6 +23,13 @@ def subtree(col: str, param: str) -> str:
     return SUBTREE.format(col=col, p=param)
 
 
+def move_subtree(schema: str, table: str) -> str:
+    """Every ``org_path`` of ``table`` under $1 to start with $2 instead (an org moved or merged),
+    the subtree found as an index range."""
+    return (f"UPDATE {schema}.{table} SET org_path = $2::text || substr(org_path, length($1::text) + 1) "
+            f"WHERE {subtree('org_path', '$1::text')}")
+
+
 #: A leaderboard's filter on a period_points row: $3 owner kind, $4 subtree, $5 cadre kind and
 #: $6 org level (NULL: any).
 KEEP = (f"owner_kind = $3 AND {subtree('org_path', '$4')} AND ($5::text IS NULL OR cadre_kind = $5) "

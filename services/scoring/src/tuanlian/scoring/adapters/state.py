@@ -26,7 +26,6 @@ from uuid import UUID
 import orjson
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory
 from tuanlian.scoring.adapters.orgtree import OrgTreeIndex
-from tuanlian.shared.auth import path_covers
 from tuanlian.shared.consumer import ProjectionTx
 
 
@@ -413,8 +412,7 @@ class State:
         found: dict[str, list[Row]] = {}
         for table, keys in self._rows_at.keys(tables, self._rows_at.under(scope)).items():
             rows = self._rows[table]
-            candidates = (rows.get(key) for key in keys)
-            found[table] = [r for r in candidates if r is not None and path_covers(scope, r["org_path"])]
+            found[table] = [r for key in keys if (r := rows.get(key)) is not None]
         return found
 
     def drop(self, table: str, *key: Any) -> None:
