@@ -89,7 +89,7 @@ async def test_scoring_rebuild_command_prints_the_rate_and_swaps(
     r = await cli(database_url, "scoring", "rebuild", nats_url=nats_url)
     assert r.exit_code == 0, r.output
     assert "version 2 (scoring_proj_v2) now serves: 3 events read, 3 applied" in r.output
-    assert "events/s" in r.output and "previous version scoring_proj kept (retired)" in r.output
+    assert "events/s; the live consumers were held " in r.output and "previous version scoring_proj kept (retired)" in r.output
     r = await cli(database_url, "scoring", "versions")
     assert [ln.split()[:2] for ln in r.output.strip().splitlines()] == [["1", "retired"], ["2", "current"]]
     r = await cli(database_url, "audit", "explain", "--cadre", "c1")  # reads the new version

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, read_stream
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, hand_over_positions, read_stream
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
@@ -249,3 +249,35 @@ async def test_a_reader_held_up_past_its_consumers_idle_limit_goes_on_with_a_new
             else:
                 pytest.fail("the idle consumer was never deleted")
     assert seqs == list(range(1, last + 1))
+
+
+async def test_the_swap_writes_only_the_live_positions_that_differ_from_the_rebuilds(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    """The live consumers are held back while the swap hands their per-aggregate positions over:
+    a position the live consumer already holds is left as it is (not rewritten), a wrong, a
+    missing or a stray one is put right."""
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+    live = "scoring.consumer_positions"
+    points = durable("scoring", "contacts")
+    async with scoring.runtime.db.connection() as conn:
+        await conn.execute(f"UPDATE {live} SET stream_version = stream_version - 1 "
+                           "WHERE consumer = $1 AND stream_id = 'interaction-i1'", points)
+        await conn.execute(f"DELETE FROM {live} WHERE consumer = $1 AND stream_id = 'link-l0'", points)
+        await conn.execute(f"INSERT INTO {live} VALUES ($1, 'link-never', 4)", points)
+        before = {(r["consumer"], r["stream_id"]): r["xmin"] for r in await conn.fetch(
+            f"SELECT consumer, stream_id, xmin::text FROM {live}")}
+        rebuild = Rebuild(conn, js)
+        await rebuild.run()
+        after = {(r["consumer"], r["stream_id"]): (r["stream_version"], r["xmin"]) for r in await conn.fetch(
+            f"SELECT consumer, stream_id, stream_version, xmin::text FROM {live}")}
+    rebuilt = {(durable("scoring", p), sid): v for p, pos in rebuild.positions.items() for sid, v in pos.items()}
+    assert {k: v for k, (v, _) in after.items()} == rebuilt
+    assert rebuilt[(points, "interaction-i1")] == 2 and (points, "link-l0") in rebuilt
+    rewritten = {k for k, (_, xmin) in after.items() if before.get(k) != xmin}
+    assert rewritten == {(points, "interaction-i1"), (points, "link-l0")}
+    async with scoring.runtime.db.connection() as conn:
+        async with conn.transaction():
+            assert await hand_over_positions(conn, "scoring", points, rebuild.positions["contacts"]) == 0
+            assert await hand_over_positions(conn, "scoring", points, {}) == len(rebuild.positions["contacts"])

@@ -11,7 +11,8 @@
    memory are written and the boards (``period_points``) computed from the credits kept in memory.
 4. The swap, in one transaction: ``LOCK consumer_positions IN EXCLUSIVE MODE`` waits for the live
    batches in flight and holds new ones back; the rest of the streams is applied; the live
-   durables' per-aggregate positions and checkpoints are replaced by the new version's; the new
+   durables' per-aggregate positions are made the new version's (only those that differ are
+   written: :func:`hand_over_positions`) and their checkpoints moved on; the new
    version becomes ``current``, the old one ``retired``. When the lock is released the live
    consumers find the new version (each batch reads ``projection_versions``), write there, and
    acknowledge as duplicates the events the rebuild already applied: nothing is counted twice.
@@ -121,6 +122,7 @@ class RebuildResult:
     seconds: float
     sequences: dict[str, int]
     dropped_old: bool
+    held: float = 0.0  # seconds the swap held the live consumers back (its lock to its commit)
 
     @property
     def rate(self) -> float:
@@ -346,6 +348,7 @@ class Rebuild:
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
         self.read_to: dict[str, int] = {reg.producer: 0 for reg, _ in SOURCES}
         self.recent_ids: dict[str, list[tuple[int, UUID]]] = {reg.producer: [] for reg, _ in SOURCES}
+        self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
         self._writing: asyncio.Task[None] | None = None  # the chunk being written (_apply)
@@ -592,7 +595,7 @@ class Rebuild:
             dropped = True
         seconds = time.perf_counter() - started
         return RebuildResult(version, target, previous, progress.done, progress.applied, progress.duplicates,
-                             progress.skipped, seconds, dict(self.read_to), dropped)
+                             progress.skipped, seconds, dict(self.read_to), dropped, self.held)
 
     async def _swap(self, projector: Projector, version: int, target: str, previous: str,
                     progress: Progress) -> None:
@@ -601,6 +604,7 @@ class Rebuild:
             # Waits for the live batches in flight, holds back the next ones (their first
             # statement touches consumer_positions) until this transaction ends.
             await self.conn.execute(f"LOCK TABLE {s}.consumer_positions IN EXCLUSIVE MODE")
+            locked = time.perf_counter()
             now = await self._last_seqs()
             progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
@@ -608,11 +612,7 @@ class Rebuild:
             await projector.state.write(ProjectionTx(self.conn), fold_now=True)
             for producer, pos in self.positions.items():
                 name = durable(s, producer)
-                await self.conn.execute(f"DELETE FROM {s}.consumer_positions WHERE consumer = $1", name)
-                # COPY: one position per aggregate (hundreds of thousands), inside the lock.
-                await self.conn.copy_records_to_table(
-                    "consumer_positions", schema_name=s, columns=("consumer", "stream_id", "stream_version"),
-                    records=[(name, stream_id, version) for stream_id, version in pos.items()])
+                await hand_over_positions(self.conn, s, name, pos)
                 checkpoint = await self.conn.fetchval(
                     f"SELECT stream_sequence FROM {s}.consumer_checkpoint WHERE consumer = $1", name) or 0
                 # The inbox records what this version applied that the live consumer had not.
@@ -630,6 +630,7 @@ class Rebuild:
             await self.conn.execute(
                 f"UPDATE {s}.projection_versions SET status = 'current', events = $2, built_at = now(), "
                 "stream_sequences = $3::jsonb WHERE version = $1", version, progress.applied, json.dumps(self.read_to))
+        self.held = time.perf_counter() - locked
 
     async def _fail(self, version: int, target: str) -> None:
         try:
@@ -639,6 +640,41 @@ class Rebuild:
                 "WHERE version = $1 AND status = 'building'", version)
         except Exception as exc:
             log.error("could not clean up the failed rebuild", version=version, error=str(exc))
+
+
+async def hand_over_positions(conn: asyncpg.Connection, schema: str, consumer: str, positions: dict[str, int]) -> int:
+    """Make a live durable's per-aggregate positions the rebuild's (in the swap's transaction,
+    under its lock); the number of rows deleted, changed or added.
+
+    The two mostly agree: both are what the same streams' prefix made of each aggregate, and a
+    live consumer that kept up differs only by the aggregates of its last few batches (and any
+    event it dead-lettered or still retries, wherever in the streams). So they are compared in
+    Postgres, whole (the rebuild's copied into a temporary table: no index, no WAL; one hash
+    join), and only the differences written. Writing every position (a delete and a COPY into an
+    indexed table of every aggregate ever seen) held the live consumers back ~3.4 times as long
+    at a million aggregates. The comparison still grows with the aggregates: hundreds of
+    millions at national scale would hold them for minutes (positions kept per projection
+    version would need no hand-over at all)."""
+    live = f"{schema}.consumer_positions"
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS rebuilt_positions "
+                       "(stream_id text NOT NULL, stream_version int NOT NULL) ON COMMIT DROP")
+    await conn.execute("TRUNCATE rebuilt_positions")
+    await conn.copy_records_to_table("rebuilt_positions", columns=("stream_id", "stream_version"),
+                                     records=positions.items())
+    # One hash join of the two, in memory (with the default 4 MB it spilled to disk in batches).
+    await conn.execute("SET LOCAL work_mem = '256MB'")
+    return int(await conn.fetchval(
+        "WITH d AS MATERIALIZED ("
+        "    SELECT r.stream_id AS ours, r.stream_version AS version, l.stream_id AS theirs"
+        "    FROM rebuilt_positions r"
+        f"   FULL JOIN (SELECT stream_id, stream_version FROM {live} WHERE consumer = $1) l"
+        "    ON l.stream_id = r.stream_id WHERE l.stream_version IS DISTINCT FROM r.stream_version),"
+        f"gone AS (DELETE FROM {live} l USING d WHERE d.ours IS NULL AND l.consumer = $1 AND l.stream_id = d.theirs"
+        "    RETURNING 1),"
+        f"put AS (INSERT INTO {live} (consumer, stream_id, stream_version) SELECT $1, ours, version FROM d"
+        "    WHERE ours IS NOT NULL"
+        "    ON CONFLICT (consumer, stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version RETURNING 1)"
+        "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)", consumer))
 
 
 @contextlib.contextmanager
@@ -665,4 +701,4 @@ def summary(r: RebuildResult) -> dict[str, Any]:
     return {"version": r.version, "schema": r.schema, "previous": r.previous, "events": r.events,
             "applied": r.applied, "duplicates": r.duplicates, "skipped": r.skipped,
             "seconds": round(r.seconds, 2), "events_per_s": round(r.rate), "sequences": r.sequences,
-            "dropped_old": r.dropped_old}
+            "dropped_old": r.dropped_old, "live_consumers_held_s": round(r.held, 3)}
