@@ -281,3 +281,11 @@ async def test_the_swap_writes_only_the_live_positions_that_differ_from_the_rebu
         async with conn.transaction():
             assert await hand_over_positions(conn, "scoring", points, rebuild.positions["contacts"]) == 0
             assert await hand_over_positions(conn, "scoring", points, {}) == len(rebuild.positions["contacts"])
+            # A live consumer holding fewer than half of them (far behind, never ran): all rewritten.
+            few = dict(list(rebuild.positions["contacts"].items())[:2])
+            await hand_over_positions(conn, "scoring", points, few)
+            assert await hand_over_positions(conn, "scoring", points, rebuild.positions["contacts"]) == \
+                2 + len(rebuild.positions["contacts"])
+            assert {r["stream_id"]: r["stream_version"] for r in await conn.fetch(
+                f"SELECT stream_id, stream_version FROM {live} WHERE consumer = $1", points)} == \
+                rebuild.positions["contacts"]
