@@ -22,11 +22,6 @@ a subtree at one-tenth national scale.
    parent (and back) through the projector's own handler. Baseline: one bare pass over the same
    rows' paths, the least a move that looks at every row costs (how moves were found before the
    org-tree index).
-5. The swap's hand-over of positions: the live consumers are held back while a rebuild makes their
-   per-aggregate positions its own. 1,000,000 aggregates (at national scale: hundreds of
-   millions), the live consumer behind the rebuild by its last batches (5,000 aggregates
-   differing, one missing, one stray); ``hand_over_positions`` as the swap runs it. Baseline:
-   every position deleted and copied in again (how the swap did it before).
 """
 
 from __future__ import annotations
@@ -53,9 +48,10 @@ from tuanlian.scoring.adapters.projection import (
     PATH_TABLES,
     WISHES_EVENTS,
     Projector,
+    attach,
     projector,
 )
-from tuanlian.scoring.adapters.rebuild import Rebuild, bulk_gc, durable, hand_over_positions, read_stream
+from tuanlian.scoring.adapters.rebuild import Rebuild, bulk_gc, durable, read_stream
 from tuanlian.scoring.adapters.state import LEDGER_COLUMNS, State
 from tuanlian.scoring.domain.periods import parse_period
 from tuanlian.shared.auth import path_covers
@@ -83,16 +79,13 @@ INFO = BenchInfo(
         "streams in a reader process, projector, new schema, swap). (3) p99 of the production top-50 query of random "
         "subtrees at every level of a 20,000-cadre tree, with their ranks a period before (rank change), as "
         "the leaderboard endpoint asks (period_points built with SQL). (4) Milliseconds a rebuild "
-        "takes to re-file one org's subtree (OrgMoved, applied in memory) among 1,000,000 orgs. (5) Milliseconds "
-        "the swap holds the live consumers back to hand over 1,000,000 per-aggregate positions, 5,002 of them "
-        "differing (hand_over_positions)."
+        "takes to re-file one org's subtree (OrgMoved, applied in memory) among 1,000,000 orgs."
     ),
     baseline=(
         "(1) raw asyncpg COPY of as many ledger-shaped rows, one transaction per batch, best of three; "
         "(2) raw read of the same streams through the same ephemeral pull consumer, and raw COPY "
         "of the ledger rows the rebuild wrote; (3) the same top-50 without the subtree filter; "
-        "(4) one bare pass over the paths of every row in memory; (5) every position deleted and copied "
-        "in again, as the swap did before."
+        "(4) one bare pass over the paths of every row in memory."
     ),
 )
 
@@ -243,7 +236,7 @@ async def _projector(ctx: BenchContext, js: JetStreamContext, url: str, n: int) 
         cons = EventConsumer(service=SERVICE, name="points", producer=reg.producer, contracts=reg, db=db,
                              schema=SERVICE, handlers={}, batch_size=BATCH)
         proj = projector(f"{SERVICE}_proj", cons.durable, versions=f"{SERVICE}.projection_versions")
-        cons.handlers, cons.ahead = proj.handlers(names), proj  # as scoring's app wires them
+        attach(cons, proj, names)  # as scoring's app does
         cons.register(broker)
         await cons.ensure_durable(js)
         cons.bind_js(js)
@@ -386,10 +379,10 @@ async def _leaderboard(ctx: BenchContext, url: str, cadres: int,
 
 
 async def run(ctx: BenchContext) -> list[Result]:
-    # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard,orgmove,handover (any of them) runs only those figures (to
+    # TUANLIAN_SCORING_PARTS=projector,rebuild,leaderboard,orgmove (any of them) runs only those figures (to
     # profile one); TUANLIAN_SCORING_REBUILD_EVENTS sets the rebuild's size (default 1,000,000),
     # TUANLIAN_SCORING_LIVE_EVENTS the live projector's mix (default 30,000 after the setup events).
-    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard,orgmove,handover").split(","))
+    parts = set(os.environ.get("TUANLIAN_SCORING_PARTS", "projector,rebuild,leaderboard,orgmove").split(","))
     n_live = int(os.environ.get("TUANLIAN_SCORING_LIVE_EVENTS") or ctx.size(30_000, 5_000))
     n_rebuild = int(os.environ.get("TUANLIAN_SCORING_REBUILD_EVENTS") or ctx.size(1_000_000, 10_000))
     cadres_lb = ctx.size(20_000, 2_000)
@@ -429,8 +422,6 @@ async def run(ctx: BenchContext) -> list[Result]:
         results.append(await _leaderboard_figure(ctx, url, cadres_lb, ctx.size(300, 50)))
     if "orgmove" in parts:
         results.append(await _org_move_figure(ctx, ctx.size(1_000_000, 50_000)))
-    if "handover" in parts:
-        results.append(await _handover_figure(ctx, await _fresh_db(ctx, "bench_scoring"), ctx.size(1_000_000, 50_000)))
     admin = await asyncpg.connect(ctx.pg_url)
     try:
         await admin.execute('DROP DATABASE IF EXISTS "bench_scoring" WITH (FORCE)')
@@ -497,8 +488,8 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
         f"{r.events:,} events (TUANLIAN_SCORING_REBUILD_EVENTS sets another number); "
         f"{ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
         f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages. The swap held the live "
-        f"consumers {r.held * 1000:,.0f} ms (its lock to its commit; the live durables' positions held only "
-        f"the projector figure's events, so nearly every position was written). The rebuild used "
+        f"consumers {r.held * 1000:,.0f} ms (its lock to its commit: the last events; the positions are the new "
+        f"version's own, nothing handed over). The rebuild used "
         f"{cpu.per_event(r.events)} (the benchmark process includes the rebuild's reader process).")
 
 
@@ -599,51 +590,3 @@ async def _org_moves(ctx: BenchContext, orgs: int) -> Result:
         f"{moves} moves per level, each moved back after; median/max ms by level of the org moved: "
         + "; ".join(f"{lv}: {statistics.median(v):.2f}/{max(v):.2f}" for lv, v in by_level.items())
         + f"; bare pass over every row {walk:.0f} ms.")
-
-
-async def _handover_figure(ctx: BenchContext, url: str, n: int) -> Result:
-    consumer = durable(SERVICE, "contacts")
-    live = {f"interaction-{i}": 1 + i % 7 for i in range(n)}
-    rebuilt = dict(live)
-    for i in range(0, n, max(n // 5_000, 1)):  # the live consumer's last batches: behind on these
-        rebuilt[f"interaction-{i}"] += 1
-    del rebuilt["interaction-1"]  # a position the streams do not back
-    rebuilt["interaction-new"] = 1
-    differ = sum(live.get(k) != v for k, v in rebuilt.items()) + sum(k not in rebuilt for k in live)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.copy_records_to_table("consumer_positions", schema_name=SERVICE,
-                                         columns=("consumer", "stream_id", "stream_version"),
-                                         records=((consumer, k, v) for k, v in live.items()))
-        await conn.execute(f"VACUUM ANALYZE {SERVICE}.consumer_positions")
-        ours, theirs = [], []
-        with ctx.task(f"scoring: the swap's hand-over of {n:,} positions", total=6) as advance:
-            for _ in range(3):  # alternated, each rolled back: both start from the same table
-                tx = conn.transaction()
-                await tx.start()
-                t = time.perf_counter()
-                written = await hand_over_positions(conn, SERVICE, consumer, rebuilt)
-                ours.append((time.perf_counter() - t) * 1000)
-                await tx.rollback()
-                if written != differ:
-                    raise RuntimeError(f"hand_over_positions wrote {written:,} rows, {differ:,} differ")
-                advance(1)
-                tx = conn.transaction()
-                await tx.start()
-                t = time.perf_counter()
-                await conn.execute(f"DELETE FROM {SERVICE}.consumer_positions WHERE consumer = $1", consumer)
-                await conn.copy_records_to_table("consumer_positions", schema_name=SERVICE,
-                                                 columns=("consumer", "stream_id", "stream_version"),
-                                                 records=[(consumer, k, v) for k, v in rebuilt.items()])
-                theirs.append((time.perf_counter() - t) * 1000)
-                await tx.rollback()
-                advance(1)
-    finally:
-        await conn.close()
-    value, baseline = statistics.median(ours), statistics.median(theirs)
-    return Result(
-        "scoring rebuild: the swap's hand-over of positions (live consumers held)", value, "ms",
-        "every position deleted and copied in again", baseline, target="reported", meets_target=True,
-        notes=f"{n:,} aggregates, {differ:,} positions differing (the live consumer's last batches, one "
-        f"missing, one stray); median of 3, each in a transaction rolled back; hand-over runs (ms): "
-        f"{', '.join(f'{v:,.0f}' for v in ours)}; full rewrite runs (ms): {', '.join(f'{v:,.0f}' for v in theirs)}.")

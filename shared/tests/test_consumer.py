@@ -652,3 +652,45 @@ async def test_the_next_transaction_begins_while_the_batch_before_is_still_ackno
     assert consumer.overlapped
     assert await ps.applied_versions(probe_db) == {"a": [1, 2], "b": [1], "c": [1]}
     assert await wait_until(lambda: _settled(js, consumer), message="all acknowledged")
+
+
+# -- positions kept per projection version ------------------------------------------------------
+
+
+async def test_positions_are_kept_per_version_and_a_batch_asks_for_it_after_a_swap_under_way(
+    probe_db: Database, js: JetStreamContext, nats_url: str, demo_stream: str
+) -> None:
+    """With ``version_of`` each projection version keeps its own aggregate positions. A swap holds
+    ``consumer_positions`` EXCLUSIVE while it makes another version serve: a batch arriving then
+    waits, and once the swap has committed it reads and moves the new version's positions."""
+    async with probe_db.connection() as conn:
+        await conn.execute("CREATE TABLE probe.serving (version text NOT NULL)")
+        await conn.execute("INSERT INTO probe.serving VALUES ('v1')")
+
+    async def serving(conn: asyncpg.Connection) -> str | None:
+        return await conn.fetchval("SELECT version FROM probe.serving")
+
+    async def positions() -> dict[tuple[str, str], int]:
+        async with probe_db.connection() as conn:
+            rows = await conn.fetch("SELECT consumer, stream_id, stream_version FROM probe.consumer_positions")
+        return {(r["consumer"], r["stream_id"]): r["stream_version"] for r in rows}
+
+    consumer = ps.make_consumer(probe_db)
+    consumer.version_of = serving
+    v1, v2 = f"{consumer.durable}@v1", f"{consumer.durable}@v2"
+    await ps.publish(js, ps.envelope("a", 1))
+    async with running_consumers(nats_url, js, consumer):
+        await _until_applied(probe_db, {"a": [1]})
+        assert await positions() == {(v1, "a"): 1}
+        async with probe_db.connection() as swap, swap.transaction():
+            await swap.execute("LOCK TABLE probe.consumer_positions IN EXCLUSIVE MODE")
+            await ps.publish(js, ps.envelope("a", 2))
+            await ps.publish(js, ps.envelope("b", 1))
+            await asyncio.sleep(1.0)  # delivered by now, and held back
+            assert await ps.applied_versions(probe_db) == {"a": [1]}
+            # The new version was built from the streams up to a:1 (a rebuild copies its positions in).
+            await swap.execute("UPDATE probe.serving SET version = 'v2'")
+            await swap.execute("INSERT INTO probe.consumer_positions VALUES ($1, 'a', 1)", v2)
+        await _until_applied(probe_db, {"a": [1, 2], "b": [1]})
+        await wait_until(lambda: _settled(js, consumer), message="all acknowledged")
+    assert await positions() == {(v1, "a"): 1, (v2, "a"): 2, (v2, "b"): 1}

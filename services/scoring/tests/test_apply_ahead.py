@@ -23,7 +23,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from scoring_support import Producer
 from test_batching import COMPARED, T0, Counting, _apply, _fold, _tables
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, Projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, Projector, attach
 from tuanlian.scoring.adapters.state import State
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
@@ -120,7 +120,7 @@ async def test_a_batch_failing_after_the_next_was_applied_ahead_loses_nothing(
     cons = EventConsumer(service="scoring", name="points", producer="contacts", contracts=CONTACTS, db=db,
                          schema="scoring", handlers={}, batch_size=16, retry_base_delay=0.05)
     proj = _Watching(_FailsOnce("scoring_proj", cons.durable, versions="scoring.projection_versions"))
-    cons.handlers, cons.ahead = proj.handlers(CONTACTS_EVENTS), proj
+    attach(cons, proj, CONTACTS_EVENTS)
     async with running_consumers(nats_url, js, cons):
         async def inbox() -> int:
             async with db.connection() as c2:

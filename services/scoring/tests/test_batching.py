@@ -21,7 +21,7 @@ import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
 from tuanlian.scoring.adapters.folding import PeriodFolder, fold
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, attach
 from tuanlian.scoring.adapters.rebuild import Rebuild
 from tuanlian.scoring.adapters.state import State
 from tuanlian.shared.consumer import EventConsumer, ProjectionTx
@@ -212,8 +212,7 @@ async def _consume(js: JetStreamContext, db: Database, service: str, batch: int,
         cons = EventConsumer(service=service, name="points", producer=reg.producer, contracts=reg, db=db,
                              schema=service, handlers={}, batch_size=batch)
         proj = Counting(State(f"{service}_proj", cons.durable, versions=f"{service}.projection_versions"))
-        cons.handlers = proj.handlers(names)
-        cons.ahead = proj if ahead else None
+        attach(cons, proj, names, ahead=ahead)
         projectors.append(proj)
         await cons.ensure_durable(js)
         cons.bind_js(js)
@@ -355,8 +354,8 @@ async def test_an_event_the_projector_cannot_apply_is_isolated_and_dead_lettered
                                              period="2026Q1"), T0)
     cons = EventConsumer(service="scoring", name="points", producer="wishes", contracts=WISHES, db=db,
                          schema="scoring", handlers={}, max_deliveries=2, retry_base_delay=0.05)
-    cons.handlers = _Breaks(State("scoring_proj", cons.durable, versions="scoring.projection_versions")
-                            ).handlers(WISHES_EVENTS)
+    attach(cons, _Breaks(State("scoring_proj", cons.durable, versions="scoring.projection_versions")),
+           WISHES_EVENTS, ahead=False)
     async with running_consumers(nats_url, js, cons):
         async def inbox() -> dict[Any, str]:
             async with db.connection() as c2:
@@ -404,7 +403,7 @@ async def test_both_consumers_and_the_folder_at_once_through_many_transfers_dead
             cons = EventConsumer(service="sd", name="points", producer=reg.producer, contracts=reg, db=own,
                                  schema="sd", handlers={}, batch_size=8)
             proj = Projector(State("sd_proj", cons.durable, versions="sd.projection_versions"))
-            cons.handlers, cons.ahead = proj.handlers(names), proj
+            attach(cons, proj, names)
             consumers.append(cons)
         stop = asyncio.Event()
         folder = asyncio.create_task(PeriodFolder(own, "sd.projection_versions", idle=0.001).run(stop))

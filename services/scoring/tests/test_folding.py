@@ -166,7 +166,7 @@ async def test_the_owner_index_and_the_moves_reach_every_projection_version_that
                            "CREATE TABLE sm_proj_v2.period_points (LIKE sm_proj.period_points INCLUDING ALL); "
                            "UPDATE sm.projection_versions SET status = 'retired'; "
                            "INSERT INTO sm.projection_versions (version, schema_name) VALUES (2, 'sm_proj_v2')")
-        assert await migrate(conn, "sm", migrations) == ["0006_period_points_owner", "0007_board_moves"]
+        assert await migrate(conn, "sm", migrations) == [m.version for m in migrations[first:]]
         await conn.execute(projection_ddl("sm", "sm_proj_v3"))
         indexed = {r[0] for r in await conn.fetch(
             "SELECT schemaname FROM pg_indexes WHERE indexname = 'period_points_owner' AND indexdef LIKE '%(owner_id)'")}

@@ -13,11 +13,13 @@ from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, hand_over_positions, read_stream
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
+from tuanlian.shared.db import connect_raw
 from tuanlian.shared.infra import free_port
+from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.streams import declare_stream, event_stream_name, producer_stream
 
 LEDGER = ("owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
@@ -121,8 +123,8 @@ async def test_transfers_and_moves_among_the_swaps_last_events_move_the_boards_a
     await scoring.applied(n + 1)
 
     class LateEvents(Rebuild):
-        async def _write_rows(self, projector: Projector) -> None:
-            await super()._write_rows(projector)
+        async def _write_rows(self, projector: Projector, target: str) -> None:
+            await super()._write_rows(projector, target)
             await contacts.emit("cadre-c1", c.CadreTransferred(cadre_id="c1", from_org_id="o1", to_org_id="o2",
                                                                old_path="/root/o1", org_path="/root/o2",
                                                                in_leadership_organ=False))
@@ -251,41 +253,65 @@ async def test_a_reader_held_up_past_its_consumers_idle_limit_goes_on_with_a_new
     assert seqs == list(range(1, last + 1))
 
 
-async def test_the_swap_writes_only_the_live_positions_that_differ_from_the_rebuilds(
+async def test_each_version_keeps_its_own_positions_and_the_swap_writes_only_what_its_last_events_moved(
     scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
 ) -> None:
-    """The live consumers are held back while the swap hands their per-aggregate positions over:
-    a position the live consumer already holds is left as it is (not rewritten), a wrong, a
-    missing or a stray one is put right."""
+    """The replay's positions are copied in under the new version's key before the swap, beside
+    the live consumers' (left as they are); under its lock the swap writes only the positions its
+    last events moved; the retired version's are deleted; the live consumers go on with the new
+    version's, applying nothing twice."""
     n = await _story(contacts, wishes)
     await scoring.applied(n)
-    live = "scoring.consumer_positions"
     points = durable("scoring", "contacts")
+    old, new = f"{points}@scoring_proj", f"{points}@scoring_proj_v2"
+
+    async def positions(conn: Any, key: str) -> dict[str, tuple[int, str]]:
+        return {r["stream_id"]: (r["stream_version"], r["xmin"]) for r in await conn.fetch(
+            "SELECT stream_id, stream_version, xmin::text FROM scoring.consumer_positions WHERE consumer = $1", key)}
+
     async with scoring.runtime.db.connection() as conn:
-        await conn.execute(f"UPDATE {live} SET stream_version = stream_version - 1 "
-                           "WHERE consumer = $1 AND stream_id = 'interaction-i1'", points)
-        await conn.execute(f"DELETE FROM {live} WHERE consumer = $1 AND stream_id = 'link-l0'", points)
-        await conn.execute(f"INSERT INTO {live} VALUES ($1, 'link-never', 4)", points)
-        before = {(r["consumer"], r["stream_id"]): r["xmin"] for r in await conn.fetch(
-            f"SELECT consumer, stream_id, xmin::text FROM {live}")}
-        rebuild = Rebuild(conn, js)
+        live = await positions(conn, old)
+        assert live and await positions(conn, points) == {}  # the live consumer's are its version's
+        copied: dict[str, tuple[int, str]] = {}
+
+        class LateEvents(Rebuild):
+            async def _write_rows(self, projector: Projector, target: str) -> None:
+                await super()._write_rows(projector, target)
+                copied.update(await positions(conn, new))
+                assert {k: v for k, (v, _) in copied.items()} == self.positions["contacts"]
+                assert await positions(conn, old) == live
+                # After the copy: a new aggregate and an old one's next event, for the swap.
+                await contacts.emit("interaction-i4", _interaction("i4", ["y2"], False, T0 + timedelta(days=2)))
+                await contacts.emit("interaction-i2", c.InteractionConfirmed(
+                    interaction_id="i2", cadre_id="c1", youth_id="y1", org_path="/root/o1"))
+
+        rebuild = LateEvents(conn, js)
         await rebuild.run()
-        after = {(r["consumer"], r["stream_id"]): (r["stream_version"], r["xmin"]) for r in await conn.fetch(
-            f"SELECT consumer, stream_id, stream_version, xmin::text FROM {live}")}
-    rebuilt = {(durable("scoring", p), sid): v for p, pos in rebuild.positions.items() for sid, v in pos.items()}
-    assert {k: v for k, (v, _) in after.items()} == rebuilt
-    assert rebuilt[(points, "interaction-i1")] == 2 and (points, "link-l0") in rebuilt
-    rewritten = {k for k, (_, xmin) in after.items() if before.get(k) != xmin}
-    assert rewritten == {(points, "interaction-i1"), (points, "link-l0")}
-    async with scoring.runtime.db.connection() as conn:
-        async with conn.transaction():
-            assert await hand_over_positions(conn, "scoring", points, rebuild.positions["contacts"]) == 0
-            assert await hand_over_positions(conn, "scoring", points, {}) == len(rebuild.positions["contacts"])
-            # A live consumer holding fewer than half of them (far behind, never ran): all rewritten.
-            few = dict(list(rebuild.positions["contacts"].items())[:2])
-            await hand_over_positions(conn, "scoring", points, few)
-            assert await hand_over_positions(conn, "scoring", points, rebuild.positions["contacts"]) == \
-                2 + len(rebuild.positions["contacts"])
-            assert {r["stream_id"]: r["stream_version"] for r in await conn.fetch(
-                f"SELECT stream_id, stream_version FROM {live} WHERE consumer = $1", points)} == \
-                rebuild.positions["contacts"]
+        after = await positions(conn, new)
+        assert await positions(conn, old) == {}
+    assert {k: v for k, (v, _) in after.items()} == rebuild.positions["contacts"]
+    assert after["interaction-i4"][0] == 1 and after["interaction-i2"][0] == 2
+    assert {k for k, row in after.items() if copied.get(k) != row} == {"interaction-i4", "interaction-i2"}
+    await scoring.applied(n + 2)  # the live consumers have seen both: duplicates in the new version
+    ledger = await _ledger(scoring, "scoring_proj_v2")
+    assert [r[8] for r in ledger].count("i4") == 1
+    assert sorted(r[4] for r in ledger if r[8] == "i2") == ["interaction_confirmed", "interaction_online"]
+
+
+async def test_the_positions_written_before_versions_kept_their_own_become_the_serving_versions(
+    database_url: str
+) -> None:
+    """Migration 0008: the live durables' rows (keyed by the durable alone) are the version's that
+    serves."""
+    conn = await connect_raw(database_url)
+    try:
+        migrations = load_migrations("tuanlian.scoring.migrations", "sp")
+        assert migrations[7].version == "0008_positions_per_version"
+        await migrate(conn, "sp", migrations[:7])
+        await conn.execute("INSERT INTO sp.consumer_positions VALUES ('sp_points_contacts', 'link-l1', 3), "
+                           "('sp_points_wishes', 'wish-w1', 2)")
+        await migrate(conn, "sp", migrations)
+        rows = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM sp.consumer_positions"))
+    finally:
+        await conn.close()
+    assert rows == [("sp_points_contacts@sp_proj", "link-l1", 3), ("sp_points_wishes@sp_proj", "wish-w1", 2)]

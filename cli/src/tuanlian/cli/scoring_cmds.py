@@ -157,6 +157,7 @@ def rebuild(
 @scoring.command("versions")
 def versions(failed: int = typer.Option(None, "--fail", help="mark a 'building' version whose rebuild died as failed")) -> None:
     """The projection versions: which one serves, which are retired, built, failed."""
+    from tuanlian.scoring.adapters.rebuild import forget_positions
 
     async def go() -> None:
         conn = await _connect()
@@ -170,6 +171,7 @@ def versions(failed: int = typer.Option(None, "--fail", help="mark a 'building' 
                 if target is None:
                     fail(f"version {failed} is not being built")
                 await conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+                await forget_positions(conn, "scoring", target)
             rows = await conn.fetch("SELECT * FROM scoring.projection_versions ORDER BY version")
         finally:
             await conn.close()

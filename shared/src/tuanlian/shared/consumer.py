@@ -124,6 +124,13 @@ class ProjectionTx:
 
 
 Handler = Callable[[ProjectionTx, Envelope, DomainEvent], Awaitable[None]]
+VersionOf = Callable[[asyncpg.Connection], Awaitable[str | None]]
+
+
+def positions_key(durable: str, version: str | None) -> str:
+    """The ``consumer_positions.consumer`` under which a durable keeps its aggregate positions
+    for one projection version (跟踪记录随版本), or for its only one."""
+    return durable if version is None else f"{durable}@{version}"
 
 
 class AppliesAhead(Protocol):
@@ -218,6 +225,12 @@ class EventConsumer:
     decode_chunk: int = 64
     #: The projection, when it can apply a batch ahead of its transaction (see AppliesAhead).
     ahead: AppliesAhead | None = None
+    #: For a projection rebuilt into versions (scoring): the version a batch writes to, asked in
+    #: its transaction. Each version keeps its own aggregate positions (``positions_key``): a
+    #: rebuild writes its version's as it replays, so its swap hands none over. The swap holds
+    #: ``consumer_positions`` in EXCLUSIVE mode; a batch takes ROW SHARE before asking, so the
+    #: version it is told is the one serving once any swap under way has committed.
+    version_of: VersionOf | None = None
     _js: JetStreamContext | None = field(default=None, repr=False)
     _waiting: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _in_flight: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -229,11 +242,21 @@ class EventConsumer:
     _batches: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     # The positions the batch in flight moves its aggregates to (not committed yet).
     _moving: dict[str, int] = field(default_factory=dict, repr=False)
+    # The positions key the last transaction used (a batch applied ahead reads under it).
+    _key: str | None = field(default=None, repr=False)
 
     @property
     def durable(self) -> str:
         suffix = f"_{self.stream_type}" if self.stream_type else ""
         return f"{self.service}_{self.name}_{self.producer}{suffix}"
+
+    async def _positions_key(self, conn: asyncpg.Connection) -> str:
+        """This transaction's key of the aggregate positions (see ``version_of``)."""
+        if self.version_of is None:
+            return self.durable
+        await conn.execute(f"LOCK TABLE {self.schema}.consumer_positions IN ROW SHARE MODE")
+        self._key = positions_key(self.durable, await self.version_of(conn))
+        return self._key
 
     @property
     def subject(self) -> str:
@@ -352,10 +375,12 @@ class EventConsumer:
         try:
             async with self.db.connection() as conn:
                 stream_ids = sorted({i.envelope.stream_id for i in ordered if i.envelope})
+                # Under the key the last transaction used: after a swap the positions differ from
+                # the transaction's, and what was applied ahead is abandoned.
                 rows = await conn.fetch(
                     f"SELECT stream_id, stream_version FROM {self.schema}.consumer_positions "
                     "WHERE consumer = $1 AND stream_id = ANY($2::text[])",
-                    self.durable,
+                    self._key or self.durable,
                     stream_ids,
                 )
                 positions = {sid: 0 for sid in stream_ids}
@@ -515,13 +540,14 @@ class EventConsumer:
         s = self.schema
         stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
         async with self.db.transaction() as conn:
+            key = await self._positions_key(conn)
             # Known aggregates are locked here; one seen for the first time has no row to lock
             # and is inserted at the end: a replica that inserted it meanwhile makes that insert
             # fail, and the batch comes back (_Raced) to find it applied.
             rows = await conn.fetch(
                 f"SELECT stream_id, stream_version FROM {s}.consumer_positions "
                 "WHERE consumer = $1 AND stream_id = ANY($2::text[]) ORDER BY stream_id FOR UPDATE",
-                self.durable,
+                key,
                 stream_ids,
             )
             stored = {r["stream_id"]: r["stream_version"] for r in rows}
@@ -565,7 +591,7 @@ class EventConsumer:
                     f"UPDATE {s}.consumer_positions p SET stream_version = m.v "
                     "FROM unnest($2::text[], $3::int[]) AS m(sid, v) "
                     "WHERE p.consumer = $1 AND p.stream_id = m.sid",
-                    self.durable,
+                    key,
                     list(known),
                     list(known.values()),
                 )
@@ -575,7 +601,7 @@ class EventConsumer:
                     await conn.execute(
                         f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
                         "SELECT $1, unnest($2::text[]), unnest($3::int[])",
-                        self.durable,
+                        key,
                         list(first_seen),
                         list(first_seen.values()),
                     )
@@ -703,7 +729,7 @@ class EventConsumer:
                     f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
                     "VALUES ($1, $2, $3) ON CONFLICT (consumer, stream_id) DO UPDATE SET "
                     f"stream_version = GREATEST({s}.consumer_positions.stream_version, $3)",
-                    self.durable,
+                    await self._positions_key(conn),
                     env.stream_id,
                     env.stream_version,
                 )

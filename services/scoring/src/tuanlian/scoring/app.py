@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from tuanlian.scoring.adapters.folding import PeriodFolder
-from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, projector
+from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, attach, projector
 from tuanlian.scoring.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -29,11 +29,9 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     batch = runtime.settings.projector_batch
     contacts = runtime.consumer("points", CONTACTS, {}, batch_size=batch)
     wishes = runtime.consumer("points", WISHES, {}, batch_size=batch)
-    versions = f"{runtime.schema}.projection_versions"
     for consumer, names in ((contacts, CONTACTS_EVENTS), (wishes, WISHES_EVENTS)):
-        proj = projector(p, consumer.durable, versions=versions)
-        consumer.handlers = proj.handlers(names)
-        consumer.ahead = proj  # it decides per batch whether it can apply one ahead
+        # It decides per batch whether it can apply one ahead.
+        attach(consumer, projector(p, consumer.durable, versions=f"{runtime.schema}.projection_versions"), names)
     return [contacts, wishes]
 
 

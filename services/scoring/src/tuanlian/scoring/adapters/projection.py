@@ -25,7 +25,7 @@ from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, RuleSet, UnknownRuleSet, ruleset
 from tuanlian.shared.auth import path_covers
-from tuanlian.shared.consumer import Handler, ProjectionTx
+from tuanlian.shared.consumer import EventConsumer, Handler, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.contracts.contacts import OrgRules
@@ -760,6 +760,20 @@ assert CONTACTS_EVENTS <= {t.event_type for t in c.CONTACTS.types()}
 assert WISHES_EVENTS <= {t.event_type for t in w.WISHES.types()}
 
 PROJECTION_SCHEMA = "scoring_proj"
+
+
+def attach(consumer: EventConsumer, proj: Projector, names: set[str], *, ahead: bool = True) -> None:
+    """Make ``proj`` the projection of ``consumer``, for the events ``names``: its handlers, its
+    batches applied ahead (unless ``ahead`` is false), and, when it follows the version serving,
+    the aggregate positions kept per version (a rebuild's swap then hands none over)."""
+    consumer.handlers = proj.handlers(names)
+    consumer.ahead = proj if ahead else None
+    versions = proj.state.versions
+    if versions is not None:
+        async def serving(conn: asyncpg.Connection) -> str | None:
+            return await conn.fetchval(f"SELECT schema_name FROM {versions} WHERE status = 'current'")
+
+        consumer.version_of = serving
 
 
 def projector(schema: str, consumer: str, *, versions: str | None = None, **kw: Any) -> Projector:

@@ -9,14 +9,19 @@
    live consumers' writes meanwhile.
 3. Catch-up rounds read what was published since, until little is left; then the rows kept in
    memory are written and the boards (``period_points``) computed from the credits kept in memory.
+   Then the replay's per-aggregate positions are copied in under the new version's key
+   (``positions_key``): each version keeps its own, beside the live durables' for the version
+   serving.
 4. The swap, in one transaction: ``LOCK consumer_positions IN EXCLUSIVE MODE`` waits for the live
-   batches in flight and holds new ones back; the rest of the streams is applied; the live
-   durables' per-aggregate positions are made the new version's (only those that differ are
-   written: :func:`hand_over_positions`) and their checkpoints moved on; the new
-   version becomes ``current``, the old one ``retired``. When the lock is released the live
-   consumers find the new version (each batch reads ``projection_versions``), write there, and
-   acknowledge as duplicates the events the rebuild already applied: nothing is counted twice.
-5. The old schema is kept (``retired``) for comparison, or dropped with ``drop_old``.
+   batches in flight and holds new ones back; the rest of the streams is applied and the
+   positions it moved written; the live durables' checkpoints are moved on; the new version
+   becomes ``current``, the old one ``retired``. Nothing is handed over: the lock is held for the
+   last events, however many aggregates the streams hold. When it is released the live
+   consumers find the new version (each batch asks ``projection_versions`` once it holds its
+   lock), read its positions, write there, and acknowledge as duplicates the events the rebuild
+   already applied: nothing is counted twice.
+5. The old version's positions are deleted; its schema is kept (``retired``) for comparison, or
+   dropped with ``drop_old``.
 
 Per aggregate, an event applies only when its version is past the one applied (JetStream may
 hold a duplicate the relay re-published after the duplicate window). Rows are stamped with the
@@ -58,7 +63,7 @@ from tuanlian.scoring.adapters.projection import (
 )
 from tuanlian.scoring.adapters.state import State, accept_json_text
 from tuanlian.scoring.domain.rules import ruleset
-from tuanlian.shared.consumer import ProjectionTx
+from tuanlian.shared.consumer import ProjectionTx, positions_key
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.db import connect_raw
@@ -348,6 +353,8 @@ class Rebuild:
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
         self.read_to: dict[str, int] = {reg.producer: 0 for reg, _ in SOURCES}
         self.recent_ids: dict[str, list[tuple[int, UUID]]] = {reg.producer: [] for reg, _ in SOURCES}
+        # The aggregates whose positions moved since they were written (the swap's last events).
+        self.touched: dict[str, set[str]] | None = None
         self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
@@ -402,6 +409,8 @@ class Rebuild:
                 progress.duplicates += 1
                 continue
             pos[env.stream_id] = env.stream_version
+            if self.touched is not None:
+                self.touched[producer].add(env.stream_id)
             self.recent_ids[producer].append((seq, env.event_id))
             progress.applied += 1
             out.append((env, event, at))
@@ -448,7 +457,7 @@ class Rebuild:
             state.clear()
             state.authoritative = False
         for ids in self.recent_ids.values():
-            if len(ids) > 400_000:  # only the last stretch is needed for the hand-over
+            if len(ids) > 400_000:  # only the last stretch is needed for the swap
                 del ids[:-200_000]
 
     async def _write(self, state: State, taken: Any) -> None:
@@ -514,7 +523,7 @@ class Rebuild:
                 if current is not None and current.cancelling():
                     raise  # the rebuild itself is being cancelled, not only its reader
 
-    async def _write_rows(self, projector: Projector) -> None:
+    async def _write_rows(self, projector: Projector, target: str) -> None:
         """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
         into the others), and the boards: folded in memory and copied into the empty
         ``period_points`` (``State.take_boards``), or, if credits were written out on the way
@@ -522,19 +531,23 @@ class Rebuild:
 
         These are seconds of Postgres's time on a large replay, and nothing reads the new schema
         before the swap: with ``db_url`` the tables are spread over two connections of their
-        own, each in its own transaction (on both cores), that copy JSON documents as text.
+        own, each in its own transaction (on both cores), that copy JSON documents as text, while
+        the rebuild's connection copies the positions.
         """
         state = projector.state
         boards = state.take_boards()
         if self.db_url is None:
             await state.write_spread([self.conn], boards)
+            await self._write_positions(target)
             return
         conns = [await connect_raw(self.db_url) for _ in range(2)]
         try:
             for conn in conns:
                 await conn.execute("SET synchronous_commit = off")
                 await accept_json_text(conn)
-            await state.write_spread(conns, boards)
+            async with asyncio.TaskGroup() as lanes:  # one failing cancels the other
+                lanes.create_task(state.write_spread(conns, boards))
+                lanes.create_task(self._write_positions(target))
         finally:
             for conn in conns:
                 await conn.close()
@@ -570,7 +583,7 @@ class Rebuild:
                     break
             progress.phase = "write"
             self.on_progress(progress)
-            await self._write_rows(projector)
+            await self._write_rows(projector, target)
             # Rows and boards are in Postgres now: the swap's last events read misses there and
             # move what a transfer or an org move moves there, as a live consumer's do (applied
             # in memory only, the boards just written stayed at the old places).
@@ -587,6 +600,7 @@ class Rebuild:
             # The rows kept in memory (millions on a large replay) go now: projector and state
             # refer to each other, and a cycle waits for a full collection to be freed.
             state.clear()
+        await forget_positions(self.conn, self.s, previous)
         dropped = False
         if drop_old:
             await self.conn.execute(f"DROP SCHEMA IF EXISTS {previous} CASCADE")
@@ -596,6 +610,17 @@ class Rebuild:
         seconds = time.perf_counter() - started
         return RebuildResult(version, target, previous, progress.done, progress.applied, progress.duplicates,
                              progress.skipped, seconds, dict(self.read_to), dropped, self.held)
+
+    async def _write_positions(self, target: str) -> None:
+        """The replay's per-aggregate positions, as the new version's (before the swap: nothing
+        reads them until it serves)."""
+        self.touched = {producer: set() for producer in self.positions}
+        async with self.conn.transaction():
+            for producer, pos in self.positions.items():
+                key = positions_key(durable(self.s, producer), target)
+                await self.conn.copy_records_to_table(
+                    "consumer_positions", schema_name=self.s, columns=("consumer", "stream_id", "stream_version"),
+                    records=((key, sid, v) for sid, v in pos.items()))
 
     async def _swap(self, projector: Projector, version: int, target: str, previous: str,
                     progress: Progress) -> None:
@@ -610,9 +635,15 @@ class Rebuild:
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
             # What those last events changed.
             await projector.state.write(ProjectionTx(self.conn), fold_now=True)
+            assert self.touched is not None
             for producer, pos in self.positions.items():
                 name = durable(s, producer)
-                await hand_over_positions(self.conn, s, name, pos)
+                moved = self.touched[producer]
+                await self.conn.execute(
+                    f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
+                    "SELECT $1, unnest($2::text[]), unnest($3::int[]) ON CONFLICT (consumer, stream_id) "
+                    "DO UPDATE SET stream_version = EXCLUDED.stream_version",
+                    positions_key(name, target), list(moved), [pos[sid] for sid in moved])
                 checkpoint = await self.conn.fetchval(
                     f"SELECT stream_sequence FROM {s}.consumer_checkpoint WHERE consumer = $1", name) or 0
                 # The inbox records what this version applied that the live consumer had not.
@@ -635,6 +666,7 @@ class Rebuild:
     async def _fail(self, version: int, target: str) -> None:
         try:
             await self.conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            await forget_positions(self.conn, self.s, target)
             await self.conn.execute(
                 f"UPDATE {self.s}.projection_versions SET status = 'failed', retired_at = now() "
                 "WHERE version = $1 AND status = 'building'", version)
@@ -642,48 +674,11 @@ class Rebuild:
             log.error("could not clean up the failed rebuild", version=version, error=str(exc))
 
 
-async def hand_over_positions(conn: asyncpg.Connection, schema: str, consumer: str, positions: dict[str, int]) -> int:
-    """Make a live durable's per-aggregate positions the rebuild's (in the swap's transaction,
-    under its lock); the number of rows deleted, changed or added (all of them, deleted and added,
-    where the live consumer holds fewer than half as many).
-
-    The two mostly agree: both are what the same streams' prefix made of each aggregate, and a
-    live consumer that kept up differs only by the aggregates of its last few batches (and any
-    event it dead-lettered or still retries, wherever in the streams). So they are compared in
-    Postgres, whole (the rebuild's copied into a temporary table: no index, no WAL; one hash
-    join), and only the differences written. Writing every position (a delete and a COPY into an
-    indexed table of every aggregate ever seen) held the live consumers back ~3.4 times as long
-    at a million aggregates. The comparison still grows with the aggregates: hundreds of
-    millions at national scale would hold them for minutes (positions kept per projection
-    version would need no hand-over at all)."""
-    live = f"{schema}.consumer_positions"
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS rebuilt_positions "
-                       "(stream_id text NOT NULL, stream_version int NOT NULL) ON COMMIT DROP")
-    await conn.execute("TRUNCATE rebuilt_positions")
-    await conn.copy_records_to_table("rebuilt_positions", columns=("stream_id", "stream_version"),
-                                     records=positions.items())
-    live_rows = int(await conn.fetchval(f"SELECT count(*) FROM {live} WHERE consumer = $1", consumer))
-    if live_rows < len(positions) // 2:
-        # The live consumer is far behind (or never ran): most rows differ, and an upsert of each
-        # costs twice the plain rewrite (1,000,000 positions, 32,000 held: 8.1-9.8 s against 4-4.9 s).
-        await conn.execute(f"DELETE FROM {live} WHERE consumer = $1", consumer)
-        await conn.execute(f"INSERT INTO {live} (consumer, stream_id, stream_version) "
-                           "SELECT $1, stream_id, stream_version FROM rebuilt_positions", consumer)
-        return live_rows + len(positions)
-    # One hash join of the two, in memory (with the default 4 MB it spilled to disk in batches).
-    await conn.execute("SET LOCAL work_mem = '256MB'")
-    return int(await conn.fetchval(
-        "WITH d AS MATERIALIZED ("
-        "    SELECT r.stream_id AS ours, r.stream_version AS version, l.stream_id AS theirs"
-        "    FROM rebuilt_positions r"
-        f"   FULL JOIN (SELECT stream_id, stream_version FROM {live} WHERE consumer = $1) l"
-        "    ON l.stream_id = r.stream_id WHERE l.stream_version IS DISTINCT FROM r.stream_version),"
-        f"gone AS (DELETE FROM {live} l USING d WHERE d.ours IS NULL AND l.consumer = $1 AND l.stream_id = d.theirs"
-        "    RETURNING 1),"
-        f"put AS (INSERT INTO {live} (consumer, stream_id, stream_version) SELECT $1, ours, version FROM d"
-        "    WHERE ours IS NOT NULL"
-        "    ON CONFLICT (consumer, stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version RETURNING 1)"
-        "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)", consumer))
+async def forget_positions(conn: asyncpg.Connection, service_schema: str, version: str) -> None:
+    """Delete a version's aggregate positions (it no longer serves, or never will). Outside the
+    swap's lock: the live batches read and write only the serving version's."""
+    await conn.execute(f"DELETE FROM {service_schema}.consumer_positions WHERE consumer = ANY($1::text[])",
+                       [positions_key(durable(service_schema, reg.producer), version) for reg, _ in SOURCES])
 
 
 @contextlib.contextmanager
