@@ -662,7 +662,9 @@ async def test_positions_are_kept_per_version_and_a_batch_asks_for_it_after_a_sw
 ) -> None:
     """With ``version_of`` each projection version keeps its own aggregate positions. A swap holds
     ``consumer_positions`` EXCLUSIVE while it makes another version serve: a batch arriving then
-    waits, and once the swap has committed it reads and moves the new version's positions."""
+    waits, and once the swap has committed it reads and moves the new version's positions. An
+    event the new version holds already (the rebuild applied it) has no effect and is recorded in
+    the inbox, which the rebuild does not write."""
     async with probe_db.connection() as conn:
         await conn.execute("CREATE TABLE probe.serving (version text NOT NULL)")
         await conn.execute("INSERT INTO probe.serving VALUES ('v1')")
@@ -686,11 +688,16 @@ async def test_positions_are_kept_per_version_and_a_batch_asks_for_it_after_a_sw
             await swap.execute("LOCK TABLE probe.consumer_positions IN EXCLUSIVE MODE")
             await ps.publish(js, ps.envelope("a", 2))
             await ps.publish(js, ps.envelope("b", 1))
+            replayed = ps.envelope("c", 1)
+            await ps.publish(js, replayed)
             await asyncio.sleep(1.0)  # delivered by now, and held back
             assert await ps.applied_versions(probe_db) == {"a": [1]}
-            # The new version was built from the streams up to a:1 (a rebuild copies its positions in).
+            # The new version was built from a:1 and c:1 (a rebuild copies its positions in).
             await swap.execute("UPDATE probe.serving SET version = 'v2'")
-            await swap.execute("INSERT INTO probe.consumer_positions VALUES ($1, 'a', 1)", v2)
+            await swap.execute("INSERT INTO probe.consumer_positions VALUES ($1, 'a', 1), ($1, 'c', 1)", v2)
         await _until_applied(probe_db, {"a": [1, 2], "b": [1]})
         await wait_until(lambda: _settled(js, consumer), message="all acknowledged")
-    assert await positions() == {(v1, "a"): 1, (v2, "a"): 2, (v2, "b"): 1}
+    assert await positions() == {(v1, "a"): 1, (v2, "a"): 2, (v2, "b"): 1, (v2, "c"): 1}
+    async with probe_db.connection() as conn:
+        assert await conn.fetchval("SELECT outcome FROM probe.consumer_inbox WHERE event_id = $1",
+                                   replayed.event_id) == "applied"

@@ -607,13 +607,17 @@ class EventConsumer:
                     )
                 except asyncpg.UniqueViolationError as exc:
                     raise _Raced(f"another replica applied one of {len(first_seen)} new aggregates") from exc
-            if applied:
+            if applied or duplicates:
+                # A duplicate is recorded too: its aggregate's position says its effect is in the
+                # projection, put there by this consumer before or, after a rebuild's swap, by the
+                # replay (which then has no inbox of the events the live consumer had not seen).
                 await conn.execute(
                     f"INSERT INTO {s}.consumer_inbox (consumer, event_id) "
                     "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
                     self.durable,
-                    [i.envelope.event_id for i in applied if i.envelope],
+                    [i.envelope.event_id for i in (*applied, *duplicates) if i.envelope],
                 )
+            if applied:
                 await conn.execute(
                     f"INSERT INTO {s}.consumer_checkpoint (consumer, stream_sequence) "
                     "VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET "

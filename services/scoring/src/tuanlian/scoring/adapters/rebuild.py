@@ -45,7 +45,6 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
-from uuid import UUID
 
 import asyncpg
 import structlog
@@ -352,7 +351,6 @@ class Rebuild:
         self.max_rows = max_rows
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
         self.read_to: dict[str, int] = {reg.producer: 0 for reg, _ in SOURCES}
-        self.recent_ids: dict[str, list[tuple[int, UUID]]] = {reg.producer: [] for reg, _ in SOURCES}
         # The aggregates whose positions moved since they were written (the swap's last events).
         self.touched: dict[str, set[str]] | None = None
         self.held = 0.0  # seconds the swap held the live consumers back
@@ -411,7 +409,6 @@ class Rebuild:
             pos[env.stream_id] = env.stream_version
             if self.touched is not None:
                 self.touched[producer].add(env.stream_id)
-            self.recent_ids[producer].append((seq, env.event_id))
             progress.applied += 1
             out.append((env, event, at))
         return out
@@ -456,9 +453,6 @@ class Rebuild:
                 await state.write(ProjectionTx(self.conn))
             state.clear()
             state.authoritative = False
-        for ids in self.recent_ids.values():
-            if len(ids) > 400_000:  # only the last stretch is needed for the swap
-                del ids[:-200_000]
 
     async def _write(self, state: State, taken: Any) -> None:
         async with self.conn.transaction():
@@ -644,13 +638,6 @@ class Rebuild:
                     "SELECT $1, unnest($2::text[]), unnest($3::int[]) ON CONFLICT (consumer, stream_id) "
                     "DO UPDATE SET stream_version = EXCLUDED.stream_version",
                     positions_key(name, target), list(moved), [pos[sid] for sid in moved])
-                checkpoint = await self.conn.fetchval(
-                    f"SELECT stream_sequence FROM {s}.consumer_checkpoint WHERE consumer = $1", name) or 0
-                # The inbox records what this version applied that the live consumer had not.
-                ids = [i for seq, i in self.recent_ids[producer] if seq > checkpoint - 1000]
-                await self.conn.execute(
-                    f"INSERT INTO {s}.consumer_inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
-                    "ON CONFLICT DO NOTHING", name, ids)
                 await self.conn.execute(
                     f"INSERT INTO {s}.consumer_checkpoint (consumer, stream_sequence) VALUES ($1, $2) "
                     "ON CONFLICT (consumer) DO UPDATE SET stream_sequence = "
