@@ -123,8 +123,8 @@ async def test_transfers_and_moves_among_the_swaps_last_events_move_the_boards_a
     await scoring.applied(n + 1)
 
     class LateEvents(Rebuild):
-        async def _write_rows(self, projector: Projector, target: str) -> None:
-            await super()._write_rows(projector, target)
+        async def _write_rows(self, projector: Projector) -> None:
+            await super()._write_rows(projector)
             await contacts.emit("cadre-c1", c.CadreTransferred(cadre_id="c1", from_org_id="o1", to_org_id="o2",
                                                                old_path="/root/o1", org_path="/root/o2",
                                                                in_leadership_organ=False))
@@ -275,8 +275,8 @@ async def test_each_version_keeps_its_own_positions_and_the_swap_writes_only_wha
         copied: dict[str, tuple[int, str]] = {}
 
         class LateEvents(Rebuild):
-            async def _write_rows(self, projector: Projector, target: str) -> None:
-                await super()._write_rows(projector, target)
+            async def _write_rows(self, projector: Projector) -> None:
+                await super()._write_rows(projector)
                 copied.update(await positions(conn, new))
                 assert {k: v for k, (v, _) in copied.items()} == self.positions["contacts"]
                 assert await positions(conn, old) == live

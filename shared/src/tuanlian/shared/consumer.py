@@ -227,7 +227,7 @@ class EventConsumer:
     ahead: AppliesAhead | None = None
     #: For a projection rebuilt into versions (scoring): the version a batch writes to, asked in
     #: its transaction. Each version keeps its own aggregate positions (``positions_key``): a
-    #: rebuild writes its version's as it replays, so its swap hands none over. The swap holds
+    #: rebuild writes its version's before its swap, which then hands none over. The swap holds
     #: ``consumer_positions`` in EXCLUSIVE mode; a batch takes ROW SHARE before asking, so the
     #: version it is told is the one serving once any swap under way has committed.
     version_of: VersionOf | None = None
@@ -375,8 +375,8 @@ class EventConsumer:
         try:
             async with self.db.connection() as conn:
                 stream_ids = sorted({i.envelope.stream_id for i in ordered if i.envelope})
-                # Under the key the last transaction used: after a swap the positions differ from
-                # the transaction's, and what was applied ahead is abandoned.
+                # Under the key the last transaction used. After a swap the transaction reads the
+                # new version's, and the projection does not adopt what it applied on the old one.
                 rows = await conn.fetch(
                     f"SELECT stream_id, stream_version FROM {self.schema}.consumer_positions "
                     "WHERE consumer = $1 AND stream_id = ANY($2::text[])",
@@ -779,12 +779,21 @@ def _versions_in_order(items: list[_Item]) -> list[_Item]:
     Redelivery can hand an aggregate's events over out of order inside one batch. Taken as they
     come, the first one that is early would hold back the rest, including the one that is next;
     and redelivered together in the same order they would be held back again, indefinitely.
-    The interleaving of different aggregates is kept as delivered.
+    The interleaving of different aggregates is kept as delivered. A repeat of a version already
+    in the batch (a relay re-published it) keeps its own slot and takes no other: sorted in with
+    the rest, an early event's repeat late in the batch pushed that aggregate's later events to
+    later slots, past other aggregates' events they came before (a transfer past the credits
+    after it).
     """
     slots: dict[str, list[int]] = {}
+    seen: set[tuple[str, int]] = set()
     for index, item in enumerate(items):
-        assert item.envelope is not None
-        slots.setdefault(item.envelope.stream_id, []).append(index)
+        env = item.envelope
+        assert env is not None
+        if (env.stream_id, env.stream_version) in seen:
+            continue
+        seen.add((env.stream_id, env.stream_version))
+        slots.setdefault(env.stream_id, []).append(index)
     ordered = list(items)
     for indexes in slots.values():
         if len(indexes) > 1:

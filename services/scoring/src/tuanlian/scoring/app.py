@@ -30,7 +30,6 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     contacts = runtime.consumer("points", CONTACTS, {}, batch_size=batch)
     wishes = runtime.consumer("points", WISHES, {}, batch_size=batch)
     for consumer, names in ((contacts, CONTACTS_EVENTS), (wishes, WISHES_EVENTS)):
-        # It decides per batch whether it can apply one ahead.
         attach(consumer, projector(p, consumer.durable, versions=f"{runtime.schema}.projection_versions"), names)
     return [contacts, wishes]
 

@@ -351,8 +351,12 @@ class Rebuild:
         self.max_rows = max_rows
         self.positions: dict[str, dict[str, int]] = {reg.producer: {} for reg, _ in SOURCES}
         self.read_to: dict[str, int] = {reg.producer: 0 for reg, _ in SOURCES}
-        # The aggregates whose positions moved since they were written (the swap's last events).
+        # The aggregates whose positions moved since the positions were written to Postgres (None:
+        # not yet written, all in memory). Past ``max_rows`` they are written out, like the rows,
+        # and read back per chunk as needed: a national replay sees hundreds of millions.
         self.touched: dict[str, set[str]] | None = None
+        self.partial = False  # some positions are only in Postgres
+        self.target = ""  # the new version's schema
         self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
@@ -387,7 +391,7 @@ class Rebuild:
     async def _decode(self, msgs: Sequence[Message], progress: Progress) -> list[tuple[Envelope, Any, datetime]]:
         """The chunk's events to apply (envelope, event or None if the projector ignores its type,
         the instant it reached the bus), past the versions already applied."""
-        out = []
+        decoded = []
         for n, (producer, seq, at, data) in enumerate(msgs, start=1):
             if n % _CHUNK_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the chunk before may be being written (_apply)
@@ -402,6 +406,11 @@ class Rebuild:
                 log.warning("unreadable event skipped", producer=producer, seq=seq, error=str(exc)[:200])
                 progress.skipped += 1
                 continue
+            decoded.append((producer, env, event, at))
+        if self.partial:
+            await self._read_positions(decoded)
+        out = []
+        for producer, env, event, at in decoded:
             pos = self.positions[producer]
             if env.stream_version <= pos.get(env.stream_id, 0):
                 progress.duplicates += 1
@@ -453,6 +462,25 @@ class Rebuild:
                 await state.write(ProjectionTx(self.conn))
             state.clear()
             state.authoritative = False
+        if not state.authoritative:
+            await self._written()
+            await self._write_positions()
+            if sum(map(len, self.positions.values())) > self.max_rows:
+                for pos in self.positions.values():
+                    pos.clear()  # all in Postgres: read back when their aggregates come again
+                self.partial = True
+
+    async def _read_positions(self, decoded: list[tuple[str, Envelope, Any, datetime]]) -> None:
+        """Read into memory the positions of the chunk's aggregates that are only in Postgres."""
+        await self._written()
+        for producer, pos in self.positions.items():
+            missing = list({env.stream_id for p, env, _e, _at in decoded if p == producer} - pos.keys())
+            if missing:
+                rows = await self.conn.fetch(
+                    f"SELECT stream_id, stream_version FROM {self.s}.consumer_positions "
+                    "WHERE consumer = $1 AND stream_id = ANY($2::text[])",
+                    positions_key(durable(self.s, producer), self.target), missing)
+                pos.update((r["stream_id"], r["stream_version"]) for r in rows)
 
     async def _write(self, state: State, taken: Any) -> None:
         async with self.conn.transaction():
@@ -517,7 +545,7 @@ class Rebuild:
                 if current is not None and current.cancelling():
                     raise  # the rebuild itself is being cancelled, not only its reader
 
-    async def _write_rows(self, projector: Projector, target: str) -> None:
+    async def _write_rows(self, projector: Projector) -> None:
         """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
         into the others), and the boards: folded in memory and copied into the empty
         ``period_points`` (``State.take_boards``), or, if credits were written out on the way
@@ -532,7 +560,7 @@ class Rebuild:
         boards = state.take_boards()
         if self.db_url is None:
             await state.write_spread([self.conn], boards)
-            await self._write_positions(target)
+            await self._write_positions()
             return
         conns = [await connect_raw(self.db_url) for _ in range(2)]
         try:
@@ -541,7 +569,7 @@ class Rebuild:
                 await accept_json_text(conn)
             async with asyncio.TaskGroup() as lanes:  # one failing cancels the other
                 lanes.create_task(state.write_spread(conns, boards))
-                lanes.create_task(self._write_positions(target))
+                lanes.create_task(self._write_positions())
         finally:
             for conn in conns:
                 await conn.close()
@@ -553,6 +581,7 @@ class Rebuild:
     async def _run_all(self, drop_old: bool, catch_up_rounds: int) -> RebuildResult:
         started = time.perf_counter()
         version, target, previous = await self._create()
+        self.target = target
         state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows,
                       bulk=True)
         projector = Projector(state, ruleset_override=self.override)
@@ -577,7 +606,7 @@ class Rebuild:
                     break
             progress.phase = "write"
             self.on_progress(progress)
-            await self._write_rows(projector, target)
+            await self._write_rows(projector)
             # Rows and boards are in Postgres now: the swap's last events read misses there and
             # move what a transfer or an org move moves there, as a live consumer's do (applied
             # in memory only, the boards just written stayed at the old places).
@@ -605,16 +634,23 @@ class Rebuild:
         return RebuildResult(version, target, previous, progress.done, progress.applied, progress.duplicates,
                              progress.skipped, seconds, dict(self.read_to), dropped, self.held)
 
-    async def _write_positions(self, target: str) -> None:
-        """The replay's per-aggregate positions, as the new version's (before the swap: nothing
-        reads them until it serves)."""
-        self.touched = {producer: set() for producer in self.positions}
+    async def _write_positions(self) -> None:
+        """The replay's per-aggregate positions, as the new version's (nothing reads them until it
+        serves): all of them the first time, then those moved since."""
+        touched, self.touched = self.touched, {producer: set() for producer in self.positions}
         async with self.conn.transaction():
             for producer, pos in self.positions.items():
-                key = positions_key(durable(self.s, producer), target)
-                await self.conn.copy_records_to_table(
-                    "consumer_positions", schema_name=self.s, columns=("consumer", "stream_id", "stream_version"),
-                    records=((key, sid, v) for sid, v in pos.items()))
+                key = positions_key(durable(self.s, producer), self.target)
+                if touched is None:
+                    await self.conn.copy_records_to_table(
+                        "consumer_positions", schema_name=self.s, columns=("consumer", "stream_id", "stream_version"),
+                        records=((key, sid, v) for sid, v in pos.items()))
+                elif touched[producer]:
+                    await self.conn.execute(
+                        f"INSERT INTO {self.s}.consumer_positions (consumer, stream_id, stream_version) "
+                        "SELECT $1, unnest($2::text[]), unnest($3::int[]) ON CONFLICT (consumer, stream_id) "
+                        "DO UPDATE SET stream_version = EXCLUDED.stream_version",
+                        key, list(touched[producer]), [pos[sid] for sid in touched[producer]])
 
     async def _swap(self, projector: Projector, version: int, target: str, previous: str,
                     progress: Progress) -> None:
@@ -629,15 +665,9 @@ class Rebuild:
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
             # What those last events changed.
             await projector.state.write(ProjectionTx(self.conn), fold_now=True)
-            assert self.touched is not None
-            for producer, pos in self.positions.items():
+            await self._write_positions()
+            for producer in self.positions:
                 name = durable(s, producer)
-                moved = self.touched[producer]
-                await self.conn.execute(
-                    f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
-                    "SELECT $1, unnest($2::text[]), unnest($3::int[]) ON CONFLICT (consumer, stream_id) "
-                    "DO UPDATE SET stream_version = EXCLUDED.stream_version",
-                    positions_key(name, target), list(moved), [pos[sid] for sid in moved])
                 await self.conn.execute(
                     f"INSERT INTO {s}.consumer_checkpoint (consumer, stream_sequence) VALUES ($1, $2) "
                     "ON CONFLICT (consumer) DO UPDATE SET stream_sequence = "
