@@ -272,6 +272,8 @@ async def test_each_version_keeps_its_own_positions_and_the_swap_writes_only_wha
     async with scoring.runtime.db.connection() as conn:
         live = await positions(conn, old)
         assert live and await positions(conn, points) == {}  # the live consumer's are its version's
+        # Left by a build of that version that died and was marked failed by hand: not the new one's.
+        await conn.execute("INSERT INTO scoring.consumer_positions VALUES ($1, 'link-l0', 9), ($1, 'gone', 1)", new)
         copied: dict[str, tuple[int, str]] = {}
 
         class LateEvents(Rebuild):

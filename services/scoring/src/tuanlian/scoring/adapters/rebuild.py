@@ -378,6 +378,7 @@ class Rebuild:
                 f"SELECT coalesce(max(version), 0) + 1 FROM {self.s}.projection_versions"))
             target = f"{self.s}_proj_v{version}"
             await self.conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            await forget_positions(self.conn, self.s, target)  # a dead build's, marked failed by hand
             await self.conn.execute(projection_ddl(self.s, target))
             await self.conn.execute(f"UPDATE {target}.meta SET value = $1 WHERE key = 'version'", version)
             await self.conn.execute(
