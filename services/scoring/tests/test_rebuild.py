@@ -14,7 +14,9 @@ from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
+from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
+from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.db import connect_raw
@@ -317,3 +319,13 @@ async def test_the_positions_written_before_versions_kept_their_own_become_the_s
     finally:
         await conn.close()
     assert rows == [("sp_points_contacts@sp_proj", "link-l1", 3), ("sp_points_wishes@sp_proj", "wish-w1", 2)]
+
+
+async def test_a_batch_told_its_version_under_the_positions_lock_does_not_ask_again() -> None:
+    """The runtime asks which version serves once it holds ROW SHARE on consumer_positions (no
+    swap can commit before the batch ends); the state takes that answer instead of asking again.
+    A batch told another version (a swap committed before it) reads the version's row."""
+    st = State("scoring_proj", "c", versions="scoring.projection_versions")
+    assert await st._serving(ProjectionTx(None, version="scoring_proj")) == ("scoring_proj", None)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):  # no connection: it would have had to ask
+        await st._serving(ProjectionTx(None, version="scoring_proj_v2"))  # type: ignore[arg-type]

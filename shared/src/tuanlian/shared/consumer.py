@@ -75,8 +75,12 @@ class ProjectionTx:
     so handlers always see their own earlier writes.
     """
 
-    def __init__(self, conn: asyncpg.Connection, gate: asyncio.Event | None = None) -> None:
+    def __init__(self, conn: asyncpg.Connection, gate: asyncio.Event | None = None,
+                 version: str | None = None) -> None:
         self.conn = conn
+        #: The projection version the batch writes to, as ``EventConsumer.version_of`` told the
+        #: runtime under its lock (no swap can commit before this transaction ends); None without.
+        self.version = version
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._before_flush: list[Callable[[ProjectionTx], Awaitable[None]]] = []
         self._gate = gate
@@ -250,13 +254,15 @@ class EventConsumer:
         suffix = f"_{self.stream_type}" if self.stream_type else ""
         return f"{self.service}_{self.name}_{self.producer}{suffix}"
 
-    async def _positions_key(self, conn: asyncpg.Connection) -> str:
-        """This transaction's key of the aggregate positions (see ``version_of``)."""
+    async def _tracking(self, conn: asyncpg.Connection) -> tuple[str, str | None]:
+        """This transaction's key of the aggregate positions and its projection version (see
+        ``version_of``)."""
         if self.version_of is None:
-            return self.durable
+            return self.durable, None
         await conn.execute(f"LOCK TABLE {self.schema}.consumer_positions IN ROW SHARE MODE")
-        self._key = positions_key(self.durable, await self.version_of(conn))
-        return self._key
+        version = await self.version_of(conn)
+        self._key = positions_key(self.durable, version)
+        return self._key, version
 
     @property
     def subject(self) -> str:
@@ -540,7 +546,7 @@ class EventConsumer:
         s = self.schema
         stream_ids = sorted({i.envelope.stream_id for i in items if i.envelope})
         async with self.db.transaction() as conn:
-            key = await self._positions_key(conn)
+            key, version = await self._tracking(conn)
             # Known aggregates are locked here; one seen for the first time has no row to lock
             # and is inserted at the end: a replica that inserted it meanwhile makes that insert
             # fail, and the batch comes back (_Raced) to find it applied.
@@ -552,7 +558,7 @@ class EventConsumer:
             )
             stored = {r["stream_id"]: r["stream_version"] for r in rows}
             positions = {sid: stored.get(sid, 0) for sid in stream_ids}
-            tx = ProjectionTx(conn, released)
+            tx = ProjectionTx(conn, released, version)
             if ahead is not None and self.ahead is not None:
                 # Applied ahead against these very positions, on memory still Postgres's: keep it.
                 if positions == ahead.positions and await self.ahead.adopt(tx, ahead.epoch):
@@ -733,7 +739,7 @@ class EventConsumer:
                     f"INSERT INTO {s}.consumer_positions (consumer, stream_id, stream_version) "
                     "VALUES ($1, $2, $3) ON CONFLICT (consumer, stream_id) DO UPDATE SET "
                     f"stream_version = GREATEST({s}.consumer_positions.stream_version, $3)",
-                    await self._positions_key(conn),
+                    (await self._tracking(conn))[0],
                     env.stream_id,
                     env.stream_version,
                 )

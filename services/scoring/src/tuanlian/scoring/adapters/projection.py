@@ -768,12 +768,8 @@ def attach(consumer: EventConsumer, proj: Projector, names: set[str], *, ahead: 
     the aggregate positions kept per version (a rebuild's swap then hands none over)."""
     consumer.handlers = proj.handlers(names)
     consumer.ahead = proj if ahead else None
-    versions = proj.state.versions
-    if versions is not None:
-        async def serving(conn: asyncpg.Connection) -> str | None:
-            return await conn.fetchval(f"SELECT schema_name FROM {versions} WHERE status = 'current'")
-
-        consumer.version_of = serving
+    if proj.state.versions is not None:
+        consumer.version_of = proj.state.serving_schema
 
 
 def projector(schema: str, consumer: str, *, versions: str | None = None, **kw: Any) -> Projector:

@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, fold, fold_in_memory
 from tuanlian.scoring.adapters.orgtree import OrgTreeIndex
@@ -264,10 +265,17 @@ class State:
     async def _serving(self, tx: ProjectionTx) -> tuple[str, str | None] | None:
         if self.versions is None:
             return None
+        if tx.version is not None and tx.version == self.schema:
+            return self.schema, self.ruleset_override  # the runtime asked already, under its lock
         row = await tx.conn.fetchrow(
             f"SELECT schema_name, ruleset_override FROM {self.versions} WHERE status = 'current'"
         )
         return (row["schema_name"], row["ruleset_override"]) if row is not None else None
+
+    async def serving_schema(self, conn: asyncpg.Connection) -> str | None:
+        """The schema of the version serving (what ``EventConsumer.version_of`` asks)."""
+        assert self.versions is not None
+        return await conn.fetchval(f"SELECT schema_name FROM {self.versions} WHERE status = 'current'")
 
     async def _stamp_generation(self, tx: ProjectionTx) -> bool:
         """Lock this consumer's generation row for the transaction and draw the next; whether
