@@ -194,6 +194,7 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     row = doc["rows"][0]
     assert (row["org_id"], row["cadres"], row["youths_linked"], row["points"], row["rank"]) == ("o1", 1, 1, 4, 1)
     assert row["cadres_meeting_quota_pct"] == 0.0  # 1 of 10 for a part-time cadre
+    assert row["interactions_per_cadre"] == 1.0  # the face-to-face one
     # Later facts for March do not change what was published; as-of recomputation agrees.
     await contacts.emit("interaction-i2", _interaction("i2", ["y1"], True, T0 + timedelta(days=1)))
     await scoring.applied(6)
@@ -202,6 +203,7 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     again = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
                                                         "period": "2026-03"}, headers=admin)
     assert again.json()["number"] == "2026-03-002" and again.json()["rows"][0]["points"] == 5
+    assert again.json()["rows"][0]["interactions_per_cadre"] == 2.0  # online and face-to-face both count
     for fmt, marker in (("csv", "排名".encode()), ("html", b"<svg"), ("xlsx", b"PK")):
         r = await scoring.http.get(f"/circulars/{doc['number']}", params={"format": fmt}, headers=admin)
         assert r.status_code == 200 and marker in r.content

@@ -544,7 +544,8 @@ class Projector:
                               youth_id=youth_id, ref=e.interaction_id)
             youths[youth_id] = {"base": base, "status": status.value, "credited": value}
             self.state.add_fact(e.cadre_id, "youth_contact", 1, day, env.event_id, youth_id)
-        self.state.add_fact(e.cadre_id, "interaction", 1, day, env.event_id)
+        # One fact counts the interaction and its kind: interactions are ``online`` plus
+        # ``face_to_face`` (a separate ``interaction`` count was a quarter of a replay's facts).
         self.state.add_fact(e.cadre_id, "online" if e.online else "face_to_face", 1, day, env.event_id)
         cadre = await self.state.get("cadres", e.cadre_id)
         if cadre is not None:
@@ -611,7 +612,6 @@ class Projector:
                 if y["status"] != "logged":
                     self.state.add_fact(old["cadre_id"], y["status"], -1, old["day"], env.event_id, youth_id)
                 kept[youth_id] = y["status"]
-            self.state.add_fact(old["cadre_id"], "interaction", -1, old["day"], env.event_id)
             self.state.add_fact(old["cadre_id"], "online" if old["online"] else "face_to_face", -1, old["day"],
                                 env.event_id)
         new = await self._score_interaction(env, e, kept)

@@ -160,7 +160,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
             "org_id": scope["org_id"], "org_path": scope["org_path"], "org": scope["name"],
             "cadres": n, "cadres_meeting_quota_pct": _pct(meeting, n),
             "youths_linked": sum(linked.get(c["cadre_id"], 0) for c in mine),
-            "interactions_per_cadre": round(total("interaction") / n, 2) if n else None,
+            "interactions_per_cadre": round((total("online") + total("face_to_face")) / n, 2) if n else None,
             "five_ones_completion_pct": _pct(done_five, due_five),
             "wishes_fulfilled": total("wish_fulfilled"), "wishes_raised": total("wish_raised"),
             "voice_answered_in_time_pct": _pct(total("voice_in_time"), total("voice_posted")),
