@@ -161,19 +161,29 @@ async def load_demo_activity(
         # A reorganisation: a cadre is transferred (调动) to another committee, and 东湖区's
         # industrial-park committee moves to 西山县 with its branches. Their boards follow them.
         counties, committees = demo.get("counties", []), demo.get("committees", [])
+        moved: dict[str, Any] | None = None
         if len(counties) == 2 and len(committees) == 4:
             mover = next((cadre for cadre, path, _y in pairs if path.endswith(f"/{committees[0]}")), None)
             if mover is not None:
                 await api.call("POST", "contacts", f"/cadres/{mover}/transfer", admin, {"to_org_id": committees[2]},
                                ok=(409, 422))
-            await api.call("POST", "contacts", f"/orgs/{committees[1]}/move", admin, {"new_parent_id": counties[1]},
-                           ok=(409, 422))
+            moved = await api.call("POST", "contacts", f"/orgs/{committees[1]}/move", admin,
+                                   {"new_parent_id": counties[1]}, ok=(409, 422))
             done["reorganised"] = 1
 
-        # Scoring catches up, then the city publishes this month's circular (月度通报).
+        # Scoring catches up, then the city publishes this month's circular (月度通报). The move is
+        # the last contacts event: published before scoring had it, the circular counted the
+        # committee's cadres in their old county, and as-of on a rebuilt version (which dates
+        # every event by its arrival on the bus) disagreed with what was published.
         async def scored() -> bool:
             r = await api.call("GET", "scoring", f"/cadres/{pairs[0][0]}/ledger", admin)
-            return any(str(e.get("rule", "")).startswith("wish") for e in r) or done["fulfilled"] == 0
+            if not (any(str(e.get("rule", "")).startswith("wish") for e in r) or done["fulfilled"] == 0):
+                return False
+            if moved is None or "org_path" not in moved:
+                return True
+            board = await api.call("GET", "scoring", f"/leaderboards/orgs?org_path={moved['org_path']}"
+                                   "&org_type=grassroots_committee&limit=1", admin)
+            return [e["org_id"] for e in board["entries"]] == [committees[1]]
 
         await _until(scored, "scoring catching up with the demo", seconds=300)
         circular = await api.call("POST", "scoring", "/circulars", admin, {"org_id": city_id}, ok=(409,))
