@@ -3,8 +3,9 @@
 The demo ends with a reorganisation (a cadre transferred into 西山县, one of 东湖区's committees
 moved there with its cadres) and then publishes the city's monthly circular. Published before
 scoring had applied the move, the circular counted those cadres in their old county; and after
-``tuanlian scoring rebuild``, whose version dates each event by its arrival on the bus, the
-circular recomputed as of its publication no longer equalled what was published.
+``tuanlian scoring rebuild``, whose version dated each event by its arrival on the bus, the
+circular recomputed as of its publication no longer equalled what was published (a rebuild now
+dates such events as the circular shows the live version had them: ``rebuild.LateStamps``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from tuanlian.scoring.adapters.projection import Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
+from tuanlian.shared.auth import Role
 from tuanlian.shared.consumer import ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
@@ -329,3 +330,44 @@ async def test_a_batch_told_its_version_under_the_positions_lock_does_not_ask_ag
     assert await st._serving(ProjectionTx(None, version="scoring_proj")) == ("scoring_proj", None)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):  # no connection: it would have had to ask
         await st._serving(ProjectionTx(None, version="scoring_proj_v2"))  # type: ignore[arg-type]
+
+
+async def test_a_circular_published_while_scoring_lagged_recomputes_equal_on_a_rebuilt_version(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    n = await _story(contacts, wishes) + 1
+    await scoring.applied(n)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    async with scoring.runtime.db.connection() as hold:
+        async with hold.transaction():
+            # The live consumers held back (as a swap holds them): what reaches the bus now waits,
+            # and the circular published meanwhile leaves it out.
+            await hold.execute("LOCK TABLE scoring.consumer_positions IN EXCLUSIVE MODE")
+            await contacts.emit("interaction-late", _interaction("late", ["y1"], False, T0 + timedelta(days=2)))
+            await wishes.emit("rating-late", w.CadreRated(rating_id="late", cadre_id="c1", org_path="/root/o1",
+                                                          score=5, period="2026Q1"), T0)
+            r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
+                                                            "period": "2026-03"}, headers=admin)
+            assert r.status_code == 201, r.text
+    published = r.json()
+    await scoring.applied(n + 2)
+    assert (await scoring.get(f"/circulars/{published['number']}/as-of"))["equal"] is True
+
+    async with scoring.runtime.db.connection() as conn:
+        result = await Rebuild(conn, js).run()
+    again = await scoring.get(f"/circulars/{published['number']}/as-of")
+    assert again["equal"] is True, again["recomputed"]["rows"]
+    # The late events are in the new version, stamped just after the circular's instant (on the
+    # bus they were before it); the others keep the instant they reached the bus.
+    async with scoring.runtime.db.connection() as conn:
+        stamps = {r["ref"]: r["applied_at"] for r in await conn.fetch(
+            f"SELECT ref, applied_at FROM {result.schema}.ledger WHERE ref IN ('late', 'i1')")}
+    as_of = datetime.fromisoformat(published["as_of"])
+    assert stamps["late"] == as_of + timedelta(microseconds=1)
+    assert stamps["i1"] < as_of
+    # And today's numbers have them: the version is whole, only dated as the live one was.
+    now = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                                  headers=admin)
+    assert now.json()["rows"][0]["points"] == published["rows"][0]["points"] + 4

@@ -173,8 +173,7 @@ async def load_demo_activity(
 
         # Scoring catches up, then the city publishes this month's circular (月度通报). The move is
         # the last contacts event: published before scoring had it, the circular counted the
-        # committee's cadres in their old county, and as-of on a rebuilt version (which dates
-        # every event by its arrival on the bus) disagreed with what was published.
+        # committee's cadres in their old county.
         async def scored() -> bool:
             r = await api.call("GET", "scoring", f"/cadres/{pairs[0][0]}/ledger", admin)
             if not (any(str(e.get("rule", "")).startswith("wish") for e in r) or done["fulfilled"] == 0):

@@ -27,11 +27,14 @@ Per aggregate, an event applies only when its version is past the one applied (J
 hold a duplicate the relay re-published after the duplicate window). Rows are stamped with the
 message's JetStream timestamp as ``applied_at``: as-of queries on the rebuilt version then answer
 "as published by then", which equals the live version's answer except within the consumer lag.
+Where a circular shows the live version had an event later than it reached the bus, the event is
+stamped just after the circular (:class:`LateStamps`): every circular recomputes as published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import gc
 import json
@@ -41,7 +44,7 @@ import pickle
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
@@ -156,8 +159,56 @@ def _seq_and_time(m: Msg) -> tuple[int, datetime]:
     return int(seq), datetime.fromtimestamp(int(ns) / 1e9, UTC)
 
 
+@dataclass
+class LateStamps:
+    """When the live version had an event, as far as its circulars (通报) tell.
+
+    A rebuilt version stamps a row with the instant its event reached the bus; the live version
+    with the instant its consumer applied it. They differ for events that were on the bus but not
+    yet applied when a circular was frozen: the circular left them out, and recomputed as of its
+    instant on the rebuilt version it would have them in. Each circular records the stream
+    positions the live consumers had reached (``positions``): an event past them and on the bus
+    before the circular's instant is stamped just after that instant instead. Circulars are
+    frozen in turn and the positions only grow, so for each producer the latest circular that had
+    not seen an event is found by bisection.
+    """
+
+    #: producer → (positions, instants), both non-decreasing, one entry per circular.
+    marks: dict[str, tuple[list[int], list[datetime]]] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, service_schema: str) -> LateStamps:
+        rows = await conn.fetch(f"SELECT as_of, positions FROM {service_schema}.circulars ORDER BY as_of")
+        marks: dict[str, tuple[list[int], list[datetime]]] = {}
+        for reg, _ in SOURCES:
+            name, seen, positions, instants = durable(service_schema, reg.producer), 0, [], []
+            for r in rows:
+                # A position lower than an earlier circular's (a consumer reset by hand) counts
+                # as the earlier one: what was seen once stays seen.
+                seen = max(seen, int((r["positions"] or {}).get(name, 0)))
+                positions.append(seen)
+                instants.append(r["as_of"])
+            if positions:
+                marks[reg.producer] = (positions, instants)
+        return cls(marks)
+
+    def stamp(self, producer: str, seq: int, at: datetime) -> datetime:
+        mark = self.marks.get(producer)
+        if mark is None:
+            return at
+        positions, instants = mark
+        i = bisect.bisect_left(positions, seq) - 1  # the latest circular whose position is before it
+        if i >= 0 and instants[i] >= at:
+            return instants[i] + _AFTER
+        return at
+
+
+_AFTER = timedelta(microseconds=1)
+
+
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
-                      batch: int = 1000, *, idle: float = 60.0) -> AsyncIterator[list[_Msg]]:
+                      batch: int = 1000, *, idle: float = 60.0,
+                      late: LateStamps | None = None) -> AsyncIterator[list[_Msg]]:
     """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
     consumer that acknowledges nothing: the server deletes it after ``idle`` seconds without a
     fetch (a rebuild that died leaves nothing behind). A reader held up longer than that (the
@@ -200,6 +251,8 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
                 seq, at = _seq_and_time(m)
                 if seq > last:
                     break
+                if late is not None:
+                    at = late.stamp(producer, seq, at)
                 out.append(_Msg(producer, seq, at, m.data))
             if out:
                 yield out
@@ -211,10 +264,11 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
 
 
 async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
-                 batch: int = 2000) -> AsyncGenerator[list[_Msg], None]:
+                 batch: int = 2000, late: LateStamps | None = None) -> AsyncGenerator[list[_Msg], None]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
-    running side by side, saw them), in batches."""
-    iters = {p: read_stream(js, p, a, b, batch).__aiter__() for p, (a, b) in ranges.items()}
+    running side by side, saw them), in batches; with ``late``, by the instant the live version
+    had them where a circular tells it had them later."""
+    iters = {p: read_stream(js, p, a, b, batch, late=late).__aiter__() for p, (a, b) in ranges.items()}
     heads: dict[str, list[_Msg]] = {}
 
     async def refill(p: str) -> None:
@@ -248,14 +302,15 @@ async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
                 await refill(p)
 
 
-def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection) -> None:
+def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection,
+                   late: LateStamps | None = None) -> None:
     """A reader process: the merged streams, in pickled chunks through ``out`` (:func:`_send`);
     an empty chunk ends them, a pickled exception reports a failure."""
 
     async def read() -> None:
         nc = await connect_nats(nats_url, name="tuanlian-scoring-rebuild-reader")
         try:
-            async for msgs in merged(nc.jetstream(), ranges, fetch):
+            async for msgs in merged(nc.jetstream(), ranges, fetch, late):
                 # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
                 _send(out, pickle.dumps([tuple(m) for m in msgs], protocol=5))
         finally:
@@ -280,8 +335,8 @@ def _send(out: Connection, blob: bytes) -> None:
         data = data[os.write(out.fileno(), data):]
 
 
-async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
-                          fetch: int = 2000) -> AsyncGenerator[list[Message], None]:
+async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int = 2000,
+                          late: LateStamps | None = None) -> AsyncGenerator[list[Message], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
     Python time, and there it runs on the other core while this process applies.
 
@@ -290,7 +345,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]],
     5 ms each while the applier ran: the replay waited ~19 s of 65 for its chunks."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
     inbox, out = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out), daemon=True,
+    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out, late), daemon=True,
                         name="tuanlian-rebuild-reader")
     child.start()
     out.close()  # the child's end: once the child exits, a read here ends instead of waiting
@@ -499,8 +554,10 @@ class Rebuild:
         queue: asyncio.Queue[list[Message] | None] = asyncio.Queue(maxsize=2)
 
         size = sum(b - a + 1 for a, b in ranges.values())
-        source = (read_in_process(self.reader_url, ranges, self.fetch)
-                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch))
+        # Read again at every round: a circular published since covers the events read from now on.
+        late = await LateStamps.load(self.conn, self.s)
+        source = (read_in_process(self.reader_url, ranges, self.fetch, late)
+                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch, late))
 
         async def reader() -> None:
             chunk: list[Message] = []
