@@ -14,30 +14,13 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from tuanlian.cli.demo import load_demo_league
 from tuanlian.cli.launcher import Stack
-from tuanlian.shared.infra import free_port
-from tuanlian.shared.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def stack(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    ports = {f"{s}_port": free_port() for s in ("contacts", "wishes", "scoring", "notify")}
-    settings = Settings(home=tmp_path, database_url=database_url, nats_url=nats_url, **ports)
-    running = Stack(settings=settings, home=tmp_path)
-    running.start_infrastructure()
-    try:
-        running.start_services()
-        yield running
-    finally:
-        running.stop()
 
 
 async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuild(stack: Stack) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,23 +18,9 @@ import pytest
 from tuanlian.cli.launcher import Stack
 from tuanlian.shared.auth import Principal, Role, load_or_create_signing_key
 from tuanlian.shared.infra import free_port
-from tuanlian.shared.settings import Settings
 from tuanlian.shared.testing import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def stack(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    ports = {f"{s}_port": free_port() for s in ("contacts", "wishes", "scoring", "notify")}
-    settings = Settings(home=tmp_path, database_url=database_url, nats_url=nats_url, **ports)
-    running = Stack(settings=settings, home=tmp_path)
-    running.start_infrastructure()
-    try:
-        running.start_services()
-        yield running
-    finally:
-        running.stop()
 
 
 def _token(stack: Stack, role: Role, subject: str, org_path: str | None = None) -> dict[str, str]:
