@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
+from tuanlian.scoring.adapters.rebuild import LateStamps, Rebuild, RebuildError, durable, read_stream
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.auth import Role
@@ -371,3 +371,16 @@ async def test_a_circular_published_while_scoring_lagged_recomputes_equal_on_a_r
     now = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
                                   headers=admin)
     assert now.json()["rows"][0]["points"] == published["rows"][0]["points"] + 4
+
+
+def test_late_stamps_date_an_event_after_the_latest_circular_that_left_it_out() -> None:
+    t = [T0 + timedelta(minutes=m) for m in range(6)]
+    tick = timedelta(microseconds=1)
+    # Three circulars: frozen at t1, t3 and t5, the contacts consumer at 10, 20 and 20.
+    late = LateStamps({"contacts": ([10, 20, 20], [t[1], t[3], t[5]])})
+    assert late.stamp("contacts", 10, t[0]) == t[0]  # seen by all three: its own instant
+    assert late.stamp("contacts", 11, t[0]) == t[1] + tick  # on the bus before t1, not yet applied
+    assert late.stamp("contacts", 11, t[2]) == t[2]  # reached the bus after the first circular
+    assert late.stamp("contacts", 25, t[2]) == t[5] + tick  # none of the three had it
+    assert late.stamp("contacts", 25, t[5] + tick * 2) == t[5] + tick * 2  # after them all
+    assert late.stamp("wishes", 25, t[0]) == t[0]  # no circular says anything of wishes
