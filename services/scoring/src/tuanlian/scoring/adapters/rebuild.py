@@ -217,6 +217,7 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
     if last < first:
         return
     stream = event_stream_name(producer)
+    stamped = late if late is not None and producer in late.marks else None  # none: nothing to ask
 
     async def subscribe(start: int) -> JetStreamContext.PullSubscription:
         return await js.pull_subscribe(
@@ -251,8 +252,8 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
                 seq, at = _seq_and_time(m)
                 if seq > last:
                     break
-                if late is not None:
-                    at = late.stamp(producer, seq, at)
+                if stamped is not None:
+                    at = stamped.stamp(producer, seq, at)
                 out.append(_Msg(producer, seq, at, m.data))
             if out:
                 yield out
@@ -705,7 +706,7 @@ class Rebuild:
                     # Postgres's time against 0.87-1.09 s in arrival order).
                     await self.conn.copy_records_to_table(
                         "consumer_positions", schema_name=self.s, columns=("consumer", "stream_id", "stream_version"),
-                        records=((key, sid, pos[sid]) for sid in sorted(pos)))
+                        records=((key, sid, v) for sid, v in sorted(pos.items())))
                 elif touched[producer]:
                     await self.conn.execute(
                         f"INSERT INTO {self.s}.consumer_positions (consumer, stream_id, stream_version) "

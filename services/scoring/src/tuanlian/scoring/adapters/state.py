@@ -148,25 +148,24 @@ async def copy_into_empty(conn: Any, schema: str, table: str, columns: Sequence[
     way). The primary key too: rows come in the order memory holds them (by owner, not by period),
     and inserting them into the key one by one cost ~1-2 s more of Postgres's time than adding the
     key after (686,000 board rows). Nothing else may be using the table (DROP INDEX locks it)."""
-    target = f"{schema}.{table}"
-    keys = await conn.fetch(
-        "SELECT quote_ident(conname) AS conname, pg_get_constraintdef(oid) AS ddl, conindid FROM pg_constraint "
-        "WHERE conrelid = $1::regclass AND contype IN ('p', 'u') ORDER BY contype, conname", target)
+    # Each index as the statements that drop it and make it again: a key (primary or unique) as
+    # its constraint, and first, so that the others are built on a table that has it.
     indexes = await conn.fetch(
-        "SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS ddl FROM pg_index "
-        "WHERE indrelid = $1::regclass AND indexrelid <> ALL($2::oid[]) ORDER BY 1", target,
-        [k["conindid"] for k in keys])
-    for k in keys:
-        await conn.execute(f"ALTER TABLE {target} DROP CONSTRAINT {k['conname']}")
+        "SELECT CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass) "
+        "ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', i.indrelid::regclass, c.conname) END AS drop, "
+        "CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid) "
+        "ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', i.indrelid::regclass, c.conname, "
+        "pg_get_constraintdef(c.oid)) END AS make "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "AND c.contype IN ('p', 'u') WHERE i.indrelid = $1::regclass ORDER BY c.oid IS NULL, 1",
+        f"{schema}.{table}")
     for ix in indexes:
-        await conn.execute(f"DROP INDEX {ix['name']}")
+        await conn.execute(ix["drop"])
     await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=records)
-    if keys or indexes:
+    if indexes:
         await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")  # each sort in memory
-        for k in keys:
-            await conn.execute(f"ALTER TABLE {target} ADD CONSTRAINT {k['conname']} {k['ddl']}")
         for ix in indexes:
-            await conn.execute(ix["ddl"])
+            await conn.execute(ix["make"])
 
 
 def columns_of(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
