@@ -5,7 +5,7 @@ moved there with its cadres) and then publishes the city's monthly circular. Pub
 scoring had applied the move, the circular counted those cadres in their old county; and after
 ``tuanlian scoring rebuild``, whose version dated each event by its arrival on the bus, the
 circular recomputed as of its publication no longer equalled what was published (a rebuild now
-dates such events as the circular shows the live version had them: ``rebuild.LateStamps``).
+dates every event as the live version did: ``adapters/stamps.py``).
 """
 
 from __future__ import annotations

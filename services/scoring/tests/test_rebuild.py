@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import LateStamps, Rebuild, RebuildError, durable, read_stream
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
+from tuanlian.scoring.adapters.stamps import Stamps
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.auth import Role
@@ -24,6 +28,7 @@ from tuanlian.shared.db import connect_raw
 from tuanlian.shared.infra import free_port
 from tuanlian.shared.migrations import load_migrations, migrate
 from tuanlian.shared.streams import declare_stream, event_stream_name, producer_stream
+from tuanlian.shared.testing import wait_until
 
 LEDGER = ("owner_id, owner_kind, org_path, points, rule, ruleset_version, source_event_ids, youth_id, ref, "
           "occurred_at")
@@ -52,6 +57,16 @@ async def _ledger(scoring: Scoring, schema: str) -> list[tuple[Any, ...]]:
     async with scoring.runtime.db.connection() as conn:
         rows = await conn.fetch(f"SELECT {LEDGER} FROM {schema}.ledger")
     return sorted((tuple(r) for r in rows), key=repr)
+
+
+async def _dated(scoring: Scoring, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every appended row of a version with its ``applied_at``, per table."""
+    queries = {"ledger": f"SELECT {LEDGER}, applied_at FROM {schema}.ledger",
+               "facts": f"SELECT owner_id, metric, subject, n, occurred_on, source_event_id, applied_at FROM {schema}.facts",
+               "flags": f"SELECT owner_id, code, ref, source_event_id, occurred_on, applied_at FROM {schema}.flags",
+               "cadre_paths": f"SELECT cadre_id, org_path, kind, org_type, applied_at FROM {schema}.cadre_paths"}
+    async with scoring.runtime.db.connection() as conn:
+        return {table: sorted((tuple(r) for r in await conn.fetch(sql)), key=repr) for table, sql in queries.items()}
 
 
 async def _points(scoring: Scoring, schema: str) -> list[tuple[Any, ...]]:
@@ -303,23 +318,40 @@ async def test_each_version_keeps_its_own_positions_and_the_swap_writes_only_wha
     assert sorted(r[4] for r in ledger if r[8] == "i2") == ["interaction_confirmed", "interaction_online"]
 
 
+async def _upgraded(database_url: str, schema: str, migration: str, before: str, after: str) -> list[tuple[Any, ...]]:
+    """Rows ``after`` reads once the migrations up to ``migration`` (excluded) have run, ``before``
+    has, and then the rest."""
+    conn = await connect_raw(database_url)
+    try:
+        migrations = load_migrations("tuanlian.scoring.migrations", schema)
+        n = [m.version for m in migrations].index(migration)
+        await migrate(conn, schema, migrations[:n])
+        await conn.execute(before)
+        await migrate(conn, schema, migrations)
+        return sorted(tuple(r) for r in await conn.fetch(after))
+    finally:
+        await conn.close()
+
+
 async def test_the_positions_written_before_versions_kept_their_own_become_the_serving_versions(
     database_url: str
 ) -> None:
     """Migration 0008: the live durables' rows (keyed by the durable alone) are the version's that
     serves."""
-    conn = await connect_raw(database_url)
-    try:
-        migrations = load_migrations("tuanlian.scoring.migrations", "sp")
-        assert migrations[7].version == "0008_positions_per_version"
-        await migrate(conn, "sp", migrations[:7])
-        await conn.execute("INSERT INTO sp.consumer_positions VALUES ('sp_points_contacts', 'link-l1', 3), "
-                           "('sp_points_wishes', 'wish-w1', 2)")
-        await migrate(conn, "sp", migrations)
-        rows = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM sp.consumer_positions"))
-    finally:
-        await conn.close()
+    rows = await _upgraded(database_url, "sp", "0008_positions_per_version",
+                           "INSERT INTO sp.consumer_positions VALUES ('sp_points_contacts', 'link-l1', 3), "
+                           "('sp_points_wishes', 'wish-w1', 2)", "SELECT * FROM sp.consumer_positions")
     assert rows == [("sp_points_contacts@sp_proj", "link-l1", 3), ("sp_points_wishes@sp_proj", "wish-w1", 2)]
+
+
+async def test_what_the_serving_version_applied_before_it_had_a_log_is_logged_undated(database_url: str) -> None:
+    """Migration 0009: up to each live durable's checkpoint, the serving version's log says
+    nothing of when (a rebuild dates those events by the bus, as before)."""
+    rows = await _upgraded(database_url, "sl", "0009_applied_log",
+                           "INSERT INTO sl.consumer_checkpoint (consumer, stream_sequence) VALUES "
+                           "('sl_points_contacts', 7), ('sl_points_wishes', 3), ('sl_other', 9)",
+                           "SELECT consumer, through_seq, applied_at FROM sl_proj.applied_log")
+    assert rows == [("sl_points_contacts", 7, None), ("sl_points_wishes", 3, None)]
 
 
 async def test_a_batch_told_its_version_under_the_positions_lock_does_not_ask_again() -> None:
@@ -359,28 +391,246 @@ async def test_a_circular_published_while_scoring_lagged_recomputes_equal_on_a_r
         result = await Rebuild(conn, js).run()
     again = await scoring.get(f"/circulars/{published['number']}/as-of")
     assert again["equal"] is True, again["recomputed"]["rows"]
-    # The late events are in the new version, stamped just after the circular's instant (on the
-    # bus they were before it); the others keep the instant they reached the bus.
+    # The late events are in the new version, dated as the live one dated them: after the
+    # circular's instant (on the bus they were before it).
+    assert await _dated(scoring, result.schema) == await _dated(scoring, result.previous)
     async with scoring.runtime.db.connection() as conn:
-        stamps = {r["ref"]: r["applied_at"] for r in await conn.fetch(
-            f"SELECT ref, applied_at FROM {result.schema}.ledger WHERE ref IN ('late', 'i1')")}
-    as_of = datetime.fromisoformat(published["as_of"])
-    assert stamps["late"] == as_of + timedelta(microseconds=1)
-    assert stamps["i1"] < as_of
+        late = await conn.fetchval(f"SELECT applied_at FROM {result.schema}.ledger WHERE ref = 'late'")
+    assert late > datetime.fromisoformat(published["as_of"])
     # And today's numbers have them: the version is whole, only dated as the live one was.
     now = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
                                   headers=admin)
     assert now.json()["rows"][0]["points"] == published["rows"][0]["points"] + 4
 
 
-def test_late_stamps_date_an_event_after_the_latest_circular_that_left_it_out() -> None:
+def test_stamps_date_an_event_after_the_latest_circular_that_left_it_out() -> None:
     t = [T0 + timedelta(minutes=m) for m in range(6)]
     tick = timedelta(microseconds=1)
-    # Three circulars: frozen at t1, t3 and t5, the contacts consumer at 10, 20 and 20.
-    late = LateStamps({"contacts": ([10, 20, 20], [t[1], t[3], t[5]])})
+    # No log (no consumer of the version replaced applied anything); three circulars, frozen at
+    # t1, t3 and t5, the contacts consumer at 10, 20 and 20.
+    late = Stamps(circulars={"contacts": ([10, 20, 20], [t[1], t[3], t[5]])})
     assert late.stamp("contacts", 10, t[0]) == t[0]  # seen by all three: its own instant
     assert late.stamp("contacts", 11, t[0]) == t[1] + tick  # on the bus before t1, not yet applied
     assert late.stamp("contacts", 11, t[2]) == t[2]  # reached the bus after the first circular
     assert late.stamp("contacts", 25, t[2]) == t[5] + tick  # none of the three had it
     assert late.stamp("contacts", 25, t[5] + tick * 2) == t[5] + tick * 2  # after them all
     assert late.stamp("wishes", 25, t[0]) == t[0]  # no circular says anything of wishes
+    assert not late.knows("wishes") and late.knows("contacts")
+
+
+def test_stamps_date_an_event_as_the_batch_that_applied_it() -> None:
+    t = [T0 + timedelta(minutes=m) for m in range(8)]
+    # Batches through 3 and 7 applied at t2 and t4; 8..9 were read by a rebuild before anyone
+    # applied them (by the bus); 10..12 applied at t6. A circular at t5 had seen up to 7.
+    stamps = Stamps({"contacts": ([3, 7, 9, 12], [t[2], t[4], None, t[6]])},
+                    {"contacts": ([7], [t[5]])})
+    assert [stamps.stamp("contacts", seq, t[0]) for seq in (1, 3, 4, 7, 10, 12)] == [t[2], t[2], t[4], t[4], t[6], t[6]]
+    assert stamps.stamp("contacts", 8, t[1]) == t[5] + timedelta(microseconds=1)  # by the bus, after the circular
+    assert stamps.stamp("contacts", 9, t[7]) == t[7]
+    assert stamps.stamp("contacts", 13, t[7]) == t[7]  # past the log
+    assert stamps.logged("contacts") == 12 and stamps.logged("wishes") == 0
+    stamps.beyond = t[7] + timedelta(seconds=1)  # the swap's instant, for what the log has not
+    assert stamps.stamp("contacts", 13, t[0]) == stamps.beyond and stamps.stamp("wishes", 1, t[0]) == stamps.beyond
+    assert stamps.stamp("contacts", 5, t[0]) == t[4]
+
+
+def test_the_log_a_rebuild_writes_dates_every_event_as_its_own_stamps_did() -> None:
+    """Whatever rounds a rebuild reads in, the next rebuild, reading the log it wrote, dates
+    every event as it did (round by round, each with the log as it then stood)."""
+    rng = random.Random(5)
+    for _ in range(200):
+        t = [T0 + timedelta(seconds=s) for s in range(200)]
+        throughs = sorted(rng.sample(range(1, 60), rng.randint(0, 8)))
+        instants: list[datetime | None] = [rng.choice([None, t[rng.randrange(100)]]) for _ in throughs]
+        bus = {seq: t[rng.randrange(200)] for seq in range(1, 80)}
+        circulars = {"contacts": ([rng.randint(0, 40)], [t[rng.randrange(200)]])}
+        written: list[tuple[int, datetime | None]] = []
+        dated: dict[int, datetime] = {}
+        first, seen = 1, 0
+        while first <= 79:
+            last = min(79, first + rng.randint(0, 25))
+            swap = last == 79
+            # The log grows between rounds: a round sees more of it (the swap, under its lock, all).
+            seen = len(throughs) if swap else rng.randint(seen, len(throughs))
+            stamps = Stamps({"contacts": (throughs[:seen], instants[:seen])} if seen else {}, circulars,
+                            beyond=t[150] if swap else None)
+            written += stamps.entries("contacts", first, last)
+            dated.update({seq: stamps.stamp("contacts", seq, bus[seq]) for seq in range(first, last + 1)})
+            first = last + 1
+        again = Stamps({"contacts": ([w for w, _ in written], [a for _, a in written])}, circulars)
+        assert {seq: again.stamp("contacts", seq, bus[seq]) for seq in dated} == dated
+
+
+async def _now(scoring: Scoring) -> datetime:
+    async with scoring.runtime.db.connection() as conn:
+        at: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return at
+
+
+async def test_a_rebuilt_version_dates_every_row_as_the_live_one_and_answers_as_of_any_instant_alike(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    """Not only circulars: a leaderboard asked as of any instant answers on the rebuilt version as
+    it did on the live one, and on the version rebuilt from that one."""
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+    instants = [await _now(scoring)]
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    await contacts.emit("cadre-c2", c.CadreTransferred(cadre_id="c2", from_org_id="o1", to_org_id="o2",
+                                                       old_path="/root/o1", org_path="/root/o2",
+                                                       in_leadership_organ=False), T0)
+    await contacts.emit("interaction-k1", _interaction("k1", ["y5"], False, T0 + timedelta(days=1), "c2", "/root/o2"))
+    n += 3
+    await scoring.applied(n)
+    instants.append(await _now(scoring))
+    # An org move: its cadres' new places are written by SQL, in the batch's transaction.
+    await contacts.emit("org-o2", c.OrgMoved(org_id="o2", old_parent_id="root", new_parent_id="o1",
+                                             old_path="/root/o2", new_path="/root/o1/o2", depth=3))
+    # Applied before the wishes consumer credits c2: one that read c2 while the move was being
+    # applied would credit it at its old place, and a ledger entry keeps the place it was credited at.
+    await scoring.applied(n + 1)
+    await wishes.emit("rating-r2", w.CadreRated(rating_id="r2", cadre_id="c2", org_path="/root/o1/o2", score=5,
+                                                period="2026Q1"), T0)
+    await contacts.emit("interaction-k2", _interaction("k2", ["y6"], True, T0 + timedelta(days=2), "c2", "/root/o1/o2"))
+    n += 3
+    await scoring.applied(n)
+    instants.append(await _now(scoring))
+    queries: list[tuple[str, dict[str, Any]]] = [
+        ("/leaderboards/cadres", {"org_path": "/root", "period_kind": "month", "period": "2026-03"}),
+        ("/leaderboards/cadres", {"org_path": "/root/o1", "period_kind": "all"}),
+        ("/leaderboards/orgs", {"org_path": "/root", "org_type": "branch", "period_kind": "all"}),
+    ]
+
+    async def boards() -> list[Any]:
+        return [await scoring.get(url, **params, as_of=at.isoformat()) for at in instants for url, params in queries]
+
+    live = await boards()
+    assert live[0] != live[3] != live[6]  # the three instants show three states
+    async with scoring.runtime.db.connection() as conn:
+        rebuilt = await Rebuild(conn, js).run()
+    assert await _dated(scoring, rebuilt.schema) == await _dated(scoring, rebuilt.previous)
+    assert await boards() == live
+    async with scoring.runtime.db.connection() as conn:
+        again = await Rebuild(conn, js).run()
+    assert await _dated(scoring, again.schema) == await _dated(scoring, rebuilt.schema)
+    assert await boards() == live
+
+
+async def _hold_live_consumers(scoring: Scoring) -> tuple[asyncpg.Connection, Any]:
+    """The live consumers held back, as a swap holds them (commit the transaction to let them go)."""
+    hold = await connect_raw(scoring.runtime.settings.database_url)
+    tx = hold.transaction()
+    await tx.start()
+    await hold.execute("LOCK TABLE scoring.consumer_positions IN EXCLUSIVE MODE")
+    return hold, tx
+
+
+class _HeldAtSwap(Rebuild):
+    """A rebuild that, once it has written its rows, holds the live consumers back; once its swap
+    waits for them, ``queued`` runs (whatever waits for the lock from then on, waits behind the
+    swap), then it lets them go."""
+
+    scoring: Scoring
+    queued: Callable[[], Awaitable[None]]
+
+    async def _write_rows(self, projector: Projector) -> None:
+        await super()._write_rows(projector)
+        hold, tx = await _hold_live_consumers(self.scoring)
+
+        async def release() -> None:
+            try:
+                await wait_until(lambda: _waiting_for(self.scoring, _SWAP_LOCK), until=lambda k: k == 1,
+                                 timeout=30, message="the swap waiting")
+                await self.queued()
+                self.released = await _now(self.scoring)
+            finally:
+                await tx.commit()
+                await hold.close()
+
+        self.releasing = asyncio.create_task(release())
+
+
+_SWAP_LOCK = "LOCK TABLE scoring.consumer_positions IN EXCLUSIVE MODE"
+_LIVE_LOCK = "LOCK TABLE scoring.consumer_positions IN ROW SHARE MODE"  # a live batch's first statement
+
+
+async def _waiting_for(scoring: Scoring, sql_start: str) -> int:
+    async with scoring.runtime.db.connection() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query LIKE $1", sql_start + "%"))
+
+
+async def test_events_only_the_swap_applies_are_dated_by_the_swap_and_stay_so(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    """The version replaced never had them: the rebuilt one has them from its swap on."""
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+
+    async def tail() -> None:
+        # On the bus once the swap waits for its lock: both live consumers wait behind it.
+        await contacts.emit("interaction-s1", _interaction("s1", ["y1"], False, T0 + timedelta(days=3)))
+        await wishes.emit("rating-s2", w.CadreRated(rating_id="s2", cadre_id="c1", org_path="/root/o1",
+                                                    score=5, period="2026Q1"), T0)
+        await wait_until(lambda: _waiting_for(scoring, _LIVE_LOCK), until=lambda k: k == 2, timeout=30,
+                         message="both live consumers waiting")
+
+    async with scoring.runtime.db.connection() as conn:
+        rebuild = _HeldAtSwap(conn, js)
+        rebuild.scoring, rebuild.queued = scoring, tail
+        result = await rebuild.run()
+        await rebuild.releasing
+    assert result.events == n + 2
+    await scoring.applied(n + 2)  # the live consumers find them applied by the swap: duplicates
+    dated = await _dated(scoring, result.schema)
+    swap = {r[-1] for r in dated["ledger"] if r[8] in ("s1", "s2")}
+    assert len(swap) == 1 and swap.pop() > rebuild.released
+    assert len(dated["ledger"]) == len(await _ledger(scoring, result.previous)) + 2
+    async with scoring.runtime.db.connection() as conn:
+        again = await Rebuild(conn, js).run()
+    assert await _dated(scoring, again.schema) == dated
+
+
+@pytest.mark.parametrize("chunk", [2, 10_000])
+async def test_a_round_reads_only_what_live_consumers_within_a_chunk_applied_and_past_that_dates_by_the_bus(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext, chunk: int
+) -> None:
+    """Three events on the bus that the live consumers have not applied when the rebuild starts.
+    Within a chunk of the stream's end, a round leaves them to the swap, which finds them applied
+    and dates them as the live version did. More than a chunk behind, a round reads them, by the
+    bus; the log the rebuild writes says so, and the next rebuild dates them alike."""
+    n = await _story(contacts, wishes)
+    await scoring.applied(n)
+
+    class Behind(Rebuild):
+        async def _create(self) -> tuple[int, str, str]:
+            created = await super()._create()
+            self.hold, self.held_tx = await _hold_live_consumers(scoring)
+            for k in range(3):
+                await contacts.emit(f"interaction-b{k}", _interaction(f"b{k}", [f"y{k}"], False, T0 + timedelta(days=4)))
+            return created
+
+        async def _write_rows(self, projector: Projector) -> None:
+            # The live consumers apply them to the version serving only now.
+            await self.held_tx.commit()
+            await self.hold.close()
+            await scoring.applied(n + 3)
+            await super()._write_rows(projector)
+
+    async with scoring.runtime.db.connection() as conn:
+        result = await Behind(conn, js, batch=chunk).run()
+    dated = await _dated(scoring, result.schema)
+    assert len(dated["ledger"]) == len(await _ledger(scoring, result.previous))  # the old one has them too
+    async with scoring.runtime.db.connection() as conn:
+        logged = [r["applied_at"] for r in await conn.fetch(
+            f"SELECT applied_at FROM {result.schema}.applied_log WHERE consumer = $1 ORDER BY id",
+            durable("scoring", "contacts"))]
+        again = await Rebuild(conn, js).run()
+    if chunk == 2:
+        assert logged[-1] is None  # the three, by the bus
+        assert dated != await _dated(scoring, result.previous)
+    else:
+        assert None not in logged
+        assert dated == await _dated(scoring, result.previous)
+    assert await _dated(scoring, again.schema) == dated

@@ -76,11 +76,16 @@ class ProjectionTx:
     """
 
     def __init__(self, conn: asyncpg.Connection, gate: asyncio.Event | None = None,
-                 version: str | None = None) -> None:
+                 version: str | None = None, consumer: str | None = None) -> None:
         self.conn = conn
         #: The projection version the batch writes to, as ``EventConsumer.version_of`` told the
         #: runtime under its lock (no swap can commit before this transaction ends); None without.
         self.version = version
+        #: The durable applying the batch, and the stream sequence its checkpoint moves to (set
+        #: before the flush; None outside the runtime): a projection that records when it applied
+        #: what (scoring's ``applied_log``) keys it by these.
+        self.consumer = consumer
+        self.through: int | None = None
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._before_flush: list[Callable[[ProjectionTx], Awaitable[None]]] = []
         self._gate = gate
@@ -558,7 +563,7 @@ class EventConsumer:
             )
             stored = {r["stream_id"]: r["stream_version"] for r in rows}
             positions = {sid: stored.get(sid, 0) for sid in stream_ids}
-            tx = ProjectionTx(conn, released, version)
+            tx = ProjectionTx(conn, released, version, self.durable)
             if ahead is not None and self.ahead is not None:
                 # Applied ahead against these very positions, on memory still Postgres's: keep it.
                 if positions == ahead.positions and await self.ahead.adopt(tx, ahead.epoch):
@@ -583,6 +588,8 @@ class EventConsumer:
             applied, duplicates, deferred, poisoned, moved = (
                 done.applied, done.duplicates, done.deferred, done.poisoned, done.moved)
             self._moving = moved
+            if applied:
+                tx.through = applied[-1].seq  # what the checkpoint below moves to
             try:
                 await tx.flush()
             except _DB_TRANSIENT:

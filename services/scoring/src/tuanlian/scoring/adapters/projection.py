@@ -373,7 +373,7 @@ class Projector:
             if merged:
                 await tx.conn.execute(f"DELETE FROM {self.s}.org_rules WHERE org_path = $1", old)
             for sql in rewrite_sql(self.s):
-                await tx.conn.execute(sql, old, new, *((st.stamp,) if "$3" in sql else ()))
+                await tx.conn.execute(sql, old, new, *((st.instant,) if "$3" in sql else ()))
             # A merge's cadres change org afterwards, by SQL again (on_OrgMerged): dropped.
             if merged or not await self._reread_moved(tx, old, new):
                 for table in PATH_TABLES:

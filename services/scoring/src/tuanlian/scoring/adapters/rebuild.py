@@ -24,17 +24,16 @@
    dropped with ``drop_old``.
 
 Per aggregate, an event applies only when its version is past the one applied (JetStream may
-hold a duplicate the relay re-published after the duplicate window). Rows are stamped with the
-message's JetStream timestamp as ``applied_at``: as-of queries on the rebuilt version then answer
-"as published by then", which equals the live version's answer except within the consumer lag.
-Where a circular shows the live version had an event later than it reached the bus, the event is
-stamped just after the circular (:class:`LateStamps`): every circular recomputes as published.
+hold a duplicate the relay re-published after the duplicate window). Rows are stamped as the
+version replaced stamped them (``applied_at``, from its ``applied_log``; see ``adapters/stamps.py``):
+leaderboards and circulars asked as of any instant answer on the rebuilt version as on the live one.
+While the live consumers keep up, a round reads only what they have applied (the rest is left to
+the next round or the swap, which stamps it with its own instant).
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import gc
 import json
@@ -44,7 +43,7 @@ import pickle
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.resources import files
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
@@ -63,6 +62,7 @@ from tuanlian.scoring.adapters.projection import (
     ProjectionFailed,
     Projector,
 )
+from tuanlian.scoring.adapters.stamps import Stamps
 from tuanlian.scoring.adapters.state import State, accept_json_text
 from tuanlian.scoring.domain.rules import ruleset
 from tuanlian.shared.consumer import ProjectionTx, positions_key
@@ -159,56 +159,9 @@ def _seq_and_time(m: Msg) -> tuple[int, datetime]:
     return int(seq), datetime.fromtimestamp(int(ns) / 1e9, UTC)
 
 
-@dataclass
-class LateStamps:
-    """When the live version had an event, as far as its circulars (通报) tell.
-
-    A rebuilt version stamps a row with the instant its event reached the bus; the live version
-    with the instant its consumer applied it. They differ for events that were on the bus but not
-    yet applied when a circular was frozen: the circular left them out, and recomputed as of its
-    instant on the rebuilt version it would have them in. Each circular records the stream
-    positions the live consumers had reached (``positions``): an event past them and on the bus
-    before the circular's instant is stamped just after that instant instead. Circulars are
-    frozen in turn and the positions only grow, so for each producer the latest circular that had
-    not seen an event is found by bisection.
-    """
-
-    #: producer → (positions, instants), both non-decreasing, one entry per circular.
-    marks: dict[str, tuple[list[int], list[datetime]]] = field(default_factory=dict)
-
-    @classmethod
-    async def load(cls, conn: asyncpg.Connection, service_schema: str) -> LateStamps:
-        rows = await conn.fetch(f"SELECT as_of, positions FROM {service_schema}.circulars ORDER BY as_of")
-        marks: dict[str, tuple[list[int], list[datetime]]] = {}
-        for reg, _ in SOURCES:
-            name, seen, positions, instants = durable(service_schema, reg.producer), 0, [], []
-            for r in rows:
-                # A position lower than an earlier circular's (a consumer reset by hand) counts
-                # as the earlier one: what was seen once stays seen.
-                seen = max(seen, int((r["positions"] or {}).get(name, 0)))
-                positions.append(seen)
-                instants.append(r["as_of"])
-            if positions:
-                marks[reg.producer] = (positions, instants)
-        return cls(marks)
-
-    def stamp(self, producer: str, seq: int, at: datetime) -> datetime:
-        mark = self.marks.get(producer)
-        if mark is None:
-            return at
-        positions, instants = mark
-        i = bisect.bisect_left(positions, seq) - 1  # the latest circular whose position is before it
-        if i >= 0 and instants[i] >= at:
-            return instants[i] + _AFTER
-        return at
-
-
-_AFTER = timedelta(microseconds=1)
-
-
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
                       batch: int = 1000, *, idle: float = 60.0,
-                      late: LateStamps | None = None) -> AsyncIterator[list[_Msg]]:
+                      stamps: Stamps | None = None) -> AsyncIterator[list[_Msg]]:
     """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
     consumer that acknowledges nothing: the server deletes it after ``idle`` seconds without a
     fetch (a rebuild that died leaves nothing behind). A reader held up longer than that (the
@@ -217,7 +170,7 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
     if last < first:
         return
     stream = event_stream_name(producer)
-    stamped = late if late is not None and producer in late.marks else None  # none: nothing to ask
+    stamped = stamps if stamps is not None and stamps.knows(producer) else None  # none: nothing to ask
 
     async def subscribe(start: int) -> JetStreamContext.PullSubscription:
         return await js.pull_subscribe(
@@ -265,11 +218,11 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
 
 
 async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
-                 batch: int = 2000, late: LateStamps | None = None) -> AsyncGenerator[list[_Msg], None]:
+                 batch: int = 2000, stamps: Stamps | None = None) -> AsyncGenerator[list[_Msg], None]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
-    running side by side, saw them), in batches; with ``late``, by the instant the live version
-    had them where a circular tells it had them later."""
-    iters = {p: read_stream(js, p, a, b, batch, late=late).__aiter__() for p, (a, b) in ranges.items()}
+    running side by side, saw them), in batches; with ``stamps``, by the instant the version
+    replaced had them."""
+    iters = {p: read_stream(js, p, a, b, batch, stamps=stamps).__aiter__() for p, (a, b) in ranges.items()}
     heads: dict[str, list[_Msg]] = {}
 
     async def refill(p: str) -> None:
@@ -304,14 +257,14 @@ async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
 
 
 def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection,
-                   late: LateStamps | None = None) -> None:
+                   stamps: Stamps | None = None) -> None:
     """A reader process: the merged streams, in pickled chunks through ``out`` (:func:`_send`);
     an empty chunk ends them, a pickled exception reports a failure."""
 
     async def read() -> None:
         nc = await connect_nats(nats_url, name="tuanlian-scoring-rebuild-reader")
         try:
-            async for msgs in merged(nc.jetstream(), ranges, fetch, late):
+            async for msgs in merged(nc.jetstream(), ranges, fetch, stamps):
                 # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
                 _send(out, pickle.dumps([tuple(m) for m in msgs], protocol=5))
         finally:
@@ -337,7 +290,7 @@ def _send(out: Connection, blob: bytes) -> None:
 
 
 async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int = 2000,
-                          late: LateStamps | None = None) -> AsyncGenerator[list[Message], None]:
+                          stamps: Stamps | None = None) -> AsyncGenerator[list[Message], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
     Python time, and there it runs on the other core while this process applies.
 
@@ -346,7 +299,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]], fet
     5 ms each while the applier ran: the replay waited ~19 s of 65 for its chunks."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
     inbox, out = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out, late), daemon=True,
+    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out, stamps), daemon=True,
                         name="tuanlian-rebuild-reader")
     child.start()
     out.close()  # the child's end: once the child exits, a read here ends instead of waiting
@@ -413,6 +366,10 @@ class Rebuild:
         self.touched: dict[str, set[str]] | None = None
         self.partial = False  # some positions are only in Postgres
         self.target = ""  # the new version's schema
+        self.previous = ""  # the schema of the version serving, which this one replaces
+        # The new version's applied_log, per producer, not yet written: what each round's stamps
+        # said of the events it read (Stamps.entries).
+        self.log: dict[str, list[tuple[int, datetime | None]]] = {reg.producer: [] for reg, _ in SOURCES}
         self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
@@ -549,16 +506,38 @@ class Rebuild:
         if writing is not None:
             await writing
 
-    async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress) -> None:
+    async def _stamps(self, *, swap: bool = False) -> Stamps:
+        """The serving version's log and the circulars, read again at every round (what the live
+        consumers applied since, a circular published since, cover the events read from then on);
+        in the swap, whose lock holds the live consumers, with the swap's instant for the rest."""
+        stamps = await Stamps.load(self.conn, self.s, self.previous,
+                                   {p: durable(self.s, p) for p in self.registries})
+        if swap:
+            stamps.beyond = await self.conn.fetchval("SELECT clock_timestamp()")
+        return stamps
+
+    def _round(self, last: dict[str, int], stamps: Stamps) -> dict[str, tuple[int, int]]:
+        """What a round reads of each stream: up to its end, or, while the live consumers are
+        within a chunk of it, only what they have applied. An event read past their log is stamped
+        by the bus: were they to apply it before the swap, the versions would date it apart."""
+        ranges = {}
+        for p, n in last.items():
+            logged = stamps.logged(p)
+            end = logged if n - logged <= self.batch else n
+            ranges[p] = (self.read_to[p] + 1, max(end, self.read_to[p]))
+        return ranges
+
+    async def _run(self, projector: Projector, ranges: dict[str, tuple[int, int]], progress: Progress,
+                   stamps: Stamps) -> None:
         """Read and apply, overlapped: while a chunk's transaction waits for Postgres, the next
         chunk is read from JetStream."""
         queue: asyncio.Queue[list[Message] | None] = asyncio.Queue(maxsize=2)
 
         size = sum(b - a + 1 for a, b in ranges.values())
-        # Read again at every round: a circular published since covers the events read from now on.
-        late = await LateStamps.load(self.conn, self.s)
-        source = (read_in_process(self.reader_url, ranges, self.fetch, late)
-                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch, late))
+        for p, (a, b) in ranges.items():
+            self.log[p].extend(stamps.entries(p, a, b))
+        source = (read_in_process(self.reader_url, ranges, self.fetch, stamps)
+                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch, stamps))
 
         async def reader() -> None:
             chunk: list[Message] = []
@@ -640,7 +619,7 @@ class Rebuild:
     async def _run_all(self, drop_old: bool, catch_up_rounds: int) -> RebuildResult:
         started = time.perf_counter()
         version, target, previous = await self._create()
-        self.target = target
+        self.target, self.previous = target, previous
         state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows,
                       bulk=True)
         projector = Projector(state, ruleset_override=self.override)
@@ -649,18 +628,20 @@ class Rebuild:
             # Nothing reads the new schema before the swap, and a crash fails the rebuild anyway:
             # its commits need not wait for the disk (the swap's does).
             await self.conn.execute("SET synchronous_commit = off")
-            last = await self._last_seqs()
-            progress = Progress(total=sum(last.values()))
+            stamps = await self._stamps()
+            ranges = self._round(await self._last_seqs(), stamps)
+            progress = Progress(total=sum(b for _a, b in ranges.values()))
             self.on_progress(progress)
-            await self._run(projector, {p: (1, n) for p, n in last.items()}, progress)
+            await self._run(projector, ranges, progress, stamps)
             progress.phase = "catch-up"
             for _ in range(catch_up_rounds):
-                now = await self._last_seqs()
-                behind = sum(now[p] - self.read_to[p] for p in now)
+                stamps = await self._stamps()
+                ranges = self._round(await self._last_seqs(), stamps)
+                behind = sum(b - a + 1 for a, b in ranges.values())
                 if behind <= 0:
                     break
                 progress.total += behind
-                await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
+                await self._run(projector, ranges, progress, stamps)
                 if behind < self.batch:
                     break
             progress.phase = "write"
@@ -695,9 +676,10 @@ class Rebuild:
 
     async def _write_positions(self) -> None:
         """The replay's per-aggregate positions, as the new version's (nothing reads them until it
-        serves): all of them the first time, then those moved since."""
+        serves): all of them the first time, then those moved since; and its log rows."""
         touched, self.touched = self.touched, {producer: set() for producer in self.positions}
         async with self.conn.transaction():
+            await self._write_log()
             for producer, pos in self.positions.items():
                 key = positions_key(durable(self.s, producer), self.target)
                 if touched is None:
@@ -714,6 +696,15 @@ class Rebuild:
                         "DO UPDATE SET stream_version = EXCLUDED.stream_version",
                         key, list(touched[producer]), [pos[sid] for sid in touched[producer]])
 
+    async def _write_log(self) -> None:
+        """The new version's ``applied_log`` rows for the events read since the last write."""
+        rows = [(durable(self.s, p), through, at) for p, entries in self.log.items() for through, at in entries]
+        for entries in self.log.values():
+            entries.clear()
+        if rows:
+            await self.conn.copy_records_to_table("applied_log", schema_name=self.target,
+                                                  columns=("consumer", "through_seq", "applied_at"), records=rows)
+
     async def _swap(self, projector: Projector, version: int, target: str, previous: str,
                     progress: Progress) -> None:
         s = self.s
@@ -724,7 +715,8 @@ class Rebuild:
             locked = time.perf_counter()
             now = await self._last_seqs()
             progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
-            await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress)
+            await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress,
+                            await self._stamps(swap=True))
             # What those last events changed.
             await projector.state.write(ProjectionTx(self.conn), fold_now=True)
             await self._write_positions()

@@ -16,7 +16,7 @@ import functools
 import random
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -99,6 +99,7 @@ LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "rules
                   "source_event_ids", "youth_id", "ref", "occurred_at")
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
 FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
+PATH_COLUMNS = ("cadre_id", "org_path", "kind", "org_type")
 DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org_type", "points")
 JSON_TYPES = ("json", "jsonb")
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
@@ -198,10 +199,12 @@ class State:
         self.versions = versions
         self.ruleset_override: str | None = None
         self.on_switch: list[Any] = []
-        # A rebuild stamps rows with the instant the event reached the bus (``stamp``) instead of
-        # the moment of writing, so that as-of queries on the new version mean what they meant.
+        # A rebuild stamps each row with its event's instant (``stamp``: when the version it
+        # replaces applied it, see ``adapters/stamps.py``); a live batch stamps all of its rows
+        # with one instant (``applied_at``) and records it in ``applied_log`` for the rebuilds.
         self.stamped = stamped
         self.stamp: datetime | None = None
+        self.applied_at: datetime | None = None
         self._rows: dict[str, dict[tuple[Any, ...], Row | None]] = defaultdict(dict)
         self._dirty: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
         self.ledger: list[tuple[Any, ...]] = []
@@ -259,6 +262,7 @@ class State:
         if not self.authoritative and not self.bulk and not await self._stamp_generation(tx):
             self.clear()
         self._begun_epoch = self.epoch
+        await self._take_instant(tx)
 
     async def adopt(self, tx: ProjectionTx, epoch: int) -> bool:
         """Begin ``tx`` keeping a batch applied ahead (先行应用) in memory, if that memory is still
@@ -270,7 +274,25 @@ class State:
         if self.epoch != epoch or (current is not None and current[0] != self.schema):
             return False
         self._begun_epoch = self.epoch
-        return await self._stamp_generation(tx)
+        if not await self._stamp_generation(tx):
+            return False
+        await self._take_instant(tx)
+        return True
+
+    async def _take_instant(self, tx: ProjectionTx) -> None:
+        """The instant a live batch stamps its rows with, taken once it holds its append-only
+        tables: a circular freezing them (SHARE) waits for this batch or this batch for it, so
+        the instant falls on the same side of the circular's as the batch's commit does."""
+        if self.stamped:
+            return
+        s = self.schema
+        await tx.conn.execute(f"LOCK TABLE {s}.ledger, {s}.facts, {s}.flags, {s}.cadre_paths IN ROW EXCLUSIVE MODE")
+        self.applied_at = await tx.conn.fetchval("SELECT clock_timestamp()")
+
+    @property
+    def instant(self) -> datetime | None:
+        """What rows written by SQL in this batch are stamped with (an org move's paths)."""
+        return self.stamp if self.stamped else self.applied_at
 
     async def _serving(self, tx: ProjectionTx) -> tuple[str, str | None] | None:
         if self.versions is None:
@@ -534,6 +556,8 @@ class State:
         (the batch's last write) the runtime may then apply the next batch in memory while these
         statements run."""
         taken = self._take(rows)
+        if release and tx.through is not None and tx.consumer is not None:
+            taken.log = (tx.consumer, tx.through)
         if release:
             tx.release_memory()
         await self.send(tx.conn, taken, fold_now=fold_now)
@@ -621,26 +645,24 @@ class State:
                     upserts.append((spec, _columns_with_json_text(spec, args)))
             self._dirty = defaultdict(set)
         taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths,
-                       self._take_points() if rows else [], self.refiled, self._gen)
+                       self._take_points() if rows else [], self.refiled, self._gen, self.applied_at)
         self.ledger, self.facts, self.flags, self.cadre_paths, self.refiled = [], [], [], [], {}
         return taken
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
         s = self.schema
-        at = ("applied_at",) if self.stamped else ()
+        at = ("applied_at",) if self.stamped or taken.applied_at is not None else ()
         for spec, cols in taken.upserts:
             await self._upsert(conn, spec=spec, cols=cols)
-        if taken.ledger:
-            await conn.copy_records_to_table("ledger", schema_name=s, columns=(LEDGER_COLUMNS + at), records=taken.ledger)
-        if taken.facts:
-            await conn.copy_records_to_table("facts", schema_name=s, columns=(FACT_COLUMNS + at), records=taken.facts)
-        if taken.flags:
-            await conn.copy_records_to_table("flags", schema_name=s, columns=(FLAG_COLUMNS + at), records=taken.flags)
-        if taken.cadre_paths:
-            await conn.copy_records_to_table(
-                "cadre_paths", schema_name=s, columns=("cadre_id", "org_path", "kind", "org_type", *at),
-                records=taken.cadre_paths
-            )
+        for table, columns, rows in (("ledger", LEDGER_COLUMNS, taken.ledger), ("facts", FACT_COLUMNS, taken.facts),
+                                     ("flags", FLAG_COLUMNS, taken.flags), ("cadre_paths", PATH_COLUMNS,
+                                                                            taken.cadre_paths)):
+            if rows:
+                await conn.copy_records_to_table(table, schema_name=s, columns=columns + at,
+                                                 records=rows if self.stamped or not at else _stamped(rows, taken.applied_at))
+        if taken.log is not None:
+            await conn.execute(f"INSERT INTO {s}.applied_log (consumer, through_seq, applied_at) VALUES ($1, $2, $3)",
+                               *taken.log, taken.applied_at)
         await self._send_points(conn, taken.deltas)
         if taken.refiled:
             await self._queue_moves(conn, taken.refiled)
@@ -761,6 +783,12 @@ class _Taken:
     deltas: list[tuple[Any, ...]]
     refiled: dict[str, tuple[str, str | None, str | None]]
     gen: int | None
+    applied_at: datetime | None  # a live batch's instant, for every row (a rebuild's rows carry their own)
+    log: tuple[str, int] | None = None  # (consumer, through sequence): the batch's applied_log row
+
+
+def _stamped(rows: list[tuple[Any, ...]], at: datetime | None) -> Iterator[tuple[Any, ...]]:
+    return ((*r, at) for r in rows)
 
 
 async def _records(spec: TableSpec, rows: list[Row]) -> AsyncIterator[Sequence[Any]]:
