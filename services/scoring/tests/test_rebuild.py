@@ -15,9 +15,10 @@ import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
+from tuanlian.scoring.adapters import stamps as stamps_module
 from tuanlian.scoring.adapters.projection import Projector
 from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
-from tuanlian.scoring.adapters.stamps import Stamps
+from tuanlian.scoring.adapters.stamps import LogSource, Stamps
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
 from tuanlian.shared.auth import Role
@@ -468,7 +469,7 @@ async def _now(scoring: Scoring) -> datetime:
 
 
 async def test_a_rebuilt_version_dates_every_row_as_the_live_one_and_answers_as_of_any_instant_alike(
-    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext, nats_url: str, database_url: str
 ) -> None:
     """Not only circulars: a leaderboard asked as of any instant answers on the rebuilt version as
     it did on the live one, and on the version rebuilt from that one."""
@@ -511,8 +512,9 @@ async def test_a_rebuilt_version_dates_every_row_as_the_live_one_and_answers_as_
         rebuilt = await Rebuild(conn, js).run()
     assert await _dated(scoring, rebuilt.schema) == await _dated(scoring, rebuilt.previous)
     assert await boards() == live
+    # Read by a reader process, which reads the log rows itself as it goes.
     async with scoring.runtime.db.connection() as conn:
-        again = await Rebuild(conn, js).run()
+        again = await Rebuild(conn, js, reader_url=nats_url, reader_from=1, db_url=database_url).run()
     assert await _dated(scoring, again.schema) == await _dated(scoring, rebuilt.schema)
     assert await boards() == live
 
@@ -634,3 +636,57 @@ async def test_a_round_reads_only_what_live_consumers_within_a_chunk_applied_and
         assert None not in logged
         assert dated == await _dated(scoring, result.previous)
     assert await _dated(scoring, again.schema) == dated
+
+
+async def test_the_log_read_a_page_at_a_time_stamps_as_the_whole_log_says(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event takes the instant of the first log row (in the order written) at or past its
+    sequence, whatever pages the rows come in, with rows of another consumer between and batches
+    of redeliveries that end below the batch before; and the log a rebuild writes from them, read
+    a page at a time too, says the same."""
+    monkeypatch.setattr(stamps_module, "PAGE", 3)
+    rng = random.Random(11)
+    conn = await connect_raw(database_url)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS lg CASCADE; CREATE SCHEMA lg; CREATE TABLE lg.applied_log ("
+                           "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, consumer text NOT NULL, "
+                           "through_seq bigint NOT NULL, applied_at timestamptz)")
+        for _ in range(25):
+            await conn.execute("TRUNCATE lg.applied_log RESTART IDENTITY")
+            t = [T0 + timedelta(seconds=s) for s in range(100)]
+            rows: list[tuple[str, int, datetime | None]] = []
+            through = 0
+            for _ in range(rng.randint(0, 20)):
+                through = rng.randint(max(through - 3, 1), through + 6)  # now and then below the last
+                rows.append(("c", through, rng.choice([None, t[rng.randrange(100)]])))
+                if rng.random() < 0.3:
+                    rows.append(("other", rng.randint(1, 90), t[0]))
+            await conn.copy_records_to_table("applied_log", schema_name="lg",
+                                             columns=("consumer", "through_seq", "applied_at"), records=rows)
+            bus = {seq: t[rng.randrange(100)] for seq in range(1, 61)}
+            mine = [(thr, at) for who, thr, at in rows if who == "c"]
+
+            def expected(seq: int, mine: list[tuple[int, datetime | None]] = mine,
+                         bus: dict[int, datetime] = bus) -> datetime:
+                return next((at or bus[seq] for thr, at in mine if thr >= seq), bus[seq])
+
+            last = await conn.fetchrow("SELECT id, through_seq FROM lg.applied_log WHERE consumer = 'c' "
+                                       "ORDER BY id DESC LIMIT 1")
+            source = {"c": LogSource("lg.applied_log", "c", last["id"], last["through_seq"])} if last else {}
+            paged = Stamps({"c": ([], [])} if last else {}, sources=source)
+            written: list[tuple[int, datetime | None]] = []
+            async for entries in paged.reading_anew("c").paged_entries(conn, "c", 1, 60):
+                written += entries
+            lo = 1
+            while lo <= 60:  # read as a reader does: fetched batches of increasing sequences
+                hi = min(60, lo + rng.randint(0, 6))
+                await paged.cover(conn, "c", lo, hi)
+                assert [paged.stamp("c", seq, bus[seq]) for seq in range(lo, hi + 1)] == [
+                    expected(seq) for seq in range(lo, hi + 1)]
+                lo = hi + 1
+            again = Stamps({"c": ([w for w, _ in written], [a for _, a in written])})
+            assert [again.stamp("c", seq, bus[seq]) for seq in range(1, 61)] == [expected(seq) for seq in range(1, 61)]
+    finally:
+        await conn.execute("DROP SCHEMA IF EXISTS lg CASCADE")
+        await conn.close()

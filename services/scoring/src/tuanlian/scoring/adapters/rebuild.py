@@ -161,12 +161,15 @@ def _seq_and_time(m: Msg) -> tuple[int, datetime]:
 
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
                       batch: int = 1000, *, idle: float = 60.0,
-                      stamps: Stamps | None = None) -> AsyncIterator[list[_Msg]]:
+                      stamps: Stamps | None = None, log_conn: Any = None) -> AsyncIterator[list[_Msg]]:
     """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
     consumer that acknowledges nothing: the server deletes it after ``idle`` seconds without a
     fetch (a rebuild that died leaves nothing behind). A reader held up longer than that (the
     applier writing out millions of rows, Postgres stalling: the reader waits while the pipe
-    is full) finds its consumer gone, and goes on with a new one from the next message."""
+    is full) finds its consumer gone, and goes on with a new one from the next message.
+
+    With ``stamps``, each message carries the instant it stamps (its log rows read through
+    ``log_conn`` as the sequences advance; without, ``stamps`` holds them already)."""
     if last < first:
         return
     stream = event_stream_name(producer)
@@ -205,9 +208,11 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
                 seq, at = _seq_and_time(m)
                 if seq > last:
                     break
-                if stamped is not None:
-                    at = stamped.stamp(producer, seq, at)
                 out.append(_Msg(producer, seq, at, m.data))
+            if out and stamped is not None:
+                if log_conn is not None:
+                    await stamped.cover(log_conn, producer, out[0].seq, out[-1].seq)
+                out = [m._replace(at=stamped.stamp(producer, m.seq, m.at)) for m in out]
             if out:
                 yield out
     finally:
@@ -218,11 +223,12 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
 
 
 async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
-                 batch: int = 2000, stamps: Stamps | None = None) -> AsyncGenerator[list[_Msg], None]:
+                 batch: int = 2000, stamps: Stamps | None = None,
+                 log_conn: Any = None) -> AsyncGenerator[list[_Msg], None]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
     running side by side, saw them), in batches; with ``stamps``, by the instant the version
     replaced had them."""
-    iters = {p: read_stream(js, p, a, b, batch, stamps=stamps).__aiter__() for p, (a, b) in ranges.items()}
+    iters = {p: read_stream(js, p, a, b, batch, stamps=stamps, log_conn=log_conn).__aiter__() for p, (a, b) in ranges.items()}
     heads: dict[str, list[_Msg]] = {}
 
     async def refill(p: str) -> None:
@@ -257,18 +263,22 @@ async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
 
 
 def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection,
-                   stamps: Stamps | None = None) -> None:
+                   stamps: Stamps | None = None, db_url: str | None = None) -> None:
     """A reader process: the merged streams, in pickled chunks through ``out`` (:func:`_send`);
-    an empty chunk ends them, a pickled exception reports a failure."""
+    an empty chunk ends them, a pickled exception reports a failure. With ``db_url``, it reads
+    the stamps' log rows itself, as it goes."""
 
     async def read() -> None:
         nc = await connect_nats(nats_url, name="tuanlian-scoring-rebuild-reader")
+        log_conn = await connect_raw(db_url) if db_url and stamps is not None and stamps.sources else None
         try:
-            async for msgs in merged(nc.jetstream(), ranges, fetch, stamps):
+            async for msgs in merged(nc.jetstream(), ranges, fetch, stamps, log_conn):
                 # Blocks while the applier is a few chunks behind: the pipe's buffer is the bound.
                 _send(out, pickle.dumps([tuple(m) for m in msgs], protocol=5))
         finally:
             await nc.close()
+            if log_conn is not None:
+                await log_conn.close()
 
     try:
         with bulk_gc():  # its messages die young: as in the applier, no collection every 700
@@ -290,7 +300,8 @@ def _send(out: Connection, blob: bytes) -> None:
 
 
 async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int = 2000,
-                          stamps: Stamps | None = None) -> AsyncGenerator[list[Message], None]:
+                          stamps: Stamps | None = None, db_url: str | None = None
+                          ) -> AsyncGenerator[list[Message], None]:
     """``merged``, read by a child process: nats-py's reading is about a third of a rebuild's
     Python time, and there it runs on the other core while this process applies.
 
@@ -299,7 +310,7 @@ async def read_in_process(nats_url: str, ranges: dict[str, tuple[int, int]], fet
     5 ms each while the applier ran: the replay waited ~19 s of 65 for its chunks."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop and sockets
     inbox, out = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out, stamps), daemon=True,
+    child = ctx.Process(target=_read_in_child, args=(nats_url, ranges, fetch, out, stamps, db_url), daemon=True,
                         name="tuanlian-rebuild-reader")
     child.start()
     out.close()  # the child's end: once the child exits, a read here ends instead of waiting
@@ -367,9 +378,9 @@ class Rebuild:
         self.partial = False  # some positions are only in Postgres
         self.target = ""  # the new version's schema
         self.previous = ""  # the schema of the version serving, which this one replaces
-        # The new version's applied_log, per producer, not yet written: what each round's stamps
-        # said of the events it read (Stamps.entries).
-        self.log: dict[str, list[tuple[int, datetime | None]]] = {reg.producer: [] for reg, _ in SOURCES}
+        # The new version's applied_log not yet written: each round's stamps, per producer, with
+        # the sequences they stamped (written as Stamps.entries).
+        self.log: list[tuple[str, int, int, Stamps]] = []
         self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
         self.handlers: dict[str, Any] = {}
@@ -534,10 +545,15 @@ class Rebuild:
         queue: asyncio.Queue[list[Message] | None] = asyncio.Queue(maxsize=2)
 
         size = sum(b - a + 1 for a, b in ranges.values())
-        for p, (a, b) in ranges.items():
-            self.log[p].extend(stamps.entries(p, a, b))
-        source = (read_in_process(self.reader_url, ranges, self.fetch, stamps)
-                  if self.reader_url and size >= self.reader_from else merged(self.js, ranges, self.fetch, stamps))
+        self.log += [(p, a, b, stamps.reading_anew(p)) for p, (a, b) in ranges.items() if a <= b]
+        reader_url = self.reader_url if size >= self.reader_from else None
+        if not (reader_url and self.db_url):
+            # A reader with no connection of its own: the round's log rows, read here now (a
+            # round read here is small; a replay's is read by the reader process, as it goes).
+            for p, (a, b) in ranges.items():
+                await stamps.cover(self.conn, p, a, b)
+        source = (read_in_process(reader_url, ranges, self.fetch, stamps, self.db_url) if reader_url
+                  else merged(self.js, ranges, self.fetch, stamps))
 
         async def reader() -> None:
             chunk: list[Message] = []
@@ -697,13 +713,15 @@ class Rebuild:
                         key, list(touched[producer]), [pos[sid] for sid in touched[producer]])
 
     async def _write_log(self) -> None:
-        """The new version's ``applied_log`` rows for the events read since the last write."""
-        rows = [(durable(self.s, p), through, at) for p, entries in self.log.items() for through, at in entries]
-        for entries in self.log.values():
-            entries.clear()
-        if rows:
-            await self.conn.copy_records_to_table("applied_log", schema_name=self.target,
-                                                  columns=("consumer", "through_seq", "applied_at"), records=rows)
+        """The new version's ``applied_log`` rows for the events read since the last write, the
+        old log read again a page at a time."""
+        spans, self.log = self.log, []
+        for producer, first, last, stamps in spans:
+            name = durable(self.s, producer)
+            async for entries in stamps.paged_entries(self.conn, producer, first, last):
+                await self.conn.copy_records_to_table(
+                    "applied_log", schema_name=self.target, columns=("consumer", "through_seq", "applied_at"),
+                    records=[(name, through, at) for through, at in entries])
 
     async def _swap(self, projector: Projector, version: int, target: str, previous: str,
                     progress: Progress) -> None:

@@ -21,6 +21,7 @@ BEGIN
         EXECUTE format('CREATE TABLE IF NOT EXISTS %I.applied_log ('
                        'id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, consumer text NOT NULL, '
                        'through_seq bigint NOT NULL, applied_at timestamptz)', target);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS applied_log_consumer ON %I.applied_log (consumer, id)', target);
         IF serving AND to_regclass('{schema}.consumer_checkpoint') IS NOT NULL THEN
             EXECUTE format('INSERT INTO %I.applied_log (consumer, through_seq) '
                            'SELECT consumer, stream_sequence FROM {schema}.consumer_checkpoint '
@@ -39,5 +40,7 @@ BEGIN
             through_seq bigint NOT NULL,
             applied_at timestamptz
         );
+        -- A rebuild reads one consumer's rows in order, a page at a time.
+        CREATE INDEX IF NOT EXISTS applied_log_consumer ON {schema}_proj.applied_log (consumer, id);
     END IF;
 END $$;
