@@ -690,3 +690,49 @@ async def test_the_log_read_a_page_at_a_time_stamps_as_the_whole_log_says(
     finally:
         await conn.execute("DROP SCHEMA IF EXISTS lg CASCADE")
         await conn.close()
+
+
+async def test_a_circular_frozen_during_a_swap_computes_on_the_version_swapped_in(
+    scoring: Scoring, contacts: Producer, wishes: Producer, js: JetStreamContext
+) -> None:
+    """A circular published while a swap applies events the old version never had: frozen there
+    after the swap's instant, it would lack them while the new version dates them before it. It
+    waits for the swap, and computes on the new version."""
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    n = await _story(contacts, wishes) + 1
+    await scoring.applied(n)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    published: list[Any] = []
+
+    async def tail() -> None:
+        await contacts.emit("interaction-s1", _interaction("s1", ["y1"], False, T0 + timedelta(days=3)))
+        await wait_until(lambda: _waiting_for(scoring, _LIVE_LOCK), until=lambda k: k >= 1, timeout=30,
+                         message="the live consumer waiting")
+
+    class CircularMeanwhile(_HeldAtSwap):
+        async def _stamps(self, *, swap: bool = False) -> Stamps:
+            stamps = await super()._stamps(swap=swap)
+            if swap:  # the swap's instant is taken: a circular now
+                async def publish() -> None:
+                    published.append(await scoring.http.post(
+                        "/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                        headers=admin))
+                self.circular = asyncio.create_task(publish())
+                await wait_until(lambda: _waiting_for(scoring, "LOCK TABLE scoring_proj.ledger"),
+                                 until=lambda k: k == 1 or self.circular.done(), timeout=30,
+                                 message="the circular waiting or published")
+            return stamps
+
+    async with scoring.runtime.db.connection() as conn:
+        rebuild = CircularMeanwhile(conn, js)
+        rebuild.scoring, rebuild.queued = scoring, tail
+        result = await rebuild.run()
+        await rebuild.releasing
+        await rebuild.circular
+    assert published[0].status_code == 201, published[0].text
+    number = published[0].json()["number"]
+    assert (await scoring.get(f"/circulars/{number}/as-of"))["equal"] is True
+    async with scoring.runtime.db.connection() as conn:
+        swapped = await conn.fetchval(f"SELECT applied_at FROM {result.schema}.ledger WHERE ref = 's1'")
+    assert swapped < datetime.fromisoformat(published[0].json()["as_of"])

@@ -13,7 +13,8 @@
    (``positions_key``): each version keeps its own, beside the live durables' for the version
    serving.
 4. The swap, in one transaction: ``LOCK consumer_positions IN EXCLUSIVE MODE`` waits for the live
-   batches in flight and holds new ones back; the rest of the streams is applied and the
+   batches in flight and holds new ones back (and a lock on the old version's ledger, for the
+   circulars being frozen there); the rest of the streams is applied and the
    positions it moved written; the live durables' checkpoints are moved on; the new version
    becomes ``current``, the old one ``retired``. Nothing is handed over: the lock is held for the
    last events, however many aggregates the streams hold. When it is released the live
@@ -379,7 +380,7 @@ class Rebuild:
         self.target = ""  # the new version's schema
         self.previous = ""  # the schema of the version serving, which this one replaces
         # The new version's applied_log not yet written: each round's stamps, per producer, with
-        # the sequences they stamped (written as Stamps.entries).
+        # the sequences they stamped (written by Stamps.paged_entries).
         self.log: list[tuple[str, int, int, Stamps]] = []
         self.held = 0.0  # seconds the swap held the live consumers back
         self.registries = {reg.producer: reg for reg, _ in SOURCES}
@@ -731,6 +732,9 @@ class Rebuild:
             # statement touches consumer_positions) until this transaction ends.
             await self.conn.execute(f"LOCK TABLE {s}.consumer_positions IN EXCLUSIVE MODE")
             locked = time.perf_counter()
+            # And circulars being frozen on the old version (SHARE): one frozen after the swap's
+            # instant there would lack what the swap applies, dated before it here.
+            await self.conn.execute(f"LOCK TABLE {previous}.ledger IN SHARE ROW EXCLUSIVE MODE")
             now = await self._last_seqs()
             progress.total += sum(max(now[p] - self.read_to[p], 0) for p in now)
             await self._run(projector, {p: (self.read_to[p] + 1, now[p]) for p in now}, progress,

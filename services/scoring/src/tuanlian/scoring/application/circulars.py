@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from tuanlian.scoring.adapters.queries import current_projection
 from tuanlian.scoring.application import reports
 from tuanlian.scoring.domain.assessment import assess as assess_one
 from tuanlian.scoring.domain.periods import Period, china_day
@@ -30,13 +31,19 @@ async def _org(conn: Any, p: str, org_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def _freeze(conn: Any, p: str) -> datetime:
-    """The instant the document is computed at. Taking the projection's append-only tables in
-    SHARE mode waits for batches in flight and holds new ones back, so every row applied before
-    this instant is visible and none applied after it is (as-of recomputation then agrees)."""
-    await conn.execute(f"LOCK TABLE {p}.ledger, {p}.facts, {p}.flags, {p}.cadre_paths IN SHARE MODE")
-    at: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    return at
+async def _freeze(conn: Any, service_schema: str, p: str) -> tuple[str, datetime]:
+    """The version and the instant the document is computed at. Taking the projection's
+    append-only tables in SHARE mode waits for batches in flight and holds new ones back, so every
+    row applied before this instant is visible and none applied after it is (as-of recomputation
+    then agrees). A rebuild's swap holds them too: a circular that waited for one computes on the
+    version swapped in (the old one lacks what the swap applied)."""
+    while True:
+        await conn.execute(f"LOCK TABLE {p}.ledger, {p}.facts, {p}.flags, {p}.cadre_paths IN SHARE MODE")
+        serving = await current_projection(conn, service_schema)
+        if serving == p:
+            at: datetime = await conn.fetchval("SELECT clock_timestamp()")
+            return p, at
+        p = serving
 
 
 def _jsonable(doc: Any) -> Any:
@@ -50,7 +57,7 @@ async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period:
     async with runtime.db.transaction() as conn:
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
-        as_of = await _freeze(conn, p)
+        p, as_of = await _freeze(conn, runtime.schema, p)
         doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
         positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
             f"SELECT consumer, stream_sequence FROM {runtime.schema}.consumer_checkpoint")}
