@@ -185,8 +185,7 @@ async def test_leaderboards_as_of_equal_what_they_showed_then(
                                 "period": "2026-03"}),
     ]
     then = [await scoring.get(url, **params) for url, params in queries]
-    async with scoring.runtime.db.connection() as conn:
-        instant: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    instant = await _now(scoring)
     assert any(e["cadre_id"] == "c3" and e["points"] == 0 for e in then[0]["entries"]), then[0]
     # Afterwards: more points, a new cadre, a transfer, a new link.
     await contacts.emit("cadre-c4", c.CadreRegistered(cadre_id="c4", org_id="o2", org_path="/root/o2",

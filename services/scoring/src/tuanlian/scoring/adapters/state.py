@@ -16,7 +16,7 @@ import functools
 import random
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -651,7 +651,9 @@ class State:
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
         s = self.schema
-        at = ("applied_at",) if self.stamped or taken.applied_at is not None else ()
+        # A rebuild's rows carry their stamps; a live batch's get its instant here.
+        live = not self.stamped and taken.applied_at is not None
+        at = ("applied_at",) if self.stamped or live else ()
         for spec, cols in taken.upserts:
             await self._upsert(conn, spec=spec, cols=cols)
         for table, columns, rows in (("ledger", LEDGER_COLUMNS, taken.ledger), ("facts", FACT_COLUMNS, taken.facts),
@@ -659,7 +661,7 @@ class State:
                                                                             taken.cadre_paths)):
             if rows:
                 await conn.copy_records_to_table(table, schema_name=s, columns=columns + at,
-                                                 records=rows if self.stamped or not at else _stamped(rows, taken.applied_at))
+                                                 records=((*r, taken.applied_at) for r in rows) if live else rows)
         if taken.log is not None:
             await conn.execute(f"INSERT INTO {s}.applied_log (consumer, through_seq, applied_at) VALUES ($1, $2, $3)",
                                *taken.log, taken.applied_at)
@@ -785,10 +787,6 @@ class _Taken:
     gen: int | None
     applied_at: datetime | None  # a live batch's instant, for every row (a rebuild's rows carry their own)
     log: tuple[str, int] | None = None  # (consumer, through sequence): the batch's applied_log row
-
-
-def _stamped(rows: list[tuple[Any, ...]], at: datetime | None) -> Iterator[tuple[Any, ...]]:
-    return ((*r, at) for r in rows)
 
 
 async def _records(spec: TableSpec, rows: list[Row]) -> AsyncIterator[Sequence[Any]]:
