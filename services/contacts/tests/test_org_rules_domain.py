@@ -7,6 +7,8 @@ from tuanlian.contacts.domain.orgs import Org
 from tuanlian.contacts.domain.presets import PRESETS
 from tuanlian.contacts.domain.rules import RuleVersion, clamp, effective_rules, escalations
 from tuanlian.shared.contracts.contacts import (
+    CircularPeriod,
+    CircularPlan,
     ContactQuotas,
     FiveOnesPeriod,
     FiveOnesRule,
@@ -25,6 +27,9 @@ def test_presets_carry_the_numbers_of_the_notices() -> None:
     assert MEIZHOU.contact_quotas.part_time == 10 and MEIZHOU.contact_quotas.part_time_leadership == 100
     assert (LULIANG.group_coverage_school.sub_committees, LULIANG.group_coverage_school.dorm_groups) == (3, 10)
     assert LULIANG.reports.annual_after_national_day_working_days == 5
+    # 定期通报: 000 quarterly, 001 monthly, 002 "定期" (quarterly, Tuanlian's choice), 004 none.
+    assert [p.circulars.periods for p in (SHANGHAI, YANGZHOU, MEIZHOU, LULIANG)] == [
+        (CircularPeriod.quarter,), (CircularPeriod.month,), (CircularPeriod.quarter,), ()]
 
 
 def test_yangzhou_under_shanghai_escalates_frequency_and_part_time_quota() -> None:
@@ -68,6 +73,19 @@ def test_effective_rules_clamp_a_child_when_the_parent_relaxes_later() -> None:
     assert clamp(SHANGHAI, autumn) == autumn.model_copy(update={"five_ones": autumn.five_ones})
     nobody, src = effective_rules([[], []], date(2026, 1, 1))
     assert src is None and nobody == OrgRules()
+
+
+def test_a_circular_plan_is_the_setting_org_own_not_inherited() -> None:
+    city = [RuleVersion(date(2026, 1, 1), SHANGHAI, "000")]
+    own, src = effective_rules([city], date(2026, 2, 1))
+    assert src == 0 and own.circulars.periods == (CircularPeriod.quarter,)
+    inherited, src = effective_rules([city, []], date(2026, 2, 1))
+    assert src == 0 and inherited.circulars == CircularPlan()
+    assert inherited.five_ones == SHANGHAI.five_ones  # the rest is inherited as before
+    county = [RuleVersion(date(2026, 1, 1), MEIZHOU.model_copy(update={"circulars": CircularPlan(
+        periods=(CircularPeriod.month,))}))]
+    theirs, src = effective_rules([city, county], date(2026, 2, 1))
+    assert src == 1 and theirs.circulars.periods == (CircularPeriod.month,)
 
 
 def _tree() -> tuple[Org, Org, Org]:

@@ -82,6 +82,11 @@ async def test_rules_inherit_and_refuse_escalation_naming_the_parent(api: Contac
     r = await api.http.get(f"/orgs/{district['org_id']}/rules", params={"on": start.isoformat()}, headers=district_admin)
     assert r.json()["inherited_from"] == city["org_id"]
     assert r.json()["rules"]["five_ones"]["full_time"] == {"count": 5, "period": "two_months"}
+    # The city circulates quarterly (000); the district inherits the rules, not the circulars.
+    assert r.json()["rules"]["circulars"] == {"periods": [], "days_after_close": 3}
+    r = await api.http.get(f"/orgs/{city['org_id']}/rules", params={"on": start.isoformat()},
+                           headers=api.admin(city["org_path"]))
+    assert r.json()["rules"]["circulars"] == {"periods": ["quarter"], "days_after_close": 3}
 
     # Yangzhou's monthly rhythm is stricter than Shanghai's: refused, naming the city and its limit.
     r = await api.http.put(f"/orgs/{district['org_id']}/rules",
@@ -96,7 +101,8 @@ async def test_rules_inherit_and_refuse_escalation_naming_the_parent(api: Contac
     relaxed = dict(r.json()) and {
         "effective_from": (start + timedelta(days=1)).isoformat(),
         "rules": {"contact_quotas": {"full_time": 80, "seconded": 80, "part_time_leadership": 80, "part_time": 8},
-                  "five_ones": {"full_time": {"count": 4, "period": "quarter"}}},
+                  "five_ones": {"full_time": {"count": 4, "period": "quarter"}},
+                  "circulars": {"periods": ["month"], "days_after_close": 5}},
     }
     r = await api.http.put(f"/orgs/{district['org_id']}/rules", json=relaxed, headers=district_admin)
     assert r.status_code == 200, r.text
@@ -104,6 +110,7 @@ async def test_rules_inherit_and_refuse_escalation_naming_the_parent(api: Contac
                            params={"on": (start + timedelta(days=5)).isoformat()}, headers=district_admin)
     assert r.json()["inherited_from"] == district["org_id"]
     assert r.json()["rules"]["contact_quotas"]["full_time"] == 80
+    assert r.json()["rules"]["circulars"] == {"periods": ["month"], "days_after_close": 5}  # its own
     # The day before, the city's rules still stand: history by date.
     r = await api.http.get(f"/orgs/{district['org_id']}/rules", params={"on": start.isoformat()}, headers=district_admin)
     assert r.json()["rules"]["contact_quotas"]["full_time"] == 100

@@ -15,8 +15,16 @@ from tuanlian.scoring.domain.compliance import Compliance, Verdict, progress_che
 from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
 from tuanlian.scoring.domain.ranking import rank, rank_change
 from tuanlian.scoring.domain.rules import RuleSet, ruleset
+from tuanlian.scoring.domain.schedule import circulars_due, closed_at
 from tuanlian.scoring.domain.signals import LoggedInteraction, detect
-from tuanlian.shared.contracts.contacts import ContactQuotas, FiveOnesPeriod, FiveOnesRule, OrgRules
+from tuanlian.shared.contracts.contacts import (
+    CircularPeriod,
+    CircularPlan,
+    ContactQuotas,
+    FiveOnesPeriod,
+    FiveOnesRule,
+    OrgRules,
+)
 
 RS = ruleset("default-2026.1")
 
@@ -122,3 +130,43 @@ def test_signals_bursts_identical_night_and_spot_checks() -> None:
     day = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
     calm = [LoggedInteraction(day + timedelta(days=i), day + timedelta(days=i), f"h{i}", 1, 1, 0) for i in range(5)]
     assert detect(calm, 0) == []
+
+
+def _plan(on: date, *periods: str, days: int = 3) -> sc.RulesRecord:
+    return sc.RulesRecord("/root", on, OrgRules(circulars=CircularPlan(
+        periods=tuple(CircularPeriod(p) for p in periods), days_after_close=days)))
+
+
+def test_circulars_fall_due_after_the_close_and_its_grace_days() -> None:
+    own = [_plan(date(2026, 1, 1), "month", "quarter")]
+    keys = lambda today: [p.key for p in circulars_due(own, today)]  # noqa: E731
+    # March closed on the 31st; three full days later (4 April) it is due, with February (the
+    # month before the last closed one is always past its grace) and the first quarter.
+    assert keys(date(2026, 4, 3)) == ["2026-02"]
+    assert keys(date(2026, 4, 4)) == ["2026-02", "2026-03", "2026-Q1"]
+    assert keys(date(2026, 5, 20)) == ["2026-03", "2026-04", "2026-Q1"]
+    # No grace: due the day after the close.
+    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "year", days=0)], date(2027, 1, 1))] == ["2026"]
+    # A grace of 28 days outlasts February: January's circular is still due in March.
+    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "month", days=28)], date(2026, 3, 1))] == ["2026-01"]
+
+
+def test_a_circular_plan_counts_as_in_force_on_the_period_last_day() -> None:
+    # Adopted mid-April: March was not run under it, April was.
+    assert circulars_due([_plan(date(2026, 4, 15), "month")], date(2026, 4, 20)) == []
+    assert [p.key for p in circulars_due([_plan(date(2026, 4, 15), "month")], date(2026, 5, 4))] == ["2026-04"]
+    # Dropped from July on: June still gets its circular, July none.
+    own = [_plan(date(2026, 1, 1), "month"), _plan(date(2026, 7, 1))]
+    assert [p.key for p in circulars_due(own, date(2026, 8, 10))] == ["2026-06"]
+    assert circulars_due(own, date(2026, 9, 10)) == []
+    # Half-years as well; no plan, nothing.
+    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "half_year")], date(2026, 7, 4))] == ["2026-H1"]
+    assert circulars_due([sc.RulesRecord("/root", date(2026, 1, 1), OrgRules())], date(2026, 7, 4)) == []
+    assert closed_at(period_of(date(2026, 3, 5), PeriodKind.month)) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
+
+
+def test_a_circular_plan_is_validated() -> None:
+    with pytest.raises(ValidationError):
+        CircularPlan(periods=("week",))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        CircularPlan(days_after_close=40)

@@ -315,6 +315,28 @@ class ServiceLimits(BaseModel):
     ballot_min_turnout: float = pydantic.Field(default=0.5, gt=0, le=1)
 
 
+class CircularPeriod(StrEnum):
+    """The periods an org may circulate (月度 / 季度 / 半年 / 年度通报)."""
+
+    month = "month"
+    quarter = "quarter"
+    half_year = "half_year"
+    year = "year"
+
+
+class CircularPlan(BaseModel):
+    """定期通报: the periods the org circulates its subtree for, issued when each has closed.
+
+    The org's own act (a 团市委 circulates its 市属团组织): an org whose rules are inherited
+    issues none, an org that sets its own names its own. Empty: circulars on demand only.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    periods: tuple[CircularPeriod, ...] = ()
+    # full days after the close before it is issued: late logs and confirmations land first
+    days_after_close: int = pydantic.Field(default=3, ge=0, le=28)
+
+
 class OrgRules(BaseModel):
     """An org's rule set (实施细则). Lower orgs may keep or relax their parent's, never raise them.
 
@@ -334,6 +356,7 @@ class OrgRules(BaseModel):
     rhythm: Rhythm = Rhythm()
     reports: ReportDeadlines = ReportDeadlines()
     limits: ServiceLimits = ServiceLimits()
+    circulars: CircularPlan = CircularPlan()
     scoring_ruleset: str = "default-2026.1"
 
 

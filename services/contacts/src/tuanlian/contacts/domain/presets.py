@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tuanlian.shared.contracts.contacts import (
+    CircularPeriod,
+    CircularPlan,
     ContactQuotas,
     FiveOnesPeriod,
     FiveOnesRule,
@@ -35,6 +37,8 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 cadre_accounts_by="04-10",  # 000: "团干部于4月上旬全部登录使用"
                 youth_accounts_by="04-30",  # 000: "青年于4月底前全部关注…登陆系统手机端"
             ),
+            # 000 五.1: "对市属团组织“1+100”工作情况实行日常排名、季度通报制度"
+            circulars=CircularPlan(periods=(CircularPeriod.quarter,)),
         ),
     ),
     "001": (
@@ -52,6 +56,8 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 cadre_accounts_by="04-30",  # 001: "4月底前，每名…团干部都要登录使用"
                 youth_accounts_by="04-30",  # 001: "4月底前…小伙伴全部关注…登陆系统手机端"
             ),
+            # 001 五.1: "对各级团组织开展“1+100”工作情况进行月度通报"
+            circulars=CircularPlan(periods=(CircularPeriod.month,)),
         ),
     ),
     "002": (
@@ -72,6 +78,9 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 cadre_accounts_by="08-05",  # 002 细则五.2: "管理员于8月5日前将…团干部信息录入系统"
                 youth_accounts_by="08-31",  # 002: "2016年8月底前…联系不少于100名"
             ),
+            # 002 五.4: "定期评估和通报各县（市、区）团组织工作进展情况". No cadence is given: quarterly
+            # is Tuanlian's choice, 000's.
+            circulars=CircularPlan(periods=(CircularPeriod.quarter,)),
         ),
     ),
     "004": (

@@ -50,13 +50,24 @@ def _jsonable(doc: Any) -> Any:
     return json.loads(json.dumps(doc, default=str))
 
 
-async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period, *,
+                  unless_since: datetime | None = None) -> dict[str, Any] | None:
+    """Compute, number, store and announce a circular. With ``unless_since``, nothing (None) when
+    the org has one for the period computed at or after that instant (the scheduler's "once")."""
     if period.kind.value not in _PUBLISHABLE:
         raise RuleViolation("circulars are monthly, quarterly, half-yearly or yearly", field="period_kind")
     assert runtime.store is not None
     async with runtime.db.transaction() as conn:
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
+        if unless_since is not None:
+            # Two schedulers (replicas) checking at once: the second waits, then finds the first's.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                               f"{runtime.schema}.circular {org_id} {period.kind.value} {period.key}")
+            if await conn.fetchval(
+                    f"SELECT EXISTS (SELECT FROM {runtime.schema}.circulars WHERE org_id = $1 AND period_kind = $2 "
+                    "AND period_key = $3 AND as_of >= $4)", org_id, period.kind.value, period.key, unless_since):
+                return None
         p, as_of = await _freeze(conn, runtime.schema, p)
         doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
         positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
@@ -70,10 +81,10 @@ async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period:
         title = f"{org['name']} {period.key} 通报"
         await conn.execute(
             f"INSERT INTO {runtime.schema}.circulars (circular_id, number, org_id, org_path, period_kind, period_key, "
-            "period_start, period_end, title, as_of, positions, document) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "period_start, period_end, title, as_of, positions, document, published_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             cid, number, org_id, org["org_path"], period.kind.value, period.key, period.start, period.end,
-            title, as_of, positions, doc)
+            title, as_of, positions, doc, who.actor)
         event = CircularPublished(
             circular_id=str(cid), number=number, org_id=org_id, org_path=org["org_path"],
             period_kind=ContractPeriod(period.kind.value), period_start=period.start, period_end=period.end,
@@ -81,7 +92,7 @@ async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period:
         await runtime.store.append(conn, f"circular-{cid}", 0, [event],
                                    Metadata(actor=who.actor, org_path=org["org_path"]))
     return {"circular_id": str(cid), "number": number, "title": title, "as_of": as_of.isoformat(),
-            "positions": positions, **doc}
+            "published_by": who.actor, "positions": positions, **doc}
 
 
 async def load(runtime: Runtime, who: Principal, number: str) -> dict[str, Any]:
@@ -92,7 +103,21 @@ async def load(runtime: Runtime, who: Principal, number: str) -> dict[str, Any]:
     require(who, Role.org_admin, Role.leader, Role.cadre, org_path=row["org_path"], why="read this circular")
     return {"circular_id": str(row["circular_id"]), "number": number, "title": row["title"],
             "as_of": row["as_of"].isoformat(), "published_at": row["published_at"].isoformat(),
-            "positions": row["positions"], **row["document"]}
+            "published_by": row["published_by"], "positions": row["positions"], **row["document"]}
+
+
+async def listing(runtime: Runtime, p: str, who: Principal, org_id: str,
+                  period_kind: str | None = None) -> list[dict[str, Any]]:
+    """The org's circulars, the latest period first: on demand and at each period's close."""
+    async with runtime.db.connection() as conn:
+        org = await _org(conn, p, org_id)
+        require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org["org_path"], why="list these circulars")
+        rows = await conn.fetch(
+            f"SELECT number, title, period_kind, period_key, as_of, published_at, published_by "
+            f"FROM {runtime.schema}.circulars WHERE org_id = $1 AND ($2::text IS NULL OR period_kind = $2) "
+            "ORDER BY period_start DESC, published_at DESC", org_id, period_kind)
+    return [{**dict(r), "period": r["period_key"], "as_of": r["as_of"].isoformat(),
+             "published_at": r["published_at"].isoformat()} for r in rows]
 
 
 async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> dict[str, Any]:
@@ -148,4 +173,4 @@ async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: 
     return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out}
 
 
-__all__ = ["UUID", "assess", "date", "load", "publish", "recompute"]
+__all__ = ["UUID", "assess", "date", "listing", "load", "publish", "recompute"]

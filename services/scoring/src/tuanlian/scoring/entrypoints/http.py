@@ -227,7 +227,16 @@ def build_router(runtime: Runtime) -> APIRouter:
     async def publish(body: CircularRequest, who: Who, p: Proj) -> dict[str, Any]:
         per = _period(body.period_kind.value, body.period)
         assert per is not None
-        return await circ.publish(runtime, p, who, body.org_id, per)
+        doc = await circ.publish(runtime, p, who, body.org_id, per)
+        assert doc is not None  # only the scheduler's "once" skips
+        return doc
+
+    @router.get("/circulars", tags=["circulars"],
+                summary="An org's circulars (on demand and at each period's close), the latest first")
+    async def list_circulars(
+        org_id: str, who: Who, p: Proj, period_kind: Annotated[PeriodKind | None, Query()] = None,
+    ) -> list[dict[str, Any]]:
+        return await circ.listing(runtime, p, who, org_id, period_kind.value if period_kind else None)
 
     @router.get("/circulars/{number}", tags=["circulars"], summary="A circular as JSON, CSV, XLSX or HTML")
     async def get_circular(
