@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
-from tuanlian.scoring.application.schedule import publish_due
+from tuanlian.scoring.adapters.queries import current_projection
+from tuanlian.scoring.application.schedule import _not_issued, due, publish_due
 from tuanlian.scoring.domain.periods import PeriodKind, china_day, period_of
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts import contacts as c
@@ -60,6 +61,12 @@ async def test_circulars_are_issued_once_at_each_close_by_the_orgs_that_plan_the
     await publish_due(scoring.runtime, date(2026, 4, 4))
     await publish_due(scoring.runtime, date(2026, 4, 4))  # once only
     assert await _periods(scoring, "root") == [("2026-03", system), ("2026-02", system)]
+    # A later look finds both issued in one statement, before a transaction of its own.
+    async with scoring.runtime.db.connection() as conn:
+        p = await current_projection(conn, "scoring")
+    still_due = await due(scoring.runtime, p, date(2026, 4, 4))
+    assert [(o, per.key) for o, per in still_due] == [("root", "2026-02"), ("root", "2026-03")]
+    assert await _not_issued(scoring.runtime, still_due) == []
     listed = await scoring.get("/circulars", org_id="root")
     doc = await scoring.get(f"/circulars/{listed[0]['number']}")
     assert doc["published_by"] == system and doc["period"] == "2026-03"
