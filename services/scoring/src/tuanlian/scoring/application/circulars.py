@@ -113,11 +113,11 @@ async def listing(runtime: Runtime, p: str, who: Principal, org_id: str,
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org["org_path"], why="list these circulars")
         rows = await conn.fetch(
-            f"SELECT number, title, period_kind, period_key, as_of, published_at, published_by "
+            f"SELECT number, title, period_kind, period_key AS period, as_of, published_at, published_by "
             f"FROM {runtime.schema}.circulars WHERE org_id = $1 AND ($2::text IS NULL OR period_kind = $2) "
             "ORDER BY period_start DESC, published_at DESC", org_id, period_kind)
-    return [{**dict(r), "period": r["period_key"], "as_of": r["as_of"].isoformat(),
-             "published_at": r["published_at"].isoformat()} for r in rows]
+    return [{**dict(r), "as_of": r["as_of"].isoformat(), "published_at": r["published_at"].isoformat()}
+            for r in rows]
 
 
 async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> dict[str, Any]:
