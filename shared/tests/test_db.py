@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from tuanlian.shared.db import Database, asyncpg_url, connect_raw, sqlalchemy_url
 from tuanlian.shared.testing import wait_until
@@ -80,3 +81,23 @@ async def test_connection_is_autocommit(db: Database) -> None:
         await conn.execute("INSERT INTO t VALUES (1)")
     assert await _count(db) == 1
     await db.ping()
+
+
+async def test_a_connection_whose_session_ended_is_not_handed_out_again(database_url: str) -> None:
+    one = Database(database_url, pool_size=1, max_overflow=0)  # one connection: the next user gets it back
+    try:
+        async with one.connection() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+            async with one.connection() as conn:
+                killer = await connect_raw(database_url)
+                try:  # waits until the backend has gone
+                    assert await killer.fetchval("SELECT pg_terminate_backend($1, 5000)", pid) is True
+                finally:
+                    await killer.close()
+                await conn.fetchval("SELECT 1")
+        async with one.connection() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            assert await conn.fetchval("SELECT pg_backend_pid()") != pid
+    finally:
+        await one.close()

@@ -95,8 +95,18 @@ class Database:
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-            yield driver
-            await conn.rollback()
+            try:
+                yield driver
+            except BaseException:
+                if driver.is_closed():
+                    # The server or the network ended the session. SQLAlchemy's reset on return
+                    # does not touch a raw connection, and would hand the dead one out again.
+                    await conn.invalidate()
+                raise
+            if driver.is_closed():
+                await conn.invalidate()
+            else:
+                await conn.rollback()
 
     async def ping(self, timeout: float = 2.0) -> None:
         async with asyncio.timeout(timeout), self.connection() as conn:
