@@ -5,6 +5,13 @@ start. A consumer listed in ``ServiceSpec.build_late_consumers`` instead waits f
 background, as long as it takes, then runs on its own broker exactly as the runtime would run it
 (durable ensured and brought up to date, bound to JetStream, manual-ack batch pull). This is the
 approach notify first took for the SCORING stream, made generic; contacts and notify use it.
+
+With ``lock`` (``ServiceSpec.build_exclusive_consumers``) one replica of the service at a time
+runs the consumer: it binds only once it holds a Postgres advisory lock named after the durable,
+and the other replicas stand by, taking over within ``poll`` seconds of the holder's session
+ending. For a projection whose batches serialise anyway (scoring's), replicas taking turns on a
+durable only fetch interleaved sequences: each batch then reads its rows afresh, and its
+``applied_log`` row no longer covers the events after the row before it.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import asyncio
 import contextlib
 import logging
 
+import asyncpg
 import structlog
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
 from tuanlian.shared.consumer import EventConsumer
+from tuanlian.shared.db import Database
 from tuanlian.shared.streams import connect_nats, nats_servers
 
 log = structlog.get_logger("tuanlian.late")
@@ -25,13 +34,16 @@ log = structlog.get_logger("tuanlian.late")
 class LateConsumer:
     """Binds ``consumer`` once its stream exists, however late; retries whatever fails on the way.
 
-    ``state`` is ``starting`` → ``waiting`` (stream absent; ``polls`` counts the looks) → ``bound``;
-    ``retrying`` with ``last_error`` after a failure (NATS away, a refused durable update…), with
-    a backoff up to ``max_backoff``.
+    ``state`` is ``starting`` → ``waiting`` (stream absent; ``polls`` counts the looks) →
+    (with ``lock``: ``standby`` while another replica holds it →) ``bound``; ``retrying`` with
+    ``last_error`` after a failure (NATS away, a refused durable update, the lock's session
+    lost…), with a backoff up to ``max_backoff``.
     """
 
-    def __init__(self, consumer: EventConsumer, nats_url: str, poll: float = 1.0, max_backoff: float = 30.0) -> None:
+    def __init__(self, consumer: EventConsumer, nats_url: str, poll: float = 1.0, max_backoff: float = 30.0,
+                 lock: Database | None = None, lock_check: float = 2.0) -> None:
         self.consumer, self.nats_url, self.poll, self.max_backoff = consumer, nats_url, poll, max_backoff
+        self.lock, self.lock_check = lock, lock_check
         self.state = "starting"
         self.polls = 0
         self.binds = 0
@@ -60,6 +72,23 @@ class LateConsumer:
                 backoff = min(self.max_backoff, backoff * 2)
 
     async def _bind_and_serve(self) -> None:
+        if self.lock is None:
+            await self._serve(None)
+            return
+        key = f"consumer {self.consumer.stream} {self.consumer.durable}"
+        async with self.lock.connection() as lock_conn:
+            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+                self.state = "standby"
+                await self._pause(self.poll)
+                if self._stop.is_set():
+                    return
+            try:
+                await self._serve(lock_conn)
+            finally:  # after the last batch settled: the next holder starts where it ended
+                with contextlib.suppress(Exception):
+                    await lock_conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+    async def _serve(self, lock_conn: asyncpg.Connection | None) -> None:
         c = self.consumer
         nc = await connect_nats(self.nats_url, name=f"tuanlian-{c.service}-{c.name}")
         broker: NatsBroker | None = None
@@ -84,8 +113,11 @@ class LateConsumer:
             await broker.start()
             self.state, self.last_error = "bound", None
             self.binds += 1
-            log.info("consumer bound", stream=c.stream, durable=c.durable)
-            await self._stop.wait()
+            log.info("consumer bound", stream=c.stream, durable=c.durable, exclusive=lock_conn is not None)
+            while not self._stop.is_set():
+                await self._pause(self.lock_check)
+                if lock_conn is not None:
+                    await lock_conn.fetchval("SELECT 1")  # the session holding the lock is gone: stop
         finally:
             if broker is not None:
                 with contextlib.suppress(Exception):

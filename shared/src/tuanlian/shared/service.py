@@ -65,6 +65,10 @@ class ServiceSpec:
     #: Consumers of streams whose owner may start later (see ``shared/late.py``): bound in the
     #: background once their stream exists, instead of holding up (or failing) the start.
     build_late_consumers: Callable[[Runtime], list[EventConsumer]] | None = None
+    #: Consumers one replica of the service runs at a time, the others standing by (see
+    #: ``shared/late.py``): bound in the background like late ones, once this replica holds the
+    #: durable's advisory lock. For projections whose batches serialise anyway (scoring's).
+    build_exclusive_consumers: Callable[[Runtime], list[EventConsumer]] | None = None
     #: Background work of the service beside its consumers (scoring's fold of credits into the
     #: leaderboards): each runs from start until the stop event is set.
     build_tasks: Callable[[Runtime], dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]] | None = None
@@ -273,6 +277,9 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     if spec.build_late_consumers is not None:
         url = settings.nats_url or "nats://127.0.0.1:4222"
         runtime.late = [LateConsumer(c, url) for c in spec.build_late_consumers(runtime)]
+    if spec.build_exclusive_consumers is not None:
+        url = settings.nats_url or "nats://127.0.0.1:4222"
+        runtime.late += [LateConsumer(c, url, lock=db) for c in spec.build_exclusive_consumers(runtime)]
     return runtime
 
 

@@ -26,6 +26,10 @@ def projection_schema(runtime: Runtime) -> str:
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
+    """One replica at a time runs them (``build_exclusive_consumers``): a durable's batches are
+    applied one transaction at a time whichever replica fetched them, so more replicas would only
+    take turns on interleaved sequences, each batch reading its rows afresh, and date the applied
+    log out of order for the rebuilds."""
     p = projection_schema(runtime)
     batch = runtime.settings.projector_batch
     contacts = runtime.consumer("points", CONTACTS, {}, batch_size=batch)
@@ -51,7 +55,8 @@ SPEC = ServiceSpec(
     "leaderboards (日常排名) and circulars (通报); replay and as-of queries.",
     migrations_package="tuanlian.scoring.migrations",
     contracts=SCORING,
-    build_consumers=_consumers,
+    build_consumers=lambda runtime: [],
+    build_exclusive_consumers=_consumers,
     build_router=_router,
     build_tasks=_tasks,
 )
