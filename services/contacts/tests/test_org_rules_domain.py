@@ -7,6 +7,8 @@ from tuanlian.contacts.domain.orgs import Org
 from tuanlian.contacts.domain.presets import PRESETS
 from tuanlian.contacts.domain.rules import RuleVersion, clamp, effective_rules, escalations
 from tuanlian.shared.contracts.contacts import (
+    AssessmentPeriod,
+    AssessmentPlan,
     CircularPeriod,
     CircularPlan,
     ContactQuotas,
@@ -30,6 +32,9 @@ def test_presets_carry_the_numbers_of_the_notices() -> None:
     # 定期通报: 000 quarterly, 001 monthly, 002 "定期" (quarterly, Tuanlian's choice), 004 none.
     assert [p.circulars.periods for p in (SHANGHAI, YANGZHOU, MEIZHOU, LULIANG)] == [
         (CircularPeriod.quarter,), (CircularPeriod.month,), (CircularPeriod.quarter,), ()]
+    # 年中和年底全面评估: 000, 001; 002 "定期" (000's cadence, Tuanlian's choice); 004 不定期: on demand.
+    both = (AssessmentPeriod.half_year, AssessmentPeriod.year)
+    assert [p.assessments.periods for p in (SHANGHAI, YANGZHOU, MEIZHOU, LULIANG)] == [both, both, both, ()]
 
 
 def test_yangzhou_under_shanghai_escalates_frequency_and_part_time_quota() -> None:
@@ -75,12 +80,13 @@ def test_effective_rules_clamp_a_child_when_the_parent_relaxes_later() -> None:
     assert src is None and nobody == OrgRules()
 
 
-def test_a_circular_plan_is_the_setting_org_own_not_inherited() -> None:
+def test_circular_and_assessment_plans_are_the_setting_org_own_not_inherited() -> None:
     city = [RuleVersion(date(2026, 1, 1), SHANGHAI, "000")]
     own, src = effective_rules([city], date(2026, 2, 1))
     assert src == 0 and own.circulars.periods == (CircularPeriod.quarter,)
     inherited, src = effective_rules([city, []], date(2026, 2, 1))
-    assert src == 0 and inherited.circulars == CircularPlan()
+    assert src == 0 and inherited.circulars == CircularPlan() and inherited.assessments == AssessmentPlan()
+    assert own.assessments.periods == (AssessmentPeriod.half_year, AssessmentPeriod.year)
     assert inherited.five_ones == SHANGHAI.five_ones  # the rest is inherited as before
     county = [RuleVersion(date(2026, 1, 1), MEIZHOU.model_copy(update={"circulars": CircularPlan(
         periods=(CircularPeriod.month,))}))]

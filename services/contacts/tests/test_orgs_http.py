@@ -84,6 +84,7 @@ async def test_rules_inherit_and_refuse_escalation_naming_the_parent(api: Contac
     assert r.json()["rules"]["five_ones"]["full_time"] == {"count": 5, "period": "two_months"}
     # The city circulates quarterly (000); the district inherits the rules, not the circulars.
     assert r.json()["rules"]["circulars"] == {"periods": [], "days_after_close": 3}
+    assert r.json()["rules"]["assessments"] == {"periods": [], "days_after_close": 3}
     r = await api.http.get(f"/orgs/{city['org_id']}/rules", params={"on": start.isoformat()},
                            headers=api.admin(city["org_path"]))
     assert r.json()["rules"]["circulars"] == {"periods": ["quarter"], "days_after_close": 3}

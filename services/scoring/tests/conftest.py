@@ -32,7 +32,7 @@ async def scoring(database_url: str, nats_url: str, js: JetStreamContext, tmp_pa
     for producer in ("contacts", "wishes"):
         await declare_stream(js, producer_stream(producer), storage="memory")
     settings = Settings(home=tmp_path, database_url=database_url, nats_url=nats_url, stream_storage="memory",
-                        retry_base_delay=0.05, circular_check_seconds=0.5)
+                        retry_base_delay=0.05, period_close_check_seconds=0.5)
     runtime = build_runtime(SPEC, settings)
     issuer = load_or_create_signing_key(tmp_path / "keys")
     runtime._verifier = TokenVerifier.from_jwks(issuer.jwks())

@@ -15,9 +15,11 @@ from tuanlian.scoring.domain.compliance import Compliance, Verdict, progress_che
 from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
 from tuanlian.scoring.domain.ranking import rank, rank_change
 from tuanlian.scoring.domain.rules import RuleSet, ruleset
-from tuanlian.scoring.domain.schedule import circulars_due, closed_at
+from tuanlian.scoring.domain.schedule import ASSESSMENTS, closed_at, periods_due
 from tuanlian.scoring.domain.signals import LoggedInteraction, detect
 from tuanlian.shared.contracts.contacts import (
+    AssessmentPeriod,
+    AssessmentPlan,
     CircularPeriod,
     CircularPlan,
     ContactQuotas,
@@ -139,30 +141,40 @@ def _plan(on: date, *periods: str, days: int = 3) -> sc.RulesRecord:
 
 def test_circulars_fall_due_after_the_close_and_its_grace_days() -> None:
     own = [_plan(date(2026, 1, 1), "month", "quarter")]
-    keys = lambda today: [p.key for p in circulars_due(own, today)]  # noqa: E731
+    keys = lambda today: [p.key for p in periods_due(own, today)]  # noqa: E731
     # March closed on the 31st; three full days later (4 April) it is due, with February (the
     # month before the last closed one is always past its grace) and the first quarter.
     assert keys(date(2026, 4, 3)) == ["2026-02"]
     assert keys(date(2026, 4, 4)) == ["2026-02", "2026-03", "2026-Q1"]
     assert keys(date(2026, 5, 20)) == ["2026-03", "2026-04", "2026-Q1"]
     # No grace: due the day after the close.
-    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "year", days=0)], date(2027, 1, 1))] == ["2026"]
+    assert [p.key for p in periods_due([_plan(date(2026, 1, 1), "year", days=0)], date(2027, 1, 1))] == ["2026"]
     # A grace of 28 days outlasts February: January's circular is still due in March.
-    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "month", days=28)], date(2026, 3, 1))] == ["2026-01"]
+    assert [p.key for p in periods_due([_plan(date(2026, 1, 1), "month", days=28)], date(2026, 3, 1))] == ["2026-01"]
 
 
 def test_a_circular_plan_counts_as_in_force_on_the_period_last_day() -> None:
     # Adopted mid-April: March was not run under it, April was.
-    assert circulars_due([_plan(date(2026, 4, 15), "month")], date(2026, 4, 20)) == []
-    assert [p.key for p in circulars_due([_plan(date(2026, 4, 15), "month")], date(2026, 5, 4))] == ["2026-04"]
+    assert periods_due([_plan(date(2026, 4, 15), "month")], date(2026, 4, 20)) == []
+    assert [p.key for p in periods_due([_plan(date(2026, 4, 15), "month")], date(2026, 5, 4))] == ["2026-04"]
     # Dropped from July on: June still gets its circular, July none.
     own = [_plan(date(2026, 1, 1), "month"), _plan(date(2026, 7, 1))]
-    assert [p.key for p in circulars_due(own, date(2026, 8, 10))] == ["2026-06"]
-    assert circulars_due(own, date(2026, 9, 10)) == []
+    assert [p.key for p in periods_due(own, date(2026, 8, 10))] == ["2026-06"]
+    assert periods_due(own, date(2026, 9, 10)) == []
     # Half-years as well; no plan, nothing.
-    assert [p.key for p in circulars_due([_plan(date(2026, 1, 1), "half_year")], date(2026, 7, 4))] == ["2026-H1"]
-    assert circulars_due([sc.RulesRecord("/root", date(2026, 1, 1), OrgRules())], date(2026, 7, 4)) == []
+    assert [p.key for p in periods_due([_plan(date(2026, 1, 1), "half_year")], date(2026, 7, 4))] == ["2026-H1"]
+    assert periods_due([sc.RulesRecord("/root", date(2026, 1, 1), OrgRules())], date(2026, 7, 4)) == []
     assert closed_at(period_of(date(2026, 3, 5), PeriodKind.month)) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
+
+
+def test_assessments_fall_due_by_their_own_plan() -> None:
+    own = [sc.RulesRecord("/root", date(2026, 1, 1), OrgRules(
+        circulars=CircularPlan(periods=(CircularPeriod.month,)),
+        assessments=AssessmentPlan(periods=(AssessmentPeriod.half_year, AssessmentPeriod.year))))]
+    assert [p.key for p in periods_due(own, date(2026, 7, 4), ASSESSMENTS)] == ["2026-H1"]
+    assert [p.key for p in periods_due(own, date(2026, 7, 4))] == ["2026-05", "2026-06"]  # circulars
+    assert [p.key for p in periods_due(own, date(2027, 1, 4), ASSESSMENTS)] == ["2026-H1", "2026-H2", "2026"]
+    assert periods_due([_plan(date(2026, 1, 1), "month")], date(2026, 7, 4), ASSESSMENTS) == []
 
 
 def test_a_circular_plan_is_validated() -> None:

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     # Projections that apply a whole batch in memory and write it a few statements per table
     # (scoring) take bigger batches: per-batch statements dominate at 256 (benchmarks/bench_scoring.py).
     projector_batch: int = 4000
-    # How often scoring looks for circulars due at a period's close (定期通报), in seconds.
-    circular_check_seconds: float = 300.0
+    # How often scoring looks for circulars and assessments due at a period's close, in seconds.
+    period_close_check_seconds: float = 300.0
     relay_batch: int = 1000
     # JetStream storage for streams this deployment declares ("file" in production).
     stream_storage: str = "file"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from tuanlian.scoring.adapters.folding import PeriodFolder
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, attach, projector
-from tuanlian.scoring.application.schedule import CircularSchedule
+from tuanlian.scoring.application.schedule import PeriodClose
 from tuanlian.scoring.entrypoints.http import build_router
 from tuanlian.shared.consumer import EventConsumer
 from tuanlian.shared.contracts.contacts import CONTACTS
@@ -41,7 +41,7 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
 
 def _tasks(runtime: Runtime) -> dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
     return {"period-fold": PeriodFolder(runtime.db, f"{runtime.schema}.projection_versions").run,
-            "circular-schedule": CircularSchedule(runtime).run}
+            "period-close": PeriodClose(runtime).run}
 
 
 def _router(runtime: Runtime) -> APIRouter:

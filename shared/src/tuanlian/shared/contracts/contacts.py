@@ -337,6 +337,22 @@ class CircularPlan(BaseModel):
     days_after_close: int = pydantic.Field(default=3, ge=0, le=28)
 
 
+class AssessmentPeriod(StrEnum):
+    """年中 / 年终考核."""
+
+    half_year = "half_year"
+    year = "year"
+
+
+class AssessmentPlan(BaseModel):
+    """年中、年底全面评估: the periods the org assesses its subtree's cadres for, when each has
+    closed. The org's own act, as a circular plan is. Empty: assessments on demand only."""
+
+    model_config = ConfigDict(frozen=True)
+    periods: tuple[AssessmentPeriod, ...] = ()
+    days_after_close: int = pydantic.Field(default=3, ge=0, le=28)
+
+
 class OrgRules(BaseModel):
     """An org's rule set (实施细则). Lower orgs may keep or relax their parent's, never raise them.
 
@@ -357,6 +373,7 @@ class OrgRules(BaseModel):
     reports: ReportDeadlines = ReportDeadlines()
     limits: ServiceLimits = ServiceLimits()
     circulars: CircularPlan = CircularPlan()
+    assessments: AssessmentPlan = AssessmentPlan()
     scoring_ruleset: str = "default-2026.1"
 
 

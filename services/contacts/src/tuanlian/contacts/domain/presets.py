@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tuanlian.shared.contracts.contacts import (
+    AssessmentPeriod,
+    AssessmentPlan,
     CircularPeriod,
     CircularPlan,
     ContactQuotas,
@@ -39,6 +41,8 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
             ),
             # 000 五.1: "对市属团组织“1+100”工作情况实行日常排名、季度通报制度"
             circulars=CircularPlan(periods=(CircularPeriod.quarter,)),
+            # 000 五.2: "在年中和年底分别对各市属团组织进行全面评估"
+            assessments=AssessmentPlan(periods=(AssessmentPeriod.half_year, AssessmentPeriod.year)),
         ),
     ),
     "001": (
@@ -58,6 +62,8 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
             ),
             # 001 五.1: "对各级团组织开展“1+100”工作情况进行月度通报"
             circulars=CircularPlan(periods=(CircularPeriod.month,)),
+            # 001 五.2: "在年中和年底分别对各院级团组织工作进行全面评估"
+            assessments=AssessmentPlan(periods=(AssessmentPeriod.half_year, AssessmentPeriod.year)),
         ),
     ),
     "002": (
@@ -78,9 +84,11 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 cadre_accounts_by="08-05",  # 002 细则五.2: "管理员于8月5日前将…团干部信息录入系统"
                 youth_accounts_by="08-31",  # 002: "2016年8月底前…联系不少于100名"
             ),
-            # 002 五.4: "定期评估和通报各县（市、区）团组织工作进展情况". No cadence is given: quarterly
+            # 002 细则五.4: "定期评估和通报各县（市、区）团组织工作进展情况". No cadence is given: quarterly
             # is Tuanlian's choice, 000's.
             circulars=CircularPlan(periods=(CircularPeriod.quarter,)),
+            # 002 五.3: "综合评估 … 团市委将定期公布考核情况". No cadence either: 000's again.
+            assessments=AssessmentPlan(periods=(AssessmentPeriod.half_year, AssessmentPeriod.year)),
         ),
     ),
     "004": (

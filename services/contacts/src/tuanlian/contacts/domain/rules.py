@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from tuanlian.shared.contracts.contacts import CircularPlan, FiveOnesPeriod, FiveOnesRule, OrgRules
+from tuanlian.shared.contracts.contacts import (
+    AssessmentPlan,
+    CircularPlan,
+    FiveOnesPeriod,
+    FiveOnesRule,
+    OrgRules,
+)
 
 # Longer period = fewer activities per month = more relaxed.
 PERIOD_MONTHS = {FiveOnesPeriod.month: 1, FiveOnesPeriod.two_months: 2, FiveOnesPeriod.quarter: 3}
@@ -107,9 +113,9 @@ def effective_rules(chain: Sequence[Sequence[RuleVersion]], on: date) -> tuple[O
     """Rules in force on ``on`` for the last org of ``chain`` (root first, each org's own history).
 
     Returns the rules and the index in ``chain`` of the org whose own rule set is the base
-    (``None``: nobody set any, the national defaults apply). A circular plan is not inherited:
-    circulating a subtree is the act of the org that set it (a 团市委's quarterly circular ranks
-    its 市属团组织; they do not each issue one).
+    (``None``: nobody set any, the national defaults apply). Circular and assessment plans are
+    not inherited: circulating or assessing a subtree is the act of the org that set them (a
+    团市委's quarterly circular ranks its 市属团组织; they do not each issue one).
     """
     rules, source = OrgRules(), None
     for index, history in enumerate(chain):
@@ -118,7 +124,7 @@ def effective_rules(chain: Sequence[Sequence[RuleVersion]], on: date) -> tuple[O
             rules = own.rules if source is None else clamp(own.rules, rules)
             source = index
     if source is not None and source != len(chain) - 1:
-        rules = rules.model_copy(update={"circulars": CircularPlan()})
+        rules = rules.model_copy(update={"circulars": CircularPlan(), "assessments": AssessmentPlan()})
     return rules, source
 
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from tuanlian.scoring.adapters.queries import current_projection
+from tuanlian.scoring.adapters.queries import current_projection, subtree
 from tuanlian.scoring.application import reports
 from tuanlian.scoring.domain.assessment import assess as assess_one
 from tuanlian.scoring.domain.periods import Period, china_day
@@ -46,6 +46,13 @@ async def _freeze(conn: Any, service_schema: str, p: str) -> tuple[str, datetime
         p = serving
 
 
+async def _hold(conn: Any, schema: str, what: str, org_id: str, period: Period) -> None:
+    """Hold (org, period) for the transaction: two schedulers (replicas) checking whether it is
+    done yet at once, the second waits, then finds the first's work."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"{schema}.{what} {org_id} {period.kind.value} {period.key}")
+
+
 def _jsonable(doc: Any) -> Any:
     return json.loads(json.dumps(doc, default=str))
 
@@ -61,9 +68,7 @@ async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period:
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
         if unless_since is not None:
-            # Two schedulers (replicas) checking at once: the second waits, then finds the first's.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                               f"{runtime.schema}.circular {org_id} {period.kind.value} {period.key}")
+            await _hold(conn, runtime.schema, "circular", org_id, period)
             if await conn.fetchval(
                     f"SELECT EXISTS (SELECT FROM {runtime.schema}.circulars WHERE org_id = $1 AND period_kind = $2 "
                     "AND period_key = $3 AND as_of >= $4)", org_id, period.kind.value, period.key, unless_since):
@@ -135,8 +140,11 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
     return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}
 
 
-async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
-    """年中/年终考核 of every cadre in the subtree; failing → not eligible for excellence awards."""
+async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period, *,
+                 once: bool = False) -> dict[str, Any] | None:
+    """年中/年终考核 of every cadre in the subtree; failing → not eligible for excellence awards.
+    Each run is recorded (``assessment_runs``); with ``once``, nothing (None) if the org's period
+    has been assessed already (the scheduler's)."""
     if period.kind.value not in ("half_year", "year"):
         raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
     assert runtime.store is not None
@@ -147,6 +155,12 @@ async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: 
     async with runtime.db.transaction() as conn:
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="assess cadres")
+        if once:
+            await _hold(conn, runtime.schema, "assessment", org_id, period)
+            if await conn.fetchval(
+                    f"SELECT EXISTS (SELECT FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "
+                    "AND period_kind = $2 AND period_key = $3)", org_id, period.kind.value, period.key):
+                return None
         cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
         signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
         for cadre in cadres:
@@ -170,7 +184,31 @@ async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: 
                     Metadata(actor=who.actor, org_path=cadre["org_path"]))
             out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
                         "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
+        await conn.execute(
+            f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", org_id, org["org_path"], period.kind.value, period.key, len(out),
+            who.actor)
     return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out}
 
 
-__all__ = ["UUID", "assess", "date", "listing", "load", "publish", "recompute"]
+async def assessments_of(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+    """The org's runs of a period's assessment (on demand, at the close) and the results stored
+    for the cadres of its subtree (each cadre's first, which later runs leave as they were)."""
+    if period.kind.value not in ("half_year", "year"):
+        raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
+    async with runtime.db.connection() as conn:
+        org = await _org(conn, p, org_id)
+        require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="see these assessments")
+        runs = await conn.fetch(
+            f"SELECT cadres, run_by, run_at FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "
+            "AND period_kind = $2 AND period_key = $3 ORDER BY id", org_id, period.kind.value, period.key)
+        results = await conn.fetch(
+            f"SELECT cadre_id, org_path, passed, eligible_for_excellence, detail, assessed_at "
+            f"FROM {runtime.schema}.assessments WHERE period_kind = $2 AND period_key = $3 AND "
+            f"{subtree('org_path', '$1::text')} ORDER BY cadre_id", org["org_path"], period.kind.value, period.key)
+    return {"org_id": org_id, "period_kind": period.kind.value, "period": period.key,
+            "runs": [{**dict(r), "run_at": r["run_at"].isoformat()} for r in runs],
+            "cadres": [{**dict(r), "assessed_at": r["assessed_at"].isoformat()} for r in results]}
+
+
+__all__ = ["UUID", "assess", "assessments_of", "date", "listing", "load", "publish", "recompute"]

@@ -1,5 +1,6 @@
-"""Circulars at each period's close (定期通报): the scoring service issues them itself, once per
-org and period, for every org whose own rules plan them (``OrgRules.circulars``)."""
+"""Circulars and assessments at each period's close (定期通报, 年中/年终评估): the scoring service
+issues them itself, once per org and period, for every org whose own rules plan them
+(``OrgRules.circulars``, ``OrgRules.assessments``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import structlog
 from tuanlian.scoring.adapters.queries import current_projection
 from tuanlian.scoring.application import circulars
 from tuanlian.scoring.domain.periods import Period, china_day
-from tuanlian.scoring.domain.schedule import circulars_due, closed_at
+from tuanlian.scoring.domain.schedule import ASSESSMENTS, CIRCULARS, Plan, closed_at, periods_due
 from tuanlian.scoring.domain.scoring import RulesRecord
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.contracts.contacts import OrgRules
@@ -21,68 +22,87 @@ from tuanlian.shared.service import Runtime
 
 log = structlog.get_logger("tuanlian.scoring.schedule")
 
-SCHEDULER = Principal("circular-schedule", Role.system)
+SCHEDULER = Principal("period-close", Role.system)
+#: What is issued at a period's close: its plan in the org's rules, and the jsonpath that finds
+#: the rules rows that ever planned one.
+PLANS: dict[str, tuple[Plan, str]] = {
+    "circular": (CIRCULARS, "$[*].rules.circulars.periods[*]"),
+    "assessment": (ASSESSMENTS, "$[*].rules.assessments.periods[*]"),
+}
+
+Due = tuple[str, str, Period]  # what ("circular" | "assessment"), org id, period
 
 
-async def due(runtime: Runtime, p: str, today: date) -> list[tuple[str, Period]]:
-    """(org id, period) of every circular due by ``today``, issued or not. Only rows whose rules
-    ever planned one are read; an org that was closed issues none."""
+async def due(runtime: Runtime, p: str, today: date) -> list[Due]:
+    """Every circular and assessment due by ``today``, done or not. Only the rules rows that ever
+    planned one are read; an org that was closed is issued nothing."""
     async with runtime.db.connection() as conn:
         rows = await conn.fetch(
             f"SELECT r.org_path, r.records FROM {p}.org_rules r JOIN {p}.orgs o ON o.org_path = r.org_path "
-            "WHERE NOT o.closed AND r.records @? '$[*].rules.circulars.periods[*]'")
-    out = []
+            "WHERE NOT o.closed AND (r.records @? $1::jsonpath OR r.records @? $2::jsonpath)",
+            *(path for _plan, path in PLANS.values()))
+    out: list[Due] = []
     for row in rows:
         by_org: dict[str, list[RulesRecord]] = {}
         for rec in row["records"]:
             by_org.setdefault(rec["org_id"], []).append(RulesRecord(
                 row["org_path"], date.fromisoformat(rec["effective_from"]), OrgRules.model_validate(rec["rules"])))
-        out += [(org_id, period) for org_id, own in by_org.items() for period in circulars_due(own, today)]
+        out += [(what, org_id, period) for what, (plan, _path) in PLANS.items()
+                for org_id, own in by_org.items() for period in periods_due(own, today, plan)]
     return out
 
 
-async def _not_issued(runtime: Runtime, due: list[tuple[str, Period]]) -> list[tuple[str, Period]]:
-    """Those of ``due`` with no circular computed since the close, in one statement: nearly all
-    were issued at an earlier look, and a transaction each to find that out would be a national
-    deployment's hundreds of thousands every few minutes. ``publish`` checks again under its lock."""
+async def _not_done(runtime: Runtime, due: list[Due]) -> list[Due]:
+    """Those of ``due`` not done yet, in one statement: nearly all were done at an earlier look,
+    and a transaction each to find that out would be a national deployment's hundreds of
+    thousands every few minutes. ``publish`` and ``assess`` check again under their lock. A
+    circular is done if one was computed since the period closed (one published before, a
+    progress circular, does not stand for it); an assessment, if the org's period was assessed."""
     if not due:
         return []
+    s = runtime.schema
     async with runtime.db.connection() as conn:
         rows = await conn.fetch(
-            f"SELECT d.org_id, d.kind, d.key FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) "
-            f"AS d(org_id, kind, key, closed) WHERE EXISTS (SELECT FROM {runtime.schema}.circulars c "
-            "WHERE c.org_id = d.org_id AND c.period_kind = d.kind AND c.period_key = d.key AND c.as_of >= d.closed)",
-            [o for o, _ in due], [p.kind.value for _, p in due], [p.key for _, p in due],
-            [closed_at(p) for _, p in due])
-    issued = {(r["org_id"], r["kind"], r["key"]) for r in rows}
-    return [(o, p) for o, p in due if (o, p.kind.value, p.key) not in issued]
+            "SELECT d.what, d.org_id, d.kind, d.key FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+            "$5::timestamptz[]) AS d(what, org_id, kind, key, closed) WHERE CASE d.what "
+            f"WHEN 'circular' THEN EXISTS (SELECT FROM {s}.circulars c WHERE c.org_id = d.org_id "
+            "AND c.period_kind = d.kind AND c.period_key = d.key AND c.as_of >= d.closed) "
+            f"ELSE EXISTS (SELECT FROM {s}.assessment_runs a WHERE a.org_id = d.org_id AND a.period_kind = d.kind "
+            "AND a.period_key = d.key) END",
+            [w for w, _o, _p in due], [o for _w, o, _p in due], [p.kind.value for _w, _o, p in due],
+            [p.key for _w, _o, p in due], [closed_at(p) for _w, _o, p in due])
+    done = {(r["what"], r["org_id"], r["kind"], r["key"]) for r in rows}
+    return [(w, o, p) for w, o, p in due if (w, o, p.kind.value, p.key) not in done]
 
 
-async def publish_due(runtime: Runtime, today: date | None = None) -> list[dict[str, Any]]:
-    """Issue the circulars due by ``today`` (China's today by default) that no circular computed
-    since their period closed stands for; the documents issued."""
+async def issue_due(runtime: Runtime, today: date | None = None) -> list[dict[str, Any]]:
+    """Issue the circulars and run the assessments due by ``today`` (China's today by default)
+    that are not done yet; what was issued (each document, or the assessment's result)."""
     today = today or china_day(utcnow())
     async with runtime.db.connection() as conn:
         p = await current_projection(conn, runtime.schema)
     issued, failed = [], []
-    for org_id, period in await _not_issued(runtime, await due(runtime, p, today)):
-        try:  # one org's failure does not hold back the others' circulars
-            doc = await circulars.publish(runtime, p, SCHEDULER, org_id, period, unless_since=closed_at(period))
+    for what, org_id, period in await _not_done(runtime, await due(runtime, p, today)):
+        try:  # one org's failure does not hold back the others'
+            if what == "circular":
+                doc = await circulars.publish(runtime, p, SCHEDULER, org_id, period,
+                                              unless_since=closed_at(period))
+            else:
+                doc = await circulars.assess(runtime, p, SCHEDULER, org_id, period, once=True)
         except Exception as exc:
-            log.warning("circular not issued", org_id=org_id, period=period.key, error=f"{type(exc).__name__}: {exc}")
+            log.warning(f"{what} not issued", org_id=org_id, period=period.key, error=f"{type(exc).__name__}: {exc}")
             failed.append(exc)
             continue
         if doc is not None:
-            log.info("circular issued at the period's close", number=doc["number"], org_id=org_id,
-                     period=period.key)
-            issued.append(doc)
+            log.info(f"{what} issued at the period's close", org_id=org_id, period=period.key)
+            issued.append({"what": what, **doc})
     if failed:
         raise failed[0]
     return issued
 
 
-class CircularSchedule:
-    """The background task: looks every ``Settings.circular_check_seconds``."""
+class PeriodClose:
+    """The background task: looks every ``Settings.period_close_check_seconds``."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -90,7 +110,7 @@ class CircularSchedule:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await publish_due(self.runtime)
+                await issue_due(self.runtime)
             except Exception as exc:  # the database went away, a version swapped: the next look retries
-                log.warning("circular schedule failed", error=f"{type(exc).__name__}: {exc}")
-            await sleep_or_stop(stop, self.runtime.settings.circular_check_seconds)
+                log.warning("period close failed", error=f"{type(exc).__name__}: {exc}")
+            await sleep_or_stop(stop, self.runtime.settings.period_close_check_seconds)

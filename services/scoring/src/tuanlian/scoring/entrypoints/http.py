@@ -260,6 +260,18 @@ def build_router(runtime: Runtime) -> APIRouter:
     async def assessments(body: AssessmentRequest, who: Who, p: Proj) -> dict[str, Any]:
         per = _period(body.period_kind.value, body.period)
         assert per is not None
-        return await circ.assess(runtime, p, who, body.org_id, per)
+        done = await circ.assess(runtime, p, who, body.org_id, per)
+        assert done is not None  # only the scheduler's "once" skips
+        return done
+
+    @router.get("/assessments", tags=["assessments"],
+                summary="An org's assessment of a period: its runs and its cadres' results")
+    async def get_assessments(
+        org_id: str, who: Who, p: Proj, period_kind: Annotated[PeriodKind, Query()] = PeriodKind.half_year,
+        period: str | None = None,
+    ) -> dict[str, Any]:
+        per = _period(period_kind.value, period)
+        assert per is not None
+        return await circ.assessments_of(runtime, p, who, org_id, per)
 
     return router
