@@ -487,9 +487,6 @@ async def test_a_rebuilt_version_dates_every_row_as_the_live_one_and_answers_as_
     # An org move: its cadres' new places are written by SQL, in the batch's transaction.
     await contacts.emit("org-o2", c.OrgMoved(org_id="o2", old_parent_id="root", new_parent_id="o1",
                                              old_path="/root/o2", new_path="/root/o1/o2", depth=3))
-    # Applied before the wishes consumer credits c2: one that read c2 while the move was being
-    # applied would credit it at its old place, and a ledger entry keeps the place it was credited at.
-    await scoring.applied(n + 1)
     await wishes.emit("rating-r2", w.CadreRated(rating_id="r2", cadre_id="c2", org_path="/root/o1/o2", score=5,
                                                 period="2026Q1"), T0)
     await contacts.emit("interaction-k2", _interaction("k2", ["y6"], True, T0 + timedelta(days=2), "c2", "/root/o1/o2"))

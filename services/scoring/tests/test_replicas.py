@@ -110,7 +110,9 @@ async def test_one_replica_projects_at_a_time_and_another_takes_over_where_it_st
 ) -> None:
     """Two replicas (``http_workers`` > 1, or two hosts) of the scoring service: one applies, the
     other stands by and takes over when the first stops; the log reads forward in stream order,
-    and a rebuild from the streams dates every row as they did."""
+    and a rebuild from the streams dates every row as they did, and files the wishes credited
+    while a transfer or a move was being applied where they were filed (the wishes consumer
+    reads the cadres' places the contacts consumer writes)."""
     for producer in ("contacts", "wishes"):
         await declare_stream(js, producer_stream(producer), storage="memory")
     # Small batches: replicas fetching side by side would interleave their sequences.

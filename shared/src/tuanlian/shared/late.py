@@ -45,6 +45,7 @@ class LateConsumer:
         self.consumer, self.nats_url, self.poll, self.max_backoff = consumer, nats_url, poll, max_backoff
         self.lock, self.lock_check = lock, lock_check
         self.state = "starting"
+        self._settled = asyncio.Event()  # bound, or standing by behind another replica
         self.polls = 0
         self.binds = 0
         self.last_error: str | None = None
@@ -79,6 +80,7 @@ class LateConsumer:
         async with self.lock.connection() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
                 self.state = "standby"
+                self._settled.set()
                 await self._pause(self.poll)
                 if self._stop.is_set():
                     return
@@ -112,6 +114,7 @@ class LateConsumer:
             c.register(broker)
             await broker.start()
             self.state, self.last_error = "bound", None
+            self._settled.set()
             self.binds += 1
             log.info("consumer bound", stream=c.stream, durable=c.durable, exclusive=lock_conn is not None)
             while not self._stop.is_set():
@@ -125,6 +128,12 @@ class LateConsumer:
                 await c.drain()  # its last batch settles while NATS is still there to ack
             with contextlib.suppress(Exception):
                 await nc.drain()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until this replica runs the consumer or stands by for another (at most ``timeout``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout=timeout)
+        return self._settled.is_set()
 
     async def stop(self) -> None:
         self._stop.set()

@@ -177,7 +177,14 @@ class Runtime:
             consumer.bind_js(self.js)
         await self.broker.start()
         for late in self.late:
+            if late.lock is not None:  # exclusive: its stream is waited for as a consumer's is
+                await wait_for_stream(self.js, late.consumer.stream)
             late.start()
+        for late in self.late:
+            # Ready means this replica consumes, or stands by for the one that does.
+            if late.lock is not None and not await late.settled(timeout=30):
+                log.warning("exclusive consumer not bound yet", durable=late.consumer.durable, state=late.state,
+                            error=late.last_error)
         if self.store is not None:
             self.relay = OutboxRelay(
                 self.db, self.js, schema=self.schema, producer=self.spec.name, batch_size=s.relay_batch

@@ -282,11 +282,21 @@ class State:
     async def _take_instant(self, tx: ProjectionTx) -> None:
         """The instant a live batch stamps its rows with, taken once it holds its append-only
         tables: a circular freezing them (SHARE) waits for this batch or this batch for it, so
-        the instant falls on the same side of the circular's as the batch's commit does."""
+        the instant falls on the same side of the circular's as the batch's commit does.
+
+        A consumer that reads rows another one writes (the wishes consumer reads the cadres'
+        places) also holds ``cadre_paths``, which every batch of the writer holds from its
+        instant to its commit, against the writer (SHARE ROW EXCLUSIVE): the writer's batches
+        with an earlier instant have committed before this one reads, and none with a later
+        instant commits before this one has. What it reads is then what a rebuild, applying
+        in the order of the instants, gives it: a wish credited while an org move was being
+        applied kept the place it read, and the rebuild filed it at the new one."""
         if self.stamped:
             return
         s = self.schema
         await tx.conn.execute(f"LOCK TABLE {s}.ledger, {s}.facts, {s}.flags, {s}.cadre_paths IN ROW EXCLUSIVE MODE")
+        if self.volatile:
+            await tx.conn.execute(f"LOCK TABLE {s}.cadre_paths IN SHARE ROW EXCLUSIVE MODE")
         self.applied_at = await tx.conn.fetchval("SELECT clock_timestamp()")
 
     @property
