@@ -17,14 +17,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scoring_support import Producer, Scoring
 from tuanlian.scoring.app import SPEC
 from tuanlian.shared.auth import TokenVerifier, load_or_create_signing_key
-from tuanlian.shared.service import Runtime, build_runtime
+from tuanlian.shared.service import build_runtime
 from tuanlian.shared.settings import Settings
 from tuanlian.shared.streams import declare_stream, producer_stream
-from tuanlian.shared.testing import wait_until
-
-
-async def _bound(runtime: Runtime) -> bool:
-    return all(late.state == "bound" for late in runtime.late)
 
 
 @pytest.fixture
@@ -37,8 +32,6 @@ async def scoring(database_url: str, nats_url: str, js: JetStreamContext, tmp_pa
     issuer = load_or_create_signing_key(tmp_path / "keys")
     runtime._verifier = TokenVerifier.from_jwks(issuer.jwks())
     await runtime.start()
-    # Its consumers bind in the background once this replica holds their locks (exclusive).
-    await wait_until(lambda: _bound(runtime), until=bool, message="scoring's consumers bound")
     try:
         from fastapi import FastAPI
         from tuanlian.shared.http import install_error_handlers

@@ -289,8 +289,8 @@ class State:
         instant to its commit, against the writer (SHARE ROW EXCLUSIVE): the writer's batches
         with an earlier instant have committed before this one reads, and none with a later
         instant commits before this one has. What it reads is then what a rebuild, applying
-        in the order of the instants, gives it: a wish credited while an org move was being
-        applied kept the place it read, and the rebuild filed it at the new one."""
+        in the order of the instants, gives it (before, a wish credited while an org move was
+        being applied kept the place it had read, and a rebuild filed it at the new one)."""
         if self.stamped:
             return
         s = self.schema
