@@ -84,20 +84,41 @@ async def test_connection_is_autocommit(db: Database) -> None:
 
 
 async def test_a_connection_whose_session_ended_is_not_handed_out_again(database_url: str) -> None:
-    one = Database(database_url, pool_size=1, max_overflow=0)  # one connection: the next user gets it back
+    """Postgres restarted or failed over, a session terminated: a connection that ended idle in
+    the pool is replaced as it is checked out; one that ended in use fails its user, and the next
+    one gets a new connection. One connection: the next user gets it back."""
+    one = Database(database_url, pool_size=1, max_overflow=0)
+
+    async def end(conn: asyncpg.Connection) -> int:
+        pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+        killer = await connect_raw(database_url)
+        try:  # waits until the backend has gone
+            assert await killer.fetchval("SELECT pg_terminate_backend($1, 5000)", pid) is True
+        finally:
+            await killer.close()
+        return pid
+
     try:
-        async with one.connection() as conn:
-            pid = await conn.fetchval("SELECT pg_backend_pid()")
-        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
-            async with one.connection() as conn:
-                killer = await connect_raw(database_url)
-                try:  # waits until the backend has gone
-                    assert await killer.fetchval("SELECT pg_terminate_backend($1, 5000)", pid) is True
-                finally:
-                    await killer.close()
-                await conn.fetchval("SELECT 1")
-        async with one.connection() as conn:
-            assert await conn.fetchval("SELECT 1") == 1
-            assert await conn.fetchval("SELECT pg_backend_pid()") != pid
+        for use in (one.connection, one.transaction):
+            ended = []
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+                async with use() as conn:
+                    ended.append(await end(conn))
+                    await conn.fetchval("SELECT 1")
+            pid = ended[0]
+            async with use() as conn:
+                assert await conn.fetchval("SELECT pg_backend_pid()") != pid
+            async with use() as conn:  # ends while idle in the pool
+                pid = await conn.fetchval("SELECT pg_backend_pid()")
+            async with one.connection() as other:
+                assert await other.fetchval("SELECT pg_backend_pid()") == pid  # the same one, back
+            killer = await connect_raw(database_url)
+            try:
+                assert await killer.fetchval("SELECT pg_terminate_backend($1, 5000)", pid) is True
+            finally:
+                await killer.close()
+            await asyncio.sleep(0.05)  # the event loop sees the socket close
+            async with use() as conn:
+                assert await conn.fetchval("SELECT pg_backend_pid()") != pid
     finally:
         await one.close()

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -32,6 +32,11 @@ def asyncpg_url(url: str) -> str:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+# Ended connections replaced at one checkout before handing out whatever comes (a new one is
+# never ended; this only bounds a pool full of dead ones being drained).
+_REPLACE_AT_CHECKOUT = 100
 
 
 class Database:
@@ -59,6 +64,32 @@ class Database:
             dbapi_conn.run_async(_init_connection)
 
     @asynccontextmanager
+    async def _checked_out(self) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
+        """A pooled connection and its asyncpg connection. One whose session ended (the server
+        terminated it, Postgres restarted or failed over, the network cut it) is invalidated, not
+        returned: SQLAlchemy's reset on return does nothing to a raw asyncpg connection it began
+        no transaction on, and handed the dead one out again, for ever to a worker checking out
+        one connection a round (notify's fan-out, after a restart). One found ended as it is
+        checked out (asyncpg saw the socket close while it sat in the pool) is replaced at once:
+        no round trip, unlike SQLAlchemy's pre-ping, and no user meets it."""
+        for _ in range(_REPLACE_AT_CHECKOUT):
+            conn = await self.engine.connect().start()
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            if not driver.is_closed():
+                break
+            await conn.invalidate()
+            await conn.close()
+        try:
+            yield conn, driver
+        finally:
+            try:
+                if driver.is_closed() and not conn.invalidated:
+                    await conn.invalidate()
+            finally:
+                await conn.close()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A raw asyncpg connection inside a transaction committed on success.
 
@@ -66,9 +97,7 @@ class Database:
         begins lazily, on the first statement sent *through SQLAlchemy*, so ``engine.begin()``
         alone would leave the raw connection in autocommit (no atomicity, no row locks).
         """
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        async with self._checked_out() as (conn, driver):
             tx = driver.transaction()
             await tx.start()
             try:
@@ -92,20 +121,9 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A raw asyncpg connection outside any explicit transaction (autocommit)."""
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-            try:
-                yield driver
-            except BaseException:
-                if driver.is_closed():
-                    # The server or the network ended the session. SQLAlchemy's reset on return
-                    # does not touch a raw connection, and would hand the dead one out again.
-                    await conn.invalidate()
-                raise
-            if driver.is_closed():
-                await conn.invalidate()
-            else:
+        async with self._checked_out() as (conn, driver):
+            yield driver
+            if not driver.is_closed():
                 await conn.rollback()
 
     async def ping(self, timeout: float = 2.0) -> None:
