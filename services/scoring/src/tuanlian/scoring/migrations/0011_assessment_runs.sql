@@ -11,3 +11,5 @@ CREATE TABLE {schema}.assessment_runs (
     run_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX assessment_runs_org_period ON {schema}.assessment_runs (org_id, period_kind, period_key);
+-- An org's view of a period's results (GET /assessments): its subtree as an index range.
+CREATE INDEX assessments_period_path ON {schema}.assessments (period_kind, period_key, org_path);
