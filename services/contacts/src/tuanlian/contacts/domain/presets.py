@@ -80,7 +80,7 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
             rhythm=Rhythm(online_silence_days=7, activity_each_quarter=True, face_to_face_each_year=True),
             reports=ReportDeadlines(
                 quarterly_five_ones_day=None,
-                half_year=True,  # 002 三.2: "有关工作情况每半年向团市委报告一次"
+                half_year=True,  # 002 五 (after 3.): "有关工作情况每半年向团市委报告一次"
                 cadre_accounts_by="08-05",  # 002 细则五.2: "管理员于8月5日前将…团干部信息录入系统"
                 youth_accounts_by="08-31",  # 002: "2016年8月底前…联系不少于100名"
             ),
