@@ -9,10 +9,8 @@ from datetime import UTC, date, datetime
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
 from tuanlian.scoring.adapters.queries import current_projection
-from tuanlian.scoring.application import circulars
-from tuanlian.scoring.application.schedule import SCHEDULER, _not_done, due, issue_due
+from tuanlian.scoring.application.schedule import _not_done, due, issue_due, issue_once
 from tuanlian.scoring.domain.periods import PeriodKind, china_day, period_of
-from tuanlian.scoring.domain.schedule import closed_at
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.events import utcnow
@@ -66,13 +64,13 @@ async def test_circulars_are_issued_once_at_each_close_by_the_orgs_that_plan_the
     # A later look finds both issued in one statement, before a transaction of its own.
     async with scoring.runtime.db.connection() as conn:
         p = await current_projection(conn, "scoring")
-    still_due = await due(scoring.runtime, p, date(2026, 4, 4))
-    assert [(what, o, per.key) for what, o, per in still_due] == [
-        ("circular", "root", "2026-02"), ("circular", "root", "2026-03")]
-    assert await _not_done(scoring.runtime, still_due) == []
+        still_due = await due(conn, p, date(2026, 4, 4))
+        assert [(what, o, per.key) for what, o, per in still_due] == [
+            ("circular", "root", "2026-02"), ("circular", "root", "2026-03")]
+        assert await _not_done(conn, "scoring", still_due) == []
     # Two looks at once (replicas) both finding it not done: the second, under the lock, finds it.
     _what, _org_id, march = still_due[1]
-    assert await circulars.publish(scoring.runtime, p, SCHEDULER, "root", march, unless_since=closed_at(march)) is None
+    assert await issue_once(scoring.runtime, p, "circular", "root", march) is None
     listed = await scoring.get("/circulars", org_id="root")
     doc = await scoring.get(f"/circulars/{listed[0]['number']}")
     assert doc["published_by"] == system and doc["period"] == "2026-03"
@@ -150,10 +148,10 @@ async def test_assessments_run_once_at_the_half_year_and_year_close_and_on_deman
     assert await runs() == ["system:period-close"]
     async with scoring.runtime.db.connection() as conn:
         p = await current_projection(conn, "scoring")
-    still_due = await due(scoring.runtime, p, date(2026, 7, 4))
-    assert [(what, o, per.key) for what, o, per in still_due] == [("assessment", "root", "2026-H1")]
-    assert await _not_done(scoring.runtime, still_due) == []
-    assert await circulars.assess(scoring.runtime, p, SCHEDULER, "root", still_due[0][2], once=True) is None
+        still_due = await due(conn, p, date(2026, 7, 4))
+        assert [(what, o, per.key) for what, o, per in still_due] == [("assessment", "root", "2026-H1")]
+        assert await _not_done(conn, "scoring", still_due) == []
+    assert await issue_once(scoring.runtime, p, "assessment", "root", still_due[0][2]) is None
     got = await scoring.get("/assessments", org_id="root", period_kind="half_year", period="2026-H1")
     # A full-time cadre with no youths linked and no activities fails: not eligible for awards.
     assert [(r["cadre_id"], r["passed"], r["eligible_for_excellence"]) for r in got["cadres"]] == [("c1", False, False)]

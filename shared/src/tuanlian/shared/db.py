@@ -34,11 +34,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-# Ended connections replaced at one checkout before handing out whatever comes (a new one is
-# never ended; this only bounds a pool full of dead ones being drained).
-_REPLACE_AT_CHECKOUT = 100
-
-
 class Database:
     """The process's connection pool, handing out asyncpg connections in transactions."""
 
@@ -72,7 +67,7 @@ class Database:
         one connection a round (notify's fan-out, after a restart). One found ended as it is
         checked out (asyncpg saw the socket close while it sat in the pool) is replaced at once:
         no round trip, unlike SQLAlchemy's pre-ping, and no user meets it."""
-        for _ in range(_REPLACE_AT_CHECKOUT):
+        while True:  # each ended one is discarded: the pool ends with a new connection, never closed
             conn = await self.engine.connect().start()
             raw = await conn.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]

@@ -46,56 +46,46 @@ async def _freeze(conn: Any, service_schema: str, p: str) -> tuple[str, datetime
         p = serving
 
 
-async def _hold(conn: Any, schema: str, what: str, org_id: str, period: Period) -> None:
-    """Hold (org, period) for the transaction: two schedulers (replicas) checking whether it is
-    done yet at once, the second waits, then finds the first's work."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                       f"{schema}.{what} {org_id} {period.kind.value} {period.key}")
-
-
 def _jsonable(doc: Any) -> Any:
     return json.loads(json.dumps(doc, default=str))
 
 
-async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period, *,
-                  unless_since: datetime | None = None) -> dict[str, Any] | None:
-    """Compute, number, store and announce a circular. With ``unless_since``, nothing (None) when
-    the org has one for the period computed at or after that instant (the scheduler's "once")."""
+async def publish(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+    async with runtime.db.transaction() as conn:
+        return await publish_in(conn, runtime, p, who, org_id, period)
+
+
+async def publish_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id: str,
+                     period: Period) -> dict[str, Any]:
+    """Compute, number, store and announce a circular, in the transaction ``conn``."""
     if period.kind.value not in _PUBLISHABLE:
         raise RuleViolation("circulars are monthly, quarterly, half-yearly or yearly", field="period_kind")
     assert runtime.store is not None
-    async with runtime.db.transaction() as conn:
-        org = await _org(conn, p, org_id)
-        require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
-        if unless_since is not None:
-            await _hold(conn, runtime.schema, "circular", org_id, period)
-            if await conn.fetchval(
-                    f"SELECT EXISTS (SELECT FROM {runtime.schema}.circulars WHERE org_id = $1 AND period_kind = $2 "
-                    "AND period_key = $3 AND as_of >= $4)", org_id, period.kind.value, period.key, unless_since):
-                return None
-        p, as_of = await _freeze(conn, runtime.schema, p)
-        doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
-        positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
-            f"SELECT consumer, stream_sequence FROM {runtime.schema}.consumer_checkpoint")}
-        prefix = period.key
-        n = await conn.fetchval(
-            f"INSERT INTO {runtime.schema}.circular_numbers (prefix, last) VALUES ($1, 1) ON CONFLICT (prefix) "
-            f"DO UPDATE SET last = {runtime.schema}.circular_numbers.last + 1 RETURNING last", prefix)
-        number = f"{prefix}-{n:03d}"
-        cid = new_id()
-        title = f"{org['name']} {period.key} 通报"
-        await conn.execute(
-            f"INSERT INTO {runtime.schema}.circulars (circular_id, number, org_id, org_path, period_kind, period_key, "
-            "period_start, period_end, title, as_of, positions, document, published_by) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            cid, number, org_id, org["org_path"], period.kind.value, period.key, period.start, period.end,
-            title, as_of, positions, doc, who.actor)
-        event = CircularPublished(
-            circular_id=str(cid), number=number, org_id=org_id, org_path=org["org_path"],
-            period_kind=ContractPeriod(period.kind.value), period_start=period.start, period_end=period.end,
-            title=title, positions=positions)
-        await runtime.store.append(conn, f"circular-{cid}", 0, [event],
-                                   Metadata(actor=who.actor, org_path=org["org_path"]))
+    org = await _org(conn, p, org_id)
+    require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
+    p, as_of = await _freeze(conn, runtime.schema, p)
+    doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
+    positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
+        f"SELECT consumer, stream_sequence FROM {runtime.schema}.consumer_checkpoint")}
+    prefix = period.key
+    n = await conn.fetchval(
+        f"INSERT INTO {runtime.schema}.circular_numbers (prefix, last) VALUES ($1, 1) ON CONFLICT (prefix) "
+        f"DO UPDATE SET last = {runtime.schema}.circular_numbers.last + 1 RETURNING last", prefix)
+    number = f"{prefix}-{n:03d}"
+    cid = new_id()
+    title = f"{org['name']} {period.key} 通报"
+    await conn.execute(
+        f"INSERT INTO {runtime.schema}.circulars (circular_id, number, org_id, org_path, period_kind, period_key, "
+        "period_start, period_end, title, as_of, positions, document, published_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        cid, number, org_id, org["org_path"], period.kind.value, period.key, period.start, period.end,
+        title, as_of, positions, doc, who.actor)
+    event = CircularPublished(
+        circular_id=str(cid), number=number, org_id=org_id, org_path=org["org_path"],
+        period_kind=ContractPeriod(period.kind.value), period_start=period.start, period_end=period.end,
+        title=title, positions=positions)
+    await runtime.store.append(conn, f"circular-{cid}", 0, [event],
+                               Metadata(actor=who.actor, org_path=org["org_path"]))
     return {"circular_id": str(cid), "number": number, "title": title, "as_of": as_of.isoformat(),
             "published_by": who.actor, "positions": positions, **doc}
 
@@ -140,11 +130,15 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
     return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}
 
 
-async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period, *,
-                 once: bool = False) -> dict[str, Any] | None:
-    """年中/年终考核 of every cadre in the subtree; failing → not eligible for excellence awards.
-    Each run is recorded (``assessment_runs``); with ``once``, nothing (None) if the org's period
-    has been assessed already (the scheduler's)."""
+async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
+    async with runtime.db.transaction() as conn:
+        return await assess_in(conn, runtime, p, who, org_id, period)
+
+
+async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id: str,
+                    period: Period) -> dict[str, Any]:
+    """年中/年终考核 of every cadre in the subtree, in the transaction ``conn``; failing → not
+    eligible for excellence awards. Each run is recorded (``assessment_runs``)."""
     if period.kind.value not in ("half_year", "year"):
         raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
     assert runtime.store is not None
@@ -152,42 +146,35 @@ async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: 
     if period.end >= today:
         raise RuleViolation(f"{period.key} has not closed yet", field="period")
     out = []
-    async with runtime.db.transaction() as conn:
-        org = await _org(conn, p, org_id)
-        require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="assess cadres")
-        if once:
-            await _hold(conn, runtime.schema, "assessment", org_id, period)
-            if await conn.fetchval(
-                    f"SELECT EXISTS (SELECT FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "
-                    "AND period_kind = $2 AND period_key = $3)", org_id, period.kind.value, period.key):
-                return None
-        cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
-        signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
-        for cadre in cadres:
-            comp = await reports.compliance(conn, p, cadre, period, period.end)
-            result = assess_one(comp, signals.get(cadre["cadre_id"], []))
-            aid = new_id()
-            detail = {"failed_checks": result.failed_checks, "compliance": reports.compliance_json(comp),
-                      "signals": [s.__dict__ for s in result.signals]}
-            inserted = await conn.fetchval(
-                f"INSERT INTO {runtime.schema}.assessments (assessment_id, cadre_id, org_path, period_kind, "
-                "period_key, passed, eligible_for_excellence, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT (cadre_id, period_kind, period_key) DO NOTHING RETURNING assessment_id",
-                aid, cadre["cadre_id"], cadre["org_path"], period.kind.value, period.key, result.passed,
-                result.eligible_for_excellence, _jsonable(detail))
-            if inserted is not None:
-                await runtime.store.append(conn, f"assessment-{aid}", 0, [AssessmentCompleted(
-                    assessment_id=str(aid), cadre_id=cadre["cadre_id"], org_path=cadre["org_path"],
-                    period_kind=ContractPeriod(period.kind.value), period_start=period.start,
-                    period_end=period.end, passed=result.passed,
-                    eligible_for_excellence=result.eligible_for_excellence)],
-                    Metadata(actor=who.actor, org_path=cadre["org_path"]))
-            out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
-                        "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
-        await conn.execute(
-            f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by) "
-            "VALUES ($1, $2, $3, $4, $5, $6)", org_id, org["org_path"], period.kind.value, period.key, len(out),
-            who.actor)
+    org = await _org(conn, p, org_id)
+    require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="assess cadres")
+    cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
+    signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
+    for cadre in cadres:
+        comp = await reports.compliance(conn, p, cadre, period, period.end)
+        result = assess_one(comp, signals.get(cadre["cadre_id"], []))
+        aid = new_id()
+        detail = {"failed_checks": result.failed_checks, "compliance": reports.compliance_json(comp),
+                  "signals": [s.__dict__ for s in result.signals]}
+        inserted = await conn.fetchval(
+            f"INSERT INTO {runtime.schema}.assessments (assessment_id, cadre_id, org_path, period_kind, "
+            "period_key, passed, eligible_for_excellence, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (cadre_id, period_kind, period_key) DO NOTHING RETURNING assessment_id",
+            aid, cadre["cadre_id"], cadre["org_path"], period.kind.value, period.key, result.passed,
+            result.eligible_for_excellence, _jsonable(detail))
+        if inserted is not None:
+            await runtime.store.append(conn, f"assessment-{aid}", 0, [AssessmentCompleted(
+                assessment_id=str(aid), cadre_id=cadre["cadre_id"], org_path=cadre["org_path"],
+                period_kind=ContractPeriod(period.kind.value), period_start=period.start,
+                period_end=period.end, passed=result.passed,
+                eligible_for_excellence=result.eligible_for_excellence)],
+                Metadata(actor=who.actor, org_path=cadre["org_path"]))
+        out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
+                    "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
+    await conn.execute(
+        f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)", org_id, org["org_path"], period.kind.value, period.key, len(out),
+        who.actor)
     return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out}
 
 
@@ -211,4 +198,5 @@ async def assessments_of(runtime: Runtime, p: str, who: Principal, org_id: str, 
             "cadres": [{**dict(r), "assessed_at": r["assessed_at"].isoformat()} for r in results]}
 
 
-__all__ = ["UUID", "assess", "assessments_of", "date", "listing", "load", "publish", "recompute"]
+__all__ = ["UUID", "assess", "assess_in", "assessments_of", "date", "listing", "load", "publish", "publish_in",
+           "recompute"]

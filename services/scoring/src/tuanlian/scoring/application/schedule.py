@@ -33,14 +33,13 @@ PLANS: dict[str, tuple[Plan, str]] = {
 Due = tuple[str, str, Period]  # what ("circular" | "assessment"), org id, period
 
 
-async def due(runtime: Runtime, p: str, today: date) -> list[Due]:
+async def due(conn: Any, p: str, today: date) -> list[Due]:
     """Every circular and assessment due by ``today``, done or not. Only the rules rows that ever
     planned one are read; an org that was closed is issued nothing."""
-    async with runtime.db.connection() as conn:
-        rows = await conn.fetch(
-            f"SELECT r.org_path, r.records FROM {p}.org_rules r JOIN {p}.orgs o ON o.org_path = r.org_path "
-            "WHERE NOT o.closed AND (r.records @? $1::jsonpath OR r.records @? $2::jsonpath)",
-            *(path for _plan, path in PLANS.values()))
+    rows = await conn.fetch(
+        f"SELECT r.org_path, r.records FROM {p}.org_rules r JOIN {p}.orgs o ON o.org_path = r.org_path "
+        "WHERE NOT o.closed AND (r.records @? $1::jsonpath OR r.records @? $2::jsonpath)",
+        *(path for _plan, path in PLANS.values()))
     out: list[Due] = []
     for row in rows:
         by_org: dict[str, list[RulesRecord]] = {}
@@ -52,27 +51,36 @@ async def due(runtime: Runtime, p: str, today: date) -> list[Due]:
     return out
 
 
-async def _not_done(runtime: Runtime, due: list[Due]) -> list[Due]:
-    """Those of ``due`` not done yet, in one statement: nearly all were done at an earlier look,
-    and a transaction each to find that out would be a national deployment's hundreds of
-    thousands every few minutes. ``publish`` and ``assess`` check again under their lock. A
-    circular is done if one was computed since the period closed (one published before, a
-    progress circular, does not stand for it); an assessment, if the org's period was assessed."""
+async def _not_done(conn: Any, schema: str, due: list[Due]) -> list[Due]:
+    """Those of ``due`` not done yet, in one statement. A circular is done if one was computed
+    since the period closed (one published before, a progress circular, does not stand for it);
+    an assessment, if the org's period was assessed at all."""
     if not due:
         return []
-    s = runtime.schema
-    async with runtime.db.connection() as conn:
-        rows = await conn.fetch(
-            "SELECT d.what, d.org_id, d.kind, d.key FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-            "$5::timestamptz[]) AS d(what, org_id, kind, key, closed) WHERE CASE d.what "
-            f"WHEN 'circular' THEN EXISTS (SELECT FROM {s}.circulars c WHERE c.org_id = d.org_id "
-            "AND c.period_kind = d.kind AND c.period_key = d.key AND c.as_of >= d.closed) "
-            f"ELSE EXISTS (SELECT FROM {s}.assessment_runs a WHERE a.org_id = d.org_id AND a.period_kind = d.kind "
-            "AND a.period_key = d.key) END",
-            [w for w, _o, _p in due], [o for _w, o, _p in due], [p.kind.value for _w, _o, p in due],
-            [p.key for _w, _o, p in due], [closed_at(p) for _w, _o, p in due])
+    rows = await conn.fetch(
+        "SELECT d.what, d.org_id, d.kind, d.key FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "$5::timestamptz[]) AS d(what, org_id, kind, key, closed) WHERE CASE d.what "
+        f"WHEN 'circular' THEN EXISTS (SELECT FROM {schema}.circulars c WHERE c.org_id = d.org_id "
+        "AND c.period_kind = d.kind AND c.period_key = d.key AND c.as_of >= d.closed) "
+        f"ELSE EXISTS (SELECT FROM {schema}.assessment_runs a WHERE a.org_id = d.org_id AND a.period_kind = d.kind "
+        "AND a.period_key = d.key) END",
+        [w for w, _o, _p in due], [o for _w, o, _p in due], [p.kind.value for _w, _o, p in due],
+        [p.key for _w, _o, p in due], [closed_at(p) for _w, _o, p in due])
     done = {(r["what"], r["org_id"], r["kind"], r["key"]) for r in rows}
     return [(w, o, p) for w, o, p in due if (w, o, p.kind.value, p.key) not in done]
+
+
+async def issue_once(runtime: Runtime, p: str, what: str, org_id: str, period: Period) -> dict[str, Any] | None:
+    """Issue one circular or run one assessment, unless done already (None). Under a lock on
+    (org, period) for its transaction: two looks (replicas) finding it not done at once, the
+    second waits, then finds the first's."""
+    async with runtime.db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           f"{runtime.schema}.{what} {org_id} {period.kind.value} {period.key}")
+        if not await _not_done(conn, runtime.schema, [(what, org_id, period)]):
+            return None
+        issue = circulars.publish_in if what == "circular" else circulars.assess_in
+        return await issue(conn, runtime, p, SCHEDULER, org_id, period)
 
 
 async def issue_due(runtime: Runtime, today: date | None = None) -> list[dict[str, Any]]:
@@ -81,14 +89,13 @@ async def issue_due(runtime: Runtime, today: date | None = None) -> list[dict[st
     today = today or china_day(utcnow())
     async with runtime.db.connection() as conn:
         p = await current_projection(conn, runtime.schema)
+        # Nearly all were done at an earlier look: found in one statement, not a transaction
+        # each (a national deployment's hundreds of thousands every few minutes).
+        todo = await _not_done(conn, runtime.schema, await due(conn, p, today))
     issued, failed = [], []
-    for what, org_id, period in await _not_done(runtime, await due(runtime, p, today)):
+    for what, org_id, period in todo:
         try:  # one org's failure does not hold back the others'
-            if what == "circular":
-                doc = await circulars.publish(runtime, p, SCHEDULER, org_id, period,
-                                              unless_since=closed_at(period))
-            else:
-                doc = await circulars.assess(runtime, p, SCHEDULER, org_id, period, once=True)
+            doc = await issue_once(runtime, p, what, org_id, period)
         except Exception as exc:
             log.warning(f"{what} not issued", org_id=org_id, period=period.key, error=f"{type(exc).__name__}: {exc}")
             failed.append(exc)
