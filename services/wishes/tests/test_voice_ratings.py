@@ -48,10 +48,19 @@ async def test_posts_are_answered_escalated_grouped_and_exported(harness: Harnes
     r = await h.call("GET", "/voice/issues", admin, params={"format": "xlsx"})
     ws = load_workbook(io.BytesIO(r.content)).active
     assert ws is not None and [c.value for c in ws[2]][:4] == [issue["issue_id"], "学习环境", "reported", 2]
+    # A title a spreadsheet would run (CSV injection) is exported as text in both formats.
+    hostile = '=HYPERLINK("http://evil.example","点此")'
+    p3 = await h.call("POST", "/voice", youth, 201, json={"kind": "suggestion", "text": "加开夜校", "org_id": "b1"})
+    await h.call("POST", "/voice/issues", admin, 201, json={"title": hostile, "org_id": "b1", "post_ids": [p3["post_id"]]})
+    r = await h.call("GET", "/voice/issues", admin, params={"format": "csv"})
+    assert "'" + hostile in [x["title"] for x in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))]
+    r = await h.call("GET", "/voice/issues", admin, params={"format": "xlsx"})
+    ws = load_workbook(io.BytesIO(r.content)).active
+    assert ws is not None and [(c.value, c.data_type) for c in ws["B"] if c.value == hostile] == [(hostile, "s")]
 
     await h.contacts.publish("youth-y1", YouthErased(youth_id="y1"))
     await wait_until(lambda: h.rows("SELECT text FROM wishes.voice_posts WHERE text LIKE '[erased%'"),
-                     until=lambda r: len(r) == 2, message="erased youth's posts scrubbed")
+                     until=lambda r: len(r) == 3, message="erased youth's posts scrubbed")
 
 
 async def test_ratings_once_per_period_and_aggregates_only_over_the_minimum(harness: Harness) -> None:

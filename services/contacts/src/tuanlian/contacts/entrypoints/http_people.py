@@ -1,8 +1,6 @@
 """HTTP API for people: cadres (团干部) and youths (青年), their imports, profiles and erasure."""
 
-import csv
 import html
-import io
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -17,6 +15,7 @@ from tuanlian.contacts.application.people import (
 )
 from tuanlian.shared.auth import Principal
 from tuanlian.shared.service import Runtime
+from tuanlian.shared.spreadsheet import CSV_MEDIA, csv_bytes
 
 _ACCOUNT_COLUMNS = ("name", "org_id", "login", "initial_password")
 
@@ -25,13 +24,9 @@ def account_list(report: ImportReport, fmt: str) -> Response | dict[str, Any]:
     """The printable account list (账号发放表): initial passwords appear here once, never again."""
     rows = report.created
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(_ACCOUNT_COLUMNS)
-        writer.writerows([[r[c] for c in _ACCOUNT_COLUMNS] for r in rows])
         return Response(
-            "\ufeff" + out.getvalue(),  # BOM: Excel opens UTF-8 Chinese names correctly
-            media_type="text/csv; charset=utf-8",
+            csv_bytes(_ACCOUNT_COLUMNS, ([r[c] for c in _ACCOUNT_COLUMNS] for r in rows)),
+            media_type=CSV_MEDIA,
             headers={"Content-Disposition": 'attachment; filename="accounts.csv"', "Cache-Control": "no-store"},
         )
     if fmt == "html":

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
-from openpyxl import Workbook
+from tuanlian.shared.spreadsheet import CSV_MEDIA, XLSX_MEDIA, csv_bytes, xlsx_bytes
 
 COLUMNS = [
     ("rank", "排名"), ("rank_change", "名次变化"), ("org", "团组织"), ("cadres", "团干部数"),
@@ -48,22 +46,10 @@ td,th{border:1px solid #999;padding:3px 6px}@media print{.noprint{display:none}}
 
 
 def render(doc: dict[str, Any], fmt: str) -> tuple[bytes, str]:
+    header = [label for _, label in COLUMNS]
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow([label for _, label in COLUMNS])
-        w.writerows(_table(doc))
-        return buf.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8"
+        return csv_bytes(header, _table(doc)), CSV_MEDIA
     if fmt == "xlsx":
-        wb = Workbook()
-        ws = wb.active
-        assert ws is not None
-        ws.title = "通报"
-        ws.append([label for _, label in COLUMNS])
-        for row in _table(doc):
-            ws.append(row)
-        out = io.BytesIO()
-        wb.save(out)
-        return out.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return xlsx_bytes("通报", header, _table(doc)), XLSX_MEDIA
     html = _HTML.render(d=doc, cols=COLUMNS, table=_table(doc))
     return html.encode(), "text/html; charset=utf-8"

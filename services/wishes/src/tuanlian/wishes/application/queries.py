@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
-from openpyxl import Workbook
 from tuanlian.shared.auth import Forbidden, Principal, Role, path_covers
 from tuanlian.shared.db import Database
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.http import require
+from tuanlian.shared.spreadsheet import csv_bytes, xlsx_bytes
 
 _WISH = ("wish_id, youth_id, cadre_id, org_path, category, estimated_value_yuan, state, version, raised_at, "
          "accepted_at, fulfilled_at, confirmed_at, closed_at, claim_deadline, pledged_yuan, text, public_text, "
@@ -178,22 +176,8 @@ EXPORT_COLUMNS = ("issue_id", "title", "status", "post_count", "kinds", "org_pat
 
 
 def issues_csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(EXPORT_COLUMNS)
-    for r in rows:
-        writer.writerow([r[c].isoformat() if c == "updated_at" else r[c] for c in EXPORT_COLUMNS])
-    return ("\ufeff" + buf.getvalue()).encode()  # BOM: Excel opens Chinese titles correctly
+    return csv_bytes(EXPORT_COLUMNS, ([r[c] for c in EXPORT_COLUMNS] for r in rows))
 
 
 def issues_xlsx(rows: list[dict[str, Any]]) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "问题清单"
-    ws.append(list(EXPORT_COLUMNS))
-    for r in rows:
-        ws.append([r[c].replace(tzinfo=None) if c == "updated_at" else r[c] for c in EXPORT_COLUMNS])
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return xlsx_bytes("问题清单", EXPORT_COLUMNS, ([r[c] for c in EXPORT_COLUMNS] for r in rows))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response,
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.http import require
 from tuanlian.shared.service import Runtime
+from tuanlian.shared.spreadsheet import CSV_MEDIA, XLSX_MEDIA
 from tuanlian.wishes.application import commands as c
 from tuanlian.wishes.application.queries import issues_csv, issues_xlsx
 from tuanlian.wishes.application.service import WishesService
@@ -187,12 +188,12 @@ def build_router(runtime: Runtime, service: WishesService, settings: WishesSetti
     ) -> Any:
         rows = await Q.issues(who, org_path)
         if format == "csv":
-            return Response(issues_csv(rows), media_type="text/csv; charset=utf-8",
+            return Response(issues_csv(rows), media_type=CSV_MEDIA,
                             headers={"Content-Disposition": 'attachment; filename="issues.csv"'})
         if format == "xlsx":
             return Response(
                 issues_xlsx(rows),
-                media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                media_type=XLSX_MEDIA,
                 headers={"Content-Disposition": 'attachment; filename="issues.xlsx"'},
             )
         return rows
