@@ -10,7 +10,14 @@ from email.header import decode_header, make_header
 from uuid import uuid4
 
 from support import SCHEMA, SmtpInbox, WebhookReceiver, apply, deliveries, set_preferences
-from tuanlian.notify.adapters.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, channels_from, sign
+from tuanlian.notify.adapters.channels import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Outgoing,
+    WebhookChannel,
+    channels_from,
+    sign,
+)
 from tuanlian.notify.adapters.messages import NewMessage, deliveries_sql, insert_sql
 from tuanlian.notify.application.delivery import DeliveryWorker
 from tuanlian.notify.domain.calendar import SHANGHAI
@@ -113,6 +120,48 @@ async def test_email_goes_through_a_real_smtp_server(ndb: Database) -> None:
     assert str(make_header(decode_header(mail["Subject"]))) == "团干部邀请你建立联系"
     dead = [d for d in await deliveries(ndb) if d["status"] == "dead"]
     assert dead[0]["recipient_id"] == "y2" and "no email address" in dead[0]["last_error"]
+
+
+async def test_a_title_with_a_line_break_is_mailed_on_one_line_and_holds_up_nothing(ndb: Database) -> None:
+    # A circular's title carries its org's name, which an admin typed: a line break in a mail
+    # header is refused by the email library, and that delivery failed every round, first in its
+    # claim, so the mails behind it were never sent.
+    await set_preferences(ndb, "a1", ["email"], email="admin@example.cn")
+    t = bj(2026, 5, 4, 10)
+    async with ndb.transaction() as conn:
+        for i, title in enumerate(["通报：城关\n街道团工委 2026-Q1 通报", "通报：城关团委 2026-Q1 通报"]):
+            m = NewMessage(uuid4(), "a1", "circular", title, "已发布", None, uuid4(), t + timedelta(seconds=i))
+            await conn.execute(insert_sql(SCHEMA), *m.args())
+            await conn.execute(deliveries_sql(SCHEMA), m.message_id, "a1", t + timedelta(seconds=i), ["email"])
+    with SmtpInbox() as smtp:
+        report = await worker(ndb, smtp_port=smtp.port).run_once(t + timedelta(minutes=1))
+        assert (report.sent, report.failed, report.dead) == (2, 0, 0)
+        subjects = [str(make_header(decode_header(message_from_bytes(e.original_content)["Subject"])))
+                    for e in smtp.messages]
+    assert subjects == ["通报：城关 街道团工委 2026-Q1 通报", "通报：城关团委 2026-Q1 通报"]
+
+
+async def test_a_channel_failing_unexpectedly_fails_that_delivery_only(ndb: Database) -> None:
+    class Flaky(WebhookChannel):
+        """The real webhook channel with a bug for one recipient."""
+
+        async def send(self, out: Outgoing) -> None:
+            if out.recipient_id == "y1":
+                raise KeyError("template field")
+            await super().send(out)
+
+    await set_preferences(ndb, "y1", ["webhook"])
+    await set_preferences(ndb, "y2", ["webhook"])
+    t = bj(2026, 5, 4, 10)
+    await apply(ndb, (invitation("y1"), t), (invitation("y2"), t + timedelta(seconds=1)), channels=("webhook",))
+    async with WebhookReceiver() as hook:
+        ns = NotifySettings(webhook_url=hook.url, webhook_secret=SECRET, retry_base_seconds=60, max_attempts=4)
+        report = await DeliveryWorker(ndb, SCHEMA, {"webhook": Flaky(hook.url, SECRET)}, ns).run_once(
+            t + timedelta(minutes=1))
+        assert (report.sent, report.failed) == (1, 1)
+        assert [json.loads(b)["recipient_id"] for _, b in hook.received] == ["y2"]
+    failed = {d["recipient_id"]: d for d in await deliveries(ndb)}["y1"]
+    assert (failed["status"], failed["attempts"]) == ("pending", 1) and "KeyError" in failed["last_error"]
 
 
 async def test_digest_users_get_one_message_a_day_after_quiet_hours(ndb: Database) -> None:

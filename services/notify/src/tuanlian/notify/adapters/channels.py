@@ -98,7 +98,7 @@ class EmailChannel:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = out.address
-        msg["Subject"] = out.title
+        msg["Subject"] = " ".join(out.title.split())  # a line break in a header is refused (an org's name may hold one)
         msg["Message-ID"] = f"<{out.message_id}@tuanlian>"
         msg.set_content(out.body)
         try:

@@ -116,8 +116,11 @@ class DeliveryWorker:
         attempts = row["attempts"] + 1
         try:
             await channel.send(out)
-        except DeliveryFailed as exc:
-            reason = str(exc)
+        except Exception as exc:  # one delivery's failure, whatever it is, must not stop the claim
+            reason = str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, DeliveryFailed):
+                log.error("channel failed unexpectedly", channel=channel.name, message_id=out.message_id,
+                          error=reason)
             if self.backoff.exhausted(attempts):
                 await self._update(row, now, status="dead", attempts=attempts, last_error=reason)
                 log.error("delivery dead", channel=channel.name, message_id=out.message_id, attempts=attempts,
