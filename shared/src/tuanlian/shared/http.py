@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
-from tuanlian.shared.auth import AuthError, Forbidden, Principal, Role
+from tuanlian.shared.auth import AuthError, Forbidden, Principal, Role, path_covers
 from tuanlian.shared.errors import DomainError
 from tuanlian.shared.eventstore import ConcurrencyConflict
 
@@ -110,3 +110,12 @@ def require(principal: Principal, *roles: Role, org_path: str | None = None, why
         and not principal.covers(org_path)
     ):
         raise Forbidden(f"{org_path} is outside your organisation's subtree")
+
+
+def require_view(principal: Principal, org_path: str, *roles: Role, why: str = "") -> None:
+    """``require`` for a subtree's figures (rankings, circulars). An admin or a leader sees its
+    own subtree; a cadre, the subtrees it is in (where it is ranked among its peers, what a
+    circular to its org tells it), not another's."""
+    require(principal, *roles, org_path=org_path, why=why)
+    if principal.role is Role.cadre and not path_covers(org_path, principal.org_path):
+        raise Forbidden(f"{org_path} is not an organisation you belong to")

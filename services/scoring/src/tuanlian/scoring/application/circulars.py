@@ -18,7 +18,7 @@ from tuanlian.shared.contracts.scoring import PeriodKind as ContractPeriod
 from tuanlian.shared.errors import NotFound, RuleViolation
 from tuanlian.shared.events import new_id, utcnow
 from tuanlian.shared.eventstore import Metadata
-from tuanlian.shared.http import require
+from tuanlian.shared.http import require, require_view
 from tuanlian.shared.service import Runtime
 
 _PUBLISHABLE = {"month", "quarter", "half_year", "year"}
@@ -62,7 +62,7 @@ async def publish_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id
         raise RuleViolation("circulars are monthly, quarterly, half-yearly or yearly", field="period_kind")
     assert runtime.store is not None
     org = await _org(conn, p, org_id)
-    require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="publish circulars")
+    require(who, Role.org_admin, org_path=org["org_path"], why="publish circulars")  # leaders only read
     p, as_of = await _freeze(conn, runtime.schema, p)
     doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
     positions = {r["consumer"]: r["stream_sequence"] for r in await conn.fetch(
@@ -95,7 +95,7 @@ async def load(runtime: Runtime, who: Principal, number: str) -> dict[str, Any]:
         row = await conn.fetchrow(f"SELECT * FROM {runtime.schema}.circulars WHERE number = $1", number)
     if row is None:
         raise NotFound(f"circular {number} not found")
-    require(who, Role.org_admin, Role.leader, Role.cadre, org_path=row["org_path"], why="read this circular")
+    require_view(who, row["org_path"], Role.org_admin, Role.leader, Role.cadre, why="read this circular")
     return {"circular_id": str(row["circular_id"]), "number": number, "title": row["title"],
             "as_of": row["as_of"].isoformat(), "published_at": row["published_at"].isoformat(),
             "published_by": row["published_by"], "positions": row["positions"], **row["document"]}
@@ -106,7 +106,7 @@ async def listing(runtime: Runtime, p: str, who: Principal, org_id: str,
     """The org's circulars, the latest period first: on demand and at each period's close."""
     async with runtime.db.connection() as conn:
         org = await _org(conn, p, org_id)
-        require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org["org_path"], why="list these circulars")
+        require_view(who, org["org_path"], Role.org_admin, Role.leader, Role.cadre, why="list these circulars")
         rows = await conn.fetch(
             f"SELECT number, title, period_kind, period_key AS period, as_of, published_at, published_by "
             f"FROM {runtime.schema}.circulars WHERE org_id = $1 AND ($2::text IS NULL OR period_kind = $2) "
@@ -147,7 +147,7 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
         raise RuleViolation(f"{period.key} has not closed yet", field="period")
     out = []
     org = await _org(conn, p, org_id)
-    require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="assess cadres")
+    require(who, Role.org_admin, org_path=org["org_path"], why="assess cadres")  # leaders only read
     cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
     signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
     for cadre in cadres:

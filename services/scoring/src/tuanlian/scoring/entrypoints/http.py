@@ -16,7 +16,7 @@ from tuanlian.scoring.entrypoints import render
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.events import utcnow
-from tuanlian.shared.http import require
+from tuanlian.shared.http import require, require_view
 from tuanlian.shared.service import Runtime
 
 PATH = r"^(/[A-Za-z0-9_-]+)+$"
@@ -83,7 +83,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         as_of: Annotated[datetime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
-        require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org_path, why="see this ranking")
+        require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
         per = _period(period_kind, period)
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
         async with runtime.db.connection() as conn:
@@ -142,7 +142,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         as_of: Annotated[datetime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
-        require(who, Role.org_admin, Role.leader, Role.cadre, org_path=org_path, why="see this ranking")
+        require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
         per = _period(period_kind, period)
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
 
