@@ -35,11 +35,13 @@ async def test_votes_cannot_be_linked_to_voters(harness: Harness, caplog: pytest
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     h = harness
     await h.contacts.org("b1", BRANCH, OrgType.branch)
+    await h.contacts.cadre("sec1", "b1", BRANCH)
     for m in [*VOTES, "m6"]:
         await h.contacts.youth(m, "b1", BRANCH)
     await h.contacts.youth("outsider", "b2", "/city/b2")
     await wait_until(lambda: h.rows("SELECT 1 FROM wishes.youths"), until=lambda r: len(r) == 8)
     await wait_until(lambda: h.rows("SELECT 1 FROM wishes.orgs"))
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.cadres WHERE cadre_id = 'sec1'"))
     admin = h.auth(Role.org_admin, "a1", "/city")
     closes = (datetime.now(UTC) + timedelta(days=7)).isoformat()
     b = await h.call("POST", "/ballots", admin, 201, json={
@@ -88,10 +90,12 @@ async def test_votes_cannot_be_linked_to_voters(harness: Harness, caplog: pytest
 async def test_low_turnout_result_is_not_published(harness: Harness) -> None:
     h = harness
     await h.contacts.org("b1", BRANCH, OrgType.branch)
+    await h.contacts.cadre("sec1", "b1", BRANCH)
     for m in ("m0", "m1", "m2"):
         await h.contacts.youth(m, "b1", BRANCH)
     await wait_until(lambda: h.rows("SELECT 1 FROM wishes.youths"), until=lambda r: len(r) == 3)
     await wait_until(lambda: h.rows("SELECT 1 FROM wishes.orgs"))
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.cadres WHERE cadre_id = 'sec1'"))
     admin = h.auth(Role.org_admin, "a1", "/city")
     now = datetime.now(UTC)
     b = await h.call("POST", "/ballots", admin, 201, json={

@@ -45,6 +45,12 @@ class Directory:
             raise NotFound(f"organisation {org_id} not found")
         return row
 
+    async def cadre(self, conn: asyncpg.Connection, cadre_id: str) -> asyncpg.Record | None:
+        """A cadre as contacts last said: its org now (a transfer moves it) and whether it serves;
+        ``None`` if contacts has not said yet."""
+        return await conn.fetchrow(
+            f"SELECT cadre_id, org_id, org_path, active FROM {self.s}.cadres WHERE cadre_id = $1", cadre_id)
+
     async def partner_path(self, conn: asyncpg.Connection, partner_id: str) -> str | None:
         val = await conn.fetchval(f"SELECT org_path FROM {self.s}.partners WHERE partner_id = $1", partner_id)
         return str(val) if val is not None else None

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 from tuanlian.shared.auth import Forbidden, Principal, Role
-from tuanlian.shared.errors import DomainError, IllegalTransition, NotFound
+from tuanlian.shared.errors import DomainError, IllegalTransition, NotFound, RuleViolation
 from tuanlian.shared.events import short_id
 from tuanlian.shared.http import require
 from tuanlian.wishes.adapters import ballots as store
@@ -28,6 +28,12 @@ class BallotCommands(Base):
         async with self.db.transaction() as conn:
             branch = await self.directory.org(conn, cmd.branch_org_id)
             require(who, Role.org_admin, org_path=branch["org_path"], why="open ballots")
+            # The branch's youths rate their own secretary: not a cadre elsewhere, whose circulars
+            # would then carry a result (and a re-election flag) from a branch it does not lead.
+            secretary = await self.directory.cadre(conn, cmd.secretary_cadre_id)
+            if secretary is None or secretary["org_path"] != branch["org_path"] or not secretary["active"]:
+                raise RuleViolation("the secretary must be a serving cadre of this branch",
+                                    field="secretary_cadre_id")
             ballot_id = short_id()
             await conn.execute(
                 f"INSERT INTO {self.s}.ballots (ballot_id, branch_org_id, org_path, secretary_cadre_id, year, "

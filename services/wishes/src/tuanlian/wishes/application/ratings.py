@@ -66,11 +66,16 @@ class RatingCommands(Base):
                 "AND ($2::text IS NULL OR period = $2)",
                 cadre_id, period,
             )
-            path = rows[0]["org_path"] if rows else None
             is_self = who.role is Role.cadre and who.subject == cadre_id
+            # The cadre's ratings follow it (调动): its org now decides who reads them and the
+            # minimum count shown, not the org of whichever rating came first. Until contacts has
+            # said where it is, the reader must cover every org it was rated in.
+            cadre = await self.directory.cadre(conn, cadre_id)
+            paths = [cadre["org_path"]] if cadre else sorted({r["org_path"] for r in rows}) or ["/"]
             if not is_self:
-                require(who, Role.org_admin, Role.leader, org_path=path or "/", why="see this cadre's ratings")
-            limits = await self.directory.limits(conn, path or "/", self.clock().date())
+                for path in paths:
+                    require(who, Role.org_admin, Role.leader, org_path=path, why="see this cadre's ratings")
+            limits = await self.directory.limits(conn, paths[0], self.clock().date())
         out: dict[str, Any] = {"cadre_id": cadre_id, "period": period, "count": len(rows),
                                "min_count": limits.rating_min_count}
         if len(rows) < limits.rating_min_count:
