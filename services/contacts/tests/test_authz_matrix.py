@@ -28,6 +28,7 @@ MATRIX: list[tuple[str, str, Any, set[str] | dict[str, Any]]] = [
     ("GET", "/orgs/{home}/rules", None, READERS),
     ("GET", "/orgs/{home}/history", None, READERS),
     ("GET", "/orgs/{home}/children", None, READERS),
+    ("GET", "/orgs/{home}/campaigns", None, READERS),
     ("POST", "/orgs/import", ("org_id,parent_id,name,org_type\nx{n},{home},新支部,branch\n"), ROW_SCOPED),
     ("GET", "/cadres/{cadre}/links", None, READERS),
     ("POST", "/cadres/{cadre}/transfer", {"to_org_id": "{target}"}, ADMIN),
@@ -40,6 +41,8 @@ MATRIX: list[tuple[str, str, Any, set[str] | dict[str, Any]]] = [
     ("GET", "/youths/{youth}", None, SELF),
     ("PATCH", "/youths/{youth}", {"grade": "2026"}, SELF),
     ("PATCH", "/youths/{youth}", {"name": "小红", "phone": "1320000{n:04d}"}, SELF),
+    # 组织关系转接: an organisation moves a youth, not the youth itself.
+    ("PATCH", "/youths/{youth}", {"org_id": "{target}"}, ADMIN),
     ("GET", "/cadres/{cadre}/activities?from=2026-01-01&to=2026-12-31", None, READERS),
     ("POST", "/youths/{youth}/erase", None, SELF),
     ("POST", "/accounts", {"role": "leader", "org_id": "{home}"}, ADMIN),

@@ -88,9 +88,12 @@ async def test_campaign_presets_tags_and_nominations(api: Api, js: JetStreamCont
     assert {"national_day", "dec9"} <= set(by_key)
     r = await api.http.post("/campaigns/presets", headers=city_admin, json={"org_id": city["org_id"], "year": 2026})
     assert r.status_code == 409
-    # The county sees the city's campaigns; another city does not.
+    # The county sees the city's campaigns; another city does not (and the city may not look there).
     assert len(await api.ok("GET", f"/orgs/{county['org_id']}/campaigns", county_admin)) == 5
-    assert await api.ok("GET", f"/orgs/{other['org_id']}/campaigns", city_admin) == []
+    other_admin = api.auth(Role.org_admin, "oa", other["org_path"])
+    assert await api.ok("GET", f"/orgs/{other['org_id']}/campaigns", other_admin) == []
+    r = await api.http.get(f"/orgs/{other['org_id']}/campaigns", headers=city_admin)
+    assert r.status_code == 403
 
     today = today_in_china()
     window = {"org_id": city["org_id"], "key": "most_beautiful_story", "name": "最美青春故事",

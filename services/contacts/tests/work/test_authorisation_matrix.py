@@ -91,7 +91,9 @@ async def test_authorisation_matrix(api: Api) -> None:
         ("POST", "/campaigns", {"json": {"org_id": county["org_id"], "key": "dec9", "name": "一二九",
                                          "starts_on": today, "ends_on": today}}, frozenset({"admin_in"})),
         ("POST", "/campaigns/presets", {"json": {"org_id": county["org_id"], "year": 2030}}, frozenset({"admin_in"})),
-        ("GET", f"/orgs/{county['org_id']}/campaigns", {}, EVERYONE),
+        # Scoped like the other org reads (was EVERYONE: the audit's hole). The youths' tokens here
+        # carry no org path, as a code login's do not, so they are refused like on GET /orgs/{id}.
+        ("GET", f"/orgs/{county['org_id']}/campaigns", {}, OVERSEERS | {"cadre_other"}),
         ("POST", f"/campaigns/{camp['campaign_id']}/nominations", {"json": {"cadre_id": cadre_id}}, frozenset({"admin_in"})),
         ("GET", f"/campaigns/{camp['campaign_id']}/nominations", {}, frozenset({"admin_in", "admin_out", "leader_in", "leader_out"})),
         ("POST", "/spot-checks", {"json": {"cadre_id": cadre_id, "period_from": today, "period_to": today, "size": 1}},

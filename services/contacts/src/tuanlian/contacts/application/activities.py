@@ -10,6 +10,7 @@ from uuid import UUID
 import structlog
 from tuanlian.contacts.adapters.eligibility import latest_assessment
 from tuanlian.contacts.application import work_commands as w
+from tuanlian.contacts.application.orgs import may_read_org
 from tuanlian.contacts.application.work_base import WorkBase
 from tuanlian.contacts.domain.activities import Activity, ActivityFacts, Organiser
 from tuanlian.contacts.domain.campaigns import Campaign, presets_for
@@ -168,8 +169,10 @@ class ActivityWork(WorkBase):
         """Campaigns that apply to an org: those opened by it or above it."""
         async with self.db.connection() as conn:
             org = await self.base.orgs.get(conn, org_id)
+            may_read_org(who, org.path)
+            # starts_with, not LIKE: an org id may hold '_' or '%', which LIKE takes as wildcards.
             rows = await conn.fetch(
-                f"SELECT * FROM {self.schema}.campaigns WHERE $1 = org_path OR $1 LIKE org_path || '/%' "
+                f"SELECT * FROM {self.schema}.campaigns WHERE org_path = $1 OR starts_with($1, org_path || '/') "
                 "ORDER BY starts_on",
                 org.path,
             )

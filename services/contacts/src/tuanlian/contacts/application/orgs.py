@@ -22,6 +22,14 @@ from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require
 
 
+def may_read_org(who: Principal, org_path: str) -> None:
+    """Reads of an org's records: admins and leaders their subtree; cadres and youths their own org
+    and those above it (whose rules and campaigns apply to them), not a sibling's."""
+    if who.role in (Role.cadre, Role.youth) and who.org_path and path_covers(org_path, who.org_path):
+        return
+    require(who, Role.org_admin, Role.leader, org_path=org_path, why="read this organisation's records")
+
+
 class _Cmd(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -194,7 +202,7 @@ class OrgsService:
         """The rules in force on a date, where they come from, and the org's own history."""
         async with self.core.db.connection() as conn:
             org = await self._row(conn, org_id)
-            self._may_read(who, org["org_path"])
+            may_read_org(who, org["org_path"])
             ids, chain = await self._chain(conn, org["org_path"])
         day = on or utcnow().date()
         rules, source = effective_rules(chain, day)
@@ -209,12 +217,6 @@ class OrgsService:
             ],
         }
 
-    def _may_read(self, who: Principal, org_path: str) -> None:
-        """Admins and leaders read their subtree; cadres and youths the rules above them."""
-        if who.role in (Role.cadre, Role.youth) and who.org_path and path_covers(org_path, who.org_path):
-            return
-        require(who, Role.org_admin, Role.leader, org_path=org_path, why="read this organisation's records")
-
     async def _row(self, conn: asyncpg.Connection, org_id: str) -> dict[str, Any]:
         row = await conn.fetchrow(f"SELECT * FROM {self.s}.orgs WHERE org_id = $1", org_id)
         if row is None:
@@ -224,13 +226,13 @@ class OrgsService:
     async def org(self, who: Principal, org_id: str) -> dict[str, Any]:
         async with self.core.db.connection() as conn:
             org = await self._row(conn, org_id)
-        self._may_read(who, org["org_path"])
+        may_read_org(who, org["org_path"])
         return org
 
     async def history(self, who: Principal, org_id: str) -> list[dict[str, Any]]:
         async with self.core.db.connection() as conn:
             org = await self._row(conn, org_id)
-            self._may_read(who, org["org_path"])
+            may_read_org(who, org["org_path"])
             envelopes = await self.core.store.read_stream(conn, f"org-{org_id}")
         return [
             {"version": e.stream_version, "event_type": e.event_type, "occurred_at": e.occurred_at.isoformat(),
@@ -241,7 +243,7 @@ class OrgsService:
     async def children(self, who: Principal, org_id: str) -> list[dict[str, Any]]:
         async with self.core.db.connection() as conn:
             org = await self._row(conn, org_id)
-            self._may_read(who, org["org_path"])
+            may_read_org(who, org["org_path"])
             rows = await conn.fetch(
                 f"SELECT org_id, name, org_type, org_path, status FROM {self.s}.orgs WHERE parent_id = $1 ORDER BY org_path",
                 org_id,

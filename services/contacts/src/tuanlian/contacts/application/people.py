@@ -14,6 +14,7 @@ from tuanlian.contacts.adapters.pii import PhoneTaken
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.application.identity import IdentityService
+from tuanlian.contacts.domain.orgs import Org
 from tuanlian.contacts.domain.people import Cadre, Youth
 from tuanlian.shared.auth import Forbidden, Principal, Role
 from tuanlian.shared.contracts.contacts import AccountRole, CadreKind
@@ -168,21 +169,52 @@ class PeopleService:
 
     # -- youths -----------------------------------------------------------------------------
 
-    def _may_change_youth(self, who: Principal, youth: Youth, why: str) -> None:
-        if who.role is Role.youth and who.subject == youth.id:
+    async def _may_reach_youth(
+        self, conn: asyncpg.Connection, who: Principal, youth_id: str, org_path: str | None, why: str
+    ) -> None:
+        """Who may read, change, tag or erase a youth: the youth, system, or an admin of their subtree.
+
+        A youth without an org (社会青年) lies in no subtree, and ``require`` skips the subtree check
+        for ``None``: an admin reaches them only through an active link with a cadre of its subtree,
+        else any admin anywhere could read their phone or erase them."""
+        if who.role is Role.system or (who.role is Role.youth and who.subject == youth_id):
             return
-        require(who, Role.org_admin, org_path=youth.org_path, why=why)
+        require(who, Role.org_admin, org_path=org_path, why=why)
+        if org_path is None and not any(map(who.covers, await self._linked_cadre_paths(conn, youth_id))):
+            raise Forbidden(
+                f"youth {youth_id} has no organisation and no active link with a cadre of your subtree: "
+                f"you may not {why}"
+            )
+
+    async def _linked_cadre_paths(self, conn: asyncpg.Connection, youth_id: str) -> list[str]:
+        """Org paths of the cadres a youth is actively linked with (consented links only)."""
+        rows = await conn.fetch(
+            f"SELECT c.org_path FROM {self.s}.links l JOIN {self.s}.cadres c USING (cadre_id) "
+            "WHERE l.youth_id = $1 AND l.state = 'active'",
+            youth_id,
+        )
+        return [r["org_path"] for r in rows]
+
+    def _may_move_youth(self, who: Principal, youth: Youth, target: Org) -> None:
+        """组织关系转接 is the organisations' act, not the member's: an admin holding both orgs."""
+        if target.id == youth.org_id:
+            return  # the current org sent back with a profile: not a move
+        if who.role is Role.youth:
+            raise Forbidden("an organisation moves a youth: ask your admin")
+        if youth.org_path is not None:
+            require(who, Role.org_admin, org_path=youth.org_path, why="move this youth")
+        require(who, Role.org_admin, org_path=target.path, why="move youths there")
 
     async def update_youth(
         self, who: Principal, youth_id: str, cmd: UpdateYouthProfile, cid: UUID | None = None
     ) -> Youth:
         async with self.core.db.transaction() as conn:
             youth = await self.core.youths.get(conn, youth_id)
-            self._may_change_youth(who, youth, "change this youth's profile")
+            await self._may_reach_youth(conn, who, youth.id, youth.org_path, "change this youth's profile")
             org = None
             if cmd.org_id is not None:
                 org = await self.core.orgs.get(conn, cmd.org_id)
-                require(who, Role.org_admin, Role.youth, org_path=org.path, why="move youths there")
+                self._may_move_youth(who, youth, org)
             changes = cmd.model_dump(exclude={"org_id", "major", "native_place", "name", "phone"}, exclude_none=True)
             youth.update_profile(org, **changes)
             await self._change_contact_details(conn, youth, cmd.name, cmd.phone)
@@ -215,7 +247,7 @@ class PeopleService:
         async with self.core.db.transaction() as conn:
             for youth_id in dict.fromkeys(cmd.youth_ids):
                 youth = await self.core.youths.get(conn, youth_id)
-                require(who, Role.org_admin, org_path=youth.org_path, why=f"tag youth {youth_id}")
+                await self._may_reach_youth(conn, who, youth.id, youth.org_path, f"tag youth {youth_id}")
                 youth.update_profile(industry=cmd.industry)
                 await self.core._save(conn, self.core.youths, youth, who, youth.org_path, cid)
         return len(set(cmd.youth_ids))
@@ -224,7 +256,7 @@ class PeopleService:
         """PIPL erasure: links end, the key and phone hash are destroyed, the event says only the id."""
         async with self.core.db.transaction() as conn:
             youth = await self.core.youths.get(conn, youth_id)
-            self._may_change_youth(who, youth, "erase this youth")
+            await self._may_reach_youth(conn, who, youth.id, youth.org_path, "erase this youth")
             youth.ensure_present()
             ended = await self._end_links(conn, who, "youth_id", youth.id, "erasure", cid)
             person = await self.core.vault.reveal(conn, youth.id)
@@ -247,8 +279,7 @@ class PeopleService:
             row = await conn.fetchrow(f"SELECT * FROM {self.s}.youths WHERE youth_id = $1", youth_id)
             if row is None:
                 raise NotFound(f"youth {youth_id} not found")
-            if not (who.role is Role.youth and who.subject == youth_id):
-                require(who, Role.org_admin, org_path=row["org_path"], why="see this youth")
+            await self._may_reach_youth(conn, who, youth_id, row["org_path"], "see this youth")
             out = dict(row)
             out.update(await self.core.vault.reveal(conn, youth_id))
             if row["erased_at"] is None:
