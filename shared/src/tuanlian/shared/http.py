@@ -98,24 +98,37 @@ def principal_dependency(get_verifier: Callable[[], Awaitable[Any]]) -> Callable
     return current_principal
 
 
-def require(principal: Principal, *roles: Role, org_path: str | None = None, why: str = "") -> None:
-    """Refuse (403) unless the principal has one of ``roles`` and, if given, covers ``org_path``."""
+class _Unscoped:
+    """``require``'s default: the caller asks for a role only, not for a place in the tree."""
+
+
+UNSCOPED = _Unscoped()
+
+
+def require(principal: Principal, *roles: Role, org_path: str | _Unscoped | None = UNSCOPED, why: str = "") -> None:
+    """Refuse (403) unless the principal has one of ``roles`` and, if asked, covers ``org_path``.
+
+    ``org_path=None`` is a record in no org (a youth not in one): no admin's or leader's subtree
+    covers it, so they are refused; a caller that lets them reach it some other way checks that
+    itself. (None used to mean "no check": any admin anywhere read and erased such youths.)"""
     if principal.role is Role.system:
         return
     if principal.role not in roles:
         raise Forbidden(f"role {principal.role.value} may not {why or 'do this'}")
-    if (
-        org_path is not None
-        and principal.role in (Role.org_admin, Role.leader)
-        and not principal.covers(org_path)
-    ):
+    if isinstance(org_path, _Unscoped) or principal.role not in (Role.org_admin, Role.leader):
+        return
+    if org_path is None:
+        raise Forbidden(f"this record belongs to no organisation: you may not {why or 'do this'}")
+    if not principal.covers(org_path):
         raise Forbidden(f"{org_path} is outside your organisation's subtree")
 
 
 def require_view(principal: Principal, org_path: str, *roles: Role, why: str = "") -> None:
     """``require`` for a subtree's figures (rankings, circulars). An admin or a leader sees its
     own subtree; a cadre, the subtrees it is in (where it is ranked among its peers, what a
-    circular to its org tells it), not another's."""
+    circular to its org tells it) and those under its org, not a sibling's or another city's."""
     require(principal, *roles, org_path=org_path, why=why)
-    if principal.role is Role.cadre and not path_covers(org_path, principal.org_path):
-        raise Forbidden(f"{org_path} is not an organisation you belong to")
+    if principal.role is Role.cadre and not (
+        path_covers(org_path, principal.org_path) or principal.covers(org_path)
+    ):
+        raise Forbidden(f"{org_path} is neither an organisation you belong to nor one under it")

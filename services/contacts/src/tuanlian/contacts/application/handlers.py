@@ -116,7 +116,12 @@ class ContactsService:
     ) -> Youth:
         async with self.db.transaction() as conn:
             org = await self.orgs.get(conn, cmd.org_id) if cmd.org_id else None
-            require(who, Role.org_admin, org_path=org.path if org else None, why="register youths")
+            if org is None:
+                # A youth outside any org (社会青年): any admin may register them, and reaches them
+                # through its cadres' links (PeopleService._may_reach_youth).
+                require(who, Role.org_admin, why="register youths")
+            else:
+                require(who, Role.org_admin, org_path=org.path, why="register youths")
             if await self.vault.find_by_phone(conn, cmd.phone):
                 raise RuleViolation("a youth with this phone number already exists", field="phone")
             youth = Youth.register(

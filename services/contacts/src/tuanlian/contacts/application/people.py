@@ -174,13 +174,16 @@ class PeopleService:
     ) -> None:
         """Who may read, change, tag or erase a youth: the youth, system, or an admin of their subtree.
 
-        A youth without an org (社会青年) lies in no subtree, and ``require`` skips the subtree check
-        for ``None``: an admin reaches them only through an active link with a cadre of its subtree,
-        else any admin anywhere could read their phone or erase them."""
+        A youth without an org (社会青年) lies in no subtree: an admin reaches them only through an
+        active link with a cadre of its subtree, else any admin anywhere could read their phone or
+        erase them."""
         if who.role is Role.system or (who.role is Role.youth and who.subject == youth_id):
             return
-        require(who, Role.org_admin, org_path=org_path, why=why)
-        if org_path is None and not any(map(who.covers, await self._linked_cadre_paths(conn, youth_id))):
+        if org_path is not None:
+            require(who, Role.org_admin, org_path=org_path, why=why)
+            return
+        require(who, Role.org_admin, why=why)
+        if not any(map(who.covers, await self._linked_cadre_paths(conn, youth_id))):
             raise Forbidden(
                 f"youth {youth_id} has no organisation and no active link with a cadre of your subtree: "
                 f"you may not {why}"
