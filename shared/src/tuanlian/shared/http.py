@@ -7,7 +7,13 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import structlog
+from asyncpg.exceptions import (
+    CharacterNotInRepertoireError,
+    UniqueViolationError,
+    UntranslatableCharacterError,
+)
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +48,33 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _forbidden(req: Request, exc: Forbidden) -> JSONResponse:
         log.warning("authorisation refused", path=req.url.path, method=req.method, reason=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad value back: a NaN, 1e400 or a lone surrogate
+        # then failed to encode (a 500 in place of the 422), and a 50 MB body came back whole.
+        return JSONResponse(
+            {"detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]},
+            status_code=422,
+        )
+
+    @app.exception_handler(CharacterNotInRepertoireError)
+    @app.exception_handler(UntranslatableCharacterError)
+    async def _nul(_req: Request, _exc: Exception) -> JSONResponse:
+        # Postgres text holds no NUL (U+0000): an id or a text with one reached the database.
+        return JSONResponse({"detail": "text may not contain the NUL character (U+0000)"}, status_code=400)
+
+    @app.exception_handler(UniqueViolationError)
+    async def _duplicate(_req: Request, exc: UniqueViolationError) -> JSONResponse:
+        # A check-then-insert lost a race with a request creating the same thing at that moment.
+        log.warning("unique violation answered 409", constraint=exc.constraint_name)
+        return JSONResponse(
+            {
+                "detail": "this was created by another request at the same moment: reload and retry",
+                "constraint": exc.constraint_name,
+            },
+            status_code=409,
+        )
 
 
 def install_correlation(app: FastAPI) -> None:
@@ -105,7 +138,9 @@ class _Unscoped:
 UNSCOPED = _Unscoped()
 
 
-def require(principal: Principal, *roles: Role, org_path: str | _Unscoped | None = UNSCOPED, why: str = "") -> None:
+def require(
+    principal: Principal, *roles: Role, org_path: str | _Unscoped | None = UNSCOPED, why: str = ""
+) -> None:
     """Refuse (403) unless the principal has one of ``roles`` and, if asked, covers ``org_path``.
 
     ``org_path=None`` is a record in no org (a youth not in one): no admin's or leader's subtree

@@ -6,11 +6,11 @@ numbers never leave the contacts service (PIPL), so erasing a youth there erases
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from enum import StrEnum
 
 import pydantic  # not ``from pydantic import Field``: ``Field`` is the youth's field (领域) here
 from pydantic import BaseModel, ConfigDict
+from tuanlian.shared.contracts.dates import CivilDate, CivilDateTime
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
 CONTACTS = ContractRegistry("contacts")
@@ -167,7 +167,7 @@ class InteractionLogged(DomainEvent):
     youth_ids: list[str]
     channel: Channel
     online: bool
-    occurred_at: datetime
+    occurred_at: CivilDateTime
     summary_length: int
     summary_hash: str
 
@@ -385,7 +385,7 @@ class OrgRulesSet(DomainEvent):
     stream_type = "org"
     org_id: str
     org_path: str
-    effective_from: date
+    effective_from: CivilDate
     preset: str | None = None  # "000" Shanghai 2017, "001" Yangzhou, "002" Meizhou, "004" Lüliang
     rules: OrgRules
 
@@ -554,7 +554,7 @@ class InteractionCorrected(DomainEvent):
     youth_ids: list[str]
     channel: Channel
     online: bool
-    occurred_at: datetime
+    occurred_at: CivilDateTime
     summary_length: int
     summary_hash: str
     reason: str
@@ -618,7 +618,7 @@ class ActivityRecorded(DomainEvent):
     organiser_org_id: str
     org_path: str
     collective: bool
-    occurred_on: date
+    occurred_on: CivilDate
     youth_ids: list[str] = []
     headcount: int = pydantic.Field(default=0, ge=0)
     campaign_id: str | None = None
@@ -635,7 +635,7 @@ class ActivityCorrected(DomainEvent):
     organiser_org_id: str
     org_path: str
     collective: bool
-    occurred_on: date
+    occurred_on: CivilDate
     youth_ids: list[str] = []
     headcount: int = pydantic.Field(default=0, ge=0)
     campaign_id: str | None = None
@@ -656,9 +656,9 @@ class CampaignOpened(DomainEvent):
     org_path: str
     key: str  # "may4_open_day", "most_beautiful_story", "spring_service_month", "national_day", "dec9"
     name: str
-    starts_on: date
-    ends_on: date
-    deadline: date | None = None
+    starts_on: CivilDate
+    ends_on: CivilDate
+    deadline: CivilDate | None = None
 
 
 @CONTACTS.register

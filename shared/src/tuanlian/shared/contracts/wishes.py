@@ -7,10 +7,10 @@ ballot events carry tallies only, never who voted what.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
+from tuanlian.shared.contracts.dates import CivilDateTime
 from tuanlian.shared.events import ContractRegistry, DomainEvent
 
 WISHES = ContractRegistry("wishes")
@@ -93,7 +93,7 @@ class WishFulfilled(DomainEvent):
     claim_id: str | None = None
     claimant_kind: ClaimantKind | None = None
     claimant_id: str | None = None
-    fulfilled_at: datetime
+    fulfilled_at: CivilDateTime
 
 
 @WISHES.register
@@ -160,7 +160,7 @@ class PoolWishClaimed(DomainEvent):
     org_path: str
     claimant_kind: ClaimantKind
     claimant_id: str
-    deadline: datetime
+    deadline: CivilDateTime
 
 
 @WISHES.register
@@ -225,7 +225,7 @@ class WishClosedUnconfirmed(DomainEvent):
     from_pool: bool
     claimant_kind: ClaimantKind | None = None
     claimant_id: str | None = None
-    fulfilled_at: datetime
+    fulfilled_at: CivilDateTime
     waited_days: int
 
 
@@ -279,7 +279,7 @@ class VoicePosted(DomainEvent):
     org_id: str
     org_path: str
     kind: VoiceKind
-    due_at: datetime
+    due_at: CivilDateTime
 
 
 @WISHES.register
@@ -375,7 +375,7 @@ class BallotOpened(DomainEvent):
     secretary_cadre_id: str
     year: int
     eligible: int
-    closes_at: datetime
+    closes_at: CivilDateTime
 
 
 @WISHES.register
