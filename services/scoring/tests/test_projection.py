@@ -250,3 +250,49 @@ async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_th
     assert await ids(cadre_kind="full_time", as_of=then.isoformat()) == []
     board = await scoring.get("/leaderboards/cadres", **month, as_of=then.isoformat())
     assert (board["entries"][0]["kind"], board["entries"][0]["org_path"]) == ("part_time", "/root/o1")
+
+
+async def test_an_activity_dated_year_one_is_refused_and_the_boards_go_on(scoring: Scoring, contacts: Producer) -> None:
+    # asyncpg writes date.min as -infinity: such a credit had no period key, and every fold after
+    # it failed, so no leaderboard moved again. The contract bounds the date: the event is
+    # unreadable, dead-lettered, and the next one is folded as usual.
+    await _org_and_cadre(contacts)
+    bad = await contacts.emit("activity-old", c.ActivityRecorded.model_construct(
+        activity_id="old", kind=c.ActivityKind.exchange, organiser_cadre_id="c1", organiser_org_id="o1",
+        org_path="/root/o1", collective=False, occurred_on=date(1, 1, 1), youth_ids=[], headcount=0,
+        campaign_id=None, description_length=0))
+    await contacts.emit("activity-ok", c.ActivityRecorded(
+        activity_id="ok", kind=c.ActivityKind.exchange, organiser_cadre_id="c1", organiser_org_id="o1",
+        org_path="/root/o1", collective=False, occurred_on=date(2026, 3, 2)))
+    await scoring.applied(4)  # the boards hold every credit: the fold did not stop
+    async with scoring.runtime.db.connection() as conn:
+        outcome = await conn.fetchval("SELECT outcome FROM scoring.consumer_inbox WHERE event_id = $1", bad.event_id)
+        refs = [r["ref"] for r in await conn.fetch("SELECT ref FROM scoring_proj.ledger WHERE rule = 'five_ones_activity'")]
+    assert outcome == "dead_lettered" and refs == ["ok"]
+    board = await scoring.get("/leaderboards/cadres", scope="/root", org_path="/root", period_kind="month",
+                              period="2026-03")
+    assert [(e["cadre_id"], e["points"]) for e in board["entries"]] == [("c1", 5)]
+
+
+async def test_periods_and_instants_out_of_range_are_a_422(scoring: Scoring, contacts: Producer) -> None:
+    await _org_and_cadre(contacts)
+    await scoring.applied(2)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    for params in ({"period_kind": "day", "period": "0001-01-01"},  # the day before it: OverflowError
+                   {"period_kind": "month", "period": "9999-11", "as_of": "2026-01-01T00:00:00Z"},
+                   {"period_kind": "month", "period": "1-01"},
+                   {"period_kind": "month", "period": "2026-03", "as_of": "0001-01-01T00:00:00+14:00"},
+                   {"period_kind": "month", "period": "2026-03", "as_of": "9999-12-31T23:59:59-12:00"}):
+        for url in ("/leaderboards/cadres", "/leaderboards/orgs"):
+            r = await scoring.http.get(url, params={"org_path": "/root", "org_type": "branch", **params},
+                                       headers=admin)
+            assert r.status_code == 422, (url, params, r.status_code, r.text)
+    for period, why in (("9999-11", "outside"), ("1-01", "outside"), ("2026-13", "not a month key"),
+                        ("2099-01", "has not begun")):
+        r = await scoring.http.post("/circulars", json={"org_id": "o1", "period_kind": "month", "period": period},
+                                    headers=admin)
+        assert r.status_code == 422 and why in r.json()["detail"][0]["msg"], r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "period"]
+    r = await scoring.http.post("/circulars", json={"org_id": "o1", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert r.status_code == 201

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from tuanlian.shared.contracts.dates import EARLIEST, LATEST
+
 CHINA = ZoneInfo("Asia/Shanghai")
 
 
@@ -113,6 +115,9 @@ def parse_period(kind: PeriodKind | str, key: str) -> Period:
         raise ValueError(f"{key!r} is not a {k.value} key (e.g. {period_of(date(2026, 4, 1), k).key})") from exc
     if p.key != key:
         raise ValueError(f"{key!r} is not a {k.value} key (e.g. {p.key})")
+    if not (EARLIEST <= p.start and p.end <= LATEST):
+        # The period before or after one of year 1 or 9999 does not exist (OverflowError).
+        raise ValueError(f"{key!r} lies outside {EARLIEST.year}–{LATEST.year}")
     return p
 
 

@@ -14,6 +14,7 @@ from tuanlian.scoring.domain.periods import Period, PeriodKind, china_day, parse
 from tuanlian.scoring.domain.ranking import rank, rank_change
 from tuanlian.scoring.entrypoints import render
 from tuanlian.shared.auth import Principal, Role
+from tuanlian.shared.contracts.dates import CivilDateTime
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require, require_view
@@ -23,17 +24,18 @@ PATH = r"^(/[A-Za-z0-9_-]+)+$"
 RANKED = {"all", "day", "month", "quarter", "year"}
 
 
-def _period(kind: str, key: str | None, field: str = "period") -> Period | None:
-    """The period named by query parameters; 422 with the field when it does not parse."""
+def _period(kind: str, key: str | None, loc: tuple[str, str] = ("query", "period")) -> Period | None:
+    """The period named by query parameters (or a body's, at ``loc``); 422 with the field when it
+    does not parse."""
     if kind == "all":
         if key not in (None, "all"):  # a period without its kind would silently rank all time
-            raise HTTPException(422, [{"loc": ["query", field], "type": "value_error",
+            raise HTTPException(422, [{"loc": list(loc), "type": "value_error",
                                        "msg": f"period {key!r} needs its period_kind (day, month, quarter or year)"}])
         return None
     try:
         return parse_period(kind, key) if key else period_of(china_day(utcnow()), PeriodKind(kind))
     except ValueError as exc:
-        raise HTTPException(422, [{"loc": ["query", field], "msg": str(exc), "type": "value_error"}]) from exc
+        raise HTTPException(422, [{"loc": list(loc), "msg": str(exc), "type": "value_error"}]) from exc
 
 
 class CircularRequest(BaseModel):
@@ -80,7 +82,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         period: Annotated[str | None, Query(description="e.g. 2026-03, 2026-Q1; default: the current one")] = None,
         cadre_kind: Annotated[str | None, Query(pattern="^(full_time|seconded|part_time)$")] = None,
         org_type: Annotated[str | None, Query(description="only cadres of orgs of this level")] = None,
-        as_of: Annotated[datetime | None, Query(description="recompute as scoring knew it then")] = None,
+        as_of: Annotated[CivilDateTime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
@@ -139,7 +141,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         org_type: Annotated[str, Query(description="the level compared: orgs are ranked against their peers")],
         period_kind: Annotated[str, Query(pattern="^(all|day|month|quarter|year)$")] = "month",
         period: str | None = None,
-        as_of: Annotated[datetime | None, Query(description="recompute as scoring knew it then")] = None,
+        as_of: Annotated[CivilDateTime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
@@ -225,8 +227,11 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.post("/circulars", tags=["circulars"], status_code=201,
                  summary="Publish a numbered, immutable circular (通报) for an org subtree")
     async def publish(body: CircularRequest, who: Who, p: Proj) -> dict[str, Any]:
-        per = _period(body.period_kind.value, body.period)
+        per = _period(body.period_kind.value, body.period, ("body", "period"))
         assert per is not None
+        if per.start > china_day(utcnow()):
+            raise HTTPException(422, [{"loc": ["body", "period"], "type": "value_error",
+                                       "msg": f"{per.key} has not begun: a circular reports on a period under way or past"}])
         return await circ.publish(runtime, p, who, body.org_id, per)
 
     @router.get("/circulars", tags=["circulars"],
@@ -256,7 +261,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.post("/assessments", tags=["assessments"], status_code=201,
                  summary="Mid-year / year-end assessment (年中/年终考核) of every cadre in a subtree")
     async def assessments(body: AssessmentRequest, who: Who, p: Proj) -> dict[str, Any]:
-        per = _period(body.period_kind.value, body.period)
+        per = _period(body.period_kind.value, body.period, ("body", "period"))
         assert per is not None
         return await circ.assess(runtime, p, who, body.org_id, per)
 
