@@ -309,3 +309,30 @@ async def test_the_live_stream_over_real_http_delivers_as_messages_arrive_and_cl
             mine = await asyncio.wait_for(_next_event(r.aiter_lines()), timeout=30)
             assert "999" in mine["data"]["body"]
         await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the third stream closed")
+
+
+async def test_last_event_id_must_be_a_seq_the_stream_could_have_sent(service: Service, nc: NATS) -> None:
+    feeds = service.app.state.notify_live_feeds
+    youth = service.auth("y17", Role.youth)
+    async with served(service.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        # 5,000 digits broke int() (a 500); 2^64 passed, answered 200 and died in the first poll;
+        # "²" (sent as Latin-1, as a header may be) is a digit to str.isdigit, not to int().
+        bads = ("9" * 5000, "99999999999999999999", str(inbox_feed.SEQ_MAX + 1), "-1", "+1", "1.0", "²")
+        for bad in bads:
+            headers = {**youth, "Last-Event-ID": bad.encode("latin-1")}
+            r = await client.get("/inbox/stream", headers=headers)  # type: ignore[arg-type]
+            assert r.status_code == 400 and "Last-Event-ID" in r.json()["detail"], (bad[:30], r.status_code)
+            assert len(r.text) < 1000  # the reason, not the header echoed back
+        # The largest seq there can be is an id like any other: nothing after it yet, the stream stays open.
+        highest = {**youth, "Last-Event-ID": str(inbox_feed.SEQ_MAX)}
+        async with client.stream("GET", "/inbox/stream", headers=highest) as r:
+            assert r.status_code == 200
+            await wait_until(lambda: feeds.open, until=lambda n: n == 1, message="the stream is open")
+        await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the stream closed")
+        # Leading zeros are still the number (a client may pad); the stream replays from there.
+        req = {"recipient_id": "y17", "template": "login_code", "params": {"code": "777", "minutes": "5"}}
+        await nc.request(DIRECT_SUBJECT, json.dumps(req).encode(), timeout=10)
+        async with client.stream("GET", "/inbox/stream", headers={**youth, "Last-Event-ID": "000"}) as r:
+            got = await asyncio.wait_for(_next_event(r.aiter_lines()), timeout=30)
+            assert "777" in got["data"]["body"]
+        await wait_until(lambda: feeds.open, until=lambda n: n == 0, message="the last stream closed")

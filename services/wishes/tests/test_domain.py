@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tuanlian.shared.contracts.contacts import FiveOnesPeriod, ServiceLimits
 from tuanlian.shared.contracts.wishes import ClaimantKind, WishCategory
-from tuanlian.shared.errors import DomainError, IllegalTransition
+from tuanlian.shared.errors import DomainError, IllegalTransition, RuleViolation
 from tuanlian.wishes.domain.ballot import Ballot, Tally
 from tuanlian.wishes.domain.rules import RuleSet, limits_for, rating_period
-from tuanlian.wishes.domain.wish import TERMINAL, TRANSITIONS, Wish, WishState
+from tuanlian.wishes.domain.wish import MAX_VALUE_YUAN, TERMINAL, TRANSITIONS, Wish, WishState
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 LIMITS = ServiceLimits()
@@ -48,7 +48,7 @@ def run(w: Wish, cmd: str, now: datetime) -> None:
         case "give_up":
             w.lapse(now, given_up=True)
         case "pledge":
-            w.pledge(ClaimantKind.cadre, "c2", 50, now)
+            w.pledge(ClaimantKind.cadre, "c2", 50, LIMITS, now)
         case "expire":
             w.expire(now, LIMITS)
         case "cadre_left":
@@ -86,10 +86,37 @@ def test_random_command_sequences_never_reach_an_illegal_state(steps: list[tuple
         if w.state in (WishState.confirmed, WishState.closed_unconfirmed):
             assert w.fulfilled_at is not None
         assert len(w.photo_ids) <= 3
+        assert w.pledged_yuan <= 100  # never past the wish's estimated value
     # The rebuilt aggregate equals the one that decided (state comes only from events).
     replay = Wish.rehydrate("w1", w.pending)
     assert (replay.state, replay.version, replay.claim_id, replay.org_path, replay.photo_ids) == (
         w.state, w.version, w.claim_id, w.org_path, w.photo_ids)
+
+
+def _pooled(value: int | None, limits: ServiceLimits = LIMITS) -> Wish:
+    w = Wish.raise_("w1", "y1", "c1", "/a/b", WishCategory.study, value, limits, True, T0)
+    w.release(T0)
+    w.review(True, None, "a", T0)
+    return w
+
+
+def test_pledges_add_up_to_what_the_wish_needs_and_no_further() -> None:
+    w = _pooled(300)
+    w.pledge(ClaimantKind.cadre, "c2", 200, LIMITS, T0)
+    with pytest.raises(RuleViolation) as over:
+        w.pledge(ClaimantKind.org, "b1", 101, LIMITS, T0)
+    assert over.value.details == {"field": "amount_yuan", "remaining_yuan": 100}
+    w.claim("k", ClaimantKind.partner, "p", LIMITS, T0)
+    w.pledge(ClaimantKind.org, "b1", 100, LIMITS, T0)  # claimed wishes take pledges too
+    with pytest.raises(DomainError) as full:
+        w.pledge(ClaimantKind.cadre, "c3", 1, LIMITS, T0)
+    assert full.value.status == 409 and full.value.details == {"pledged_yuan": 300, "needs_yuan": 300}
+    assert Wish.rehydrate("w1", w.pending).pledged_yuan == 300
+    # No estimate: the org's cap on wish values bounds the total; a huge cap, the service's own.
+    unpriced = _pooled(None, ServiceLimits(wish_max_value_yuan=80))
+    with pytest.raises(RuleViolation):
+        unpriced.pledge(ClaimantKind.cadre, "c2", 81, ServiceLimits(wish_max_value_yuan=80), T0)
+    assert _pooled(None).needs_yuan(ServiceLimits(wish_max_value_yuan=10**12)) == MAX_VALUE_YUAN
 
 
 def test_an_unconfirmed_fulfilment_closes_only_after_the_wait_and_is_not_a_confirmation() -> None:

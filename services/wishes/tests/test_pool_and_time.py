@@ -113,3 +113,30 @@ async def test_two_replicas_ticking_at_once_emit_each_transition_once(harness: H
     assert not again
     released = await h.rows("SELECT stream_id FROM wishes.events WHERE event_type = 'WishReleasedToPool'")
     assert sorted(r["stream_id"] for r in released) == sorted(f"wish-{i}" for i in ids)
+
+
+async def test_pledges_stop_at_what_the_wish_needs(harness: Harness) -> None:
+    h = harness
+    await h.contacts.link("c1", "y1", BRANCH)
+    await h.until_linked("c1", "y1")
+    youth = h.auth(Role.youth, "y1")
+    w = await h.call("POST", "/wishes", youth, 201, json={
+        "cadre_id": "c1", "category": "study", "text": "想要一套考研资料", "estimated_value_yuan": 300})
+    wid = w["wish_id"]
+    await h.call("POST", f"/wishes/{wid}/release", h.auth(Role.cadre, "c1", BRANCH))
+    await h.call("POST", f"/pool/{wid}/review", h.auth(Role.org_admin, "a1", CITY), json={"approved": True})
+
+    donor = h.auth(Role.cadre, "c7", CITY)
+    await h.call("POST", f"/pool/{wid}/pledges", donor, json={"amount_yuan": 200})
+    over = await h.call("POST", f"/pool/{wid}/pledges", donor, 422, json={"amount_yuan": 1_000_000})
+    assert over["field"] == "amount_yuan" and over["remaining_yuan"] == 100, over
+    await h.call("POST", f"/pool/{wid}/pledges", donor, json={"amount_yuan": 100})
+    full = await h.call("POST", f"/pool/{wid}/pledges", donor, 409, json={"amount_yuan": 1})
+    assert "fully pledged" in full["detail"] and full["needs_yuan"] == 300
+    [row] = await h.rows("SELECT pledged_yuan FROM wishes.wishes WHERE wish_id = $1", wid)
+    assert row["pledged_yuan"] == 300
+    assert len(await h.rows("SELECT 1 FROM wishes.pledges WHERE wish_id = $1", wid)) == 2
+    # An estimate the value columns cannot hold is refused whatever the org's cap.
+    r = await h.call("POST", "/wishes", youth, 422, json={
+        "cadre_id": "c1", "category": "study", "text": "想要一套考研资料", "estimated_value_yuan": 2**31})
+    assert r["detail"][0]["loc"] == ["body", "estimated_value_yuan"]

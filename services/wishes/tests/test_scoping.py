@@ -137,3 +137,35 @@ async def test_controls_wishes_lists_and_exports_are_scoped(harness: Harness) ->
     assert (await h.http.get(f"/wishes/{w['wish_id']}", headers=h.auth(Role.youth, "y2"))).status_code == 403
     assert (await h.http.get("/wishes")).status_code == 401
     assert (await h.http.get("/stats", headers=h.auth(Role.cadre, "c1", "/city/b1"))).status_code == 403
+
+
+async def test_ballot_closing_times_outside_the_civil_range_are_a_422_naming_the_field(harness: Harness) -> None:
+    h = harness
+    await h.contacts.org("b1", "/city/b1", OrgType.branch)
+    await h.contacts.cadre("s1", "b1", "/city/b1")
+    await h.contacts.youth("m1", "b1", "/city/b1")
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.cadres WHERE cadre_id = 's1'"))
+    admin = h.auth(Role.org_admin, "a", "/city")
+    body = {"branch_org_id": "b1", "secretary_cadre_id": "s1", "year": 2026}
+    # The first two overflow Python's datetime when turned into UTC; the last is merely too late.
+    for closes in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "2100-01-01T12:00:00+08:00"):
+        r = await h.call("POST", "/ballots", admin, 422, json={**body, "closes_at": closes})
+        [err] = r["detail"]
+        assert err["loc"] == ["body", "closes_at"] and "2099-12-31" in err["msg"], (closes, r)
+    assert await h.rows("SELECT 1 FROM wishes.ballots") == []
+    closes = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    assert (await h.call("POST", "/ballots", admin, 201, json={**body, "closes_at": closes}))["eligible"] == 1
+
+
+async def test_ratings_of_a_cadre_nobody_has_heard_of_are_not_found(harness: Harness) -> None:
+    h = harness
+    admin = h.auth(Role.org_admin, "a", "/city")
+    r = await h.call("GET", "/cadres/ghost/ratings", admin, 404)
+    assert r["detail"] == "cadre ghost not found"
+    # Known to contacts but never rated: scoped by its org, as before.
+    await h.contacts.org("t9", "/town/t9", OrgType.branch)
+    await h.contacts.cadre("c9", "t9", "/town/t9")
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.cadres WHERE cadre_id = 'c9'"))
+    await h.call("GET", "/cadres/c9/ratings", admin, 403)
+    mine = await h.call("GET", "/cadres/c9/ratings", h.auth(Role.org_admin, "t", "/town"))
+    assert mine["count"] == 0 and mine["hidden"] is True

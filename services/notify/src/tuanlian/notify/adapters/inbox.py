@@ -9,6 +9,7 @@ from typing import Any
 from tuanlian.shared.db import Database
 
 COLUMNS = "message_id, kind, title, body, ref, urgent, created_at, read_at, seq"
+SEQ_MAX = 2**63 - 1  # inbox.seq is a bigserial: a larger "last seen" cannot be compared with it
 
 
 async def latest_seq(db: Database, s: str, recipient: str) -> int:

@@ -72,6 +72,28 @@ class LiveFeeds:
         self.open -= 1
 
 
+def _seen_seq(last_event_id: str) -> int:
+    """The arrival ``seq`` a reconnecting client saw last (the ``id`` this stream sends).
+
+    Refused before ``int()``: 5,000 digits passed ``isdigit`` and broke int()'s digit limit (a 500),
+    and a number past a bigint was taken, then failed in the first poll after the 200 had gone out,
+    so the client reconnected with it forever. ``isdigit`` also passes "²" and other non-ASCII digits.
+    """
+    digits = last_event_id.lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(inbox.SEQ_MAX)):
+        raise BadRequest(_not_an_id(last_event_id))
+    seq = int(digits)
+    if seq > inbox.SEQ_MAX:
+        raise BadRequest(_not_an_id(last_event_id))
+    return seq
+
+
+def _not_an_id(value: str) -> str:
+    shown = value if len(value) <= 40 else f"{value[:40]}… ({len(value)} characters)"
+    return (f"Last-Event-ID must be an event id this stream sent (a whole number from 0 to {inbox.SEQ_MAX}), "
+            f"not {shown!r}")
+
+
 def _jsonable(row: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, UUID) else v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in dict(row).items()}
@@ -114,10 +136,8 @@ def build_router(runtime: Runtime, settings: NotifySettings, feeds: LiveFeeds | 
             raise Forbidden("a system account has no inbox to stream")
         if last_event_id is None or last_event_id == "":
             start = await inbox.latest_seq(db, s, who.subject)
-        elif last_event_id.isdigit():
-            start = int(last_event_id)
         else:
-            raise BadRequest(f"Last-Event-ID must be an event id this stream sent (a number), not {last_event_id!r}")
+            start = _seen_seq(last_event_id)
 
         async def events() -> Any:
             feeds.opened()

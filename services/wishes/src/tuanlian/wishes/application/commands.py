@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tuanlian.shared.contracts.dates import CivilDateTime
 from tuanlian.shared.contracts.wishes import PartnerKind, VoiceKind, WishCategory
 from tuanlian.wishes.domain.ballot import Choice
 from tuanlian.wishes.domain.voice import IssueStatus
+from tuanlian.wishes.domain.wish import MAX_VALUE_YUAN
 
 
 class Command(BaseModel):
@@ -18,7 +20,8 @@ class RaiseWish(Command):
     cadre_id: str = Field(min_length=1, max_length=40)
     category: WishCategory
     text: str = Field(min_length=5, max_length=2000)
-    estimated_value_yuan: int | None = Field(default=None, ge=0)
+    # Bounded here as well as by the org's cap: an org may set a cap the value column cannot hold.
+    estimated_value_yuan: int | None = Field(default=None, ge=0, le=MAX_VALUE_YUAN)
 
 
 class Reason(Command):
@@ -47,7 +50,7 @@ class Review(Command):
 
 
 class Pledge(Command):
-    amount_yuan: int = Field(gt=0, le=1_000_000)
+    amount_yuan: int = Field(gt=0, le=MAX_VALUE_YUAN, description="at most what the wish still needs")
 
 
 class RegisterPartner(Command):
@@ -90,7 +93,8 @@ class OpenBallot(Command):
     branch_org_id: str
     secretary_cadre_id: str
     year: int = Field(ge=2000, le=2100)
-    closes_at: datetime
+    # Bounded like the event it becomes (BallotOpened): a year-9999 instant is a 422 here, not a 500 there.
+    closes_at: CivilDateTime
 
     @field_validator("closes_at")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Any
 
 from tuanlian.shared.auth import Forbidden, Principal, Role
 from tuanlian.shared.contracts.wishes import CadreRated
-from tuanlian.shared.errors import DomainError, RuleViolation
+from tuanlian.shared.errors import DomainError, NotFound, RuleViolation
 from tuanlian.shared.events import short_id
 from tuanlian.shared.http import require
 from tuanlian.wishes.adapters.repository import TimedRepository
@@ -71,7 +71,12 @@ class RatingCommands(Base):
             # minimum count shown, not the org of whichever rating came first. Until contacts has
             # said where it is, the reader must cover every org it was rated in.
             cadre = await self.directory.cadre(conn, cadre_id)
-            paths = [cadre["org_path"]] if cadre else sorted({r["org_path"] for r in rows}) or ["/"]
+            paths = [cadre["org_path"]] if cadre else sorted({r["org_path"] for r in rows})
+            if not paths and not is_self:
+                # Nothing says where it is: an admin would be refused for "/" (outside every
+                # subtree but the root's), which reads as a scope error, not a missing cadre.
+                raise NotFound(f"cadre {cadre_id} not found")
+            paths = paths or ["/"]
             if not is_self:
                 for path in paths:
                     require(who, Role.org_admin, Role.leader, org_path=path, why="see this cadre's ratings")

@@ -230,7 +230,10 @@ class WishCommands(Base):
             wish = await self._load(conn, wish_id)
             self._partner_sees(who, wish)
             kind, contributor = await self.claimant_of(conn, who, wish.org_path)
-            wish.pledge(kind, contributor, cmd.amount_yuan, now)
+            # the cap in force when the wish was raised bounds a wish with no estimate, as it
+            # bounded the estimate of one with
+            limits = await self.directory.limits(conn, wish.org_path, wish.raised_at.date())
+            wish.pledge(kind, contributor, cmd.amount_yuan, limits, now)
             await self.save(conn, self.wishes, wish, who, wish.org_path, now, cid)
             return wish
 

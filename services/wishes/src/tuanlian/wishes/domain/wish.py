@@ -31,7 +31,7 @@ from tuanlian.shared.contracts.wishes import (
     WishStarted,
     WishWithdrawn,
 )
-from tuanlian.shared.errors import IllegalTransition, RuleViolation
+from tuanlian.shared.errors import DomainError, IllegalTransition, RuleViolation
 from tuanlian.wishes.domain.timed import TimedAggregate
 
 
@@ -53,6 +53,9 @@ class WishState(StrEnum):
 
 
 S = WishState
+# The most any wish may be worth or be pledged, whatever an org's cap: a micro-wish (微心愿) is
+# small (the default cap is ¥500), and the read tables keep yuan in 32-bit integer columns.
+MAX_VALUE_YUAN = 1_000_000
 TERMINAL = frozenset({S.confirmed, S.closed_unconfirmed, S.declined, S.rejected, S.withdrawn, S.expired})
 
 # command → {state it may be called in: state it leads to}
@@ -322,10 +325,27 @@ class Wish(TimedAggregate):
             ),
         )
 
-    def pledge(self, kind: ClaimantKind, contributor_id: str, amount: int, now: datetime) -> None:
+    def needs_yuan(self, limits: ServiceLimits) -> int:
+        """What pledges may add up to: the wish's estimated value, or (none given) the org's cap
+        on wish values in ``limits``, the cap the wish was raised under."""
+        need = self.value if self.value is not None else limits.wish_max_value_yuan
+        return min(need, MAX_VALUE_YUAN)
+
+    def pledge(self, kind: ClaimantKind, contributor_id: str, amount: int, limits: ServiceLimits,
+               now: datetime) -> None:
+        """拼好愿: contributors club together for what the wish needs, not beyond it (more is no
+        longer a micro-wish, and an unbounded total overflowed the read model)."""
         self._check("pledge")
         if amount <= 0:
             raise RuleViolation("pledge a positive amount", field="amount_yuan")
+        need = self.needs_yuan(limits)
+        left = need - self.pledged_yuan
+        if left <= 0:
+            raise DomainError(f"the wish is fully pledged (¥{self.pledged_yuan} of ¥{need})",
+                              pledged_yuan=self.pledged_yuan, needs_yuan=need)
+        if amount > left:
+            raise RuleViolation(f"the wish needs only ¥{left} more (¥{self.pledged_yuan} of ¥{need} pledged)",
+                                field="amount_yuan", remaining_yuan=left)
         self._emit(
             now,
             PoolContributionPledged(
