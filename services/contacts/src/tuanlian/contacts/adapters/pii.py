@@ -50,18 +50,25 @@ class PiiVault:
     async def store(
         self, conn: asyncpg.Connection, subject_id: str, kind: str, name: str, phone: str | None
     ) -> None:
+        """Seal a new person's name and phone under a key of their own.
+
+        Raises :class:`PhoneTaken` if another person holds the phone: the unique hash decides, also
+        between two registrations racing for one number (a look-up before cannot)."""
         key = AESGCM.generate_key(bit_length=256)
         s = self.schema
         await conn.execute(f"INSERT INTO {s}.subject_keys (subject_id, key) VALUES ($1, $2)", subject_id, key)
-        await conn.execute(
-            f"INSERT INTO {s}.people (subject_id, kind, name_enc, phone_enc, phone_hash) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            subject_id,
-            kind,
-            self._seal(key, name),
-            self._seal(key, phone),
-            self.phone_hash(phone) if phone else None,
-        )
+        try:
+            await conn.execute(
+                f"INSERT INTO {s}.people (subject_id, kind, name_enc, phone_enc, phone_hash) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                subject_id,
+                kind,
+                self._seal(key, name),
+                self._seal(key, phone),
+                self.phone_hash(phone) if phone else None,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise PhoneTaken() from exc
 
     async def find_by_phone(self, conn: asyncpg.Connection, phone: str) -> str | None:
         return await conn.fetchval(

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuanlian.shared.contracts.contacts import CadreKind, Channel, OrgType
 from tuanlian.shared.contracts.contacts import Field as YouthField
+from tuanlian.shared.contracts.dates import CivilDateTime
 
 PHONE_PATTERN = r"^1[3-9]\d{9}$"
 
@@ -58,7 +59,7 @@ class LogInteraction(Command):
     cadre_id: str
     youth_ids: list[str] = Field(min_length=1, max_length=200)
     channel: Channel
-    occurred_at: datetime
+    occurred_at: CivilDateTime
     summary: str = Field(max_length=5000)
 
     @field_validator("occurred_at")

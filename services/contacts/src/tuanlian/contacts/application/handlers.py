@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from tuanlian.contacts.adapters.current import CurrentRepository
-from tuanlian.contacts.adapters.pii import PiiVault
+from tuanlian.contacts.adapters.pii import PhoneTaken, PiiVault
 from tuanlian.contacts.adapters.readmodel import interaction_row_beside_append, project
 from tuanlian.contacts.adapters.readmodel_people import project_people
 from tuanlian.contacts.adapters.work_readmodel import project_work
@@ -104,10 +104,11 @@ class ContactsService:
         async with self.db.transaction() as conn:
             org = await self.orgs.get(conn, cmd.org_id)
             require(who, Role.org_admin, org_path=org.path, why="register cadres")
+            taken = "this phone number is already registered"
             if cmd.phone and await self.vault.find_by_phone(conn, cmd.phone):
-                raise RuleViolation("this phone number is already registered", field="phone")
+                raise RuleViolation(taken, field="phone")
             cadre = Cadre.register(short_id(), org, cmd.kind, cmd.in_leadership_organ)
-            await self.vault.store(conn, cadre.id, "cadre", cmd.name, cmd.phone)
+            await self._store_person(conn, cadre.id, "cadre", cmd.name, cmd.phone, taken)
             await self._save(conn, self.cadres, cadre, who, org.path, cid, at)
             return cadre
 
@@ -122,8 +123,9 @@ class ContactsService:
                 require(who, Role.org_admin, why="register youths")
             else:
                 require(who, Role.org_admin, org_path=org.path, why="register youths")
+            taken = "a youth with this phone number already exists"
             if await self.vault.find_by_phone(conn, cmd.phone):
-                raise RuleViolation("a youth with this phone number already exists", field="phone")
+                raise RuleViolation(taken, field="phone")
             youth = Youth.register(
                 short_id(),
                 org,
@@ -134,13 +136,23 @@ class ContactsService:
                 cmd.special_care,
                 cmd.industry,
             )
-            await self.vault.store(conn, youth.id, "youth", cmd.name, cmd.phone)
+            await self._store_person(conn, youth.id, "youth", cmd.name, cmd.phone, taken)
             if cmd.major or cmd.native_place:
                 await self.vault.seal_profile(
                     conn, youth.id, {"major": cmd.major, "native_place": cmd.native_place}
                 )
             await self._save(conn, self.youths, youth, who, org.path if org else None, cid, at)
             return youth
+
+    async def _store_person(
+        self, conn: asyncpg.Connection, person_id: str, kind: str, name: str, phone: str | None, taken: str
+    ) -> None:
+        """Seal a new person in the vault. The look-up before answers the usual duplicate early; a
+        registration that lost the race for the number since gets the same 422, not a 500."""
+        try:
+            await self.vault.store(conn, person_id, kind, name, phone)
+        except PhoneTaken:
+            raise RuleViolation(taken, field="phone") from None
 
     # -- contact links ----------------------------------------------------------------------
 

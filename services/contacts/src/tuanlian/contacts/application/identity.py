@@ -82,6 +82,19 @@ class TooManyCodes(DomainError):
     status = 429
 
 
+class AccountExists(DomainError):
+    """One account per person (unique ``accounts.subject_id``): a second one is refused (409)."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this person has an account already",
+            conflict="account_exists",
+            hint="hand out a new password for the existing account instead",
+        )
+
+
 @dataclass
 class IdentityService:
     core: ContactsService
@@ -150,17 +163,26 @@ class IdentityService:
                 raise RuleViolation(f"login {login} is taken", field="login")
             password = initial_password()
         pw_hash = await asyncio.to_thread(_hasher.hash, password) if password else None
-        await conn.execute(
-            f"INSERT INTO {self.s}.accounts (account_id, subject_id, role, org_id, login, password_hash, "
-            "must_change_password, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())",
-            account.id,
-            subject_id,
-            role.value,
-            org_id,
-            login if password else None,
-            pw_hash,
-            password is not None,
-        )
+        try:
+            await conn.execute(
+                f"INSERT INTO {self.s}.accounts (account_id, subject_id, role, org_id, login, password_hash, "
+                "must_change_password, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())",
+                account.id,
+                subject_id,
+                role.value,
+                org_id,
+                login if password else None,
+                pw_hash,
+                password is not None,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            # The look-up above cannot see a request inserting the same login at this moment: the
+            # unique index decides, and the loser gets the answer a later request would.
+            if exc.constraint_name == "accounts_login_key":
+                raise RuleViolation(f"login {login} is taken", field="login") from None
+            if exc.constraint_name == "accounts_one_per_subject":  # migration 0005
+                raise AccountExists() from None
+            raise
         await self.core._save(conn, self.accounts, account, who, org_path, cid)
         return (login if password else None), password
 
@@ -177,6 +199,10 @@ class IdentityService:
     async def reset_cadre_account(self, who: Principal, cadre_id: str, cid: UUID | None = None) -> dict[str, Any]:
         """Hand out (or hand out again) a cadre's account: a fresh initial password, shown once."""
         async with self.core.db.transaction() as conn:
+            # Requests for one cadre queue on the cadre's row (before anything is read): the later
+            # ones find the account the first made and reset it, as they would one after another,
+            # instead of each issuing another account; a deactivation in flight is seen too.
+            await conn.execute(f"SELECT 1 FROM {self.s}.cadres WHERE cadre_id = $1 FOR UPDATE", cadre_id)
             cadre = await self.core.cadres.get(conn, cadre_id)
             require(who, Role.org_admin, org_path=cadre.org_path, why="hand out this cadre's account")
             cadre.ensure_active()

@@ -17,6 +17,7 @@ from tuanlian.contacts.domain.presets import PRESETS
 from tuanlian.contacts.domain.rules import RuleVersion, effective_rules
 from tuanlian.shared.auth import Forbidden, Principal, Role, path_covers
 from tuanlian.shared.contracts.contacts import OrgRules, OrgType
+from tuanlian.shared.contracts.dates import CivilDate
 from tuanlian.shared.errors import NotFound, RuleViolation
 from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require
@@ -57,7 +58,7 @@ class CloseOrg(_Cmd):
 
 
 class SetOrgRules(_Cmd):
-    effective_from: date
+    effective_from: CivilDate
     preset: str | None = Field(default=None, description="000, 001, 002 or 004; the rules default to it")
     rules: OrgRules | None = None
 

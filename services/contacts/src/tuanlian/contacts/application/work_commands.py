@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuanlian.shared.contracts.contacts import ActivityKind, Channel, SpotCheckOutcome
+from tuanlian.shared.contracts.dates import CivilDate, CivilDateTime
 
 
 class Command(BaseModel):
@@ -47,7 +48,7 @@ class AnswerInteraction(Command):
 class CorrectInteraction(Command):
     youth_ids: list[str] = Field(min_length=1, max_length=200)
     channel: Channel
-    occurred_at: datetime
+    occurred_at: CivilDateTime
     summary: str = Field(max_length=5000)
     reason: str = Field(min_length=2, max_length=500)
 
@@ -58,7 +59,7 @@ class RecordActivity(Command):
     kind: ActivityKind
     organiser_cadre_id: str | None = None
     organiser_org_id: str | None = None
-    occurred_on: date
+    occurred_on: CivilDate
     youth_ids: list[str] = Field(default_factory=list, max_length=2000)
     headcount: int = Field(default=0, ge=0, le=100_000)
     description: str = Field(max_length=5000)
@@ -67,7 +68,7 @@ class RecordActivity(Command):
 
 class CorrectActivity(Command):
     kind: ActivityKind
-    occurred_on: date
+    occurred_on: CivilDate
     youth_ids: list[str] = Field(default_factory=list, max_length=2000)
     headcount: int = Field(default=0, ge=0, le=100_000)
     description: str = Field(max_length=5000)
@@ -79,9 +80,9 @@ class OpenCampaign(Command):
     org_id: str
     key: str = Field(pattern=r"^[a-z0-9_]{2,40}$")
     name: str = Field(min_length=1, max_length=100)
-    starts_on: date
-    ends_on: date
-    deadline: date | None = None
+    starts_on: CivilDate
+    ends_on: CivilDate
+    deadline: CivilDate | None = None
 
 
 class OpenPresetCampaigns(Command):
@@ -95,8 +96,8 @@ class Nominate(Command):
 
 class DrawSpotCheck(Command):
     cadre_id: str
-    period_from: date
-    period_to: date
+    period_from: CivilDate
+    period_to: CivilDate
     size: int = Field(default=5, ge=1, le=50)
 
 
