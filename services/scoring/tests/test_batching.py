@@ -53,6 +53,7 @@ COMPARED = {
     "org_rules": "*",
     "orgs": "*",
     "cadre_paths": "cadre_id, org_path, kind, org_type",
+    "org_history": "org_id, org_path, name, org_type, closed",
 }
 
 

@@ -200,9 +200,18 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     await scoring.applied(6)
     check = await scoring.get(f"/circulars/{doc['number']}/as-of")
     assert check["equal"] is True
+    # A branch renamed and another created after it: recomputed, it is still the one published
+    # (it read today's orgs: an extra row and the new name).
+    await contacts.emit("org-o1", c.OrgRenamed(org_id="o1", org_path="/root/o1", old_name="一支部", name="第一支部"))
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                                depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    await scoring.applied(8)
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True, check["recomputed"]["rows"]
     again = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
                                                         "period": "2026-03"}, headers=admin)
     assert again.json()["number"] == "2026-03-002" and again.json()["rows"][0]["points"] == 5
+    assert [r["org"] for r in again.json()["rows"]] == ["第一支部", "二支部"]
     assert again.json()["rows"][0]["interactions_per_cadre"] == 2.0  # online and face-to-face both count
     for fmt, marker in (("csv", "排名".encode()), ("html", b"<svg"), ("xlsx", b"PK")):
         r = await scoring.http.get(f"/circulars/{doc['number']}", params={"format": fmt}, headers=admin)
@@ -296,3 +305,30 @@ async def test_periods_and_instants_out_of_range_are_a_422(scoring: Scoring, con
     r = await scoring.http.post("/circulars", json={"org_id": "o1", "period_kind": "month", "period": "2026-03"},
                                 headers=admin)
     assert r.status_code == 201
+
+
+async def test_a_circular_lists_the_direct_children_after_a_move_changed_their_levels(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    # A county with its branch moved under another county: the branch's depth stays as it was in
+    # the projection (a move rewrites paths), so children found by depth took the branch as a
+    # child of its new grandparent too, and counted its cadre twice.
+    def org(oid: str, path: str, typ: c.OrgType, depth: int) -> c.OrgCreated:
+        return c.OrgCreated(org_id=oid, parent_id=path.rsplit("/", 2)[-2] or None, name=oid, org_type=typ,
+                            depth=depth, is_leadership_organ=False, org_path=path)
+
+    await contacts.emit("org-r", org("r", "/r", c.OrgType.city, 1), T0)
+    await contacts.emit("org-k1", org("k1", "/r/k1", c.OrgType.county, 2), T0)
+    await contacts.emit("org-k2", org("k2", "/r/k2", c.OrgType.county, 2), T0)
+    await contacts.emit("org-b1", org("b1", "/r/k1/b1", c.OrgType.branch, 3), T0)
+    await contacts.emit("cadre-c1", c.CadreRegistered(cadre_id="c1", org_id="b1", org_path="/r/k1/b1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+    await contacts.emit("org-k1", c.OrgMoved(org_id="k1", old_parent_id="r", new_parent_id="k2", old_path="/r/k1",
+                                             new_path="/r/k2/k1", depth=3), T0)
+    await scoring.applied(6)
+    admin = scoring.auth(Role.org_admin, "a", "/r")
+    r = await scoring.http.post("/circulars", json={"org_id": "k2", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert r.status_code == 201, r.text
+    assert [(row["org_id"], row["cadres"]) for row in r.json()["rows"]] == [("k1", 1)]
+    assert (await scoring.get(f"/circulars/{r.json()['number']}/as-of"))["equal"] is True

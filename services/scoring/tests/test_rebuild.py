@@ -65,7 +65,8 @@ async def _dated(scoring: Scoring, schema: str) -> dict[str, list[tuple[Any, ...
     queries = {"ledger": f"SELECT {LEDGER}, applied_at FROM {schema}.ledger",
                "facts": f"SELECT owner_id, metric, subject, n, occurred_on, source_event_id, applied_at FROM {schema}.facts",
                "flags": f"SELECT owner_id, code, ref, source_event_id, occurred_on, applied_at FROM {schema}.flags",
-               "cadre_paths": f"SELECT cadre_id, org_path, kind, org_type, applied_at FROM {schema}.cadre_paths"}
+               "cadre_paths": f"SELECT cadre_id, org_path, kind, org_type, applied_at FROM {schema}.cadre_paths",
+               "org_history": f"SELECT org_id, org_path, name, org_type, closed, applied_at FROM {schema}.org_history"}
     async with scoring.runtime.db.connection() as conn:
         return {table: sorted((tuple(r) for r in await conn.fetch(sql)), key=repr) for table, sql in queries.items()}
 

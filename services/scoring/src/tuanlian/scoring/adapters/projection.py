@@ -97,7 +97,11 @@ def rewrite_sql(schema: str) -> list[str]:
         f"INSERT INTO {schema}.cadre_paths (cadre_id, org_path, kind, org_type, applied_at) "
         "SELECT cadre_id, org_path, kind, org_type, "
         f"coalesce($3::timestamptz, clock_timestamp()) FROM {schema}.cadres "
-        f"WHERE {subtree('org_path', '$2::text')} AND $1::text IS NOT NULL"
+        f"WHERE {subtree('org_path', '$2::text')} AND $1::text IS NOT NULL",
+        f"INSERT INTO {schema}.org_history (org_id, org_path, name, org_type, closed, applied_at) "
+        "SELECT org_id, org_path, name, org_type, closed, "
+        f"coalesce($3::timestamptz, clock_timestamp()) FROM {schema}.orgs "
+        f"WHERE {subtree('org_path', '$2::text')} AND $1::text IS NOT NULL",
     ]
 
 
@@ -344,20 +348,23 @@ class Projector:
 
     # organisations
 
+    def _put_org(self, org: dict[str, Any]) -> None:
+        self.state.put("orgs", org)
+        self.state.add_org_version(org)
+
     async def on_OrgCreated(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        self.state.put("orgs", {"org_id": e.org_id, "org_path": e.org_path, "name": e.name,
-                                "org_type": e.org_type.value, "depth": e.depth,
-                                "is_leadership_organ": e.is_leadership_organ, "closed": False})
+        self._put_org({"org_id": e.org_id, "org_path": e.org_path, "name": e.name, "org_type": e.org_type.value,
+                       "depth": e.depth, "is_leadership_organ": e.is_leadership_organ, "closed": False})
 
     async def on_OrgRenamed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         org = await self.state.get("orgs", e.org_id)
         if org is not None:
-            self.state.put("orgs", {**org, "name": e.name})
+            self._put_org({**org, "name": e.name})
 
     async def on_OrgClosed(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         org = await self.state.get("orgs", e.org_id)
         if org is not None:
-            self.state.put("orgs", {**org, "closed": True})
+            self._put_org({**org, "closed": True})
 
     async def _rewrite(self, tx: ProjectionTx, old: str, new: str, *, merged: bool = False) -> None:
         """Every path under ``old`` to start with ``new`` instead. A merged org's own rules go:
@@ -391,8 +398,11 @@ class Projector:
                     st.drop(table, row["org_path"])  # keyed by its path
                 st.put(table, {**row, "org_path": moved(row["org_path"])})
         st.move_credits(old, moved)
-        for cadre in sorted(st.under(new, ("cadres",))["cadres"], key=itemgetter("cadre_id")):
+        moved_rows = st.under(new, ("cadres", "orgs"))
+        for cadre in sorted(moved_rows.get("cadres", []), key=itemgetter("cadre_id")):
             st.add_cadre_path(cadre["cadre_id"], cadre["org_path"], cadre["kind"], cadre["org_type"])
+        for org in sorted(moved_rows.get("orgs", []), key=itemgetter("org_id")):
+            st.add_org_version(org)
 
     async def _reread_moved(self, tx: ProjectionTx, old: str, new: str) -> bool:
         """The moved rows read again as this transaction now holds them, and the rules rows keyed

@@ -147,6 +147,40 @@ async def points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start
     return list(await conn.fetch(sql, org_path, start, end, as_of))
 
 
+async def org_as_of(conn: asyncpg.Connection, p: str, org_id: str, as_of: datetime | None) -> dict[str, Any] | None:
+    """An org's path, name and level as of an instant (``None`` if it did not exist yet); now's
+    without ``as_of``."""
+    if as_of is None:
+        row = await conn.fetchrow(f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE org_id = $1", org_id)
+    else:
+        row = await conn.fetchrow(
+            f"SELECT org_id, org_path, name, org_type FROM {p}.org_history WHERE org_id = $1 AND applied_at <= $2 "
+            "ORDER BY applied_at DESC LIMIT 1", org_id, as_of)
+    return dict(row) if row else None
+
+
+async def org_children(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None) -> list[dict[str, Any]]:
+    """The orgs directly under ``org_path`` (by path: a move leaves its subtree's ``depth`` as it
+    was) as of an instant: those that existed then, where and as named then."""
+    def child(col: str) -> str:
+        return f"{subtree(col, '$1')} AND {col} <> $1 AND strpos(substr({col}, length($1) + 2), '/') = 0"
+
+    if as_of is None:
+        rows = await conn.fetch(f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE {child('org_path')} "
+                                "ORDER BY org_path", org_path)
+    else:
+        # Every org that was ever under the path by then, at its last place by then, kept if that
+        # place is a child's.
+        rows = await conn.fetch(
+            f"SELECT v.org_id, v.org_path, v.name, v.org_type FROM (SELECT DISTINCT org_id FROM {p}.org_history "
+            f"WHERE {subtree('org_path', '$1')} AND applied_at <= $2) c CROSS JOIN LATERAL ("
+            f"SELECT org_id, org_path, name, org_type FROM {p}.org_history h WHERE h.org_id = c.org_id "
+            "AND h.applied_at <= $2 ORDER BY h.applied_at DESC LIMIT 1) v "
+            f"WHERE {child('v.org_path')} ORDER BY v.org_path",
+            org_path, as_of)
+    return [dict(r) for r in rows]
+
+
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
                     as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Cadres of a subtree with their place, kind and org level as of an instant (today's where

@@ -100,6 +100,7 @@ LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "rules
 FACT_COLUMNS = ("owner_id", "metric", "subject", "n", "occurred_on", "source_event_id")
 FLAG_COLUMNS = ("owner_id", "code", "ref", "source_event_id", "occurred_on")
 PATH_COLUMNS = ("cadre_id", "org_path", "kind", "org_type")
+ORG_COLUMNS = ("org_id", "org_path", "name", "org_type", "closed")
 DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org_type", "points")
 JSON_TYPES = ("json", "jsonb")
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
@@ -211,6 +212,7 @@ class State:
         self.facts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
         self.cadre_paths: list[tuple[Any, ...]] = []
+        self.org_history: list[tuple[Any, ...]] = []
         # owner → China day → [points, owner_kind, org_path as credited], days in the order first
         # credited, and owner → [cadre kind, org type] as last known: written to period_deltas,
         # whose fold files them at the owner's row's place (the first credit's for an owner with
@@ -335,7 +337,7 @@ class State:
         and a batch applied ahead would read them as they were)."""
         return self._committed_gen is not None and self.epoch == self._begun_epoch and not (
             self.pending or self._dirty or self.ledger or self.facts or self.flags or self.cadre_paths
-            or self.period_delta or self.refiled)
+            or self.org_history or self.period_delta or self.refiled)
 
     def lend(self, tx: ProjectionTx | None) -> None:
         """Read misses through ``tx`` (a batch applied ahead reads outside the transaction)."""
@@ -369,6 +371,7 @@ class State:
         self.facts.clear()
         self.flags.clear()
         self.cadre_paths.clear()
+        self.org_history.clear()
         self._forget_points()
         self.refiled.clear()
 
@@ -500,6 +503,10 @@ class State:
     def add_cadre_path(self, cadre_id: str, org_path: str, kind: str | None, org_type: str | None) -> None:
         """The cadre's place, kind and org level from now on (as-of queries read them back)."""
         self.cadre_paths.append((cadre_id, org_path, kind, org_type, *self._stamp()))
+
+    def add_org_version(self, org: Row) -> None:
+        """The org's place, name, level and state from now on (circulars as of an instant)."""
+        self.org_history.append((*(org[c] for c in ORG_COLUMNS), *self._stamp()))
 
     def _stamp(self) -> tuple[Any, ...]:
         return (self.stamp,) if self.stamped else ()
@@ -654,9 +661,10 @@ class State:
                 if args:
                     upserts.append((spec, _columns_with_json_text(spec, args)))
             self._dirty = defaultdict(set)
-        taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths,
+        taken = _Taken(upserts, self.ledger, self.facts, self.flags, self.cadre_paths, self.org_history,
                        self._take_points() if rows else [], self.refiled, self._gen, self.applied_at)
-        self.ledger, self.facts, self.flags, self.cadre_paths, self.refiled = [], [], [], [], {}
+        self.ledger, self.facts, self.flags, self.cadre_paths, self.org_history = [], [], [], [], []
+        self.refiled = {}
         return taken
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
@@ -667,8 +675,9 @@ class State:
         for spec, cols in taken.upserts:
             await self._upsert(conn, spec=spec, cols=cols)
         for table, columns, rows in (("ledger", LEDGER_COLUMNS, taken.ledger), ("facts", FACT_COLUMNS, taken.facts),
-                                     ("flags", FLAG_COLUMNS, taken.flags), ("cadre_paths", PATH_COLUMNS,
-                                                                            taken.cadre_paths)):
+                                     ("flags", FLAG_COLUMNS, taken.flags),
+                                     ("cadre_paths", PATH_COLUMNS, taken.cadre_paths),
+                                     ("org_history", ORG_COLUMNS, taken.org_history)):
             if rows:
                 await conn.copy_records_to_table(table, schema_name=s, columns=columns + at,
                                                  records=((*r, taken.applied_at) for r in rows) if live else rows)
@@ -792,6 +801,7 @@ class _Taken:
     facts: list[tuple[Any, ...]]
     flags: list[tuple[Any, ...]]
     cadre_paths: list[tuple[Any, ...]]
+    org_history: list[tuple[Any, ...]]
     deltas: list[tuple[Any, ...]]
     refiled: dict[str, tuple[str, str | None, str | None]]
     gen: int | None

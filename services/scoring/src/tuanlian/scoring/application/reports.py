@@ -119,11 +119,9 @@ def _pct(a: float, b: float) -> float | None:
 
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                         as_of: datetime | None) -> list[dict[str, Any]]:
-    """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``."""
-    children = [dict(r) for r in await conn.fetch(
-        f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE depth = $2 AND {q.subtree('org_path', '$1')} "
-        "ORDER BY org_path", org["org_path"], (org["depth"] or 0) + 1)]
-    scopes = children or [org]
+    """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
+    children there were as of ``as_of``, under their names then."""
+    scopes = await q.org_children(conn, p, org["org_path"], as_of) or [org]
     cadres = await q.cadres_in(conn, p, org["org_path"], as_of)
     ids = [c["cadre_id"] for c in cadres]
     start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
@@ -182,6 +180,10 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
 
 async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                             as_of: datetime | None) -> dict[str, Any]:
+    # The org where and as named then: a circular recomputed after a rename or a move is the one
+    # that was published.
+    then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
+    org = {**org, **then} if then else org
     rows = await circular_rows(conn, p, org, period, as_of)
     before = await circular_rows(conn, p, org, period.previous(), as_of)
     prev_rank = {r["org_id"]: r["rank"] for r in before}
