@@ -37,3 +37,15 @@ def _log_around_an_event() -> None:
     assert during["note"] == "call 138****5678"
     assert during["phone"] == "***"
     assert during["service"] == "testsvc"
+
+
+def test_an_error_logged_with_its_exception_carries_the_traceback_masked() -> None:
+    log = structlog.wrap_logger(structlog.ReturnLogger(),
+                                processors=[*shared_processors(), structlog.processors.JSONRenderer()])
+    try:
+        raise ValueError("no youth with phone 13812345678")
+    except ValueError:
+        line = json.loads(log.exception("lookup failed"))
+    assert "Traceback (most recent call last)" in line["exception"]
+    assert 'raise ValueError("no youth with phone 138****5678")' in line["exception"]
+    assert "13812345678" not in json.dumps(line)

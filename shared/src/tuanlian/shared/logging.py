@@ -37,6 +37,9 @@ def shared_processors() -> list[Any]:
         _add_event_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # The traceback as text, before masking (an error's message may quote what someone typed):
+        # a JSON line had shown only "<traceback object at 0x…>".
+        structlog.processors.format_exc_info,
         _mask_pii,
     ]
 
