@@ -4,7 +4,7 @@ service itself, through real JetStream and Postgres."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
@@ -45,11 +45,14 @@ async def test_circulars_are_issued_once_at_each_close_by_the_orgs_that_plan_the
                                                       kind=c.CadreKind.full_time, in_leadership_organ=False), T0)
     await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
                                                          org_path="/root/o1"), T0)
-    # The city circulates monthly from January, stops in September, starts again in 2099. Its
-    # counties inherit those rules (o1) but issue nothing; o2 plans its own but is closed.
+    # The city circulates monthly from January, stops in September, starts again this month (a
+    # circular of a period not begun is refused). Its counties inherit those rules (o1) but issue
+    # nothing; o2 plans its own but is closed.
+    this_month = period_of(china_day(utcnow()), PeriodKind.month)
+    assert this_month.start >= date(2026, 10, 1), "the plan below is dropped until this month"
     await _rules(contacts, "root", "/root", date(2026, 1, 1), MONTHLY)
     await _rules(contacts, "root", "/root", date(2026, 9, 1), c.OrgRules())
-    await _rules(contacts, "root", "/root", date(2099, 1, 1), MONTHLY)
+    await _rules(contacts, "root", "/root", this_month.start, MONTHLY)
     await _rules(contacts, "o2", "/root/o2", date(2026, 1, 1), MONTHLY)
     await contacts.emit("org-o2", c.OrgClosed(org_id="o2", org_path="/root/o2"), T0)
     await scoring.applied(10)
@@ -78,17 +81,17 @@ async def test_circulars_are_issued_once_at_each_close_by_the_orgs_that_plan_the
     assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
 
     # A circular an admin published after April closed stands for April's; one published before
-    # a period closed (January 2099, published now) does not stand for that period's.
+    # a period closed (this month's, a progress circular) does not stand for that period's.
     admin = scoring.auth(Role.org_admin, "a", "/root")
-    for period in ("2026-04", "2099-01"):
+    for period in ("2026-04", this_month.key):
         r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": period},
                                     headers=admin)
         assert r.status_code == 201, r.text
     await issue_due(scoring.runtime, date(2026, 5, 10))
-    await issue_due(scoring.runtime, date(2099, 2, 10))
+    await issue_due(scoring.runtime, this_month.end + timedelta(days=10))
     by_period = Counter(p for p, _by in await _periods(scoring, "root"))
-    assert (by_period["2026-04"], by_period["2099-01"]) == (1, 2)
-    assert [by for p, by in await _periods(scoring, "root") if p == "2099-01"] == [system, "org_admin:a"]
+    assert (by_period["2026-04"], by_period[this_month.key]) == (1, 2)
+    assert [by for p, by in await _periods(scoring, "root") if p == this_month.key] == [system, "org_admin:a"]
     # Dropped from September: August still gets its circular (run under the plan), September none.
     await issue_due(scoring.runtime, date(2026, 10, 10))
     assert [p for p, _by in await _periods(scoring, "root") if p.startswith("2026-0") and p >= "2026-08"] == ["2026-08"]
