@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -84,3 +85,31 @@ async def test_ratings_once_per_period_and_aggregates_only_over_the_minimum(harn
     await h.call("GET", "/cadres/c1/ratings", h.auth(Role.cadre, "c2", BRANCH), 403)
     events = await h.rows("SELECT actor, payload::text AS p FROM wishes.events WHERE event_type = 'CadreRated'")
     assert len(events) == 5 and all(e["actor"] is None and '"y' not in e["p"] for e in events)
+
+
+async def test_one_post_grouped_by_parallel_requests_lands_in_one_issue(harness: Harness) -> None:
+    h = harness
+    await h.contacts.org("b1", BRANCH, OrgType.branch)
+    await wait_until(lambda: h.rows("SELECT 1 FROM wishes.orgs"))
+    youth, admin = h.auth(Role.youth, "y1"), h.auth(Role.org_admin, "a", "/city")
+    post = await h.call("POST", "/voice", youth, 201, json={"kind": "complaint", "text": "路灯坏了", "org_id": "b1"})
+    body = {"title": "路灯", "org_id": "b1", "post_ids": [post["post_id"]]}
+    db = h.app.state.runtime.db
+
+    async def waiting() -> int:
+        async with db.connection() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                           "AND datname = current_database()"))
+
+    # Made certain, not hoped for: the issues table held (reads pass, writes wait) until all ten
+    # requests have checked the post and wait.
+    async with db.transaction() as hold:
+        await hold.execute("LOCK TABLE wishes.voice_issues IN SHARE MODE")
+        sent = asyncio.gather(*(h.http.post("/voice/issues", headers=admin, json=body) for _ in range(10)))
+        await wait_until(waiting, until=lambda n: n >= 10, message="ten requests wait")
+    answers = await sent
+    assert sorted(r.status_code for r in answers) == [201] + [422] * 9, [r.text for r in answers]
+    assert all("already in another issue" in r.json()["detail"] for r in answers if r.status_code == 422)
+    issues = await h.rows("SELECT issue_id, post_count FROM wishes.voice_issues")
+    [posted] = await h.rows("SELECT issue_id FROM wishes.voice_posts WHERE post_id = $1", post["post_id"])
+    assert [(i["issue_id"], i["post_count"]) for i in issues] == [(posted["issue_id"], 1)]

@@ -97,8 +97,12 @@ class VoiceCommands(Base):
     async def _check_posts(self, conn: asyncpg.Connection, who: Principal, post_ids: list[str],
                            issue_id: str | None) -> None:
         field = "post_ids" if issue_id is None else "add_post_ids"
+        # Locked, in one order: two requests grouping one post both found it free and both put it
+        # in their issue (each issue a stream of its own, nothing conflicted). The second now
+        # waits for the first to commit and finds it taken.
         rows = await conn.fetch(
-            f"SELECT post_id, org_path, issue_id FROM {self.s}.voice_posts WHERE post_id = ANY($1::text[])", post_ids
+            f"SELECT post_id, org_path, issue_id FROM {self.s}.voice_posts WHERE post_id = ANY($1::text[]) "
+            "ORDER BY post_id FOR UPDATE", post_ids
         )
         found = {r["post_id"]: r["org_path"] for r in rows}
         missing = sorted(set(post_ids) - set(found))
