@@ -35,10 +35,9 @@ class ConcurrencyConflict(Exception):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"stream {stream_id} is at version {actual}, not {expected}: "
-            "it was changed concurrently; reload and retry"
-        )
+        moved = (f"was written past version {expected} by another request at the same moment" if actual is None
+                 else f"is at version {actual}, not {expected}: it was changed concurrently")
+        super().__init__(f"stream {stream_id} {moved}; reload and retry")
 
 
 @dataclass(frozen=True)
