@@ -147,15 +147,11 @@ async def points_as_of(conn: asyncpg.Connection, p: str, *, org_path: str, start
     return list(await conn.fetch(sql, org_path, start, end, as_of))
 
 
-async def org_as_of(conn: asyncpg.Connection, p: str, org_id: str, as_of: datetime | None) -> dict[str, Any] | None:
-    """An org's path, name and level as of an instant (``None`` if it did not exist yet); now's
-    without ``as_of``."""
-    if as_of is None:
-        row = await conn.fetchrow(f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE org_id = $1", org_id)
-    else:
-        row = await conn.fetchrow(
-            f"SELECT org_id, org_path, name, org_type FROM {p}.org_history WHERE org_id = $1 AND applied_at <= $2 "
-            "ORDER BY applied_at DESC LIMIT 1", org_id, as_of)
+async def org_as_of(conn: asyncpg.Connection, p: str, org_id: str, as_of: datetime) -> dict[str, Any] | None:
+    """An org's path, name and level as of an instant (``None`` if it did not exist yet)."""
+    row = await conn.fetchrow(
+        f"SELECT org_id, org_path, name, org_type FROM {p}.org_history WHERE org_id = $1 AND applied_at <= $2 "
+        "ORDER BY applied_at DESC LIMIT 1", org_id, as_of)
     return dict(row) if row else None
 
 
