@@ -11,6 +11,7 @@ from typing import Any
 
 from tuanlian.scoring.adapters.folding import BOARD_COLUMNS, PeriodFolder, fold, pending
 from tuanlian.scoring.adapters.projection import Projector
+from tuanlian.scoring.adapters.queries import org_as_of
 from tuanlian.scoring.adapters.rebuild import projection_ddl
 from tuanlian.scoring.adapters.state import DELTA_COLUMNS, State
 from tuanlian.scoring.domain.periods import RANKING_KINDS, period_of
@@ -173,6 +174,29 @@ async def test_the_owner_index_and_the_moves_reach_every_projection_version_that
         moves = {r[0] for r in await conn.fetch("SELECT table_schema FROM information_schema.tables "
                                                 "WHERE table_name = 'board_moves'")}
         assert {"sm_proj", "sm_proj_v2", "sm_proj_v3"} <= indexed & moves
+    finally:
+        await conn.close()
+
+
+async def test_orgs_projected_before_their_history_was_kept_get_one(database_url: str) -> None:
+    """Migration 0012 gives each org already projected, in every version that exists, one history
+    row from the beginning of time: a circular recomputed as of any instant still finds it."""
+    conn = await connect_raw(database_url)
+    try:
+        migrations = load_migrations("tuanlian.scoring.migrations", "oh")
+        first = [m.version for m in migrations].index("0012_org_history")
+        await migrate(conn, "oh", migrations[:first])
+        await conn.execute("INSERT INTO oh_proj.orgs (org_id, org_path, name, org_type, depth) "
+                           "VALUES ('b1', '/c/b1', '一支部', 'branch', 2)")
+        await conn.execute("CREATE SCHEMA oh_proj_v2; CREATE TABLE oh_proj_v2.period_points "
+                           "(LIKE oh_proj.period_points INCLUDING ALL); "  # a version with no orgs table
+                           "INSERT INTO oh.projection_versions (version, schema_name, status) VALUES (2, 'oh_proj_v2', 'retired')")
+        assert await migrate(conn, "oh", migrations) == [m.version for m in migrations[first:]]
+        assert [tuple(r) for r in await conn.fetch("SELECT org_id, org_path, name FROM oh_proj.org_history")] == [
+            ("b1", "/c/b1", "一支部")]
+        assert await conn.fetchval("SELECT count(*) FROM oh_proj_v2.org_history") == 0
+        then = await org_as_of(conn, "oh_proj", "b1", datetime(2000, 1, 1, tzinfo=UTC))
+        assert then is not None and then["name"] == "一支部"
     finally:
         await conn.close()
 

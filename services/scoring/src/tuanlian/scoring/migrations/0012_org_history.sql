@@ -18,9 +18,11 @@ BEGIN
                        'applied_at timestamptz NOT NULL DEFAULT clock_timestamp())', target);
         EXECUTE format('CREATE INDEX IF NOT EXISTS org_history_org ON %I.org_history (org_id, applied_at)', target);
         EXECUTE format('CREATE INDEX IF NOT EXISTS org_history_path ON %I.org_history (org_path)', target);
-        EXECUTE format('INSERT INTO %I.org_history (org_id, org_path, name, org_type, closed, applied_at) '
-                       'SELECT org_id, org_path, name, org_type, closed, ''-infinity'' FROM %I.orgs '
-                       'WHERE NOT EXISTS (SELECT 1 FROM %I.org_history)', target, target, target);
+        IF to_regclass(format('%I.orgs', target)) IS NOT NULL THEN
+            EXECUTE format('INSERT INTO %I.org_history (org_id, org_path, name, org_type, closed, applied_at) '
+                           'SELECT org_id, org_path, name, org_type, closed, ''-infinity'' FROM %I.orgs '
+                           'WHERE NOT EXISTS (SELECT 1 FROM %I.org_history)', target, target, target);
+        END IF;
     END LOOP;
 END $$;
 
