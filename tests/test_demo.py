@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 from tuanlian.cli.demo import load_demo_league
-from tuanlian.cli.launcher import Stack
+from tuanlian.cli.launcher import Stack, record_stack, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +50,29 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
 
         after = (await http.get(f"/circulars/{demo['circular']}/as-of")).json()
         assert after["equal"] is True, after
+
+        # An auditor beside `make run` names no server: the launcher's record of them is found
+        # under TUANLIAN_HOME (its pid alive: here, this process).
+        record_stack(stack.home, stack.database_url, stack.nats_url)
+        bare = {k: v for k, v in os.environ.items() if k not in ("TUANLIAN_DATABASE_URL", "TUANLIAN_NATS_URL")}
+        explain = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tuanlian.cli.main", "audit", "explain", "--cadre", demo["top_cadre"],
+            env={**bare, "TUANLIAN_HOME": str(stack.home)}, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(explain.communicate(), timeout=60)
+        assert explain.returncode == 0, err.decode()
+        ledger = (await http.get(f"/cadres/{demo['top_cadre']}/ledger")).json()
+        assert f"total {sum(e['points'] for e in ledger)} points in {len(ledger)} entries" in out.decode()
+
+
+def test_a_stack_record_counts_only_while_its_launcher_runs(tmp_path: Path) -> None:
+    assert running_stack(tmp_path) is None  # none recorded
+    record_stack(tmp_path, "postgresql://db/x", "nats://bus:4222")
+    assert running_stack(tmp_path) == {"database_url": "postgresql://db/x", "nats_url": "nats://bus:4222"}
+    assert (tmp_path / "stack.json").stat().st_mode & 0o077 == 0
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = json.loads((tmp_path / "stack.json").read_text())
+    (tmp_path / "stack.json").write_text(json.dumps({**record, "pid": int(gone.stdout)}))
+    assert running_stack(tmp_path) is None  # its launcher has exited
+    (tmp_path / "stack.json").write_text("{not json")
+    assert running_stack(tmp_path) is None

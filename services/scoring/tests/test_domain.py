@@ -13,7 +13,7 @@ from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
 from tuanlian.scoring.domain.assessment import assess
 from tuanlian.scoring.domain.compliance import Compliance, Verdict, progress_check, silence_check, state_check
 from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
-from tuanlian.scoring.domain.ranking import rank, rank_change
+from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
 from tuanlian.scoring.domain.rules import RuleSet, ruleset
 from tuanlian.scoring.domain.schedule import ASSESSMENTS, closed_at, periods_due
 from tuanlian.scoring.domain.signals import LoggedInteraction, detect
@@ -26,6 +26,7 @@ from tuanlian.shared.contracts.contacts import (
     FiveOnesPeriod,
     FiveOnesRule,
     OrgRules,
+    OrgType,
 )
 
 RS = ruleset("default-2026.1")
@@ -103,6 +104,17 @@ def test_ranking_shares_ranks_on_ties_and_skips_after(scores: list[int]) -> None
 
 def test_rank_change() -> None:
     assert rank_change(1, 3) == 2 and rank_change(3, 1) == -2 and rank_change(1, None) is None
+
+
+def test_orgs_are_compared_at_the_level_most_sub_organisations_have() -> None:
+    def org(t: str, closed: bool = False) -> dict[str, object]:
+        return {"org_type": t, "closed": closed}
+
+    assert peer_level([org("county"), org("university"), org("county")]) == OrgType.county
+    assert peer_level([org("university"), org("county")]) == OrgType.county  # a tie: the higher level
+    assert peer_level([org("county", closed=True), org("university")]) == OrgType.university
+    assert peer_level([org("branch", closed=True)]) is None
+    assert peer_level([]) is None
 
 
 def test_activity_level_weights() -> None:

@@ -146,6 +146,17 @@ async def test_leaderboard_ties_filters_rank_change_and_scope(scoring: Scoring, 
     orgs = await scoring.get("/leaderboards/orgs", org_path="/root", org_type="branch", period_kind="month",
                              period="2026-03")
     assert [(e["org_id"], e["rank"]) for e in orgs["entries"]] == [("o2", 1), ("o1", 2)]
+    # Without a level: that of /root's sub-organisations (both branches), said in the answer.
+    assert await scoring.get("/leaderboards/orgs", org_path="/root", period_kind="month",
+                             period="2026-03") == orgs
+    # A level that is no level is refused with the ones there are; nothing below a branch: the
+    # level must be named.
+    r = await scoring.http.get("/leaderboards/orgs", params={"org_path": "/root", "org_type": "branchh"},
+                               headers=scoring.auth(Role.system))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "org_type"]
+    assert "dorm_group" in r.json()["detail"][0]["msg"]
+    r = await scoring.http.get("/leaderboards/orgs", params={"org_path": "/root/o2"}, headers=scoring.auth(Role.system))
+    assert r.status_code == 422 and "no open sub-organisations" in r.json()["detail"][0]["msg"]
     # An admin of o1 sees o1 only, and not the whole tree.
     r = await scoring.http.get("/leaderboards/cadres", params={"org_path": "/root"},
                                headers=scoring.auth(Role.org_admin, "a", "/root/o1"))

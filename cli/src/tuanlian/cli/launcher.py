@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,29 @@ from tuanlian.shared.settings import DEFAULT_PORTS, Settings
 
 SERVICES = tuple(DEFAULT_PORTS)
 console = Console()
+
+
+STACK_FILE = "stack.json"
+
+
+def record_stack(home: Path, database_url: str, nats_url: str) -> Path:
+    """Where the running stack's servers are, for the ``tuanlian audit`` and ``scoring`` commands
+    run beside it (an embedded server's port is free-chosen at each start). Readable by its owner
+    only: an external database's URL may carry a password."""
+    path = home / STACK_FILE
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"pid": os.getpid(), "database_url": database_url, "nats_url": nats_url}))
+    return path
+
+
+def running_stack(home: Path) -> dict[str, str] | None:
+    """The URLs a ``tuanlian run`` under ``home`` recorded, if that launcher is still running."""
+    try:
+        recorded = json.loads((home / STACK_FILE).read_text())
+        os.kill(int(recorded["pid"]), 0)  # raises if it is gone
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"database_url": str(recorded["database_url"]), "nats_url": str(recorded["nats_url"])}
 
 
 async def ensure_database(server_url: str, name: str) -> str:
@@ -134,6 +158,7 @@ def launch(settings: Settings, *, load_demo: bool = True) -> int:
     try:
         with console.status("starting Postgres and NATS…"):
             stack.start_infrastructure()
+        record_stack(home, stack.database_url, stack.nats_url)
         with console.status("starting contacts, wishes, scoring, notify…"):
             stack.start_services()
         token = None
@@ -162,6 +187,7 @@ def launch(settings: Settings, *, load_demo: bool = True) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with console.status("stopping…"):
             stack.stop()
+        (home / STACK_FILE).unlink(missing_ok=True)
         console.print("stopped; data kept in", str(home))
     return 0
 
@@ -181,8 +207,6 @@ def _print_welcome(stack: Stack, token: str | None) -> None:
     )
     marker = stack.home / "demo.json"
     if token and marker.exists():
-        import json
-
         demo = json.loads(marker.read_text())
         console.print("\n[bold]Where to look first[/bold]")
         token_file = stack.home / "admin.token"
@@ -210,6 +234,10 @@ def _print_welcome(stack: Stack, token: str | None) -> None:
             f"  micro-wishes of the city (微心愿), by category:\n"
             f'    curl -H "Authorization: Bearer $(cat {token_file})" '
             f"'{s.url_of('wishes')}/stats?org_path={demo['city_path']}'"
+        )
+        print(
+            f"  the same ledger for an auditor, from the command line (this stack's servers are found by itself):\n"
+            f"    uv run tuanlian audit explain --cadre {demo['top_cadre']}   # and: uv run tuanlian audit verify"
         )
         console.print(f"  every message sent, login codes included (dev only): {s.url_of('notify')}/dev/inbox")
         console.print(

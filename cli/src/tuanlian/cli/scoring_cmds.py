@@ -7,18 +7,33 @@ import asyncio
 
 import typer
 from tuanlian.cli.errors import fail
-from tuanlian.shared.settings import get_settings
+from tuanlian.cli.launcher import running_stack
+from tuanlian.shared.settings import Settings, get_settings
 
 audit = typer.Typer(no_args_is_help=True, help="Audit (审计): explain points, verify the event logs.")
 scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
 
 
+def _settings() -> Settings:
+    """The settings, with the servers of a ``tuanlian run`` under ``TUANLIAN_HOME`` where no URL is
+    set: an auditor beside ``make run`` need not look its free-chosen ports up."""
+    settings = get_settings()
+    if settings.database_url and settings.nats_url:
+        return settings
+    stack = running_stack(settings.home)
+    if stack is None:
+        return settings
+    return settings.model_copy(update={"database_url": settings.database_url or stack["database_url"],
+                                       "nats_url": settings.nats_url or stack["nats_url"]})
+
+
 async def _connect():  # type: ignore[no-untyped-def]
     from tuanlian.shared.db import connect_raw
 
-    url = get_settings().database_url
+    url = _settings().database_url
     if not url:
-        fail("TUANLIAN_DATABASE_URL is not set: which Postgres should I read?")
+        fail("TUANLIAN_DATABASE_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
+             "which Postgres should I read?")
     try:
         return await connect_raw(url or "")
     except Exception as exc:
@@ -105,7 +120,7 @@ def rebuild(
     from tuanlian.scoring.domain.rules import UnknownRuleSet, known_rulesets
     from tuanlian.shared.streams import connect_nats, event_stream_name
 
-    settings = get_settings()
+    settings = _settings()
 
     async def go() -> None:
         conn = await _connect()

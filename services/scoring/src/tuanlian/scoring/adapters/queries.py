@@ -162,15 +162,15 @@ async def org_children(conn: asyncpg.Connection, p: str, org_path: str, as_of: d
         return f"{subtree(col, '$1')} AND {col} <> $1 AND strpos(substr({col}, length($1) + 2), '/') = 0"
 
     if as_of is None:
-        rows = await conn.fetch(f"SELECT org_id, org_path, name, org_type FROM {p}.orgs WHERE {child('org_path')} "
-                                "ORDER BY org_path", org_path)
+        rows = await conn.fetch(f"SELECT org_id, org_path, name, org_type, closed FROM {p}.orgs "
+                                f"WHERE {child('org_path')} ORDER BY org_path", org_path)
     else:
         # Every org that was a child at some time by then (an index range), at its last place by
         # then, kept if that place is a child's.
         rows = await conn.fetch(
-            f"SELECT v.org_id, v.org_path, v.name, v.org_type FROM (SELECT DISTINCT org_id FROM {p}.org_history "
-            f"WHERE {child('org_path')} AND applied_at <= $2) c CROSS JOIN LATERAL ("
-            f"SELECT org_id, org_path, name, org_type FROM {p}.org_history h WHERE h.org_id = c.org_id "
+            f"SELECT v.org_id, v.org_path, v.name, v.org_type, v.closed FROM (SELECT DISTINCT org_id "
+            f"FROM {p}.org_history WHERE {child('org_path')} AND applied_at <= $2) c CROSS JOIN LATERAL ("
+            f"SELECT org_id, org_path, name, org_type, closed FROM {p}.org_history h WHERE h.org_id = c.org_id "
             "AND h.applied_at <= $2 ORDER BY h.applied_at DESC LIMIT 1) v "
             f"WHERE {child('v.org_path')} ORDER BY v.org_path",
             org_path, as_of)

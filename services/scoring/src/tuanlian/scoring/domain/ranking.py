@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from tuanlian.shared.contracts.contacts import OrgType
 
 K = TypeVar("K", bound=Hashable)
 
@@ -38,3 +41,14 @@ def rank_change(current: int | None, previous: int | None) -> int | None:
     if current is None or previous is None:
         return None
     return previous - current
+
+
+def peer_level(children: Iterable[Mapping[str, Any]]) -> OrgType | None:
+    """The level an org's ranking of organisations compares when none is named (同级比较): the
+    one most of its open direct sub-organisations have (a 团市委's 区县团委, say, beside one
+    高校团委), the higher level on a tie; None when it has no open sub-organisation."""
+    levels = Counter(OrgType(c["org_type"]) for c in children if not c.get("closed") and c.get("org_type"))
+    if not levels:
+        return None
+    order = list(OrgType)
+    return max(levels, key=lambda t: (levels[t], -order.index(t)))

@@ -11,9 +11,10 @@ from tuanlian.scoring.adapters import queries as q
 from tuanlian.scoring.application import circulars as circ
 from tuanlian.scoring.application import reports
 from tuanlian.scoring.domain.periods import Period, PeriodKind, china_day, parse_period, period_of
-from tuanlian.scoring.domain.ranking import rank, rank_change
+from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
 from tuanlian.scoring.entrypoints import render
 from tuanlian.shared.auth import Principal, Role
+from tuanlian.shared.contracts.contacts import OrgType
 from tuanlian.shared.contracts.dates import CivilDateTime
 from tuanlian.shared.errors import NotFound
 from tuanlian.shared.events import utcnow
@@ -81,7 +82,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         period_kind: Annotated[str, Query(pattern="^(all|day|month|quarter|year)$")] = "all",
         period: Annotated[str | None, Query(description="e.g. 2026-03, 2026-Q1; default: the current one")] = None,
         cadre_kind: Annotated[str | None, Query(pattern="^(full_time|seconded|part_time)$")] = None,
-        org_type: Annotated[str | None, Query(description="only cadres of orgs of this level")] = None,
+        org_type: Annotated[OrgType | None, Query(description="only cadres of orgs of this level")] = None,
         as_of: Annotated[CivilDateTime | None, Query(description="recompute as scoring knew it then")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
@@ -138,7 +139,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         who: Who,
         p: Proj,
         org_path: Annotated[str, Query(pattern=PATH)],
-        org_type: Annotated[str, Query(description="the level compared: orgs are ranked against their peers")],
+        org_type: Annotated[OrgType | None, Query(
+            description="the level compared (orgs are ranked against their peers); default: the level "
+                        "most of the subtree root's direct sub-organisations have")] = None,
         period_kind: Annotated[str, Query(pattern="^(all|day|month|quarter|year)$")] = "month",
         period: str | None = None,
         as_of: Annotated[CivilDateTime | None, Query(description="recompute as scoring knew it then")] = None,
@@ -147,11 +150,18 @@ def build_router(runtime: Runtime) -> APIRouter:
         require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
         per = _period(period_kind, period)
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
+        if org_type is None:
+            async with runtime.db.connection() as conn:
+                org_type = peer_level(await q.org_children(conn, p, org_path, as_of))
+            if org_type is None:
+                raise HTTPException(422, [{"loc": ["query", "org_type"], "type": "missing",
+                                           "msg": f"{org_path} has no open sub-organisations to rank: name the "
+                                                  "level compared (org_type)"}])
 
         async def orgs() -> list[dict[str, Any]]:
             return [dict(r) for r in await conn.fetch(
                 f"SELECT org_id, org_path, name FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed "
-                f"AND {q.subtree('o.org_path', '$1')}", org_path, org_type)]
+                f"AND {q.subtree('o.org_path', '$1')}", org_path, org_type.value)]
 
         def per_cadre(r: dict[str, Any]) -> dict[str, Any]:
             return {**r, "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
@@ -163,7 +173,7 @@ def build_router(runtime: Runtime) -> APIRouter:
                 f"(SELECT coalesce(sum(points), 0) FROM {p}.period_points pp WHERE pp.period_kind = $3 "
                 f"AND pp.period_key = $4 AND {q.subtree('pp.org_path', 'o.org_path')}) AS points "
                 f"FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed AND {q.subtree('o.org_path', '$1')}",
-                org_path, org_type, kind, k)
+                org_path, org_type.value, kind, k)
             return [per_cadre(dict(r)) for r in rows]
 
         async def scores_as_of(per_: Period | None) -> list[dict[str, Any]]:
@@ -190,7 +200,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         by_id = {r["org_id"]: r for r in rows}
         entries = [{**by_id[r.key], "rank": r.rank, "rank_change": rank_change(r.rank, prev.get(r.key))}
                    for r in rank([(r["org_id"], r["points_per_cadre"]) for r in rows])[:limit]]
-        return {"org_path": org_path, "org_type": org_type, "period_kind": kind, "period": key, "entries": entries}
+        return {"org_path": org_path, "org_type": org_type.value, "period_kind": kind, "period": key, "entries": entries}
 
     @router.get("/cadres/{cadre_id}/ledger", tags=["audit"],
                 summary="Every ledger entry of a cadre with its rule, rule-set version and source events")
