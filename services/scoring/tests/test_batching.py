@@ -20,6 +20,7 @@ import nats.errors
 import pytest
 from nats.js import JetStreamContext
 from scoring_support import Producer
+from test_audit_and_assessments import cli
 from tuanlian.scoring.adapters.folding import PeriodFolder, fold
 from tuanlian.scoring.adapters.projection import CONTACTS_EVENTS, WISHES_EVENTS, Projector, attach
 from tuanlian.scoring.adapters.rebuild import Rebuild
@@ -388,6 +389,18 @@ async def test_an_event_the_projector_cannot_apply_is_isolated_and_dead_lettered
                                      bad.event_id)
     assert [ref for ref, _ in ledger] == ["r1", "r2"]  # each once, though their batch was applied twice
     assert raised == ["y2"] and attempts == 2
+    # What an operator sees of it: the consumer, the event's subject and sequence, its id, the
+    # attempts and the reason.
+    r = await cli(database_url, "audit", "dead-letters", "--service", "scoring", nats_url=nats_url)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "scoring: 1 dead-lettered (the latest 1 below)"
+    assert f"{cons.durable} wishes.events.wish.WishRaised#2 event={bad.event_id} attempts=2:" in lines[1]
+    assert lines[1].endswith("cannot apply this wish"), lines[1]
+    r = await cli(database_url, "audit", "dead-letters", "--service", "notify", nats_url=nats_url)
+    assert r.exit_code == 0 and "no dead-letter stream (DLQ_NOTIFY)" in r.output
+    r = await cli(database_url, "audit", "dead-letters", "--service", "nobody", nats_url=nats_url)
+    assert r.exit_code == 1 and "unknown service 'nobody'" in r.output
 
 
 async def test_both_consumers_and_the_folder_at_once_through_many_transfers_deadlock_nowhere(

@@ -1,4 +1,5 @@
-"""``tuanlian audit``: explain a cadre's points entry by entry, verify the producers' hash chains.
+"""``tuanlian audit``: explain a cadre's points entry by entry, verify the producers' hash chains,
+list what the consumers dead-lettered.
 ``tuanlian scoring``: rebuild the projection from the streams into a new version, list versions."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from tuanlian.cli.errors import fail
 from tuanlian.cli.launcher import running_stack
 from tuanlian.shared.settings import Settings, get_settings
 
-audit = typer.Typer(no_args_is_help=True, help="Audit (审计): explain points, verify the event logs.")
+audit = typer.Typer(no_args_is_help=True,
+                    help="Audit (审计): explain points, verify the event logs, list dead-lettered events.")
 scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
 
 
@@ -100,6 +102,63 @@ def verify() -> None:
 
     if asyncio.run(go()):
         raise typer.Exit(1)
+
+
+@audit.command("dead-letters")
+def dead_letters(
+    service: str = typer.Option(None, "--service", help="only this consuming service's (wishes, scoring, notify…)"),
+    limit: int = typer.Option(20, min=1, max=10_000, help="the latest this many of each service"),
+) -> None:
+    """The events a service's consumers dead-lettered (死信), latest first: when, which consumer,
+    the original subject and sequence, the event, the attempts and the reason."""
+    from nats.js.errors import NotFoundError
+    from tuanlian.shared.settings import DEFAULT_PORTS
+    from tuanlian.shared.streams import connect_nats, dlq_stream_name
+
+    services = tuple(DEFAULT_PORTS)
+    if service is not None and service not in services:
+        fail(f"unknown service {service!r}; one of {', '.join(services)}")
+    url = _settings().nats_url
+    if not url:
+        fail("TUANLIAN_NATS_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
+             "which NATS server should I read?")
+
+    async def go() -> None:
+        try:
+            nc = await connect_nats(url, name="tuanlian-audit-dead-letters")
+        except Exception as exc:
+            fail(f"NATS is not reachable: {exc}")
+        js = nc.jetstream()
+        try:
+            for name in (service,) if service else services:
+                stream = dlq_stream_name(name)
+                try:
+                    state = (await js.stream_info(stream)).state
+                except NotFoundError:
+                    typer.echo(f"{name}: no dead-letter stream ({stream}): it consumes nothing, or never ran")
+                    continue
+                typer.echo(f"{name}: {state.messages} dead-lettered" + (
+                    f" (the latest {min(limit, state.messages)} below)" if state.messages else ""))
+                shown, seq = 0, state.last_seq
+                while shown < limit and seq >= max(state.first_seq, 1):
+                    try:
+                        msg = await js.get_msg(stream, seq)
+                    except NotFoundError:  # deleted from the middle of the stream
+                        seq -= 1
+                        continue
+                    h = msg.headers or {}
+                    event = h.get("Nats-Msg-Id", "").rsplit(":", 1)[-1] or "-"
+                    when = f"{msg.time:%Y-%m-%d %H:%M:%S}" if msg.time else "-"
+                    typer.echo(f"  {when} {h.get('Tuanlian-Consumer', '-')} "
+                               f"{h.get('Tuanlian-Original-Subject', '-')}#{h.get('Tuanlian-Original-Sequence', '-')} "
+                               f"event={event} attempts={h.get('Tuanlian-Attempts', '-')}: "
+                               f"{h.get('Tuanlian-Reason', '')}")
+                    shown += 1
+                    seq -= 1
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
 
 
 @scoring.command("rebuild")
