@@ -219,6 +219,12 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     await scoring.applied(8)
     check = await scoring.get(f"/circulars/{doc['number']}/as-of")
     assert check["equal"] is True, check["recomputed"]["rows"]
+    # So does the organisations' ranking asked as of then: one branch, under its name then.
+    month = {"org_path": "/root", "org_type": "branch", "period_kind": "month", "period": "2026-03"}
+    then = await scoring.get("/leaderboards/orgs", **month, as_of=doc["as_of"])
+    assert [(e["org_id"], e["name"], e["points"]) for e in then["entries"]] == [("o1", "一支部", 4)]
+    now = await scoring.get("/leaderboards/orgs", **month)
+    assert [(e["org_id"], e["name"]) for e in now["entries"]] == [("o1", "第一支部"), ("o2", "二支部")]
     again = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month",
                                                         "period": "2026-03"}, headers=admin)
     assert again.json()["number"] == "2026-03-002" and again.json()["rows"][0]["points"] == 5

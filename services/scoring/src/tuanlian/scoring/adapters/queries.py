@@ -177,6 +177,24 @@ async def org_children(conn: asyncpg.Connection, p: str, org_path: str, as_of: d
     return [dict(r) for r in rows]
 
 
+async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_type: str,
+                        as_of: datetime | None) -> list[dict[str, Any]]:
+    """The open orgs of one level within a subtree, as of an instant: where, as named and of the
+    level they were then (an org created, renamed, moved or closed since is as it was)."""
+    if as_of is None:
+        rows = await conn.fetch(f"SELECT org_id, org_path, name FROM {p}.orgs o WHERE o.org_type = $2 "
+                                f"AND NOT o.closed AND {subtree('o.org_path', '$1')}", org_path, org_type)
+    else:
+        rows = await conn.fetch(
+            f"SELECT v.org_id, v.org_path, v.name FROM (SELECT DISTINCT org_id FROM {p}.org_history "
+            f"WHERE {subtree('org_path', '$1')} AND applied_at <= $3) c CROSS JOIN LATERAL ("
+            f"SELECT org_id, org_path, name, org_type, closed FROM {p}.org_history h WHERE h.org_id = c.org_id "
+            "AND h.applied_at <= $3 ORDER BY h.applied_at DESC LIMIT 1) v "
+            f"WHERE {subtree('v.org_path', '$1')} AND v.org_type = $2 AND NOT v.closed",
+            org_path, org_type, as_of)
+    return [dict(r) for r in rows]
+
+
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
                     as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Cadres of a subtree with their place, kind and org level as of an instant (today's where

@@ -158,11 +158,6 @@ def build_router(runtime: Runtime) -> APIRouter:
                                            "msg": f"{org_path} has no open sub-organisations to rank: name the "
                                                   "level compared (org_type)"}])
 
-        async def orgs() -> list[dict[str, Any]]:
-            return [dict(r) for r in await conn.fetch(
-                f"SELECT org_id, org_path, name FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed "
-                f"AND {q.subtree('o.org_path', '$1')}", org_path, org_type.value)]
-
         def per_cadre(r: dict[str, Any]) -> dict[str, Any]:
             return {**r, "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
 
@@ -182,7 +177,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             pts = await q.points_as_of(conn, p, org_path=org_path, start=start, end=end, as_of=as_of)
             cadres = [c for c in await q.cadres_in(conn, p, org_path, as_of) if c["active"]]
             out = []
-            for o in await orgs():
+            for o in await q.orgs_of_level(conn, p, org_path, org_type.value, as_of):
                 def inside(path: str, root: str = o["org_path"]) -> bool:
                     return path == root or path.startswith(root + "/")
                 out.append(per_cadre({**o, "cadres": sum(1 for c in cadres if inside(c["org_path"])),
