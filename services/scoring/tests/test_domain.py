@@ -49,6 +49,16 @@ def test_periods_contain_their_day_and_tile_the_calendar(d: date, kind: PeriodKi
     assert parse_period(kind, p.key) == p
 
 
+def test_periods_are_named_as_league_documents_name_them() -> None:
+    d = date(2026, 11, 14)
+    names = {k: period_of(d, k).name_zh for k in PeriodKind}
+    assert names == {PeriodKind.day: "2026年11月14日", PeriodKind.month: "2026年11月",
+                     PeriodKind.two_months: "2026年11–12月", PeriodKind.quarter: "2026年第四季度",
+                     PeriodKind.half_year: "2026年下半年", PeriodKind.year: "2026年"}
+    assert period_of(date(2026, 2, 1), PeriodKind.quarter).name_zh == "2026年第一季度"
+    assert period_of(date(2026, 6, 30), PeriodKind.half_year).name_zh == "2026年上半年"
+
+
 def test_period_keys_reject_nonsense() -> None:
     assert parse_period("quarter", "2026-Q3").start == date(2026, 7, 1)
     for kind, key in (("month", "2026-13"), ("quarter", "2026-Q5"), ("day", "2026-02-30"), ("year", "x"),

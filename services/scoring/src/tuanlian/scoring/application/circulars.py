@@ -11,7 +11,7 @@ from uuid import UUID
 from tuanlian.scoring.adapters.queries import current_projection, subtree
 from tuanlian.scoring.application import reports
 from tuanlian.scoring.domain.assessment import assess as assess_one
-from tuanlian.scoring.domain.periods import Period, china_day
+from tuanlian.scoring.domain.periods import Period, PeriodKind, china_day
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.contracts.scoring import AssessmentCompleted, CircularPublished
 from tuanlian.shared.contracts.scoring import PeriodKind as ContractPeriod
@@ -22,6 +22,8 @@ from tuanlian.shared.http import require, require_view
 from tuanlian.shared.service import Runtime
 
 _PUBLISHABLE = {"month", "quarter", "half_year", "year"}
+_TITLES = {PeriodKind.month: "月度通报", PeriodKind.quarter: "季度通报", PeriodKind.half_year: "半年通报",
+           PeriodKind.year: "年度通报"}
 
 
 async def _org(conn: Any, p: str, org_id: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ async def publish_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id
         f"DO UPDATE SET last = {runtime.schema}.circular_numbers.last + 1 RETURNING last", prefix)
     number = f"{prefix}-{n:03d}"
     cid = new_id()
-    title = f"{org['name']} {period.key} 通报"
+    title = f"{org['name']} {period.name_zh} {_TITLES[period.kind]}"
     await conn.execute(
         f"INSERT INTO {runtime.schema}.circulars (circular_id, number, org_id, org_path, period_kind, period_key, "
         "period_start, period_end, title, as_of, positions, document, published_by) "

@@ -55,6 +55,23 @@ class Period:
         return f"{self.start.year}-{_PREFIX[k]}{(self.start.month - 1) // _MONTHS[k] + 1}"
 
     @property
+    def name_zh(self) -> str:
+        """As a League document names it: 2026年3月14日, 2026年3月, 2026年1–2月, 2026年第一季度,
+        2026年上半年, 2026年."""
+        y, m, k = self.start.year, self.start.month, self.kind
+        if k is PeriodKind.day:
+            return f"{y}年{m}月{self.start.day}日"
+        if k is PeriodKind.month:
+            return f"{y}年{m}月"
+        if k is PeriodKind.two_months:
+            return f"{y}年{m}–{self.end.month}月"
+        if k is PeriodKind.quarter:
+            return f"{y}年第{'一二三四'[(m - 1) // 3]}季度"
+        if k is PeriodKind.half_year:
+            return f"{y}年{'上' if m == 1 else '下'}半年"
+        return f"{y}年"
+
+    @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
