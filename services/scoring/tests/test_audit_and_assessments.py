@@ -174,3 +174,41 @@ async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalisi
     r = await scoring.http.post("/assessments", json={"org_id": "o1", "period_kind": "year", "period": "2025"},
                                 headers=scoring.auth(Role.org_admin, "b", "/elsewhere"))
     assert r.status_code == 403
+
+
+async def test_an_assessment_judges_the_half_year_as_it_stood_at_its_end(scoring: Scoring, contacts: Producer) -> None:
+    """What happened after the close is not counted into it: a link ended in July still counted
+    at the end of June, the online contact of November does not make June's silence negative, the
+    face-to-face of September does not fulfil the first half; and "face to face each year" not yet
+    done at mid-year is at risk, not failed."""
+    await _org_and_cadre(contacts)
+    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1),
+                       five_ones={"part_time": c.FiveOnesRule(count=0, period=c.FiveOnesPeriod.quarter)},
+                       rhythm=c.Rhythm(online_silence_days=60, activity_each_quarter=False,
+                                       face_to_face_each_year=True))
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    await contacts.emit("interaction-j1", _interaction("j1", ["y1"], True, datetime(2026, 6, 20, 4, 0, tzinfo=UTC)))
+    await contacts.emit("link-l1", c.ContactLinkEnded(link_id="l1", cadre_id="c1", youth_id="y1", ended_by="c1"),
+                        datetime(2026, 7, 15, 4, 0, tzinfo=UTC))
+    await contacts.emit("interaction-s1", _interaction("s1", ["y1"], False, datetime(2026, 9, 1, 4, 0, tzinfo=UTC)))
+    await contacts.emit("interaction-n1", _interaction("n1", ["y1"], True, datetime(2026, 11, 1, 4, 0, tzinfo=UTC)))
+    await scoring.applied(7)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    h1 = {"period_kind": "half_year", "period": "2026-H1"}
+    r = await scoring.http.post("/assessments", json={"org_id": "o1", **h1}, headers=admin)
+    assert r.status_code == 201, r.text
+    (c1,) = r.json()["cadres"]
+    checks = {k["name"]: (k["verdict"], k["actual"]) for k in c1["compliance"]["checks"]}
+    assert checks["contact_quota"] == ("met", 1)  # linked on 30 June; none today
+    assert checks["online_presence"] == ("met", 10)  # 20 June to 30 June
+    assert checks["face_to_face_each_year"] == ("at_risk", 0)  # September's is not the first half's
+    assert c1["passed"] is True and c1["failed_checks"] == []
+    # The cadre's own view of that half-year says the same; of this quarter, today's numbers.
+    past = await scoring.get("/cadres/c1/compliance", **h1)
+    assert {k["name"]: (k["verdict"], k["actual"]) for k in past["checks"]} == checks
+    now = await scoring.get("/cadres/c1/compliance")
+    got = {k["name"]: (k["verdict"], k["actual"]) for k in now["checks"]}
+    assert got["contact_quota"] == ("at_risk", 0) and got["face_to_face_each_year"] == ("met", 1)

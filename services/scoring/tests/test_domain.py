@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from tuanlian.scoring.domain import scoring as sc
 from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
 from tuanlian.scoring.domain.assessment import assess
-from tuanlian.scoring.domain.compliance import Compliance, Verdict, progress_check, silence_check, state_check
+from tuanlian.scoring.domain.compliance import (
+    Compliance,
+    Verdict,
+    close_period,
+    progress_check,
+    silence_check,
+    state_check,
+)
 from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
 from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
 from tuanlian.scoring.domain.rules import RuleSet, ruleset
@@ -132,6 +139,19 @@ def test_activity_level_weights() -> None:
     assert activity_level(RS.activity_level, full) == 100.0
     half = ActivityInputs(100, 50, 0, 5, 0, 0, 0, 0, 15)
     assert activity_level(RS.activity_level, half) == 20 + 0 + 20 + 5
+
+
+def test_a_close_misses_only_what_was_due_by_it() -> None:
+    h1 = period_of(date(2026, 6, 30), PeriodKind.half_year)
+    june = date(2026, 6, 30)
+    c = Compliance("c", h1, [state_check("contact_quota", 8, 10),
+                             progress_check("five_ones", 2, 5, period_of(june, PeriodKind.two_months), june),
+                             progress_check("face_to_face_each_year", 0, 1, period_of(june, PeriodKind.year), june)])
+    closed = {k.name: k.verdict for k in close_period(c).checks}
+    assert closed == {"contact_quota": Verdict.missed, "five_ones": Verdict.missed,
+                      "face_to_face_each_year": Verdict.at_risk}  # the year is still open at mid-year
+    year = Compliance("c", period_of(june, PeriodKind.year), c.checks)
+    assert {k.verdict for k in close_period(year).checks} == {Verdict.missed}
 
 
 def test_compliance_verdicts() -> None:

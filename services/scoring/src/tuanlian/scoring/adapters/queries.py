@@ -249,6 +249,21 @@ async def linked_as_of(conn: asyncpg.Connection, p: str, owners: list[str], as_o
     return {r["owner_id"]: r["n"] for r in rows}
 
 
+async def linked_on(conn: asyncpg.Connection, p: str, owners: list[str], day: date) -> dict[str, int]:
+    """Youths linked at the end of ``day`` (China time), by when the links were accepted and ended."""
+    rows = await conn.fetch(
+        f"SELECT owner_id, sum(n)::int AS n FROM {p}.facts WHERE owner_id = ANY($1::text[]) AND metric = 'linked' "
+        "AND occurred_on <= $2 GROUP BY owner_id", owners, day)
+    return {r["owner_id"]: r["n"] for r in rows}
+
+
+async def last_online_on(conn: asyncpg.Connection, p: str, owner: str, day: date) -> date | None:
+    """The last day up to ``day`` with an online contact that still counts (a correction can take one back)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT max(occurred_on) FROM (SELECT occurred_on FROM {p}.facts WHERE owner_id = $1 AND metric = 'online' "
+        "AND occurred_on <= $2 GROUP BY occurred_on HAVING sum(n) > 0) d", owner, day)
+
+
 async def window_distinct(conn: asyncpg.Connection, p: str, owners: list[str], day: date, window: int,
                           as_of: datetime | None = None) -> dict[str, tuple[int, int]]:
     """(youths contacted, days with an online contact) per owner over the ``window`` days to ``day``."""

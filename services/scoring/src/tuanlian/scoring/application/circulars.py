@@ -153,7 +153,7 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
     cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
     signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
     for cadre in cadres:
-        comp = await reports.compliance(conn, p, cadre, period, period.end)
+        comp = await reports.compliance(conn, p, cadre, period, today)
         result = assess_one(comp, signals.get(cadre["cadre_id"], []))
         aid = new_id()
         detail = {"failed_checks": result.failed_checks, "compliance": reports.compliance_json(comp),

@@ -64,35 +64,44 @@ async def activity_levels(conn: asyncpg.Connection, p: str, cadres: list[dict[st
 
 async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], period: Period,
                      today: date) -> cp.Compliance:
-    """达标 of one cadre for a period, against the org's rules in force at the period's end."""
-    rules = await rules_at(conn, p, cadre["org_path"], min(period.end, today))
+    """达标 of one cadre for a period, against the org's rules in force at its end, as things stood
+    on the day it is judged at: today while it is open, its last day once it has closed (what
+    happened after — links made or ended, contacts logged — is not counted into it; what it had
+    not met by then is missed, unless its window was still open). Each window (the five ones'
+    period, the quarter, the year) counts from its start to that day."""
+    at = min(period.end, today)
+    closed = at < today
+    rules = await rules_at(conn, p, cadre["org_path"], at)
     cid = cadre["cadre_id"]
-    checks = [cp.state_check("contact_quota", cadre["linked_youths"],
+    linked = (await q.linked_on(conn, p, [cid], at)).get(cid, 0) if closed else cadre["linked_youths"]
+    checks = [cp.state_check("contact_quota", linked,
                              sc.contact_quota(rules, cadre["kind"], cadre["in_leadership_organ"]))]
     coverage = {"university": rules.group_coverage_school,
                 "department": rules.group_coverage_department}.get(cadre["org_type"] or "")
     if coverage is not None:
-        groups = await q.groups_of(conn, p, cid)
+        groups = await q.groups_of(conn, p, cid)  # the groups covered now: they have no history
         for name, typ, need in (("sub_committees", "department", coverage.sub_committees),
                                 ("branches", "branch", coverage.branches),
                                 ("dorm_groups", "dorm_group", coverage.dorm_groups)):
             if need:
                 checks.append(cp.state_check(f"group_coverage_{name}", groups.get(typ, 0), need))
-    five_period, due = sc.five_ones_period(rules, sc.five_ones_rule_key(cadre["kind"], False), min(period.end, today))
-    five = (await q.fact_sums(conn, p, [cid], five_period.start, five_period.end)).get(cid, {})
-    checks.append(cp.progress_check("five_ones", five.get("five_ones", 0), due, five_period, today))
-    last_online = cadre["last_online"]
-    checks.append(cp.silence_check((today - last_online).days if last_online else None,
+
+    async def done(metric: str, window: Period) -> int:
+        return (await q.fact_sums(conn, p, [cid], window.start, at)).get(cid, {}).get(metric, 0)
+
+    five_period, due = sc.five_ones_period(rules, sc.five_ones_rule_key(cadre["kind"], False), at)
+    checks.append(cp.progress_check("five_ones", await done("five_ones", five_period), due, five_period, at))
+    last_online = await q.last_online_on(conn, p, cid, at) if closed else cadre["last_online"]
+    checks.append(cp.silence_check((at - last_online).days if last_online else None,
                                    rules.rhythm.online_silence_days))
     if rules.rhythm.activity_each_quarter:
-        quarter = period_of(min(period.end, today), PeriodKind.quarter)
-        acts = (await q.fact_sums(conn, p, [cid], quarter.start, quarter.end)).get(cid, {})
-        checks.append(cp.progress_check("activity_each_quarter", acts.get("activity", 0), 1, quarter, today))
+        quarter = period_of(at, PeriodKind.quarter)
+        checks.append(cp.progress_check("activity_each_quarter", await done("activity", quarter), 1, quarter, at))
     if rules.rhythm.face_to_face_each_year:
-        year = period_of(min(period.end, today), PeriodKind.year)
-        f2f = (await q.fact_sums(conn, p, [cid], year.start, year.end)).get(cid, {})
-        checks.append(cp.progress_check("face_to_face_each_year", f2f.get("face_to_face", 0), 1, year, today))
-    return cp.Compliance(cid, period, checks)
+        year = period_of(at, PeriodKind.year)
+        checks.append(cp.progress_check("face_to_face_each_year", await done("face_to_face", year), 1, year, at))
+    judged = cp.Compliance(cid, period, checks)
+    return cp.close_period(judged) if closed else judged
 
 
 def compliance_json(c: cp.Compliance) -> dict[str, Any]:

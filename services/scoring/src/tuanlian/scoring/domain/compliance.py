@@ -6,7 +6,7 @@ the pro-rata pace; "missed" that the period is over (or the cadre is out of time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
@@ -26,16 +26,20 @@ class Check:
     actual: float
     required: float
     detail: str = ""
+    # The last day of the window the check measures, when that is not the period judged: the
+    # five ones' two months, the quarter of "an activity each quarter", the year of "face to face
+    # each year". One still open when the period closes is not missed by the close.
+    window_end: date | None = None
 
 
 def progress_check(name: str, actual: float, required: float, period: Period, today: date) -> Check:
     if actual >= required:
-        return Check(name, Verdict.met, actual, required)
+        return Check(name, Verdict.met, actual, required, window_end=period.end)
     share = period.elapsed_share(today)
     if share >= 1.0:
-        return Check(name, Verdict.missed, actual, required)
+        return Check(name, Verdict.missed, actual, required, window_end=period.end)
     # Behind pace but with time left is a risk, not yet a miss.
-    return Check(name, Verdict.at_risk, actual, required, f"{share:.0%} of {period.key} elapsed")
+    return Check(name, Verdict.at_risk, actual, required, f"{share:.0%} of {period.key} elapsed", period.end)
 
 
 def state_check(name: str, actual: float, required: float) -> Check:
@@ -73,9 +77,11 @@ class Compliance:
 
 
 def close_period(c: Compliance) -> Compliance:
-    """At the period's close an unmet check is missed, whatever its kind."""
+    """At the period's close an unmet check is missed, unless the window it measures is still
+    open then: at mid-year, "face to face each year" not yet done is at risk, not failed."""
     checks = [
-        Check(k.name, Verdict.missed, k.actual, k.required, k.detail) if k.verdict is Verdict.at_risk else k
+        replace(k, verdict=Verdict.missed)
+        if k.verdict is Verdict.at_risk and (k.window_end is None or k.window_end <= c.period.end) else k
         for k in c.checks
     ]
     return Compliance(c.cadre_id, c.period, checks)
