@@ -246,6 +246,32 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     assert r.status_code == 422
 
 
+async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: Scoring, contacts: Producer) -> None:
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await _org_and_cadre(contacts)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    await contacts.emit("link-l2", c.ContactLinkAccepted(link_id="l2", cadre_id="c1", youth_id="y2",
+                                                         org_path="/root/o1"), T0 + timedelta(days=26))  # 5 April
+    await scoring.applied(5)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    assert doc["rows"][0]["youths_linked"] == 1  # April's link is not March's
+    assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
+    # A circular published before links were counted at the period's end is recomputed as it
+    # was computed: with the links known when it was.
+    async with scoring.runtime.db.transaction() as conn:
+        await conn.execute("SET LOCAL session_replication_role = replica")  # past the immutability trigger
+        await conn.execute("UPDATE scoring.circulars SET document = document - 'youths_linked_at' WHERE number = $1",
+                           doc["number"])
+    old = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert old["recomputed"]["rows"][0]["youths_linked"] == 2 and old["equal"] is False
+
+
 async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(
     scoring: Scoring, contacts: Producer
 ) -> None:

@@ -240,20 +240,16 @@ async def fact_sums(conn: asyncpg.Connection, p: str, owners: list[str], start: 
     return out
 
 
-async def linked_as_of(conn: asyncpg.Connection, p: str, owners: list[str], as_of: datetime | None) -> dict[str, int]:
+async def linked_as_of(conn: asyncpg.Connection, p: str, owners: list[str], as_of: datetime | None,
+                       on: date | None = None) -> dict[str, int]:
+    """Youths linked per owner, as scoring knew it at ``as_of``; with ``on``, at the end of that
+    day (China time), by the days the links were accepted and ended."""
     rows = await conn.fetch(
         f"SELECT owner_id, sum(n)::int AS n FROM {p}.facts WHERE owner_id = ANY($1::text[]) AND metric = 'linked' "
-        "AND ($2::timestamptz IS NULL OR applied_at <= $2) GROUP BY owner_id",
-        owners, as_of,
+        "AND ($2::timestamptz IS NULL OR applied_at <= $2) AND ($3::date IS NULL OR occurred_on <= $3) "
+        "GROUP BY owner_id",
+        owners, as_of, on,
     )
-    return {r["owner_id"]: r["n"] for r in rows}
-
-
-async def linked_on(conn: asyncpg.Connection, p: str, owners: list[str], day: date) -> dict[str, int]:
-    """Youths linked at the end of ``day`` (China time), by when the links were accepted and ended."""
-    rows = await conn.fetch(
-        f"SELECT owner_id, sum(n)::int AS n FROM {p}.facts WHERE owner_id = ANY($1::text[]) AND metric = 'linked' "
-        "AND occurred_on <= $2 GROUP BY owner_id", owners, day)
     return {r["owner_id"]: r["n"] for r in rows}
 
 

@@ -31,14 +31,15 @@ def _instant(d: date) -> datetime:
 
 
 async def activity_levels(conn: asyncpg.Connection, p: str, cadres: list[dict[str, Any]], day: date,
-                          as_of: datetime | None = None) -> dict[str, float]:
-    """活跃度 of each cadre on ``day``."""
+                          as_of: datetime | None = None, *, links_on_day: bool = True) -> dict[str, float]:
+    """活跃度 of each cadre on ``day``: the youths linked then (``links_on_day``; else as known at
+    ``as_of``, as circulars published before the twentieth session computed it)."""
     ids = [c["cadre_id"] for c in cadres]
     if not ids:
         return {}
     rs_cache: dict[str, Any] = {}
     out: dict[str, float] = {}
-    linked = await q.linked_as_of(conn, p, ids, as_of)
+    linked = await q.linked_as_of(conn, p, ids, as_of, on=day if links_on_day else None)
     for c in cadres:
         rules = await rules_at(conn, p, c["org_path"], day)
         try:
@@ -73,7 +74,7 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     closed = at < today
     rules = await rules_at(conn, p, cadre["org_path"], at)
     cid = cadre["cadre_id"]
-    linked = (await q.linked_on(conn, p, [cid], at)).get(cid, 0) if closed else cadre["linked_youths"]
+    linked = (await q.linked_as_of(conn, p, [cid], None, on=at)).get(cid, 0) if closed else cadre["linked_youths"]
     checks = [cp.state_check("contact_quota", linked,
                              sc.contact_quota(rules, cadre["kind"], cadre["in_leadership_organ"]))]
     coverage = {"university": rules.group_coverage_school,
@@ -127,17 +128,19 @@ def _pct(a: float, b: float) -> float | None:
 
 
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
-                        as_of: datetime | None) -> list[dict[str, Any]]:
+                        as_of: datetime | None, *, links_at_end: bool = True) -> list[dict[str, Any]]:
     """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
-    children there were as of ``as_of``, under their names then."""
+    children there were as of ``as_of``, under their names then; the youths linked at the
+    period's end (``links_at_end``; the circulars published before the twentieth session counted
+    those linked when they were computed, and are recomputed so)."""
     scopes = await q.org_children(conn, p, org["org_path"], as_of) or [org]
     cadres = await q.cadres_in(conn, p, org["org_path"], as_of)
     ids = [c["cadre_id"] for c in cadres]
     start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
     points = await q.ledger_points_as_of(conn, p, org_path=org["org_path"], start=start, end=end, as_of=as_of)
     sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
-    linked = await q.linked_as_of(conn, p, ids, as_of)
-    levels = await activity_levels(conn, p, cadres, period.end, as_of)
+    linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
+    levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
     signals = await signals_for(conn, p, ids, period, as_of)
     ballots = await conn.fetch(
         f"SELECT cadre_id, satisfied, basically_satisfied, unsatisfied, reelection_flag FROM {p}.ballots "
@@ -188,16 +191,17 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
 
 
 async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
-                            as_of: datetime | None) -> dict[str, Any]:
+                            as_of: datetime | None, *, links_at_end: bool = True) -> dict[str, Any]:
     # The org where and as named then: a circular recomputed after a rename or a move is the one
     # that was published.
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
-    rows = await circular_rows(conn, p, org, period, as_of)
-    before = await circular_rows(conn, p, org, period.previous(), as_of)
+    rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end)
+    before = await circular_rows(conn, p, org, period.previous(), as_of, links_at_end=links_at_end)
     prev_rank = {r["org_id"]: r["rank"] for r in before}
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
     return {"org_id": org["org_id"], "org_path": org["org_path"], "org": org["name"],
             "period_kind": period.kind.value, "period": period.key,
-            "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows}
+            "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows,
+            **({"youths_linked_at": "period_end"} if links_at_end else {})}
