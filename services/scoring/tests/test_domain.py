@@ -23,7 +23,7 @@ from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
 from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
 from tuanlian.scoring.domain.rules import RuleSet, ruleset
 from tuanlian.scoring.domain.schedule import ASSESSMENTS, closed_at, periods_due
-from tuanlian.scoring.domain.signals import LoggedInteraction, detect
+from tuanlian.scoring.domain.signals import LoggedInteraction, YouthWord, detect
 from tuanlian.shared.contracts.contacts import (
     AssessmentPeriod,
     AssessmentPlan,
@@ -169,12 +169,14 @@ def test_compliance_verdicts() -> None:
 
 def test_signals_bursts_identical_night_and_spot_checks() -> None:
     at = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)  # 02:30 in Beijing
-    xs = [LoggedInteraction(at, at + timedelta(seconds=i), "same", 1, 0, 0) for i in range(12)]
-    codes = {s.code for s in detect(xs, failed_spot_checks=1)}
+    xs = [LoggedInteraction(at, at + timedelta(seconds=i), "same") for i in range(12)]
+    codes = {s.code for s in detect(xs, YouthWord(contacts=12), failed_spot_checks=1)}
     assert codes == {"burst", "identical_summaries", "implausible_hours", "never_confirmed", "failed_spot_checks"}
     day = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
-    calm = [LoggedInteraction(day + timedelta(days=i), day + timedelta(days=i), f"h{i}", 1, 1, 0) for i in range(5)]
-    assert detect(calm, 0) == []
+    calm = [LoggedInteraction(day + timedelta(days=i), day + timedelta(days=i), f"h{i}") for i in range(5)]
+    assert detect(calm, YouthWord(contacts=5, confirmed=5), 0) == []
+    disputed = detect(calm, YouthWord(contacts=10, confirmed=2, disputed=3), 0)  # 5 of 10 unconfirmed: not 80%
+    assert [(s.code, s.count) for s in disputed] == [("disputed", 3)]
 
 
 def _plan(on: date, *periods: str, days: int = 3) -> sc.RulesRecord:

@@ -272,6 +272,35 @@ async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: S
     assert old["recomputed"]["rows"][0]["youths_linked"] == 2 and old["equal"] is False
 
 
+async def test_a_circulars_signals_recompute_as_they_stood_when_it_was_published(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await _org_and_cadre(contacts)
+    # Ten contacts logged within minutes, none confirmed: a burst, and never confirmed.
+    for i in range(10):
+        await contacts.emit(f"interaction-a{i}", _interaction(f"a{i}", [f"y{i}"], True, T0 + timedelta(hours=i),
+                                                              summary=f"s{i}"))
+    await scoring.applied(3 + 10)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    march = {"org_id": "root", "period_kind": "month", "period": "2026-03"}
+    doc = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert doc["rows"][0]["signals"] == {"burst": 1, "never_confirmed": 1}
+    # Afterwards eight youths confirm, and ten late logs for March come in with one summary.
+    for i in range(8):
+        await contacts.emit(f"interaction-a{i}", c.InteractionConfirmed(interaction_id=f"a{i}", cadre_id="c1",
+                                                                         youth_id=f"y{i}", org_path="/root/o1"))
+    for i in range(10):
+        await contacts.emit(f"interaction-b{i}", _interaction(f"b{i}", [f"z{i}"], False, T0 + timedelta(days=1),
+                                                              summary="same"))
+    await scoring.applied(3 + 10 + 8 + 10)
+    later = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert later["rows"][0]["signals"] == {"burst": 1, "identical_summaries": 1}  # 12 of 20 unconfirmed: 60%
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True, check["recomputed"]["rows"][0]["signals"]
+
+
 async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(
     scoring: Scoring, contacts: Producer
 ) -> None:

@@ -61,12 +61,14 @@ async def _ledger(scoring: Scoring, schema: str) -> list[tuple[Any, ...]]:
 
 
 async def _dated(scoring: Scoring, schema: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every appended row of a version with its ``applied_at``, per table."""
+    """Every appended row of a version with its ``applied_at``, per table; each interaction with
+    the instant it was first applied."""
     queries = {"ledger": f"SELECT {LEDGER}, applied_at FROM {schema}.ledger",
                "facts": f"SELECT owner_id, metric, subject, n, occurred_on, source_event_id, applied_at FROM {schema}.facts",
                "flags": f"SELECT owner_id, code, ref, source_event_id, occurred_on, applied_at FROM {schema}.flags",
                "cadre_paths": f"SELECT cadre_id, org_path, kind, org_type, applied_at FROM {schema}.cadre_paths",
-               "org_history": f"SELECT org_id, org_path, name, org_type, closed, applied_at FROM {schema}.org_history"}
+               "org_history": f"SELECT org_id, org_path, name, org_type, closed, applied_at FROM {schema}.org_history",
+               "interactions": f"SELECT interaction_id, known_at FROM {schema}.interactions"}
     async with scoring.runtime.db.connection() as conn:
         return {table: sorted((tuple(r) for r in await conn.fetch(sql)), key=repr) for table, sql in queries.items()}
 

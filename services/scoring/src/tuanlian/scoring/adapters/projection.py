@@ -532,8 +532,10 @@ class Projector:
 
     # interactions
 
-    async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str]) -> dict[str, Any]:
-        """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word."""
+    async def _score_interaction(self, env: Envelope, e: Any, kept: dict[str, str],
+                                 old: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Score a logged (or corrected) interaction; ``kept`` is each youth's earlier word, ``old``
+        the row corrected (known since it was first applied)."""
         day = china_day(e.occurred_at)
         month = _month_key(day)
         rs = await self.ruleset_for(e.org_path, day)
@@ -566,7 +568,7 @@ class Projector:
                "occurred_at": e.occurred_at, "recorded_at": env.recorded_at or env.occurred_at,
                "online": e.online, "channel": e.channel.value, "summary_hash": e.summary_hash,
                "summary_length": e.summary_length, "ruleset": rs.version, "source_event_id": env.event_id,
-               "youths": youths}
+               "youths": youths, "known_at": old["known_at"] if old is not None else self.state.known_since()}
         self.state.put("interactions", row)
         return row
 
@@ -624,7 +626,7 @@ class Projector:
                 kept[youth_id] = y["status"]
             self.state.add_fact(old["cadre_id"], "online" if old["online"] else "face_to_face", -1, old["day"],
                                 env.event_id)
-        new = await self._score_interaction(env, e, kept)
+        new = await self._score_interaction(env, e, kept, old)
         for youth_id, y in new["youths"].items():
             if y["status"] != "logged":
                 self.state.add_fact(e.cadre_id, y["status"], 1, new["day"], env.event_id, youth_id)

@@ -286,10 +286,13 @@ async def groups_of(conn: asyncpg.Connection, p: str, cadre_id: str) -> dict[str
 
 async def interactions_of(conn: asyncpg.Connection, p: str, owners: list[str], period: Period,
                           as_of: datetime | None = None) -> list[asyncpg.Record]:
+    """The period's interactions of ``owners`` applied by ``as_of`` (those projected before
+    migration 0013 have no such instant, and count at any)."""
     return list(await conn.fetch(
-        f"SELECT cadre_id, occurred_at, recorded_at, summary_hash, youths FROM {p}.interactions "
-        "WHERE cadre_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 ORDER BY cadre_id, recorded_at",
-        owners, period.start, period.end,
+        f"SELECT cadre_id, occurred_at, recorded_at, summary_hash FROM {p}.interactions "
+        "WHERE cadre_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 "
+        "AND ($4::timestamptz IS NULL OR known_at IS NULL OR known_at <= $4) ORDER BY cadre_id, recorded_at",
+        owners, period.start, period.end, as_of,
     ))
 
 

@@ -85,7 +85,8 @@ TABLES = {
                   json=("by_day",)),
         TableSpec("interactions", ("interaction_id",), ("interaction_id", "cadre_id", "day", "occurred_at",
                                                         "recorded_at", "online", "channel", "summary_hash",
-                                                        "summary_length", "ruleset", "source_event_id", "youths"),
+                                                        "summary_length", "ruleset", "source_event_id", "youths",
+                                                        "known_at"),
                   json=("youths",)),
         TableSpec("activities", ("activity_id",), ("activity_id", "owner_id", "kind", "collective",
                                                    "occurred_on", "period_key", "points", "ruleset")),
@@ -103,6 +104,10 @@ PATH_COLUMNS = ("cadre_id", "org_path", "kind", "org_type")
 ORG_COLUMNS = ("org_id", "org_path", "name", "org_type", "closed")
 DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org_type", "points")
 JSON_TYPES = ("json", "jsonb")
+# Tables whose rows record the instant they were first applied (``State.known_since``), and the
+# placeholder a live batch's rows hold until its instant is taken.
+_KNOWN_AT = frozenset({"interactions"})
+_PENDING: Any = object()
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
 _TYPES: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -657,6 +662,8 @@ class State:
                 # In key order: two consumers writing the same rows lock them in the same order. A
                 # rebuild's schema has no other writer (sorting its 550,000 interactions took ~2 s).
                 held, values = self._rows[table], spec.values_of
+                if table in _KNOWN_AT:
+                    self._date_known(held, keys)
                 args = [values(r) for k in (keys if self.bulk else sorted(keys)) if (r := held[k]) is not None]
                 if args:
                     upserts.append((spec, _columns_with_json_text(spec, args)))
@@ -666,6 +673,18 @@ class State:
         self.ledger, self.facts, self.flags, self.cadre_paths, self.org_history = [], [], [], [], []
         self.refiled = {}
         return taken
+
+    def known_since(self) -> Any:
+        """What a row first made by the event being applied records as the instant it was
+        applied (``known_at``): the event's stamp in a rebuild; in a live batch the batch's
+        instant, not taken yet while a batch is applied ahead, so filled in when it is written."""
+        return self.stamp if self.stamped else _PENDING
+
+    def _date_known(self, held: dict[tuple[Any, ...], Row | None], keys: Iterable[tuple[Any, ...]]) -> None:
+        for k in keys:
+            row = held[k]
+            if row is not None and row["known_at"] is _PENDING:
+                row["known_at"] = self.applied_at
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
         s = self.schema

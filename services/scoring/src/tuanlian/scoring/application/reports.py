@@ -15,7 +15,7 @@ from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
 from tuanlian.scoring.domain.periods import CHINA, Period, PeriodKind, period_of
 from tuanlian.scoring.domain.ranking import rank, rank_change
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, UnknownRuleSet, ruleset
-from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, detect
+from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, YouthWord, detect
 from tuanlian.shared.contracts.contacts import OrgRules
 
 
@@ -112,15 +112,20 @@ def compliance_json(c: cp.Compliance) -> dict[str, Any]:
 
 async def signals_for(conn: asyncpg.Connection, p: str, ids: list[str], period: Period,
                       as_of: datetime | None = None) -> dict[str, list[Signal]]:
+    """Each cadre's signals over a period, from what scoring knew at ``as_of``: the interactions
+    applied by then, the youths' word as it stood then (their facts)."""
     rows = await q.interactions_of(conn, p, ids, period, as_of)
     flags = await q.fabricated_flags(conn, p, ids, period, as_of)
+    sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
     by: dict[str, list[LoggedInteraction]] = {i: [] for i in ids}
     for r in rows:
-        ys = r["youths"].values()
-        by[r["cadre_id"]].append(LoggedInteraction(
-            r["occurred_at"], r["recorded_at"], r["summary_hash"], len(ys),
-            sum(1 for y in ys if y["status"] == "confirmed"), sum(1 for y in ys if y["status"] == "disputed")))
-    return {i: detect(by[i], flags.get(i, 0)) for i in ids}
+        by[r["cadre_id"]].append(LoggedInteraction(r["occurred_at"], r["recorded_at"], r["summary_hash"]))
+
+    def word(i: str) -> YouthWord:
+        s = sums.get(i, {})
+        return YouthWord(s.get("youth_contact", 0), s.get("confirmed", 0), s.get("disputed", 0))
+
+    return {i: detect(by[i], word(i), flags.get(i, 0)) for i in ids}
 
 
 def _pct(a: float, b: float) -> float | None:

@@ -18,9 +18,16 @@ class LoggedInteraction:
     occurred_at: datetime
     recorded_at: datetime
     summary_hash: str
-    youths: int
-    confirmed: int
-    disputed: int
+
+
+@dataclass(frozen=True)
+class YouthWord:
+    """The youths' word on a cadre's interactions of a period: contacts logged (a youth of an
+    interaction each), confirmed, disputed."""
+
+    contacts: int = 0
+    confirmed: int = 0
+    disputed: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class SignalThresholds:
 
 
 def detect(
-    xs: Sequence[LoggedInteraction], failed_spot_checks: int, t: SignalThresholds = SignalThresholds()
+    xs: Sequence[LoggedInteraction], word: YouthWord, failed_spot_checks: int,
+    t: SignalThresholds = SignalThresholds(),
 ) -> list[Signal]:
     out: list[Signal] = []
     recorded = sorted(x.recorded_at for x in xs)
@@ -63,11 +71,10 @@ def detect(
     night = sum(1 for x in xs if t.night_start_hour <= x.occurred_at.astimezone(CHINA).hour < t.night_end_hour)
     if night:
         out.append(Signal("implausible_hours", night, f"between {t.night_start_hour}:00 and {t.night_end_hour}:00"))
-    youths = sum(x.youths for x in xs)
-    unconfirmed = youths - sum(x.confirmed for x in xs) - sum(x.disputed for x in xs)
+    youths, disputed = word.contacts, word.disputed
+    unconfirmed = youths - word.confirmed - disputed
     if youths >= t.unconfirmed_min and unconfirmed / youths >= t.unconfirmed_share:
         out.append(Signal("never_confirmed", unconfirmed, f"{unconfirmed} of {youths} youth contacts unconfirmed"))
-    disputed = sum(x.disputed for x in xs)
     if disputed >= t.disputed_min and youths and disputed / youths >= t.disputed_share:
         out.append(Signal("disputed", disputed, f"{disputed} of {youths} youth contacts disputed"))
     if failed_spot_checks:
