@@ -272,8 +272,8 @@ async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: S
     assert old["recomputed"]["rows"][0]["youths_linked"] == 2 and old["equal"] is False
 
 
-async def test_a_circulars_signals_recompute_as_they_stood_when_it_was_published(
-    scoring: Scoring, contacts: Producer
+async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_was_published(
+    scoring: Scoring, contacts: Producer, wishes: Producer
 ) -> None:
     await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
                                                  depth=1, is_leadership_organ=True, org_path="/root"), T0)
@@ -294,9 +294,15 @@ async def test_a_circulars_signals_recompute_as_they_stood_when_it_was_published
     for i in range(10):
         await contacts.emit(f"interaction-b{i}", _interaction(f"b{i}", [f"z{i}"], False, T0 + timedelta(days=1),
                                                               summary="same"))
-    await scoring.applied(3 + 10 + 8 + 10)
+    # And the branch secretary's satisfaction ballot closes.
+    await wishes.emit("ballot-b1", w.BallotClosed(ballot_id="b1", branch_org_id="o1", org_path="/root/o1",
+                                                  secretary_cadre_id="c1", year=2026, eligible=40, turnout=30,
+                                                  published=True, satisfied=20, basically_satisfied=8,
+                                                  unsatisfied=2))
+    await scoring.applied(3 + 10 + 8 + 10 + 1)
     later = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
     assert later["rows"][0]["signals"] == {"burst": 1, "identical_summaries": 1}  # 12 of 20 unconfirmed: 60%
+    assert later["rows"][0]["satisfaction"]["ballots"] == 1 and doc["rows"][0]["satisfaction"]["ballots"] == 0
     check = await scoring.get(f"/circulars/{doc['number']}/as-of")
     assert check["equal"] is True, check["recomputed"]["rows"][0]["signals"]
 

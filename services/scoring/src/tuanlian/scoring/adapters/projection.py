@@ -758,7 +758,7 @@ class Projector:
                                    "org_path": e.org_path, "year": e.year, "eligible": e.eligible,
                                    "turnout": e.turnout, "published": e.published, "satisfied": e.satisfied,
                                    "basically_satisfied": e.basically_satisfied, "unsatisfied": e.unsatisfied,
-                                   "reelection_flag": e.reelection_flag})
+                                   "reelection_flag": e.reelection_flag, "known_at": self.state.known_since()})
 
 
 CONTACTS_EVENTS = {

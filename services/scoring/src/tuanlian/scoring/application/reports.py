@@ -149,7 +149,8 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
     signals = await signals_for(conn, p, ids, period, as_of)
     ballots = await conn.fetch(
         f"SELECT cadre_id, satisfied, basically_satisfied, unsatisfied, reelection_flag FROM {p}.ballots "
-        "WHERE cadre_id = ANY($1::text[]) AND year = $2 AND published", ids, period.end.year)
+        "WHERE cadre_id = ANY($1::text[]) AND year = $2 AND published "
+        "AND ($3::timestamptz IS NULL OR known_at IS NULL OR known_at <= $3)", ids, period.end.year, as_of)
     rows = []
     for scope in scopes:
         mine = [c for c in cadres if c["org_path"] == scope["org_path"]
