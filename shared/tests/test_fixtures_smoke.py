@@ -29,3 +29,15 @@ async def test_nats_has_jetstream_and_no_streams(js) -> None:
 
 async def test_nats_is_isolated_between_tests(js) -> None:
     assert await js.streams_info() == []
+
+
+def test_ports_asked_together_are_distinct_and_free() -> None:
+    import socket
+
+    from tuanlian.shared.infra import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports[:4]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # still free once handed out

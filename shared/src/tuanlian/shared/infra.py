@@ -7,6 +7,7 @@ everything where it was left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,10 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket is held until all are bound (asked one at a
+    time, the kernel can hand the same port out twice: a nats-server was once given one port to
+    listen on and to serve its monitor on, and would not start)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _wait_tcp(port: int, timeout: float, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -65,8 +75,9 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 20.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        self.monitor_port = self.monitor_port or free_port()
+        ports = free_ports(2)
+        self.port = self.port or ports[0]
+        self.monitor_port = self.monitor_port or next(p for p in ports if p != self.port)
         conf = self.data_dir / "nats.conf"
         store = self.data_dir / "jetstream"
         conf.write_text(
