@@ -124,20 +124,26 @@ async def test_scoring_versions_marks_a_died_rebuild_failed_and_refuses_any_othe
     assert r.exit_code == 1 and r.output.strip() == "error: version 2 is not being built", r.output
 
 
+async def _lenient_rules_and_a_link(contacts: Producer, *, face_to_face_each_year: bool) -> None:
+    """o1 asks a part-time cadre for one youth and no five ones, an online contact every 60 days;
+    c1 links y1 in March."""
+    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1),
+                       five_ones={"part_time": c.FiveOnesRule(count=0, period=c.FiveOnesPeriod.quarter)},
+                       rhythm=c.Rhythm(online_silence_days=60, activity_each_quarter=False,
+                                       face_to_face_each_year=face_to_face_each_year))
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+
+
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(
     scoring: Scoring, contacts: Producer, js: JetStreamContext
 ) -> None:
     await _org_and_cadre(contacts)
     await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o1", org_path="/root/o1",
                                                       kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
-    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1),
-                       five_ones={"part_time": c.FiveOnesRule(count=0, period=c.FiveOnesPeriod.quarter)},
-                       rhythm=c.Rhythm(online_silence_days=60, activity_each_quarter=False,
-                                       face_to_face_each_year=False))
-    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
-                                                rules=rules), T0)
-    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
-                                                         org_path="/root/o1"), T0)
+    await _lenient_rules_and_a_link(contacts, face_to_face_each_year=False)
     # Online at 02:30 in Beijing ten days before the half-year closes: counts, and is flagged.
     night = datetime(2026, 6, 19, 18, 30, tzinfo=UTC)
     await contacts.emit("interaction-n1", _interaction("n1", ["y1"], True, night))
@@ -182,14 +188,7 @@ async def test_an_assessment_judges_the_half_year_as_it_stood_at_its_end(scoring
     face-to-face of September does not fulfil the first half; and "face to face each year" not yet
     done at mid-year is at risk, not failed."""
     await _org_and_cadre(contacts)
-    rules = c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1),
-                       five_ones={"part_time": c.FiveOnesRule(count=0, period=c.FiveOnesPeriod.quarter)},
-                       rhythm=c.Rhythm(online_silence_days=60, activity_each_quarter=False,
-                                       face_to_face_each_year=True))
-    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
-                                                rules=rules), T0)
-    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
-                                                         org_path="/root/o1"), T0)
+    await _lenient_rules_and_a_link(contacts, face_to_face_each_year=True)
     await contacts.emit("interaction-j1", _interaction("j1", ["y1"], True, datetime(2026, 6, 20, 4, 0, tzinfo=UTC)))
     await contacts.emit("link-l1", c.ContactLinkEnded(link_id="l1", cadre_id="c1", youth_id="y1", ended_by="c1"),
                         datetime(2026, 7, 15, 4, 0, tzinfo=UTC))

@@ -20,6 +20,13 @@ async def _org_and_cadre(contacts: Producer, cadre: str = "c1", kind: c.CadreKin
                                                             in_leadership_organ=False), T0)
 
 
+async def _city_and_branch(contacts: Producer) -> None:
+    """市团委 /root, its branch o1 and the branch's part-time cadre c1."""
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await _org_and_cadre(contacts)
+
+
 def _interaction(iid: str, youths: list[str], online: bool, at: datetime, cadre: str = "c1",
                  path: str = "/root/o1", summary: str = "h") -> c.InteractionLogged:
     return c.InteractionLogged(interaction_id=iid, cadre_id=cadre, org_path=path, youth_ids=youths,
@@ -189,9 +196,7 @@ async def test_org_move_rewrites_paths(scoring: Scoring, contacts: Producer) -> 
 async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     scoring: Scoring, contacts: Producer, js: object
 ) -> None:
-    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
-                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
-    await _org_and_cadre(contacts)
+    await _city_and_branch(contacts)
     await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
                                                          org_path="/root/o1"), T0)
     await contacts.emit("interaction-i1", _interaction("i1", ["y1"], False, T0))
@@ -247,9 +252,7 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
 
 
 async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: Scoring, contacts: Producer) -> None:
-    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
-                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
-    await _org_and_cadre(contacts)
+    await _city_and_branch(contacts)
     await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
                                                          org_path="/root/o1"), T0)
     await contacts.emit("link-l2", c.ContactLinkAccepted(link_id="l2", cadre_id="c1", youth_id="y2",
@@ -275,9 +278,7 @@ async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: S
 async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_was_published(
     scoring: Scoring, contacts: Producer, wishes: Producer
 ) -> None:
-    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
-                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
-    await _org_and_cadre(contacts)
+    await _city_and_branch(contacts)
     # Ten contacts logged within minutes, none confirmed: a burst, and never confirmed.
     for i in range(10):
         await contacts.emit(f"interaction-a{i}", _interaction(f"a{i}", [f"y{i}"], True, T0 + timedelta(hours=i),

@@ -8,7 +8,7 @@ import asyncio
 
 import typer
 from tuanlian.cli.errors import fail
-from tuanlian.cli.launcher import running_stack
+from tuanlian.cli.launcher import SERVICES, running_stack
 from tuanlian.shared.settings import Settings, get_settings
 
 audit = typer.Typer(no_args_is_help=True,
@@ -112,12 +112,10 @@ def dead_letters(
     """The events a service's consumers dead-lettered (死信), latest first: when, which consumer,
     the original subject and sequence, the event, the attempts and the reason."""
     from nats.js.errors import NotFoundError
-    from tuanlian.shared.settings import DEFAULT_PORTS
     from tuanlian.shared.streams import connect_nats, dlq_stream_name
 
-    services = tuple(DEFAULT_PORTS)
-    if service is not None and service not in services:
-        fail(f"unknown service {service!r}; one of {', '.join(services)}")
+    if service is not None and service not in SERVICES:
+        fail(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     url = _settings().nats_url
     if not url:
         fail("TUANLIAN_NATS_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
@@ -130,7 +128,7 @@ def dead_letters(
             fail(f"NATS is not reachable: {exc}")
         js = nc.jetstream()
         try:
-            for name in (service,) if service else services:
+            for name in (service,) if service else SERVICES:
                 stream = dlq_stream_name(name)
                 try:
                     state = (await js.stream_info(stream)).state

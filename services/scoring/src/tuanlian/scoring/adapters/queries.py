@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
@@ -155,44 +156,41 @@ async def org_as_of(conn: asyncpg.Connection, p: str, org_id: str, as_of: dateti
     return dict(row) if row else None
 
 
+_ORG = "org_id, org_path, name, org_type, closed"
+
+
+async def _orgs_then(conn: asyncpg.Connection, p: str, where: Callable[[str], str], args: tuple[Any, ...],
+                     as_of: datetime | None) -> list[dict[str, Any]]:
+    """The orgs a condition holds for (``where(alias)``: SQL on the columns of ``alias``), as of an
+    instant: every org it held for at some time by then (an index range), at its last row by
+    then, kept if it still holds there: where, as named and as open as it was then."""
+    if as_of is None:
+        rows = await conn.fetch(f"SELECT {_ORG} FROM {p}.orgs o WHERE {where('o')} ORDER BY org_path", *args)
+    else:
+        at = f"${len(args) + 1}"
+        rows = await conn.fetch(
+            f"SELECT v.* FROM (SELECT DISTINCT org_id FROM {p}.org_history h WHERE {where('h')} "
+            f"AND applied_at <= {at}) c CROSS JOIN LATERAL (SELECT {_ORG} FROM {p}.org_history h "
+            f"WHERE h.org_id = c.org_id AND h.applied_at <= {at} ORDER BY h.applied_at DESC LIMIT 1) v "
+            f"WHERE {where('v')} ORDER BY v.org_path", *args, as_of)
+    return [dict(r) for r in rows]
+
+
 async def org_children(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None) -> list[dict[str, Any]]:
     """The orgs directly under ``org_path`` (by path: a move leaves its subtree's ``depth`` as it
-    was) as of an instant: those that existed then, where and as named then."""
-    def child(col: str) -> str:
+    was) as of an instant."""
+    def child(t: str) -> str:
+        col = f"{t}.org_path"
         return f"{subtree(col, '$1')} AND {col} <> $1 AND strpos(substr({col}, length($1) + 2), '/') = 0"
 
-    if as_of is None:
-        rows = await conn.fetch(f"SELECT org_id, org_path, name, org_type, closed FROM {p}.orgs "
-                                f"WHERE {child('org_path')} ORDER BY org_path", org_path)
-    else:
-        # Every org that was a child at some time by then (an index range), at its last place by
-        # then, kept if that place is a child's.
-        rows = await conn.fetch(
-            f"SELECT v.org_id, v.org_path, v.name, v.org_type, v.closed FROM (SELECT DISTINCT org_id "
-            f"FROM {p}.org_history WHERE {child('org_path')} AND applied_at <= $2) c CROSS JOIN LATERAL ("
-            f"SELECT org_id, org_path, name, org_type, closed FROM {p}.org_history h WHERE h.org_id = c.org_id "
-            "AND h.applied_at <= $2 ORDER BY h.applied_at DESC LIMIT 1) v "
-            f"WHERE {child('v.org_path')} ORDER BY v.org_path",
-            org_path, as_of)
-    return [dict(r) for r in rows]
+    return await _orgs_then(conn, p, child, (org_path,), as_of)
 
 
 async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_type: str,
                         as_of: datetime | None) -> list[dict[str, Any]]:
-    """The open orgs of one level within a subtree, as of an instant: where, as named and of the
-    level they were then (an org created, renamed, moved or closed since is as it was)."""
-    if as_of is None:
-        rows = await conn.fetch(f"SELECT org_id, org_path, name FROM {p}.orgs o WHERE o.org_type = $2 "
-                                f"AND NOT o.closed AND {subtree('o.org_path', '$1')}", org_path, org_type)
-    else:
-        rows = await conn.fetch(
-            f"SELECT v.org_id, v.org_path, v.name FROM (SELECT DISTINCT org_id FROM {p}.org_history "
-            f"WHERE {subtree('org_path', '$1')} AND applied_at <= $3) c CROSS JOIN LATERAL ("
-            f"SELECT org_id, org_path, name, org_type, closed FROM {p}.org_history h WHERE h.org_id = c.org_id "
-            "AND h.applied_at <= $3 ORDER BY h.applied_at DESC LIMIT 1) v "
-            f"WHERE {subtree('v.org_path', '$1')} AND v.org_type = $2 AND NOT v.closed",
-            org_path, org_type, as_of)
-    return [dict(r) for r in rows]
+    """The open orgs of one level within a subtree, as of an instant."""
+    return await _orgs_then(conn, p, lambda t: f"{t}.org_type = $2 AND NOT {t}.closed AND "
+                                               f"{subtree(f'{t}.org_path', '$1')}", (org_path, org_type), as_of)
 
 
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,

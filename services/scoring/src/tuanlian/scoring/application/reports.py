@@ -68,13 +68,14 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     """达标 of one cadre for a period, against the org's rules in force at its end, as things stood
     on the day it is judged at: today while it is open, its last day once it has closed (what
     happened after — links made or ended, contacts logged — is not counted into it; what it had
-    not met by then is missed, unless its window was still open). Each window (the five ones'
-    period, the quarter, the year) counts from its start to that day."""
+    not met by then is missed, unless its window was still open). Everything is read from the
+    facts up to that day: the youths linked, the last online contact, and each window (the five
+    ones' period, the quarter, the year) from its start."""
     at = min(period.end, today)
     closed = at < today
     rules = await rules_at(conn, p, cadre["org_path"], at)
     cid = cadre["cadre_id"]
-    linked = (await q.linked_as_of(conn, p, [cid], None, on=at)).get(cid, 0) if closed else cadre["linked_youths"]
+    linked = (await q.linked_as_of(conn, p, [cid], None, on=at)).get(cid, 0)
     checks = [cp.state_check("contact_quota", linked,
                              sc.contact_quota(rules, cadre["kind"], cadre["in_leadership_organ"]))]
     coverage = {"university": rules.group_coverage_school,
@@ -92,7 +93,7 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
 
     five_period, due = sc.five_ones_period(rules, sc.five_ones_rule_key(cadre["kind"], False), at)
     checks.append(cp.progress_check("five_ones", await done("five_ones", five_period), due, five_period, at))
-    last_online = await q.last_online_on(conn, p, cid, at) if closed else cadre["last_online"]
+    last_online = await q.last_online_on(conn, p, cid, at)
     checks.append(cp.silence_check((at - last_online).days if last_online else None,
                                    rules.rhythm.online_silence_days))
     if rules.rhythm.activity_each_quarter:
@@ -111,12 +112,15 @@ def compliance_json(c: cp.Compliance) -> dict[str, Any]:
 
 
 async def signals_for(conn: asyncpg.Connection, p: str, ids: list[str], period: Period,
-                      as_of: datetime | None = None) -> dict[str, list[Signal]]:
+                      as_of: datetime | None = None,
+                      sums: dict[str, dict[str, int]] | None = None) -> dict[str, list[Signal]]:
     """Each cadre's signals over a period, from what scoring knew at ``as_of``: the interactions
-    applied by then, the youths' word as it stood then (their facts)."""
+    applied by then, the youths' word as it stood then (their facts: ``sums``, the period's
+    ``fact_sums`` as of then, when the caller has them)."""
     rows = await q.interactions_of(conn, p, ids, period, as_of)
     flags = await q.fabricated_flags(conn, p, ids, period, as_of)
-    sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
+    if sums is None:
+        sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
     by: dict[str, list[LoggedInteraction]] = {i: [] for i in ids}
     for r in rows:
         by[r["cadre_id"]].append(LoggedInteraction(r["occurred_at"], r["recorded_at"], r["summary_hash"]))
@@ -146,7 +150,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
     sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
     linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
     levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
-    signals = await signals_for(conn, p, ids, period, as_of)
+    signals = await signals_for(conn, p, ids, period, as_of, sums)
     ballots = await conn.fetch(
         f"SELECT cadre_id, satisfied, basically_satisfied, unsatisfied, reelection_flag FROM {p}.ballots "
         "WHERE cadre_id = ANY($1::text[]) AND year = $2 AND published "

@@ -150,52 +150,52 @@ def build_router(runtime: Runtime) -> APIRouter:
         require_view(who, org_path, Role.org_admin, Role.leader, Role.cadre, why="see this ranking")
         per = _period(period_kind, period)
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
-        if org_type is None:
-            async with runtime.db.connection() as conn:
-                org_type = peer_level(await q.org_children(conn, p, org_path, as_of))
-            if org_type is None:
-                raise HTTPException(422, [{"loc": ["query", "org_type"], "type": "missing",
-                                           "msg": f"{org_path} has no open sub-organisations to rank: name the "
-                                                  "level compared (org_type)"}])
 
         def per_cadre(r: dict[str, Any]) -> dict[str, Any]:
             return {**r, "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
 
-        async def scores(k: str) -> list[dict[str, Any]]:
+        async def scores(level: OrgType, k: str) -> list[dict[str, Any]]:
             rows = await conn.fetch(
                 f"SELECT o.org_id, o.org_path, o.name, "
                 f"(SELECT count(*) FROM {p}.cadres c WHERE c.active AND {q.subtree('c.org_path', 'o.org_path')}) AS cadres, "
                 f"(SELECT coalesce(sum(points), 0) FROM {p}.period_points pp WHERE pp.period_kind = $3 "
                 f"AND pp.period_key = $4 AND {q.subtree('pp.org_path', 'o.org_path')}) AS points "
                 f"FROM {p}.orgs o WHERE o.org_type = $2 AND NOT o.closed AND {q.subtree('o.org_path', '$1')}",
-                org_path, org_type.value, kind, k)
+                org_path, level.value, kind, k)
             return [per_cadre(dict(r)) for r in rows]
 
-        async def scores_as_of(per_: Period | None) -> list[dict[str, Any]]:
+        async def scores_as_of(orgs: list[dict[str, Any]], per_: Period | None) -> list[dict[str, Any]]:
             assert as_of is not None
             start, end = span(per_)
             pts = await q.points_as_of(conn, p, org_path=org_path, start=start, end=end, as_of=as_of)
             cadres = [c for c in await q.cadres_in(conn, p, org_path, as_of) if c["active"]]
             out = []
-            for o in await q.orgs_of_level(conn, p, org_path, org_type.value, as_of):
+            for o in orgs:
                 def inside(path: str, root: str = o["org_path"]) -> bool:
                     return path == root or path.startswith(root + "/")
-                out.append(per_cadre({**o, "cadres": sum(1 for c in cadres if inside(c["org_path"])),
+                out.append(per_cadre({"org_id": o["org_id"], "org_path": o["org_path"], "name": o["name"],
+                                      "cadres": sum(1 for c in cadres if inside(c["org_path"])),
                                       "points": sum(r["points"] for r in pts if inside(r["org_path"]))}))
             return out
 
         async with runtime.db.connection() as conn:
+            level = org_type or peer_level(await q.org_children(conn, p, org_path, as_of))
+            if level is None:
+                raise HTTPException(422, [{"loc": ["query", "org_type"], "type": "missing",
+                                           "msg": f"{org_path} has no open sub-organisations to rank: name the "
+                                                  "level compared (org_type)"}])
             if as_of is None:
-                rows = await scores(key)
-                before = await scores(per.previous().key) if per else []
+                rows = await scores(level, key)
+                before = await scores(level, per.previous().key) if per else []
             else:
-                rows = await scores_as_of(per)
-                before = await scores_as_of(per.previous()) if per else []
+                orgs = await q.orgs_of_level(conn, p, org_path, level.value, as_of)
+                rows = await scores_as_of(orgs, per)
+                before = await scores_as_of(orgs, per.previous()) if per else []
         prev = {r.key: r.rank for r in rank([(b["org_id"], b["points_per_cadre"]) for b in before])}
         by_id = {r["org_id"]: r for r in rows}
         entries = [{**by_id[r.key], "rank": r.rank, "rank_change": rank_change(r.rank, prev.get(r.key))}
                    for r in rank([(r["org_id"], r["points_per_cadre"]) for r in rows])[:limit]]
-        return {"org_path": org_path, "org_type": org_type.value, "period_kind": kind, "period": key, "entries": entries}
+        return {"org_path": org_path, "org_type": level.value, "period_kind": kind, "period": key, "entries": entries}
 
     @router.get("/cadres/{cadre_id}/ledger", tags=["audit"],
                 summary="Every ledger entry of a cadre with its rule, rule-set version and source events")
