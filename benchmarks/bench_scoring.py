@@ -536,7 +536,7 @@ def _org_tree_state(orgs: int) -> tuple[State, list[list[str]]]:
                 for di in range(10):
                     district = f"{county}/d{p}_{ci}_{co}_{di}"
                     org(district, "district", 4)
-                    st.put("org_rules", {"org_path": district, "records": []})
+                    st.put("org_rules", {"org_path": district, "records": [], "replaced": None})
                     levels[3].append(district)
                     for _ in range(per_district):
                         branch = f"{district}/b{n}"

@@ -282,7 +282,7 @@ async def test_after_a_live_org_move_the_next_batch_is_applied_ahead_on_the_move
         state.put("cadres", {"cadre_id": "c1", "org_id": "o1", "org_path": "/r/o1", "org_type": "branch",
                              "kind": "full_time", "in_leadership_organ": False, "active": True, "linked_youths": 0,
                              "last_online": None, "last_face_to_face": None})
-        state.put("org_rules", {"org_path": "/r/o1", "records": []})
+        state.put("org_rules", {"org_path": "/r/o1", "records": [], "replaced": None})
         await state.write(ProjectionTx(conn))
     assert state.committed()
     async with db.transaction() as conn:  # the move's batch, not committed while the next is applied ahead

@@ -137,6 +137,39 @@ async def _lenient_rules_and_a_link(contacts: Producer, *, face_to_face_each_yea
                                                          org_path="/root/o1"), T0)
 
 
+async def test_group_coverage_of_a_closed_half_year_counts_the_groups_covered_at_its_end(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    """A university cadre must cover two dorm groups (吕梁: 联系团小组). Covered through June, one
+    let go in August: the first half was met, today is at risk; a repeated GroupLinkAdded counts once."""
+    await contacts.emit("org-u1", c.OrgCreated(org_id="u1", parent_id="root", name="某学院团委",
+                                               org_type=c.OrgType.university, depth=2, is_leadership_organ=False,
+                                               org_path="/root/u1"), T0)
+    await contacts.emit("cadre-c1", c.CadreRegistered(cadre_id="c1", org_id="u1", org_path="/root/u1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+    rules = c.OrgRules(group_coverage_school=c.GroupCoverage(dorm_groups=2))
+    await contacts.emit("org-u1", c.OrgRulesSet(org_id="u1", org_path="/root/u1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    for g, month in (("g1", 3), ("g2", 5), ("g2", 6)):
+        await contacts.emit("cadre-c1", c.GroupLinkAdded(cadre_id="c1", group_org_id=g,
+                                                         group_org_type=c.OrgType.dorm_group,
+                                                         group_org_path=f"/root/u1/{g}", org_path="/root/u1"),
+                            datetime(2026, month, 2, 4, 0, tzinfo=UTC))
+    await contacts.emit("cadre-c1", c.GroupLinkEnded(cadre_id="c1", group_org_id="g1", org_path="/root/u1"),
+                        datetime(2026, 8, 3, 4, 0, tzinfo=UTC))
+    await scoring.applied(7)
+
+    def coverage(compliance: dict[str, Any]) -> tuple[str, int]:
+        (check,) = [k for k in compliance["checks"] if k["name"] == "group_coverage_dorm_groups"]
+        return check["verdict"], check["actual"]
+
+    assert coverage(await scoring.get("/cadres/c1/compliance", period_kind="half_year", period="2026-H1")) == (
+        "met", 2)
+    assert coverage(await scoring.get("/cadres/c1/compliance", period_kind="quarter", period="2026-Q1")) == (
+        "missed", 1)  # only g1 by the end of March
+    assert coverage(await scoring.get("/cadres/c1/compliance")) == ("at_risk", 1)
+
+
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(
     scoring: Scoring, contacts: Producer, js: JetStreamContext
 ) -> None:

@@ -48,12 +48,17 @@ COMPARED = {
     "links": "*",
     "scored_youths": "*",
     "pair_months": "*",
-    # Not known_at: each run applies them at its own instants.
+    # Not known_at, revised_at nor the versions' and rules records' until: each run applies them
+    # at its own instants.
     "interactions": "interaction_id, cadre_id, day, occurred_at, recorded_at, online, channel, summary_hash, "
-                    "summary_length, ruleset, source_event_id, youths",
+                    "summary_length, ruleset, source_event_id, youths, (SELECT jsonb_agg(e - 'until' ORDER BY n) "
+                    "FROM jsonb_array_elements(earlier) WITH ORDINALITY AS x(e, n))",
+    "groups": "*",
     "activities": "*",
     "five_ones": "*",
-    "org_rules": "*",
+    "org_rules": "org_path, (SELECT jsonb_agg(r - 'known_at' ORDER BY n) FROM jsonb_array_elements(records) "
+                 "WITH ORDINALITY AS x(r, n)), (SELECT jsonb_agg(r - 'known_at' - 'until' ORDER BY n) "
+                 "FROM jsonb_array_elements(replaced) WITH ORDINALITY AS x(r, n))",
     "orgs": "*",
     "cadre_paths": "cadre_id, org_path, kind, org_type",
     "org_history": "org_id, org_path, name, org_type, closed",
@@ -89,8 +94,25 @@ def history(seed: int, n: int = 220, *, moves: bool = True, transfers: float = 0
     links: list[tuple[str, str, str]] = []
     logged: list[tuple[str, str, list[str]]] = []
     activities: list[tuple[str, str]] = []
+    covered: set[tuple[str, str]] = set()
+    groups = random.Random(-seed)  # its own draws: the rest of the history stays what it was
     for i in range(n):
         at = T0 + timedelta(hours=7 * i + rnd.randrange(5))
+        if i == n // 3:  # o1's rules replaced (the same effective day): the old record is kept as replaced
+            contacts.append(("org-o1", c.OrgRulesSet(org_id="o1", org_path=path["o1"], effective_from=date(2026, 1, 1),
+                                                     rules=c.OrgRules(contact_quotas=c.ContactQuotas(part_time=4))),
+                             at))
+        if groups.random() < 0.05:  # a group covered or let go (compliance counts them by day)
+            gc, g = groups.choice(cadres), groups.choice(["g0", "g1", "g2"])
+            if (gc, g) in covered:
+                covered.discard((gc, g))
+                contacts.append((f"cadre-{gc}", c.GroupLinkEnded(cadre_id=gc, group_org_id=g,
+                                                                  org_path=path[home[gc]]), at))
+            else:
+                covered.add((gc, g))
+                contacts.append((f"cadre-{gc}", c.GroupLinkAdded(
+                    cadre_id=gc, group_org_id=g, group_org_type=c.OrgType.dorm_group if g == "g0" else c.OrgType.branch,
+                    group_org_path=f"/r/{g}", org_path=path[home[gc]]), at))
         if i == n // 2 and moves:  # a move: SQL rewrites many rows at once in the middle of a batch
             contacts.append(("org-o3", c.OrgMoved(org_id="o3", old_parent_id="r", new_parent_id="o0",
                                                   old_path="/r/o3", new_path="/r/o0/o3", depth=3), at))

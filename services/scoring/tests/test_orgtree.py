@@ -30,7 +30,7 @@ def _state(rnd: random.Random, paths: list[str]) -> State:
         st.put("orgs", {"org_id": path.rsplit("/", 1)[1], "org_path": path, "name": "", "org_type": "branch",
                         "depth": path.count("/"), "is_leadership_organ": False, "closed": False})
         if rnd.random() < 0.3:
-            st.put("org_rules", {"org_path": path, "records": []})
+            st.put("org_rules", {"org_path": path, "records": [], "replaced": None})
         if rnd.random() < 0.6:
             st.put("cadres", {"cadre_id": f"c{i}", "org_id": path.rsplit("/", 1)[1], "org_path": path,
                               "org_type": "branch", "kind": "part_time", "in_leadership_organ": False,

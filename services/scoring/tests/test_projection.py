@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from scoring_support import Producer, Scoring
+from tuanlian.scoring.domain.periods import PeriodKind, china_day, period_of
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
@@ -306,6 +307,32 @@ async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_w
     assert later["rows"][0]["satisfaction"]["ballots"] == 1 and doc["rows"][0]["satisfaction"]["ballots"] == 0
     check = await scoring.get(f"/circulars/{doc['number']}/as-of")
     assert check["equal"] is True, check["recomputed"]["rows"][0]["signals"]
+
+
+async def test_a_progress_circular_recomputes_with_the_rules_it_was_computed_with(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    """Published mid-month (a progress circular), then o1's rules replaced and raised again from
+    the month's last day: the as-of check reads the rules known when it was published."""
+    await _city_and_branch(contacts)
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                rules=c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1))), T0)
+    await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
+                                                         org_path="/root/o1"), T0)
+    await scoring.applied(5)
+    this_month = period_of(china_day(datetime.now(UTC)), PeriodKind.month)
+    body = {"org_id": "root", "period_kind": "month", "period": this_month.key}
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    doc = (await scoring.http.post("/circulars", json=body, headers=admin)).json()
+    assert doc["rows"][0]["cadres_meeting_quota_pct"] == 100.0
+    for effective, quota in ((date(2026, 1, 1), 3), (this_month.end, 5)):
+        await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=effective,
+                                                    rules=c.OrgRules(contact_quotas=c.ContactQuotas(part_time=quota))))
+    await scoring.applied(7)
+    now = (await scoring.http.post("/circulars", json=body, headers=admin)).json()
+    assert now["rows"][0]["cadres_meeting_quota_pct"] == 0.0
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True, check["recomputed"]["rows"][0]
 
 
 async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(

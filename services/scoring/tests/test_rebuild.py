@@ -68,7 +68,8 @@ async def _dated(scoring: Scoring, schema: str) -> dict[str, list[tuple[Any, ...
                "flags": f"SELECT owner_id, code, ref, source_event_id, occurred_on, applied_at FROM {schema}.flags",
                "cadre_paths": f"SELECT cadre_id, org_path, kind, org_type, applied_at FROM {schema}.cadre_paths",
                "org_history": f"SELECT org_id, org_path, name, org_type, closed, applied_at FROM {schema}.org_history",
-               "interactions": f"SELECT interaction_id, known_at FROM {schema}.interactions"}
+               "interactions": f"SELECT interaction_id, known_at, revised_at, earlier FROM {schema}.interactions",
+               "org_rules": f"SELECT org_path, records, replaced FROM {schema}.org_rules"}
     async with scoring.runtime.db.connection() as conn:
         return {table: sorted((tuple(r) for r in await conn.fetch(sql)), key=repr) for table, sql in queries.items()}
 
@@ -389,6 +390,15 @@ async def test_a_circular_published_while_scoring_lagged_recomputes_equal_on_a_r
     published = r.json()
     await scoring.applied(n + 2)
     assert (await scoring.get(f"/circulars/{published['number']}/as-of"))["equal"] is True
+    # Corrected after it to 02:00 in Beijing: the circular knew the interaction by its first time.
+    await contacts.emit("interaction-i2", c.InteractionCorrected(
+        interaction_id="i2", cadre_id="c1", org_path="/root/o1", youth_ids=["y1"], channel=c.Channel.wechat,
+        online=True, occurred_at=T0 + timedelta(hours=16), summary_length=10, summary_hash="h", reason="wrong time"))
+    await scoring.applied(n + 3)
+    assert (await scoring.get(f"/circulars/{published['number']}/as-of"))["equal"] is True
+    r = await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "month", "period": "2026-03"},
+                                headers=admin)
+    assert "implausible_hours" in r.text  # the correction counts from its own instant
 
     async with scoring.runtime.db.connection() as conn:
         result = await Rebuild(conn, js).run()

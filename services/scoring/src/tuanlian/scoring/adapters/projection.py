@@ -12,14 +12,14 @@ import asyncio
 import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
-from tuanlian.scoring.adapters.queries import move_subtree, subtree
+from tuanlian.scoring.adapters.queries import group_metric, move_subtree, subtree
 from tuanlian.scoring.adapters.state import TABLES, State
 from tuanlian.scoring.domain import scoring as rules
 from tuanlian.scoring.domain.periods import CHINA, PeriodKind, china_day, period_of
@@ -58,6 +58,15 @@ class ProjectionFailed(asyncpg.exceptions.DataError):
 def noon(day: date) -> datetime:
     """An instant for a dated fact (an activity's day) that falls on that day in China."""
     return datetime.combine(day, time(12), tzinfo=CHINA)
+
+
+def _superseded(row: dict[str, Any], until: Any) -> dict[str, Any]:
+    """The version of an interaction a correction replaces, as a circular's signals read it, and
+    the instant it stopped being current. Instants in UTC: a row read back from Postgres and one
+    kept in memory give the same document."""
+    return {"day": row["day"].isoformat(), "occurred_at": row["occurred_at"].astimezone(UTC).isoformat(),
+            "recorded_at": row["recorded_at"].astimezone(UTC).isoformat(), "summary_hash": row["summary_hash"],
+            "until": until}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -298,7 +307,7 @@ class Projector:
             wanted["links"].add((e.link_id,))
             if name == "ContactLinkAccepted":
                 wanted["scored_youths"].add((e.cadre_id, e.youth_id))
-        elif name == "GroupLinkEnded":
+        elif name in ("GroupLinkAdded", "GroupLinkEnded"):
             wanted["groups"].add((e.cadre_id, e.group_org_id))
         elif name.startswith("Interaction"):
             wanted["interactions"].add((e.interaction_id,))
@@ -445,12 +454,17 @@ class Projector:
                 self.state.put("cadres", {**cadre, "org_id": e.into_org_id})
 
     async def on_OrgRulesSet(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
-        row = await self.state.get("org_rules", e.org_path)
-        records = [r for r in (row or {}).get("records", [])
-                   if not (r["org_id"] == e.org_id and r["effective_from"] == e.effective_from.isoformat())]
+        row = await self.state.get("org_rules", e.org_path) or {}
+        now = self.state.known_since()
+        records, replaced = [], list(row.get("replaced") or ())
+        for r in row.get("records", ()):
+            if r["org_id"] == e.org_id and r["effective_from"] == e.effective_from.isoformat():
+                replaced.append({**r, "until": now})  # as-of reads still find the rules it had
+            else:
+                records.append(r)
         records.append({"org_id": e.org_id, "effective_from": e.effective_from.isoformat(),
-                        "sid": str(env.event_id), "rules": e.rules.model_dump(mode="json")})
-        self.state.put("org_rules", {"org_path": e.org_path, "records": records})
+                        "sid": str(env.event_id), "rules": e.rules.model_dump(mode="json"), "known_at": now})
+        self.state.put("org_rules", {"org_path": e.org_path, "records": records, "replaced": replaced or None})
 
     # cadres
 
@@ -488,13 +502,21 @@ class Projector:
             self.state.put("cadres", {**cadre, "active": False})
 
     async def on_GroupLinkAdded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        g = await self.state.get("groups", e.cadre_id, e.group_org_id)
+        if g is not None and g["active"]:
+            return
         self.state.put("groups", {"cadre_id": e.cadre_id, "group_org_id": e.group_org_id,
                                   "group_org_type": e.group_org_type.value, "active": True})
+        # The groups covered on a past day (a closed period's compliance) are summed from these.
+        self.state.add_fact(e.cadre_id, group_metric(e.group_org_type.value), 1, china_day(env.occurred_at),
+                            env.event_id, e.group_org_id)
 
     async def on_GroupLinkEnded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         g = await self.state.get("groups", e.cadre_id, e.group_org_id)
-        if g is not None:
+        if g is not None and g["active"]:
             self.state.put("groups", {**g, "active": False})
+            self.state.add_fact(e.cadre_id, group_metric(g["group_org_type"]), -1, china_day(env.occurred_at),
+                                env.event_id, e.group_org_id)
 
     # contact links
 
@@ -568,7 +590,12 @@ class Projector:
                "occurred_at": e.occurred_at, "recorded_at": env.recorded_at or env.occurred_at,
                "online": e.online, "channel": e.channel.value, "summary_hash": e.summary_hash,
                "summary_length": e.summary_length, "ruleset": rs.version, "source_event_id": env.event_id,
-               "youths": youths, "known_at": old["known_at"] if old is not None else self.state.known_since()}
+               "youths": youths, "known_at": self.state.known_since(), "revised_at": None, "earlier": None}
+        if old is not None:
+            # The versions it replaces stay readable as of the instants they were current.
+            now = self.state.known_since()
+            row.update(known_at=old["known_at"], revised_at=now,
+                       earlier=[*(old["earlier"] or ()), _superseded(old, now)])
         self.state.put("interactions", row)
         return row
 

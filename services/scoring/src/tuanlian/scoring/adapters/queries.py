@@ -274,24 +274,48 @@ async def window_distinct(conn: asyncpg.Connection, p: str, owners: list[str], d
     return {r["owner_id"]: (r["youths"], r["days"]) for r in rows}
 
 
-async def groups_of(conn: asyncpg.Connection, p: str, cadre_id: str) -> dict[str, int]:
+def group_metric(group_org_type: str) -> str:
+    """The fact counting a cadre's groups of a type (+1 linked, -1 ended, on the day it happened)."""
+    return f"group:{group_org_type}"
+
+
+async def groups_on(conn: asyncpg.Connection, p: str, cadre_id: str, day: date) -> dict[str, int]:
+    """The groups a cadre covered at the end of ``day``, by group type."""
     rows = await conn.fetch(
-        f"SELECT group_org_type, count(*)::int AS n FROM {p}.groups WHERE cadre_id = $1 AND active "
-        "GROUP BY group_org_type", cadre_id,
+        f"SELECT substr(metric, 7) AS typ, sum(n)::int AS n FROM {p}.facts WHERE owner_id = $1 "
+        "AND metric LIKE 'group:%' AND occurred_on <= $2 GROUP BY metric", cadre_id, day,
     )
-    return {r["group_org_type"]: r["n"] for r in rows}
+    return {r["typ"]: r["n"] for r in rows}
 
 
 async def interactions_of(conn: asyncpg.Connection, p: str, owners: list[str], period: Period,
                           as_of: datetime | None = None) -> list[asyncpg.Record]:
-    """The period's interactions of ``owners`` applied by ``as_of`` (those projected before
-    migration 0013 have no such instant, and count at any)."""
-    return list(await conn.fetch(
+    """The period's interactions of ``owners`` as scoring knew them at ``as_of``: those applied by
+    then, each in the version current then (a correction applied later leaves the version it
+    replaced). Rows projected before migration 0013 have no such instant and count at any; those
+    corrected before 0014 have no earlier versions."""
+    current = (
         f"SELECT cadre_id, occurred_at, recorded_at, summary_hash FROM {p}.interactions "
         "WHERE cadre_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 "
-        "AND ($4::timestamptz IS NULL OR known_at IS NULL OR known_at <= $4) ORDER BY cadre_id, recorded_at",
-        owners, period.start, period.end, as_of,
-    ))
+        "AND ($4::timestamptz IS NULL OR coalesce(revised_at, known_at) IS NULL "
+        "OR coalesce(revised_at, known_at) <= $4)"
+    )
+    if as_of is None:
+        return list(await conn.fetch(current + " ORDER BY cadre_id, recorded_at", owners, period.start, period.end,
+                                     as_of))
+    # Version n of ``earlier`` was current from the one before's ``until`` (the first from known_at).
+    replaced = (
+        "SELECT i.cadre_id, v.occurred_at, v.recorded_at, v.summary_hash FROM "
+        f"{p}.interactions i CROSS JOIN LATERAL ("
+        "SELECT (e->>'day')::date AS day, (e->>'occurred_at')::timestamptz AS occurred_at, "
+        "(e->>'recorded_at')::timestamptz AS recorded_at, e->>'summary_hash' AS summary_hash, "
+        "(e->>'until')::timestamptz AS until, lag((e->>'until')::timestamptz) OVER (ORDER BY n) AS since "
+        "FROM jsonb_array_elements(i.earlier) WITH ORDINALITY AS x(e, n)) v "
+        "WHERE i.earlier IS NOT NULL AND i.cadre_id = ANY($1::text[]) AND v.day BETWEEN $2 AND $3 "
+        "AND coalesce(v.since, i.known_at, '-infinity') <= $4 AND $4 < v.until"
+    )
+    return list(await conn.fetch(f"{current} UNION ALL {replaced} ORDER BY cadre_id, recorded_at",
+                                 owners, period.start, period.end, as_of))
 
 
 async def fabricated_flags(conn: asyncpg.Connection, p: str, owners: list[str], period: Period,
@@ -304,10 +328,22 @@ async def fabricated_flags(conn: asyncpg.Connection, p: str, owners: list[str], 
     return {r["owner_id"]: r["n"] for r in rows}
 
 
-async def rules_records(conn: asyncpg.Connection, p: str, org_path: str) -> list[dict[str, Any]]:
-    """OrgRulesSet records of the path and its ancestors, as stored."""
+async def rules_records(conn: asyncpg.Connection, p: str, org_path: str,
+                        as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """OrgRulesSet records of the path and its ancestors, as stored; with ``as_of``, those
+    scoring knew then (a record replaced since, not its replacement; records from before
+    migration 0014 carry no instant and count at any)."""
     from tuanlian.scoring.domain.scoring import ancestors
 
-    rows = await conn.fetch(f"SELECT org_path, records FROM {p}.org_rules WHERE org_path = ANY($1::text[])",
-                            ancestors(org_path))
-    return [{"org_path": r["org_path"], **rec} for r in rows for rec in r["records"]]
+    rows = await conn.fetch(f"SELECT org_path, records, replaced FROM {p}.org_rules "
+                            "WHERE org_path = ANY($1::text[])", ancestors(org_path))
+
+    def known(rec: dict[str, Any]) -> bool:
+        if as_of is None:
+            return "until" not in rec
+        since, until = rec.get("known_at"), rec.get("until")
+        return ((since is None or datetime.fromisoformat(since) <= as_of)
+                and (until is None or as_of < datetime.fromisoformat(until)))
+
+    return [{"org_path": r["org_path"], **rec} for r in rows for rec in [*r["records"], *(r["replaced"] or ())]
+            if known(rec)]

@@ -74,7 +74,7 @@ TABLES = {
     for t in (
         TableSpec("orgs", ("org_id",), ("org_id", "org_path", "name", "org_type", "depth",
                                         "is_leadership_organ", "closed")),
-        TableSpec("org_rules", ("org_path",), ("org_path", "records"), json=("records",)),
+        TableSpec("org_rules", ("org_path",), ("org_path", "records", "replaced"), json=("records", "replaced")),
         TableSpec("cadres", ("cadre_id",), ("cadre_id", "org_id", "org_path", "org_type", "kind",
                                             "in_leadership_organ", "active", "linked_youths",
                                             "last_online", "last_face_to_face")),
@@ -86,8 +86,8 @@ TABLES = {
         TableSpec("interactions", ("interaction_id",), ("interaction_id", "cadre_id", "day", "occurred_at",
                                                         "recorded_at", "online", "channel", "summary_hash",
                                                         "summary_length", "ruleset", "source_event_id", "youths",
-                                                        "known_at"),
-                  json=("youths",)),
+                                                        "known_at", "revised_at", "earlier"),
+                  json=("youths", "earlier")),
         TableSpec("activities", ("activity_id",), ("activity_id", "owner_id", "kind", "collective",
                                                    "occurred_on", "period_key", "points", "ruleset")),
         TableSpec("five_ones", ("owner_id", "period_key"), ("owner_id", "period_key", "kinds", "bonus"), json=("kinds",)),
@@ -106,7 +106,7 @@ DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org
 JSON_TYPES = ("json", "jsonb")
 # Tables whose rows record the instant they were first applied (``State.known_since``), and the
 # placeholder a live batch's rows hold until its instant is taken.
-_KNOWN_AT = frozenset({"interactions", "ballots"})
+_KNOWN_AT = frozenset({"interactions", "ballots", "org_rules"})
 _PENDING: Any = object()
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
 _TYPES: dict[tuple[str, str], dict[str, str]] = {}
@@ -681,10 +681,24 @@ class State:
         return self.stamp if self.stamped else _PENDING
 
     def _date_known(self, held: dict[tuple[Any, ...], Row | None], keys: Iterable[tuple[Any, ...]]) -> None:
+        """Fill the batch's instant in where a row (or a version or record it holds) waits for it:
+        ``known_at``, a corrected interaction's ``revised_at`` and the ``until`` of the versions or
+        records it replaced."""
+        at = self.applied_at
         for k in keys:
             row = held[k]
-            if row is not None and row["known_at"] is _PENDING:
-                row["known_at"] = self.applied_at
+            if row is None:
+                continue
+            if row.get("known_at") is _PENDING:
+                row["known_at"] = at
+            if row.get("revised_at") is _PENDING:
+                row["revised_at"] = at
+            for docs in (row.get("earlier"), row.get("records"), row.get("replaced")):
+                for doc in docs or ():
+                    if doc.get("known_at") is _PENDING:
+                        doc["known_at"] = at
+                    if doc.get("until") is _PENDING:
+                        doc["until"] = at
 
     async def _send(self, conn: Any, taken: _Taken, fold_now: bool) -> None:
         s = self.schema
@@ -856,6 +870,6 @@ def _columns_with_json_text(spec: TableSpec, rows: list[tuple[Any, ...]]) -> lis
     return cols
 
 
-def _json_text(value: Any) -> str:
+def _json_text(value: Any) -> str | None:
     # orjson: the documents of a batch were ~5% of the projector's time with the json module.
-    return orjson.dumps(value, default=str).decode()
+    return None if value is None else orjson.dumps(value, default=str).decode()

@@ -19,8 +19,10 @@ from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, YouthWord
 from tuanlian.shared.contracts.contacts import OrgRules
 
 
-async def rules_at(conn: asyncpg.Connection, p: str, org_path: str, day: date) -> OrgRules:
-    recs = await q.rules_records(conn, p, org_path)
+async def rules_at(conn: asyncpg.Connection, p: str, org_path: str, day: date,
+                   as_of: datetime | None = None) -> OrgRules:
+    """The org's rules in force on ``day``; with ``as_of``, as scoring knew them then."""
+    recs = await q.rules_records(conn, p, org_path, as_of)
     parsed = [sc.RulesRecord(r["org_path"], date.fromisoformat(r["effective_from"]),
                              OrgRules.model_validate(r["rules"])) for r in recs]
     return sc.effective_rules(parsed, org_path, day)
@@ -41,7 +43,7 @@ async def activity_levels(conn: asyncpg.Connection, p: str, cadres: list[dict[st
     out: dict[str, float] = {}
     linked = await q.linked_as_of(conn, p, ids, as_of, on=day if links_on_day else None)
     for c in cadres:
-        rules = await rules_at(conn, p, c["org_path"], day)
+        rules = await rules_at(conn, p, c["org_path"], day, as_of)
         try:
             rs = rs_cache.setdefault(rules.scoring_ruleset, ruleset(rules.scoring_ruleset))
         except UnknownRuleSet:
@@ -70,7 +72,7 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     happened after — links made or ended, contacts logged — is not counted into it; what it had
     not met by then is missed, unless its window was still open). Everything is read from the
     facts up to that day: the youths linked, the last online contact, and each window (the five
-    ones' period, the quarter, the year) from its start."""
+    ones' period, the quarter, the year) from its start, and the groups covered."""
     at = min(period.end, today)
     closed = at < today
     rules = await rules_at(conn, p, cadre["org_path"], at)
@@ -81,7 +83,7 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     coverage = {"university": rules.group_coverage_school,
                 "department": rules.group_coverage_department}.get(cadre["org_type"] or "")
     if coverage is not None:
-        groups = await q.groups_of(conn, p, cid)  # the groups covered now: they have no history
+        groups = await q.groups_on(conn, p, cid, at)
         for name, typ, need in (("sub_committees", "department", coverage.sub_committees),
                                 ("branches", "branch", coverage.branches),
                                 ("dorm_groups", "dorm_group", coverage.dorm_groups)):
@@ -160,7 +162,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
         mine = [c for c in cadres if c["org_path"] == scope["org_path"]
                 or c["org_path"].startswith(scope["org_path"] + "/")]
         n = len(mine)
-        rules = await rules_at(conn, p, scope["org_path"], period.end)
+        rules = await rules_at(conn, p, scope["org_path"], period.end, as_of)
         meeting, done_five, due_five = 0, 0, 0
         for c in mine:
             if linked.get(c["cadre_id"], 0) >= sc.contact_quota(rules, c["kind"], c["in_leadership_organ"]):

@@ -1,0 +1,34 @@
+"""Migrations that give rows already projected a history they did not have, on real Postgres."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tuanlian.scoring.adapters import queries as q
+from tuanlian.shared.db import connect_raw
+from tuanlian.shared.migrations import load_migrations, migrate
+
+
+async def test_0014_counts_groups_covered_before_it_from_any_day_and_keeps_the_columns_new_rows_need(
+    database_url: str,
+) -> None:
+    migrations = load_migrations("tuanlian.scoring.migrations", "scoring")
+    (at,) = [i for i, m in enumerate(migrations) if m.version.startswith("0014")]
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", migrations[:at])
+        await conn.execute(
+            "INSERT INTO scoring_proj.groups VALUES ('c1', 'g1', 'dorm_group', true), ('c1', 'g2', 'dorm_group', true), "
+            "('c1', 'g3', 'dorm_group', false), ('c1', 'b1', 'branch', true), ('c2', 'g9', 'dorm_group', false)")
+        assert await migrate(conn, "scoring", migrations) == [m.version for m in migrations[at:]]
+        assert await q.groups_on(conn, "scoring_proj", "c1", date(2000, 1, 1)) == {"dorm_group": 2, "branch": 1}
+        assert await q.groups_on(conn, "scoring_proj", "c2", date(2026, 12, 31)) == {}
+        # Run again (another replica, a redeploy): recorded once, counted once.
+        assert await migrate(conn, "scoring", migrations) == []
+        assert await conn.fetchval("SELECT count(*) FROM scoring_proj.facts WHERE metric LIKE 'group:%'") == 3
+        cols = {r[0] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'scoring_proj' "
+            "AND table_name = 'interactions'")}
+        assert {"revised_at", "earlier", "known_at"} <= cols
+    finally:
+        await conn.close()
