@@ -333,6 +333,15 @@ async def test_a_progress_circular_recomputes_with_the_rules_it_was_computed_wit
     assert now["rows"][0]["cadres_meeting_quota_pct"] == 0.0
     check = await scoring.get(f"/circulars/{doc['number']}/as-of")
     assert check["equal"] is True, check["recomputed"]["rows"][0]
+    # o1 moved since: recomputed, its rules are still found (its row is filed under its new path).
+    await contacts.emit("org-p2", c.OrgCreated(org_id="p2", parent_id="root", name="二总支",
+                                               org_type=c.OrgType.general_branch, depth=2, is_leadership_organ=False,
+                                               org_path="/root/p2"), T0)
+    await contacts.emit("org-o1", c.OrgMoved(org_id="o1", old_parent_id="root", new_parent_id="p2",
+                                             old_path="/root/o1", new_path="/root/p2/o1", depth=3))
+    await scoring.applied(9)
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True, check["recomputed"]["rows"][0]
 
 
 async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(

@@ -332,11 +332,19 @@ async def rules_records(conn: asyncpg.Connection, p: str, org_path: str,
                         as_of: datetime | None = None) -> list[dict[str, Any]]:
     """OrgRulesSet records of the path and its ancestors, as stored; with ``as_of``, those
     scoring knew then (a record replaced since, not its replacement; records from before
-    migration 0014 carry no instant and count at any)."""
+    migration 0014 carry no instant and count at any), ``org_path`` being a path then."""
     from tuanlian.scoring.domain.scoring import ancestors
 
+    paths = ancestors(org_path)
+    filed = {path: path for path in paths}
+    if as_of is not None:
+        # An org moved since has its rules row under its path now: found by its id, a path's last part.
+        ids = {path.rsplit("/", 1)[-1]: path for path in paths}
+        for r in await conn.fetch(f"SELECT org_id, org_path FROM {p}.orgs WHERE org_id = ANY($1::text[])", list(ids)):
+            filed[ids[r["org_id"]]] = r["org_path"]
+    then = {now: path for path, now in filed.items()}
     rows = await conn.fetch(f"SELECT org_path, records, replaced FROM {p}.org_rules "
-                            "WHERE org_path = ANY($1::text[])", ancestors(org_path))
+                            "WHERE org_path = ANY($1::text[])", list(then))
 
     def known(rec: dict[str, Any]) -> bool:
         if as_of is None:
@@ -345,5 +353,5 @@ async def rules_records(conn: asyncpg.Connection, p: str, org_path: str,
         return ((since is None or datetime.fromisoformat(since) <= as_of)
                 and (until is None or as_of < datetime.fromisoformat(until)))
 
-    return [{"org_path": r["org_path"], **rec} for r in rows for rec in [*r["records"], *(r["replaced"] or ())]
+    return [{"org_path": then[r["org_path"]], **rec} for r in rows for rec in [*r["records"], *(r["replaced"] or ())]
             if known(rec)]
