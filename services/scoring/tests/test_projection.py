@@ -344,6 +344,32 @@ async def test_a_progress_circular_recomputes_with_the_rules_it_was_computed_wit
     assert check["equal"] is True, check["recomputed"]["rows"][0]
 
 
+async def test_a_circular_recomputes_a_merged_orgs_row_with_the_rules_it_had(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    """o2 asked one youth of its cadre and had it; merged into o1 (ten by default) after March's
+    circular, its rules row is gone, yet recomputed the circular still judges o2 by them."""
+    await _city_and_branch(contacts)
+    await _org_and_cadre(contacts, "c2", org="o2", path="/root/o2")
+    await contacts.emit("org-o2", c.OrgRulesSet(org_id="o2", org_path="/root/o2", effective_from=date(2026, 1, 1),
+                                                rules=c.OrgRules(contact_quotas=c.ContactQuotas(part_time=1))), T0)
+    await contacts.emit("link-l2", c.ContactLinkAccepted(link_id="l2", cadre_id="c2", youth_id="y2",
+                                                         org_path="/root/o2"), T0)
+    await scoring.applied(7)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    march = {"org_id": "root", "period_kind": "month", "period": "2026-03"}
+    doc = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert {r["org_id"]: r["cadres_meeting_quota_pct"] for r in doc["rows"]} == {"o1": 0.0, "o2": 100.0}
+    await contacts.emit("org-o2", c.OrgMerged(org_id="o2", into_org_id="o1", old_path="/root/o2",
+                                              into_path="/root/o1"))
+    await contacts.emit("org-o2", c.OrgClosed(org_id="o2", org_path="/root/o2", reason="merged into o1"))
+    await scoring.applied(9)
+    now = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert [(r["org_id"], r["cadres"], r["cadres_meeting_quota_pct"]) for r in now["rows"]] == [("o1", 2, 0.0)]
+    check = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert check["equal"] is True, check["recomputed"]["rows"]
+
+
 async def test_a_leaderboard_as_of_an_instant_filters_by_the_cadres_org_level_then(
     scoring: Scoring, contacts: Producer
 ) -> None:

@@ -376,9 +376,10 @@ class Projector:
             self._put_org({**org, "closed": True})
 
     async def _rewrite(self, tx: ProjectionTx, old: str, new: str, *, merged: bool = False) -> None:
-        """Every path under ``old`` to start with ``new`` instead. A merged org's own rules go:
-        its members follow the target's from now on (contacts keeps rules by org, and the merged
-        org is on no one's path any more), and the target's rules row has that path already."""
+        """Every path under ``old`` to start with ``new`` instead. A merged org's own rules row
+        goes: its members follow the target's from now on (contacts keeps rules by org, and the
+        merged org is on no one's path any more), and the target's rules row has that path
+        already (``on_OrgMerged`` has kept its records there, as replaced)."""
         st = self.state
         if not st.authoritative:
             # Many rows at once: write what memory holds, let SQL move the paths, and read the
@@ -443,6 +444,15 @@ class Projector:
             self.state.put("orgs", {**org, "depth": e.depth})
 
     async def on_OrgMerged(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        # The merged org's rules row goes (below); its records stay readable as of before the
+        # merge, replaced in the target's row (as-of reads pick an org's records by its id).
+        gone = await self.state.get("org_rules", e.old_path)
+        if gone is not None:
+            target = await self.state.get("org_rules", e.into_path) or {"org_path": e.into_path, "records": []}
+            until = self.state.known_since()
+            self.state.put("org_rules", {**target, "replaced": [
+                *(target.get("replaced") or ()), *(gone["replaced"] or ()),
+                *({**r, "until": until} for r in gone["records"])]})
         # Rows in memory are written (and forgotten) by the rewrite first: the UPDATE then finds
         # every cadre in Postgres, and nothing written later from memory undoes it.
         await self._rewrite(tx, e.old_path, e.into_path, merged=True)

@@ -178,12 +178,15 @@ async def _orgs_then(conn: asyncpg.Connection, p: str, where: Callable[[str], st
 
 async def org_children(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None) -> list[dict[str, Any]]:
     """The orgs directly under ``org_path`` (by path: a move leaves its subtree's ``depth`` as it
-    was) as of an instant."""
+    was) as of an instant. A merged org has its target's path since (its cadres went with it):
+    it is that org, not a second one beside it."""
     def child(t: str) -> str:
         col = f"{t}.org_path"
         return f"{subtree(col, '$1')} AND {col} <> $1 AND strpos(substr({col}, length($1) + 2), '/') = 0"
 
-    return await _orgs_then(conn, p, child, (org_path,), as_of)
+    orgs = await _orgs_then(conn, p, child, (org_path,), as_of)
+    open_at = {o["org_path"] for o in orgs if not o["closed"]}
+    return [o for o in orgs if not (o["closed"] and o["org_path"] in open_at)]
 
 
 async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_type: str,
@@ -330,28 +333,29 @@ async def fabricated_flags(conn: asyncpg.Connection, p: str, owners: list[str], 
 
 async def rules_records(conn: asyncpg.Connection, p: str, org_path: str,
                         as_of: datetime | None = None) -> list[dict[str, Any]]:
-    """OrgRulesSet records of the path and its ancestors, as stored; with ``as_of``, those
-    scoring knew then (a record replaced since, not its replacement; records from before
-    migration 0014 carry no instant and count at any), ``org_path`` being a path then."""
+    """OrgRulesSet records of the path and its ancestors, as stored; with ``as_of``, ``org_path``
+    being a path then, those scoring knew then: a record replaced since, not its replacement
+    (records from before migration 0014 carry no instant and count at any), and each org's own,
+    found by its id (a path's last part) under the path its rules row has now, after a move or
+    a merge."""
     from tuanlian.scoring.domain.scoring import ancestors
 
     paths = ancestors(org_path)
     filed = {path: path for path in paths}
     if as_of is not None:
-        # An org moved since has its rules row under its path now: found by its id, a path's last part.
         ids = {path.rsplit("/", 1)[-1]: path for path in paths}
         for r in await conn.fetch(f"SELECT org_id, org_path FROM {p}.orgs WHERE org_id = ANY($1::text[])", list(ids)):
             filed[ids[r["org_id"]]] = r["org_path"]
-    then = {now: path for path, now in filed.items()}
-    rows = await conn.fetch(f"SELECT org_path, records, replaced FROM {p}.org_rules "
-                            "WHERE org_path = ANY($1::text[])", list(then))
+    rows = {r["org_path"]: r for r in await conn.fetch(
+        f"SELECT org_path, records, replaced FROM {p}.org_rules WHERE org_path = ANY($1::text[])",
+        list(set(filed.values())))}
 
-    def known(rec: dict[str, Any]) -> bool:
+    def known(rec: dict[str, Any], org_id: str) -> bool:
         if as_of is None:
             return "until" not in rec
         since, until = rec.get("known_at"), rec.get("until")
-        return ((since is None or datetime.fromisoformat(since) <= as_of)
+        return (rec["org_id"] == org_id and (since is None or datetime.fromisoformat(since) <= as_of)
                 and (until is None or as_of < datetime.fromisoformat(until)))
 
-    return [{"org_path": then[r["org_path"]], **rec} for r in rows for rec in [*r["records"], *(r["replaced"] or ())]
-            if known(rec)]
+    return [{"org_path": path, **rec} for path in paths if (row := rows.get(filed[path])) is not None
+            for rec in [*row["records"], *(row["replaced"] or ())] if known(rec, path.rsplit("/", 1)[-1])]
