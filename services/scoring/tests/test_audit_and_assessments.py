@@ -219,15 +219,18 @@ async def test_an_assessment_judges_the_half_year_as_it_stood_at_its_end(scoring
     """What happened after the close is not counted into it: a link ended in July still counted
     at the end of June, the online contact of November does not make June's silence negative, the
     face-to-face of September does not fulfil the first half; and "face to face each year" not yet
-    done at mid-year is at risk, not failed."""
+    done at mid-year is at risk, not failed. A cadre who joined in July is not assessed on it."""
     await _org_and_cadre(contacts)
     await _lenient_rules_and_a_link(contacts, face_to_face_each_year=True)
+    await contacts.emit("cadre-c3", c.CadreRegistered(cadre_id="c3", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False),
+                        datetime(2026, 7, 1, 1, 0, tzinfo=UTC))
     await contacts.emit("interaction-j1", _interaction("j1", ["y1"], True, datetime(2026, 6, 20, 4, 0, tzinfo=UTC)))
     await contacts.emit("link-l1", c.ContactLinkEnded(link_id="l1", cadre_id="c1", youth_id="y1", ended_by="c1"),
                         datetime(2026, 7, 15, 4, 0, tzinfo=UTC))
     await contacts.emit("interaction-s1", _interaction("s1", ["y1"], False, datetime(2026, 9, 1, 4, 0, tzinfo=UTC)))
     await contacts.emit("interaction-n1", _interaction("n1", ["y1"], True, datetime(2026, 11, 1, 4, 0, tzinfo=UTC)))
-    await scoring.applied(7)
+    await scoring.applied(8)
     admin = scoring.auth(Role.org_admin, "a", "/root")
     h1 = {"period_kind": "half_year", "period": "2026-H1"}
     r = await scoring.http.post("/assessments", json={"org_id": "o1", **h1}, headers=admin)

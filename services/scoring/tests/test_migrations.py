@@ -9,7 +9,7 @@ from tuanlian.shared.db import connect_raw
 from tuanlian.shared.migrations import load_migrations, migrate
 
 
-async def test_0014_counts_groups_covered_before_it_from_any_day_and_keeps_the_columns_new_rows_need(
+async def test_0014_counts_groups_covered_and_cadres_registered_before_it_from_any_day(
     database_url: str,
 ) -> None:
     migrations = load_migrations("tuanlian.scoring.migrations", "scoring")
@@ -18,14 +18,19 @@ async def test_0014_counts_groups_covered_before_it_from_any_day_and_keeps_the_c
     try:
         await migrate(conn, "scoring", migrations[:at])
         await conn.execute(
+            "INSERT INTO scoring_proj.cadres (cadre_id, org_id, org_path, kind, in_leadership_organ, active, "
+            "linked_youths) VALUES ('c1', 'o1', '/r/o1', 'part_time', false, true, 0)")
+        await conn.execute(
             "INSERT INTO scoring_proj.groups VALUES ('c1', 'g1', 'dorm_group', true), ('c1', 'g2', 'dorm_group', true), "
             "('c1', 'g3', 'dorm_group', false), ('c1', 'b1', 'branch', true), ('c2', 'g9', 'dorm_group', false)")
         assert await migrate(conn, "scoring", migrations) == [m.version for m in migrations[at:]]
         assert await q.groups_on(conn, "scoring_proj", "c1", date(2000, 1, 1)) == {"dorm_group": 2, "branch": 1}
         assert await q.groups_on(conn, "scoring_proj", "c2", date(2026, 12, 31)) == {}
+        assert await q.registered_by(conn, "scoring_proj", ["c1", "c2"], date(2000, 1, 1)) == {"c1"}
         # Run again (another replica, a redeploy): recorded once, counted once.
         assert await migrate(conn, "scoring", migrations) == []
         assert await conn.fetchval("SELECT count(*) FROM scoring_proj.facts WHERE metric LIKE 'group:%'") == 3
+        assert await conn.fetchval("SELECT count(*) FROM scoring_proj.facts WHERE metric = 'registered'") == 1
         cols = {r[0] for r in await conn.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'scoring_proj' "
             "AND table_name = 'interactions'")}

@@ -490,6 +490,8 @@ class Projector:
             "last_face_to_face": old["last_face_to_face"] if old else None,
         })
         self.state.add_cadre_path(e.cadre_id, e.org_path, e.kind.value, org["org_type"] if org else None)
+        if old is None:  # the day the cadre joined: a period closed before is not theirs to be assessed on
+            self.state.add_fact(e.cadre_id, "registered", 1, china_day(env.occurred_at), env.event_id)
         # The streams are read apart: a wishes batch may have credited the cadre, unknown then,
         # and the fold opened its boards with no kind, at the wish's place. They follow the row.
         self.state.refile(e.cadre_id, e.org_path, org["org_type"] if org else None, e.kind.value)

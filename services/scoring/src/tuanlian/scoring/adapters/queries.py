@@ -277,6 +277,13 @@ async def window_distinct(conn: asyncpg.Connection, p: str, owners: list[str], d
     return {r["owner_id"]: (r["youths"], r["days"]) for r in rows}
 
 
+async def registered_by(conn: asyncpg.Connection, p: str, ids: list[str], day: date) -> set[str]:
+    """Those of the cadres ``ids`` registered on or before ``day``."""
+    rows = await conn.fetch(f"SELECT DISTINCT owner_id FROM {p}.facts WHERE owner_id = ANY($1::text[]) "
+                            "AND metric = 'registered' AND occurred_on <= $2", ids, day)
+    return {r["owner_id"] for r in rows}
+
+
 def group_metric(group_org_type: str) -> str:
     """The fact counting a cadre's groups of a type (+1 linked, -1 ended, on the day it happened)."""
     return f"group:{group_org_type}"

@@ -1,4 +1,4 @@
--- Three things a closed period or a published circular read as they are now, given a history:
+-- Four things a closed period or a published circular read as they are now, given a history:
 --
 -- * An interaction's corrections. A correction replaced its row (time, summary), so a circular's
 --   anti-fraud signals recomputed as of before it read the corrected record. Each row now keeps
@@ -16,6 +16,11 @@
 --   progress circular recomputed as of its instant reads the rules it was computed with, not a
 --   change adopted later that takes effect before the period's end. Records before this migration
 --   count at any instant.
+-- * The day a cadre joined. An assessment of a closed half-year assessed every cadre in the
+--   subtree when it ran, so one who joined after the close was assessed on a half-year before
+--   their time, failed and was marked ineligible for excellence. CadreRegistered now writes a
+--   ``registered`` fact on its day; cadres registered before this migration get one dated
+--   -infinity.
 DO $$
 DECLARE
     target text;
@@ -36,6 +41,11 @@ BEGIN
                            'FROM %I.groups g WHERE active AND NOT EXISTS (SELECT 1 FROM %I.facts f '
                            'WHERE f.owner_id = g.cadre_id AND f.metric LIKE ''group:%%'')',
                            target, target, target);
+            EXECUTE format('INSERT INTO %I.facts (owner_id, metric, subject, n, occurred_on, source_event_id, '
+                           'applied_at) SELECT cadre_id, ''registered'', NULL, 1, ''-infinity'', '
+                           '''00000000-0000-0000-0000-000000000000'', ''-infinity'' FROM %I.cadres c '
+                           'WHERE NOT EXISTS (SELECT 1 FROM %I.facts f WHERE f.owner_id = c.cadre_id '
+                           'AND f.metric = ''registered'')', target, target, target);
         END IF;
     END LOOP;
 END $$;
