@@ -21,6 +21,7 @@ import httpx
 import pytest
 from tuanlian.cli.demo import load_demo_league
 from tuanlian.cli.launcher import Stack, record_stack, running_stack
+from tuanlian.shared.db import connect_raw
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +64,24 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
         assert explain.returncode == 0, err.decode()
         ledger = (await http.get(f"/cadres/{demo['top_cadre']}/ledger")).json()
         assert f"total {sum(e['points'] for e in ledger)} points in {len(ledger)} entries" in out.decode()
+
+    # Wishes' read model of contacts, rebuilt from the stream under the running service, is the one
+    # its consumers made (the demo's reorganisation included).
+    model = "SELECT (SELECT count(*) FROM wishes.pairs WHERE linked), (SELECT string_agg(org_id || org_path, ',' " \
+            "ORDER BY org_id) FROM wishes.orgs), (SELECT string_agg(cadre_id || org_path, ',' ORDER BY cadre_id) " \
+            "FROM wishes.cadres)"
+    conn = await connect_raw(stack.database_url)
+    try:
+        live = tuple(await conn.fetchrow(model))
+        rebuilt = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tuanlian.cli.main", "wishes", "rebuild", env={**bare, "TUANLIAN_HOME": str(stack.home)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(rebuilt.communicate(), timeout=300)
+        assert rebuilt.returncode == 0, err.decode()
+        assert "wishes' read model rebuilt" in out.decode() and "0 left to the live consumers" in out.decode()
+        assert tuple(await conn.fetchrow(model)) == live and live[0] > 0
+    finally:
+        await conn.close()
 
 
 def test_a_stack_record_counts_only_while_its_launcher_runs(tmp_path: Path) -> None:

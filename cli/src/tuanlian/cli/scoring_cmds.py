@@ -7,39 +7,13 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from tuanlian.cli.connect import connect_bus, connect_db, rebuild_bar, tool_settings
 from tuanlian.cli.errors import fail
-from tuanlian.cli.launcher import SERVICES, running_stack
-from tuanlian.shared.settings import Settings, get_settings
+from tuanlian.cli.launcher import SERVICES
 
 audit = typer.Typer(no_args_is_help=True,
                     help="Audit (审计): explain points, verify the event logs, list dead-lettered events.")
 scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
-
-
-def _settings() -> Settings:
-    """The settings, with the servers of a ``tuanlian run`` under ``TUANLIAN_HOME`` where no URL is
-    set: an auditor beside ``make run`` need not look its free-chosen ports up."""
-    settings = get_settings()
-    if settings.database_url and settings.nats_url:
-        return settings
-    stack = running_stack(settings.home)
-    if stack is None:
-        return settings
-    return settings.model_copy(update={"database_url": settings.database_url or stack["database_url"],
-                                       "nats_url": settings.nats_url or stack["nats_url"]})
-
-
-async def _connect():  # type: ignore[no-untyped-def]
-    from tuanlian.shared.db import connect_raw
-
-    url = _settings().database_url
-    if not url:
-        fail("TUANLIAN_DATABASE_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
-             "which Postgres should I read?")
-    try:
-        return await connect_raw(url or "")
-    except Exception as exc:
-        fail(f"Postgres is not reachable: {exc}")
 
 
 @audit.command("explain")
@@ -47,7 +21,7 @@ def explain(cadre: str = typer.Option(..., "--cadre", help="cadre id")) -> None:
     """Every ledger entry of a cadre with its rule, rule-set version and source event ids."""
 
     async def go() -> None:
-        conn = await _connect()
+        conn = await connect_db()
         try:
             from tuanlian.scoring.adapters.queries import current_projection
 
@@ -81,7 +55,7 @@ def verify() -> None:
     from tuanlian.shared.eventstore import EventStore
 
     async def go() -> int:
-        conn = await _connect()
+        conn = await connect_db()
         broken = 0
         try:
             for reg in (CONTACTS, WISHES, SCORING):
@@ -116,7 +90,7 @@ def dead_letters(
 
     if service is not None and service not in SERVICES:
         fail(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    url = _settings().nats_url
+    url = tool_settings().nats_url
     if not url:
         fail("TUANLIAN_NATS_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
              "which NATS server should I read?")
@@ -171,40 +145,27 @@ def rebuild(
 
     The old version keeps serving until the swap; the live consumers continue from the new
     version's positions without counting anything twice."""
-    from nats.js.errors import NotFoundError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from tuanlian.scoring.adapters.rebuild import Progress as Step
     from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError
     from tuanlian.scoring.domain.rules import UnknownRuleSet, known_rulesets
-    from tuanlian.shared.streams import connect_nats, event_stream_name
 
-    settings = _settings()
+    settings = tool_settings()
 
     async def go() -> None:
-        conn = await _connect()
-        try:
-            nc = await connect_nats(settings.require_nats_url(), name="tuanlian-scoring-rebuild")
-        except Exception as exc:
-            await conn.close()
-            fail(f"NATS is not reachable: {exc}")
-        bar = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[rate]:>9,.0f} events/s"), TimeElapsedColumn())
-        task = bar.add_task("rebuild", total=None, phase="replay", rate=0.0)
-
-        def show(p: object) -> None:
-            from tuanlian.scoring.adapters.rebuild import Progress as P
-
-            assert isinstance(p, P)
-            bar.update(task, total=p.total, completed=p.done, phase=p.phase, rate=p.rate)
-
+        conn = await connect_db()
         try:
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
                 fail("no scoring projection in this database (has the scoring service run?)")
-            for producer in ("contacts", "wishes"):
-                try:
-                    await nc.jetstream().stream_info(event_stream_name(producer))
-                except NotFoundError:
-                    fail(f"no {event_stream_name(producer)} stream on the bus at {settings.require_nats_url()}: "
-                          "is TUANLIAN_NATS_URL the bus the services publish to?")
+        except BaseException:
+            await conn.close()
+            raise
+        nc = await connect_bus(conn, "tuanlian-scoring-rebuild", ("contacts", "wishes"))
+        bar, task = rebuild_bar("{task.fields[rate]:>9,.0f} events/s", rate=0.0)
+
+        def show(p: Step) -> None:
+            bar.update(task, total=p.total, completed=p.done, phase=p.phase, rate=p.rate)
+
+        try:
             try:
                 job = Rebuild(conn, nc.jetstream(), ruleset_override=ruleset, batch=batch, on_progress=show,
                               reader_url=settings.require_nats_url(), db_url=settings.database_url)
@@ -232,7 +193,7 @@ def versions(failed: int = typer.Option(None, "--fail", help="mark a 'building' 
     from tuanlian.scoring.adapters.rebuild import forget_positions
 
     async def go() -> None:
-        conn = await _connect()
+        conn = await connect_db()
         try:
             if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
                 fail("no scoring projection in this database (has the scoring service run?)")

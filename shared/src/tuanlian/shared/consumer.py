@@ -136,6 +136,19 @@ Handler = Callable[[ProjectionTx, Envelope, DomainEvent], Awaitable[None]]
 VersionOf = Callable[[asyncpg.Connection], Awaitable[str | None]]
 
 
+def durable_name(service: str, name: str, producer: str, stream_type: str | None = None) -> str:
+    """A durable consumer's name (and its key in the inbox, checkpoint and positions tables)."""
+    return f"{service}_{name}_{producer}" + (f"_{stream_type}" if stream_type else "")
+
+
+async def one_version(conn: asyncpg.Connection) -> None:
+    """``EventConsumer.version_of`` for a projection with one version that is rebuilt in place
+    and swapped under the same names (wishes' read model of contacts): a batch then takes ROW
+    SHARE on ``consumer_positions`` before anything else, so a swap holding it in EXCLUSIVE mode
+    has no batch half way through and lets none begin."""
+    return None
+
+
 def positions_key(durable: str, version: str | None) -> str:
     """The ``consumer_positions.consumer`` under which a durable keeps its aggregate positions
     for one projection version (跟踪记录随版本), or for its only one."""
@@ -256,8 +269,7 @@ class EventConsumer:
 
     @property
     def durable(self) -> str:
-        suffix = f"_{self.stream_type}" if self.stream_type else ""
-        return f"{self.service}_{self.name}_{self.producer}{suffix}"
+        return durable_name(self.service, self.name, self.producer, self.stream_type)
 
     async def _tracking(self, conn: asyncpg.Connection) -> tuple[str, str | None]:
         """This transaction's key of the aggregate positions and its projection version (see

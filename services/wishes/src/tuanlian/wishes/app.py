@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from tuanlian.shared.consumer import EventConsumer
+from tuanlian.shared.consumer import EventConsumer, one_version
 from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
-from tuanlian.wishes.adapters.projections import (
-    cadre_handlers,
-    contacts_handlers,
-    org_handlers,
-    youth_handlers,
-)
+from tuanlian.wishes.adapters.projections import contacts_feeds
 from tuanlian.wishes.application.service import WishesService
 from tuanlian.wishes.entrypoints.http import build_router
 from tuanlian.wishes.settings import WishesSettings
@@ -30,14 +25,12 @@ def service_of(runtime: Runtime) -> WishesService:
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    # One durable per contacts aggregate type: interactions, the bulk of CONTACTS, are never fetched.
-    s = runtime.schema
-    return [
-        runtime.consumer("pairs", CONTACTS, contacts_handlers(s), stream_type="contact_link"),
-        runtime.consumer("orgs", CONTACTS, org_handlers(s), stream_type="org"),
-        runtime.consumer("youths", CONTACTS, youth_handlers(s), stream_type="youth"),
-        runtime.consumer("cadres", CONTACTS, cadre_handlers(s, service_of(runtime).cadres), stream_type="cadre"),
-    ]
+    out = []
+    for name, (stream_type, handlers) in contacts_feeds(runtime.schema, service_of(runtime).cadres).items():
+        consumer = runtime.consumer(name, CONTACTS, handlers, stream_type=stream_type)
+        consumer.version_of = one_version  # `tuanlian wishes rebuild` swaps the read model under them
+        out.append(consumer)
+    return out
 
 
 def _router(runtime: Runtime) -> APIRouter:

@@ -44,18 +44,14 @@ import pickle
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.resources import files
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError, ServiceUnavailableError
 from pydantic import ValidationError
 from tuanlian.scoring.adapters.projection import (
     CONTACTS_EVENTS,
@@ -71,6 +67,7 @@ from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.db import connect_raw
 from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
+from tuanlian.shared.replay import read_range
 from tuanlian.shared.streams import connect_nats, event_stream_name
 
 log = structlog.get_logger("tuanlian.scoring.rebuild")
@@ -149,78 +146,22 @@ class _Msg(NamedTuple):
     data: bytes
 
 
-def _seq_and_time(m: Msg) -> tuple[int, datetime]:
-    """The stream sequence and the instant the message reached the bus, from its reply subject
-    (``Msg.metadata`` builds three objects per message: a tenth of the rebuild's time)."""
-    tokens = Msg.Metadata._get_metadata_fields(m.reply)
-    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>
-        seq, ns = tokens[5], tokens[7]
-    else:
-        seq, ns = tokens[Msg.Ack.StreamSeq], tokens[Msg.Ack.Timestamp]
-    return int(seq), datetime.fromtimestamp(int(ns) / 1e9, UTC)
-
-
 async def read_stream(js: JetStreamContext, producer: str, first: int, last: int,
                       batch: int = 1000, *, idle: float = 60.0,
                       stamps: Stamps | None = None, log_conn: Any = None) -> AsyncIterator[list[_Msg]]:
-    """Messages ``first``..``last`` of a producer's stream, in order, through an ephemeral pull
-    consumer that acknowledges nothing: the server deletes it after ``idle`` seconds without a
-    fetch (a rebuild that died leaves nothing behind). A reader held up longer than that (the
-    applier writing out millions of rows, Postgres stalling: the reader waits while the pipe
-    is full) finds its consumer gone, and goes on with a new one from the next message.
+    """Messages ``first``..``last`` of a producer's stream, in order (``replay.read_range``).
 
     With ``stamps``, each message carries the instant it stamps (its log rows read through
     ``log_conn`` as the sequences advance; without, ``stamps`` holds them already)."""
-    if last < first:
-        return
-    stream = event_stream_name(producer)
     stamped = stamps if stamps is not None and stamps.knows(producer) else None  # none: nothing to ask
-
-    async def subscribe(start: int) -> JetStreamContext.PullSubscription:
-        return await js.pull_subscribe(
-            f"{producer}.events.>", stream=stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                  opt_start_seq=start, inactive_threshold=idle, max_ack_pending=-1,
-                                  description="scoring rebuild (ephemeral)"),
-        )
-
-    sub = await subscribe(first)
-    try:
-        seq = first - 1
-        gone = 0
-        while seq < last:
-            try:
-                msgs: list[Msg] = await sub.fetch(min(batch, last - seq), timeout=5)
-            except NatsTimeout:
-                if (await js.stream_info(stream)).state.last_seq <= seq:
-                    break  # the rest was deleted: nothing more to read
-                continue
-            except (ServiceUnavailableError, NotFoundError):  # the consumer was deleted meanwhile
-                gone += 1
-                if gone > 3:
-                    raise
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-                sub = await subscribe(seq + 1)
-                continue
-            gone = 0
-            out = []
-            for m in msgs:
-                seq, at = _seq_and_time(m)
-                if seq > last:
-                    break
-                out.append(_Msg(producer, seq, at, m.data))
-            if out and stamped is not None:
-                if log_conn is not None:
-                    await stamped.cover(log_conn, producer, out[0].seq, out[-1].seq)
-                out = [m._replace(at=stamped.stamp(producer, m.seq, m.at)) for m in out]
-            if out:
-                yield out
-    finally:
-        try:
-            await sub.unsubscribe()
-        except Exception:
-            pass
+    async for chunk in read_range(js, producer, first, last, batch=batch, idle=idle,
+                                  description="scoring rebuild (ephemeral)"):
+        out = [_Msg(producer, seq, at, data) for seq, at, data in chunk]
+        if stamped is not None:
+            if log_conn is not None:
+                await stamped.cover(log_conn, producer, out[0].seq, out[-1].seq)
+            out = [m._replace(at=stamped.stamp(producer, m.seq, m.at)) for m in out]
+        yield out
 
 
 async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],

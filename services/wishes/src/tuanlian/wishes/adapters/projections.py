@@ -221,3 +221,15 @@ def cadre_handlers(s: str, changes: CadreChanges) -> dict[str, Handler]:
         await changes.deactivated(tx.conn, e.cadre_id, org_id, path, env)
 
     return {"CadreRegistered": registered, "CadreTransferred": transferred, "CadreDeactivated": deactivated}
+
+
+def contacts_feeds(s: str, changes: CadreChanges) -> dict[str, tuple[str, dict[str, Handler]]]:
+    """Wishes' read model of contacts, fed by one durable per contacts aggregate type (so
+    interactions, the bulk of CONTACTS, are never fetched): consumer name → (aggregate type,
+    handlers). The live consumers and a rebuild (``adapters.rebuild``) are built from this."""
+    return {
+        "pairs": ("contact_link", contacts_handlers(s)),
+        "orgs": ("org", org_handlers(s)),
+        "youths": ("youth", youth_handlers(s)),
+        "cadres": ("cadre", cadre_handlers(s, changes)),
+    }
