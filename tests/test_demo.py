@@ -42,12 +42,8 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
 
         env = {**os.environ, "TUANLIAN_DATABASE_URL": stack.database_url, "TUANLIAN_NATS_URL": stack.nats_url,
                "TUANLIAN_HOME": str(stack.home)}
-        cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tuanlian.cli.main", "scoring", "rebuild", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(cli.communicate(), timeout=300)
-        assert cli.returncode == 0, err.decode()
-        assert "version 2 (scoring_proj_v2) now serves" in out.decode(), out.decode()
+        out = await _tuanlian(env, "scoring", "rebuild")
+        assert "version 2 (scoring_proj_v2) now serves" in out, out
 
         after = (await http.get(f"/circulars/{demo['circular']}/as-of")).json()
         assert after["equal"] is True, after
@@ -56,32 +52,40 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
         # under TUANLIAN_HOME (its pid alive: here, this process).
         record_stack(stack.home, stack.database_url, stack.nats_url)
         bare = {k: v for k, v in os.environ.items() if k not in ("TUANLIAN_DATABASE_URL", "TUANLIAN_NATS_URL")}
-        explain = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tuanlian.cli.main", "audit", "explain", "--cadre", demo["top_cadre"],
-            env={**bare, "TUANLIAN_HOME": str(stack.home)}, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(explain.communicate(), timeout=60)
-        assert explain.returncode == 0, err.decode()
+        bare["TUANLIAN_HOME"] = str(stack.home)
+        out = await _tuanlian(bare, "audit", "explain", "--cadre", demo["top_cadre"])
         ledger = (await http.get(f"/cadres/{demo['top_cadre']}/ledger")).json()
-        assert f"total {sum(e['points'] for e in ledger)} points in {len(ledger)} entries" in out.decode()
+        assert f"total {sum(e['points'] for e in ledger)} points in {len(ledger)} entries" in out
 
-    # Wishes' read model of contacts, rebuilt from the stream under the running service, is the one
-    # its consumers made (the demo's reorganisation included).
-    model = "SELECT (SELECT count(*) FROM wishes.pairs WHERE linked), (SELECT string_agg(org_id || org_path, ',' " \
-            "ORDER BY org_id) FROM wishes.orgs), (SELECT string_agg(cadre_id || org_path, ',' ORDER BY cadre_id) " \
-            "FROM wishes.cadres)"
+    # Wishes' and notify's read models of other services' events, rebuilt from the streams under
+    # the running services, are the ones their consumers made (the demo's reorganisation
+    # included), and notify sends nothing again.
+    models = {
+        "wishes": "SELECT (SELECT count(*) FROM wishes.pairs WHERE linked), (SELECT string_agg(org_id || org_path, "
+                  "',' ORDER BY org_id) FROM wishes.orgs), (SELECT string_agg(cadre_id || org_path, ',' "
+                  "ORDER BY cadre_id) FROM wishes.cadres)",
+        "notify": "SELECT (SELECT count(*) FROM notify.inbox), (SELECT string_agg(subject_id || "
+                  "coalesce(org_path, '') || active::text, ',' ORDER BY subject_id) FROM notify.recipients), "
+                  "(SELECT count(*) FROM notify.deliveries)",
+    }
     conn = await connect_raw(stack.database_url)
     try:
-        live = tuple(await conn.fetchrow(model))
-        rebuilt = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tuanlian.cli.main", "wishes", "rebuild", env={**bare, "TUANLIAN_HOME": str(stack.home)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(rebuilt.communicate(), timeout=300)
-        assert rebuilt.returncode == 0, err.decode()
-        assert "wishes' read model rebuilt" in out.decode() and "0 left to the live consumers" in out.decode()
-        assert tuple(await conn.fetchrow(model)) == live and live[0] > 0
+        for service, model in models.items():
+            live = tuple(await conn.fetchrow(model))
+            out = await _tuanlian(bare, service, "rebuild")
+            assert f"{service}: read model rebuilt" in out and "0 left to the live consumers" in out, out
+            assert tuple(await conn.fetchrow(model)) == live and live[0] > 0
     finally:
         await conn.close()
+
+
+async def _tuanlian(env: dict[str, str], *args: str) -> str:
+    """The ``tuanlian`` command as an operator runs it; its output, once it has succeeded."""
+    cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "tuanlian.cli.main", *args, env=env,
+                                               stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(cli.communicate(), timeout=300)
+    assert cli.returncode == 0, err.decode()
+    return out.decode()
 
 
 def test_a_stack_record_counts_only_while_its_launcher_runs(tmp_path: Path) -> None:

@@ -19,8 +19,9 @@ from tuanlian.shared.contracts.contacts import (
     YouthRegistered,
 )
 from tuanlian.shared.db import connect_raw
+from tuanlian.shared.readmodel import Progress
 from tuanlian.shared.testing import stream_messages, wait_until
-from tuanlian.wishes.adapters.rebuild import READ_MODEL, Progress, ReadModelRebuild
+from tuanlian.wishes.adapters.rebuild import READ_MODEL, read_model_rebuild
 from wishes_support import Harness
 
 CITY, BRANCH = "/city", "/city/b1"
@@ -95,7 +96,7 @@ async def test_a_rebuild_mends_the_read_model_equals_what_the_consumers_made_and
     seen: list[Progress] = []
     conn = await connect_raw(database_url)
     try:
-        result = await ReadModelRebuild(conn, h.js, batch=5, on_progress=lambda p: seen.append(p)).run()
+        result = await read_model_rebuild(conn, h.js, batch=5, on_progress=lambda p: seen.append(p)).run()
     finally:
         await conn.close()
     assert await _model(h) == live
@@ -140,7 +141,7 @@ async def test_events_the_live_consumers_apply_during_the_rebuild_are_applied_by
                 waited.append(p.waiting)
                 swapping.set()
 
-        job = asyncio.create_task(ReadModelRebuild(conn, h.js, on_progress=report).run())
+        job = asyncio.create_task(read_model_rebuild(conn, h.js, on_progress=report).run())
         await asyncio.wait_for(swapping.wait(), 30)
         await tx.rollback()  # the live batch queued first goes first, then the swap
         result = await asyncio.wait_for(job, 30)

@@ -19,13 +19,15 @@ app = typer.Typer(
 
 SERVICES = tuple(DEFAULT_PORTS)
 
+from tuanlian.cli.readmodel_cmds import notify as _notify  # noqa: E402
+from tuanlian.cli.readmodel_cmds import wishes as _wishes  # noqa: E402
 from tuanlian.cli.scoring_cmds import audit as _audit  # noqa: E402
 from tuanlian.cli.scoring_cmds import scoring as _scoring  # noqa: E402
-from tuanlian.cli.wishes_cmds import wishes as _wishes  # noqa: E402
 
 app.add_typer(_audit, name="audit")
 app.add_typer(_scoring, name="scoring")
 app.add_typer(_wishes, name="wishes")
+app.add_typer(_notify, name="notify")
 
 
 def _spec(service: str):  # type: ignore[no-untyped-def]

@@ -8,8 +8,9 @@ Through an ephemeral pull consumer that acknowledges nothing: the server deletes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -20,6 +21,7 @@ from tuanlian.shared.streams import event_stream_name, event_subjects
 
 # One message read: its stream sequence, the instant it reached the bus, its bytes.
 Read = tuple[int, datetime, bytes]
+T = TypeVar("T")
 
 
 def seq_time_pending(m: Msg) -> tuple[int, datetime, int]:
@@ -83,3 +85,40 @@ async def read_range(js: JetStreamContext, producer: str, first: int, last: int,
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+async def by_arrival(sources: dict[str, AsyncIterator[list[T]]], at: Callable[[T], datetime]
+                     ) -> AsyncGenerator[list[T], None]:
+    """Several streams' batches merged by the instant each message reached the bus (``at``), as
+    live consumers running side by side saw them; each stream's own order is kept."""
+    heads: dict[str, list[T]] = {}
+
+    async def refill(p: str) -> None:
+        try:
+            heads[p] = list(await sources[p].__anext__())
+        except StopAsyncIteration:
+            heads.pop(p, None)
+
+    for p in list(sources):
+        await refill(p)
+    while heads:
+        if len(heads) == 1:
+            (p, buf), = heads.items()
+            yield buf
+            await refill(p)
+            continue
+        # Take from each buffer everything up to the earliest of the buffers' last messages.
+        horizon = min(at(buf[-1]) for buf in heads.values())
+        out: list[T] = []
+        for p in list(heads):
+            buf = heads[p]
+            n = 0
+            while n < len(buf) and at(buf[n]) <= horizon:
+                n += 1
+            out.extend(buf[:n])
+            heads[p] = buf[n:]
+        out.sort(key=at)  # stable: each stream's order is kept
+        yield out
+        for p in list(heads):
+            if not heads[p]:
+                await refill(p)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from tuanlian.notify.adapters.channels import WebhookChannel, channels_from
-from tuanlian.notify.adapters.projections import contacts_handlers, scoring_handlers, wishes_handlers
+from tuanlian.notify.adapters.projections import read_model_feeds, scoring_handlers
 from tuanlian.notify.application.delivery import DeliveryWorker
 from tuanlian.notify.application.fanout import FanoutWorker
 from tuanlian.notify.application.scheduler import Scheduler
@@ -15,10 +15,8 @@ from tuanlian.notify.application.workers import Workers
 from tuanlian.notify.entrypoints.direct import DirectDelivery, register_direct
 from tuanlian.notify.entrypoints.http import LiveFeeds, build_router
 from tuanlian.notify.settings import NotifySettings
-from tuanlian.shared.consumer import EventConsumer
-from tuanlian.shared.contracts.contacts import CONTACTS
+from tuanlian.shared.consumer import EventConsumer, one_version
 from tuanlian.shared.contracts.scoring import SCORING
-from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.service import Runtime, ServiceSpec, create_app
 from tuanlian.shared.settings import Settings, get_settings
 
@@ -50,10 +48,12 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
         hook = channels_from(ns()).get("webhook")
         register_direct(runtime.broker,
                         DirectDelivery(runtime.db, s, hook if isinstance(hook, WebhookChannel) else None))
-        return [
-            runtime.consumer("contacts", CONTACTS, contacts_handlers(s, channels)),
-            runtime.consumer("wishes", WISHES, wishes_handlers(s, channels)),
-        ]
+        out = []
+        for name, (contracts, handlers) in read_model_feeds(s, channels).items():
+            consumer = runtime.consumer(name, contracts, handlers)
+            consumer.version_of = one_version  # `tuanlian notify rebuild` swaps the read model under them
+            out.append(consumer)
+        return out
 
     def router(runtime: Runtime) -> APIRouter:
         feeds = LiveFeeds()

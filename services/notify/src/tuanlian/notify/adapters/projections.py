@@ -25,7 +25,7 @@ from tuanlian.shared.consumer import Handler, ProjectionTx
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import scoring as sc
 from tuanlian.shared.contracts import wishes as w
-from tuanlian.shared.events import DomainEvent, Envelope
+from tuanlian.shared.events import ContractRegistry, DomainEvent, Envelope
 
 # Tables holding an org path, rewritten when an org moves or merges.
 _PATH_TABLES = ("recipients", "org_rules", "activities", "voice_posts", "wishes", "inbox", "orgs", "ballots")
@@ -295,6 +295,14 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
         "BallotOpened": ballot_opened,
         "BallotClosed": ballot_closed,
     }
+
+
+def read_model_feeds(s: str, channels: Sequence[str] = ()) -> dict[str, tuple[ContractRegistry, dict[str, Handler]]]:
+    """Notify's consumers of the contacts and wishes streams: name → (contracts, handlers). The
+    live consumers and a rebuild of their read model (``adapters.rebuild``) are built from this.
+    (Scoring's circulars only queue fan-out jobs: notify's own work, not rebuilt.)"""
+    return {"contacts": (c.CONTACTS, contacts_handlers(s, channels)),
+            "wishes": (w.WISHES, wishes_handlers(s, channels))}
 
 
 def scoring_handlers(s: str) -> dict[str, Handler]:

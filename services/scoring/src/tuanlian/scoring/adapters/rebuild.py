@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
 from multiprocessing.connection import Connection
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -67,7 +68,7 @@ from tuanlian.shared.contracts.contacts import CONTACTS
 from tuanlian.shared.contracts.wishes import WISHES
 from tuanlian.shared.db import connect_raw
 from tuanlian.shared.events import ContractRegistry, Envelope, UnknownEvent
-from tuanlian.shared.replay import read_range
+from tuanlian.shared.replay import by_arrival, read_range
 from tuanlian.shared.streams import connect_nats, event_stream_name
 
 log = structlog.get_logger("tuanlian.scoring.rebuild")
@@ -164,44 +165,14 @@ async def read_stream(js: JetStreamContext, producer: str, first: int, last: int
         yield out
 
 
-async def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
-                 batch: int = 2000, stamps: Stamps | None = None,
-                 log_conn: Any = None) -> AsyncGenerator[list[_Msg], None]:
+def merged(js: JetStreamContext, ranges: dict[str, tuple[int, int]],
+           batch: int = 2000, stamps: Stamps | None = None,
+           log_conn: Any = None) -> AsyncGenerator[list[_Msg], None]:
     """The streams' messages merged by the instant they reached the bus (as the live consumers,
     running side by side, saw them), in batches; with ``stamps``, by the instant the version
     replaced had them."""
-    iters = {p: read_stream(js, p, a, b, batch, stamps=stamps, log_conn=log_conn).__aiter__() for p, (a, b) in ranges.items()}
-    heads: dict[str, list[_Msg]] = {}
-
-    async def refill(p: str) -> None:
-        try:
-            heads[p] = list(await iters[p].__anext__())
-        except StopAsyncIteration:
-            heads.pop(p, None)
-
-    for p in list(iters):
-        await refill(p)
-    while heads:
-        if len(heads) == 1:
-            (p, buf), = heads.items()
-            yield buf
-            await refill(p)
-            continue
-        # Take from each buffer everything earlier than the other buffers' last message.
-        horizon = min(buf[-1].at for buf in heads.values())
-        out: list[_Msg] = []
-        for p in list(heads):
-            buf = heads[p]
-            n = 0
-            while n < len(buf) and buf[n].at <= horizon:
-                n += 1
-            out.extend(buf[:n])
-            heads[p] = buf[n:]
-        out.sort(key=lambda m: m.at)  # stable: each stream's order is kept
-        yield out
-        for p in list(heads):
-            if not heads[p]:
-                await refill(p)
+    return by_arrival({p: read_stream(js, p, a, b, batch, stamps=stamps, log_conn=log_conn).__aiter__()
+                       for p, (a, b) in ranges.items()}, attrgetter("at"))
 
 
 def _read_in_child(nats_url: str, ranges: dict[str, tuple[int, int]], fetch: int, out: Connection,
