@@ -95,6 +95,31 @@ async def test_a_ballot_reaches_every_member_of_the_branch_even_one_notify_learn
     assert len([m for m in await inbox(ndb) if m["kind"] == "ballot_opened"]) == 3
 
 
+async def test_wishes_events_applied_after_a_move_they_preceded_are_filed_at_the_orgs_path_now(
+    ndb: Database,
+) -> None:
+    """The contacts consumer applied the branch's move first; a wish, a post and a ballot the
+    branch had before it arrive on the wishes consumer with the old path. They are filed at the
+    new one, and the ballot still reaches the branch's youths (there now)."""
+    await apply(ndb, (c.OrgCreated(org_id="mb", parent_id="c", name="一支部", org_type=c.OrgType.branch, depth=1,
+                                   is_leadership_organ=False, org_path="/c/mb"), T),
+                (youth("my1", "/c/mb"), T),
+                (c.OrgMoved(org_id="mb", old_parent_id="c", new_parent_id="d", old_path="/c/mb", new_path="/d/mb",
+                            depth=1), T + timedelta(days=1)))
+    await apply(ndb, (w.WishRaised(wish_id="mw", youth_id="my1", cadre_id="mc", org_path="/c/mb",
+                                   category=w.WishCategory.study), T),
+                (w.VoicePosted(post_id="mp", youth_id="my1", cadre_id="mc", org_id="mb", org_path="/c/mb",
+                               kind=w.VoiceKind.suggestion, due_at=T + timedelta(days=3)), T),
+                (w.BallotOpened(ballot_id="mbal", branch_org_id="mb", org_path="/c/mb", secretary_cadre_id="mc",
+                                year=2026, eligible=1, closes_at=T + timedelta(days=7)), T))
+    async with ndb.connection() as conn:
+        paths = [await conn.fetchval(f"SELECT org_path FROM {SCHEMA}.{table} WHERE {key} = $1", ref)
+                 for table, key, ref in (("wishes", "wish_id", "mw"), ("voice_posts", "post_id", "mp"),
+                                         ("ballots", "ballot_id", "mbal"))]
+    assert paths == ["/d/mb"] * 3
+    assert [m["recipient_id"] for m in await inbox(ndb) if m["kind"] == "ballot_opened"] == ["my1"]
+
+
 async def test_a_reminder_is_in_the_recipients_language(ndb: Database) -> None:
     await apply(ndb, (c.CadreRegistered(cadre_id="c-en", org_id="b", org_path="/c/b", kind=c.CadreKind.part_time,
                                         in_leadership_organ=False), datetime(2026, 3, 1, 2, tzinfo=UTC)))

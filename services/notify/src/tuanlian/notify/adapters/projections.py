@@ -190,7 +190,10 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
                    e.org_path, e.effective_from, e.rules.model_dump(mode="json"))
 
     def rewrite(tx: ProjectionTx, old: str, new: str) -> None:
-        for table in _PATH_TABLES:
+        # The orgs first: a wishes batch filing a row by its org's path holds that org's row (see
+        # wishes_handlers' path_now), so it commits before the other tables are rewritten, or reads
+        # the new path after this commits.
+        for table in ("orgs", *(t for t in _PATH_TABLES if t != "orgs")):
             tx.execute(f"UPDATE {s}.{table} SET org_path = $2 || substr(org_path, length($1) + 1) "
                        "WHERE org_path = $1 OR org_path LIKE $3", old, new, prefix_like(old))
 
@@ -232,10 +235,19 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
     msgs = Messages(s, channels)
     touch = f"UPDATE {s}.wishes SET touched = true WHERE wish_id = $1"
 
+    def path_now(param: str) -> str:
+        # The two streams' consumers race: a wish that reached the bus before its org moved may
+        # be applied after the move rewrote the paths here, or while it does. The org's row (by
+        # id, a path's last part) has its path now, and is held (FOR SHARE) to the commit: a move
+        # rewrites the orgs first, so either it has (the new path is read) or it waits, and its
+        # later statements see this row. An org not known yet keeps the event's path.
+        return (f"coalesce((SELECT o.org_path FROM {s}.orgs o WHERE o.org_id = substring({param} from '[^/]+$') "
+                f"FOR SHARE), {param})")
+
     async def raised(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, w.WishRaised)
         tx.execute(f"INSERT INTO {s}.wishes (wish_id, youth_id, cadre_id, org_path, raised_at) "
-                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                   f"VALUES ($1, $2, $3, {path_now('$4::text')}, $5) ON CONFLICT DO NOTHING",
                    e.wish_id, e.youth_id, e.cadre_id, e.org_path, env.occurred_at)
 
     async def touched(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
@@ -254,7 +266,7 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
     async def voice_posted(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, w.VoicePosted)
         tx.execute(f"INSERT INTO {s}.voice_posts (post_id, cadre_id, org_path, posted_at, due_at) "
-                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                   f"VALUES ($1, $2, {path_now('$3::text')}, $4, $5) ON CONFLICT DO NOTHING",
                    e.post_id, e.cadre_id, e.org_path, env.occurred_at, e.due_at)
 
     async def voice_answered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
@@ -265,12 +277,14 @@ def wishes_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler]:
         # Every member of the branch is asked, in their language; the ballot itself stays anonymous in wishes.
         assert isinstance(e, w.BallotOpened)
         text = template("ballot_opened").render_both(closes=_day(e.closes_at))
+        # Its members are found under the branch's path now (see path_now).
+        path = await tx.fetchval(f"SELECT {path_now('$1::text')}", e.org_path)
         tx.execute(f"INSERT INTO {s}.ballots (ballot_id, source_event_id, org_path, opened_at, closes_at, title, body, "
                    "title_en, body_en) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-                   e.ballot_id, env.event_id, e.org_path, env.occurred_at, e.closes_at, text.title, text.body,
+                   e.ballot_id, env.event_id, path, env.occurred_at, e.closes_at, text.title, text.body,
                    text.title_en, text.body_en)
         tx.execute(ballot_invitations_sql(s), env.event_id, text.title, text.body, text.title_en, text.body_en,
-                   e.ballot_id, env.occurred_at, e.org_path, prefix_like(e.org_path), env.occurred_at)
+                   e.ballot_id, env.occurred_at, path, prefix_like(path), env.occurred_at)
         if msgs.channels:
             tx.execute(deliveries_for_source_sql(s), env.event_id, "ballot_opened", env.occurred_at,
                        msgs.channels)
