@@ -38,10 +38,14 @@ async def current_path(tx: ProjectionTx, s: str, path: str, org_id: str | None =
 
     Consumers of different aggregate types run independently, so a link accepted before an
     ``OrgMoved`` may be projected after it: its path is stale and the rewrite has already run.
-    The org's own row (by id; a path ends with the org's id) is kept current by the rewrites;
-    for an org not (yet) known here, the moves recorded since are re-applied in order.
+    The org's own row (by id; a path ends with the org's id) is kept current by the rewrites, and
+    is held (FOR SHARE) to the commit: a move rewrites the orgs first, so either it has committed
+    (the new path is read here) or it waits for this batch, and its later statements see what
+    this batch filed at the old path. For an org not (yet) known here, the moves recorded since
+    are re-applied in order.
     """
-    known = await tx.fetchval(f"SELECT org_path FROM {s}.orgs WHERE org_id = $1", org_id or path.rsplit("/", 1)[-1])
+    known = await tx.fetchval(f"SELECT org_path FROM {s}.orgs WHERE org_id = $1 FOR SHARE",
+                              org_id or path.rsplit("/", 1)[-1])
     if known is not None:
         return str(known)
     seq = 0
@@ -88,7 +92,7 @@ def rewrite_paths(tx: ProjectionTx, s: str, org_id: str, old: str, new: str, at:
         f"INSERT INTO {s}.org_moves (org_id, old_path, new_path, moved_at) VALUES ($1, $2, $3, $4)",
         org_id, old, new, at,
     )
-    for table in PATH_TABLES:
+    for table in ("orgs", *(t for t in PATH_TABLES if t != "orgs")):  # orgs first: see current_path
         tx.execute(
             f"UPDATE {s}.{table} SET org_path = $2 || substr(org_path, length($1) + 1) "
             "WHERE org_path = $1 OR starts_with(org_path, $1 || '/')",
