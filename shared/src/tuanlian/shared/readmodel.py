@@ -72,7 +72,7 @@ class Progress:
 @dataclass(frozen=True)
 class RebuildResult:
     read: int  # messages of the streams up to the swap
-    applied: int
+    applied: int  # events that changed the read model (not those no handler takes)
     left_to_live: int  # beyond the live consumers' positions at the swap: theirs to apply
     rows: dict[str, int]
     seconds: float
@@ -152,8 +152,7 @@ class ReadModelRebuild:
                         late.add(key)
                         waiting.append((env, e))
                         continue
-                    await self._apply(tx, env, e)
-                    progress.applied += 1
+                    progress.applied += await self._apply(tx, env, e)
                 await tx.flush()
             progress.waiting = len(waiting)
             self._report(progress)
@@ -174,8 +173,7 @@ class ReadModelRebuild:
                 if key in behind or env.stream_version > now.get(key, 0):
                     behind.add(key)
                     continue
-                await self._apply(tx, env, e)
-                progress.applied += 1
+                progress.applied += await self._apply(tx, env, e)
             await tx.flush()
             for table in self.tables:
                 await self.conn.execute(f"ALTER TABLE {self.schema}.{table} SET SCHEMA {self.retired}; "
@@ -228,14 +226,18 @@ class ReadModelRebuild:
             out.update(((durable, r["stream_id"]), r["stream_version"]) for r in rows)
         return out
 
-    async def _apply(self, tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+    async def _apply(self, tx: ProjectionTx, env: Envelope, e: DomainEvent) -> bool:
+        """Whether the event changed the read model (the live consumer acknowledges the events
+        it has no handler for unapplied)."""
         handler = self._feed(env).handlers.get(env.event_type)
-        if handler is not None:  # the live consumer acknowledges the others unapplied
-            try:
-                await handler(tx, env, e)
-            except Exception as exc:
-                raise RebuildError(f"{env.event_type} {env.event_id} (aggregate {env.stream_id} "
-                                   f"v{env.stream_version}) failed: {exc}") from exc
+        if handler is None:
+            return False
+        try:
+            await handler(tx, env, e)
+        except Exception as exc:
+            raise RebuildError(f"{env.event_type} {env.event_id} (aggregate {env.stream_id} "
+                               f"v{env.stream_version}) failed: {exc}") from exc
+        return True
 
     def _report(self, progress: Progress) -> None:
         if self.on_progress is not None:
