@@ -86,6 +86,8 @@ async def test_a_rebuild_mends_the_read_model_equals_what_the_consumers_made_and
     wish = await _history(h)
     live = await _model(h)
     assert len(live["pairs"]) == 3 and len(live["org_moves"]) == 1
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'wishes' ORDER BY indexname"
+    before = await h.rows(indexes)
     published = len(await stream_messages(h.js, "WISHES"))
     # Damaged by hand (or by a consumer's bug): a link lost, an org filed at a wrong path.
     async with h.app.state.runtime.db.connection() as conn:
@@ -100,6 +102,7 @@ async def test_a_rebuild_mends_the_read_model_equals_what_the_consumers_made_and
     finally:
         await conn.close()
     assert await _model(h) == live
+    assert await h.rows(indexes) == before  # named as the migrations named them
     assert result.left_to_live == 0 and result.rows["pairs"] == 3 and seen[-1].phase == "done"
     assert seen[-1].applied == result.applied and seen[-1].read == result.read
     assert [p.read for p in seen if p.phase == "replay"] == sorted(p.read for p in seen if p.phase == "replay")

@@ -29,6 +29,7 @@ it (paths rewritten by org moves, a youth's erasure) was done when the live cons
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ class RebuildResult:
 
 # One message read: its producer, stream sequence, the instant it reached the bus, its bytes.
 _Message = tuple[str, int, datetime, bytes]
+_INDEXES = ("SELECT i.relname AS name, pg_get_indexdef(i.oid) AS def FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = $1::regclass")
+
+
+def _shape(indexdef: str) -> str:
+    """An index's definition without its name and its table's schema (a twin's is the live one's)."""
+    return re.sub(r"INDEX \S+ ON \S+", "INDEX ON", indexdef, count=1)
 _Event = tuple[Envelope, DomainEvent]
 
 
@@ -113,13 +121,19 @@ class ReadModelRebuild:
             await self.conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", f"{self.schema}.rebuild")
 
     async def _prepare(self) -> None:
-        """Empty twins of the tables in a scratch schema; a serial column gets a sequence of its
-        own there (LIKE would share the live table's, dropped with it after the swap)."""
+        """Empty twins of the tables in a scratch schema, their indexes named as the live ones (a
+        later migration names them); a serial column gets a sequence of its own there (LIKE would
+        share the live table's, dropped with it after the swap)."""
         s, t = self.schema, self.target
         await self.conn.execute(f"DROP SCHEMA IF EXISTS {t} CASCADE; DROP SCHEMA IF EXISTS {self.retired} CASCADE; "
                                 f"CREATE SCHEMA {t}; CREATE SCHEMA {self.retired}")
         for table in (*self.tables, *self.scratch):
             await self.conn.execute(f"CREATE TABLE {t}.{table} (LIKE {s}.{table} INCLUDING ALL)")
+            live = {_shape(r["def"]): r["name"] for r in await self.conn.fetch(_INDEXES, f"{s}.{table}")}
+            for r in await self.conn.fetch(_INDEXES, f"{t}.{table}"):
+                name = live.get(_shape(r["def"]))
+                if name is not None and name != r["name"]:
+                    await self.conn.execute(f'ALTER INDEX {t}."{r["name"]}" RENAME TO "{name}"')
         serials = await self.conn.fetch(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1 "
             "AND column_default LIKE 'nextval(%'", t)

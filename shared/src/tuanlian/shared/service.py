@@ -176,6 +176,9 @@ class Runtime:
             await consumer.ensure_durable(self.js)
             consumer.bind_js(self.js)
         await self.broker.start()
+        # Its subscriptions are with the server before the service says it is up: a request to
+        # the direct subject sent just after found no responder now and then (notify's tests).
+        await self.broker.connection.flush()
         for late in self.late:
             if late.lock is not None:  # exclusive: its stream is waited for as a consumer's is
                 await wait_for_stream(self.js, late.consumer.stream)
