@@ -7,6 +7,7 @@ import asyncio
 from datetime import date
 from typing import Any
 
+import pytest
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts.contacts import (
     CadreDeactivated,
@@ -19,7 +20,7 @@ from tuanlian.shared.contracts.contacts import (
     YouthRegistered,
 )
 from tuanlian.shared.db import connect_raw
-from tuanlian.shared.readmodel import Progress
+from tuanlian.shared.readmodel import Progress, RebuildError
 from tuanlian.shared.testing import stream_messages, wait_until
 from tuanlian.wishes.adapters.rebuild import READ_MODEL, read_model_rebuild
 from wishes_support import Harness
@@ -154,3 +155,31 @@ async def test_events_the_live_consumers_apply_during_the_rebuild_are_applied_by
     # The org and the first link replayed, the new one waiting, then applied by the swap.
     assert waited == [1] and result.applied == 3 and result.left_to_live == 0
     assert {r["youth_id"] for r in await h.rows("SELECT youth_id FROM wishes.pairs WHERE linked")} == {"y0", "y9"}
+
+
+async def test_a_rebuild_refuses_while_the_live_consumers_are_far_behind_and_leaves_the_model_as_it_was(
+    harness: Harness, database_url: str
+) -> None:
+    h = harness
+    await h.contacts.org("b1", BRANCH)
+    await _settled(h)
+    live = await _model(h)
+    hold = await connect_raw(database_url)
+    conn = await connect_raw(database_url)
+    try:
+        tx = hold.transaction()
+        await tx.start()
+        await hold.execute("LOCK TABLE wishes.consumer_positions IN EXCLUSIVE MODE")  # the consumers stand still
+        for y in ("y1", "y2", "y3"):
+            await h.contacts.link("c1", y, BRANCH)
+        rebuild = read_model_rebuild(conn, h.js)
+        rebuild.max_waiting = 2
+        with pytest.raises(RebuildError, match="more than 2 events behind"):
+            await rebuild.run()
+        await tx.rollback()
+        assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'wishes\\_%'") == 0
+    finally:
+        await hold.close()
+        await conn.close()
+    await h.until_linked("c1", "y3")
+    assert (await _model(h))["orgs"] == live["orgs"]

@@ -98,8 +98,12 @@ class ReadModelRebuild:
 
     def __init__(self, conn: asyncpg.Connection, js: JetStreamContext, schema: str, *,
                  feeds: Callable[[str], list[Feed]], tables: tuple[str, ...], scratch: tuple[str, ...] = (),
-                 batch: int = 2000, on_progress: Callable[[Progress], None] | None = None) -> None:
+                 batch: int = 2000, on_progress: Callable[[Progress], None] | None = None,
+                 max_waiting: int = 200_000) -> None:
         self.conn, self.js, self.schema = conn, js, schema
+        # Events held in memory for the swap while the live consumers have not reached them: a
+        # service stopped or far behind would have the whole stream wait.
+        self.max_waiting = max_waiting
         self.tables, self.scratch, self.batch, self.on_progress = tables, scratch, batch, on_progress
         self.target, self.retired = f"{schema}_rebuild", f"{schema}_retired"
         self.feeds = {(f.contracts.producer, f.stream_type): f for f in feeds(self.target)}
@@ -165,6 +169,9 @@ class ReadModelRebuild:
                     if key in late or env.stream_version > now.get(key, 0):
                         late.add(key)
                         waiting.append((env, e))
+                        if len(waiting) > self.max_waiting:
+                            raise RebuildError(f"{self.schema}'s live consumers are more than {self.max_waiting:,} "
+                                               "events behind the streams: rebuild once they have caught up")
                         continue
                     progress.applied += await self._apply(tx, env, e)
                 await tx.flush()
