@@ -276,6 +276,30 @@ async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: S
     assert old["recomputed"]["rows"][0]["youths_linked"] == 2 and old["equal"] is False
 
 
+async def test_a_circular_counts_the_cadres_who_had_joined_by_its_periods_end(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    await _city_and_branch(contacts)
+    await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False),
+                        T0 + timedelta(days=26))  # 5 April
+    await scoring.applied(4)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    march = {"org_id": "root", "period_kind": "month", "period": "2026-03"}
+    doc = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert doc["rows"][0]["cadres"] == 1  # April's cadre did nothing in March to be counted on
+    april = {**march, "period": "2026-04"}
+    assert (await scoring.http.post("/circulars", json=april, headers=admin)).json()["rows"][0]["cadres"] == 2
+    assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
+    # One published before (every cadre there when computed) is recomputed so.
+    async with scoring.runtime.db.transaction() as conn:
+        await conn.execute("SET LOCAL session_replication_role = replica")  # past the immutability trigger
+        await conn.execute("UPDATE scoring.circulars SET document = document - 'cadres_joined_by' WHERE number = $1",
+                           doc["number"])
+    old = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert old["recomputed"]["rows"][0]["cadres"] == 2 and old["equal"] is False
+
+
 async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_was_published(
     scoring: Scoring, contacts: Producer, wishes: Producer
 ) -> None:

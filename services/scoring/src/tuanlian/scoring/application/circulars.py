@@ -127,7 +127,8 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
         period = parse_period(published["period_kind"], published["period"])
         as_of = datetime.fromisoformat(published["as_of"])
         doc = _jsonable(await reports.circular_document(
-            conn, p, org, period, as_of, links_at_end=published.get("youths_linked_at") == "period_end"))
+            conn, p, org, period, as_of, links_at_end=published.get("youths_linked_at") == "period_end",
+            joined_by_end=published.get("cadres_joined_by") == "period_end"))
     keys = ("org_id", "org_path", "org", "period_kind", "period", "period_start", "period_end", "rows")
     same = all(doc[k] == published[k] for k in keys)
     return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}

@@ -139,13 +139,19 @@ def _pct(a: float, b: float) -> float | None:
 
 
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
-                        as_of: datetime | None, *, links_at_end: bool = True) -> list[dict[str, Any]]:
+                        as_of: datetime | None, *, links_at_end: bool = True,
+                        joined_by_end: bool = True) -> list[dict[str, Any]]:
     """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
     children there were as of ``as_of``, under their names then; the youths linked at the
     period's end (``links_at_end``; the circulars published before the twentieth session counted
-    those linked when they were computed, and are recomputed so)."""
+    those linked when they were computed, and are recomputed so); the cadres who had joined by
+    its end (``joined_by_end``; before the twenty-first session, every cadre there when it was
+    computed, one who joined after the period's end with nothing done in it included)."""
     scopes = await q.org_children(conn, p, org["org_path"], as_of) or [org]
     cadres = await q.cadres_in(conn, p, org["org_path"], as_of)
+    if joined_by_end:
+        joined = await q.registered_by(conn, p, [c["cadre_id"] for c in cadres], period.end)
+        cadres = [c for c in cadres if c["cadre_id"] in joined]
     ids = [c["cadre_id"] for c in cadres]
     start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
     points = await q.ledger_points_as_of(conn, p, org_path=org["org_path"], start=start, end=end, as_of=as_of)
@@ -203,17 +209,20 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
 
 
 async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
-                            as_of: datetime | None, *, links_at_end: bool = True) -> dict[str, Any]:
+                            as_of: datetime | None, *, links_at_end: bool = True,
+                            joined_by_end: bool = True) -> dict[str, Any]:
     # The org where and as named then: a circular recomputed after a rename or a move is the one
     # that was published.
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
-    rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end)
-    before = await circular_rows(conn, p, org, period.previous(), as_of, links_at_end=links_at_end)
+    rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end)
+    before = await circular_rows(conn, p, org, period.previous(), as_of, links_at_end=links_at_end,
+                                 joined_by_end=joined_by_end)
     prev_rank = {r["org_id"]: r["rank"] for r in before}
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
     return {"org_id": org["org_id"], "org_path": org["org_path"], "org": org["name"],
             "period_kind": period.kind.value, "period": period.key,
             "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows,
-            **({"youths_linked_at": "period_end"} if links_at_end else {})}
+            **({"youths_linked_at": "period_end"} if links_at_end else {}),
+            **({"cadres_joined_by": "period_end"} if joined_by_end else {})}
