@@ -26,7 +26,8 @@ async def test_0014_counts_groups_covered_and_cadres_registered_before_it_from_a
         assert await migrate(conn, "scoring", migrations) == [m.version for m in migrations[at:]]
         assert await q.groups_on(conn, "scoring_proj", "c1", date(2000, 1, 1)) == {"dorm_group": 2, "branch": 1}
         assert await q.groups_on(conn, "scoring_proj", "c2", date(2026, 12, 31)) == {}
-        assert await q.registered_by(conn, "scoring_proj", ["c1", "c2"], date(2000, 1, 1)) == {"c1"}
+        assert [c["cadre_id"] for c in await q.cadres_in(conn, "scoring_proj", "/r", joined_by=date(2000, 1, 1))] == [
+            "c1"]
         # Run again (another replica, a redeploy): recorded once, counted once.
         assert await migrate(conn, "scoring", migrations) == []
         assert await conn.fetchval("SELECT count(*) FROM scoring_proj.facts WHERE metric LIKE 'group:%'") == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from scoring_support import Producer, Scoring
 from tuanlian.scoring.domain.periods import PeriodKind, china_day, period_of
@@ -252,6 +253,14 @@ async def test_circular_is_numbered_immutable_announced_and_equal_as_of(
     assert r.status_code == 422
 
 
+async def _recomputed_without(scoring: Scoring, number: str, key: str) -> Any:
+    """The as-of check of a circular as if published before its document carried ``key``."""
+    async with scoring.runtime.db.transaction() as conn:
+        await conn.execute("SET LOCAL session_replication_role = replica")  # past the immutability trigger
+        await conn.execute("UPDATE scoring.circulars SET document = document - $2::text WHERE number = $1", number, key)
+    return await scoring.get(f"/circulars/{number}/as-of")
+
+
 async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: Scoring, contacts: Producer) -> None:
     await _city_and_branch(contacts)
     await contacts.emit("link-l1", c.ContactLinkAccepted(link_id="l1", cadre_id="c1", youth_id="y1",
@@ -268,11 +277,7 @@ async def test_a_circular_counts_the_youths_linked_at_its_periods_end(scoring: S
     assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
     # A circular published before links were counted at the period's end is recomputed as it
     # was computed: with the links known when it was.
-    async with scoring.runtime.db.transaction() as conn:
-        await conn.execute("SET LOCAL session_replication_role = replica")  # past the immutability trigger
-        await conn.execute("UPDATE scoring.circulars SET document = document - 'youths_linked_at' WHERE number = $1",
-                           doc["number"])
-    old = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    old = await _recomputed_without(scoring, doc["number"], "youths_linked_at")
     assert old["recomputed"]["rows"][0]["youths_linked"] == 2 and old["equal"] is False
 
 
@@ -292,11 +297,7 @@ async def test_a_circular_counts_the_cadres_who_had_joined_by_its_periods_end(
     assert (await scoring.http.post("/circulars", json=april, headers=admin)).json()["rows"][0]["cadres"] == 2
     assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
     # One published before (every cadre there when computed) is recomputed so.
-    async with scoring.runtime.db.transaction() as conn:
-        await conn.execute("SET LOCAL session_replication_role = replica")  # past the immutability trigger
-        await conn.execute("UPDATE scoring.circulars SET document = document - 'cadres_joined_by' WHERE number = $1",
-                           doc["number"])
-    old = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    old = await _recomputed_without(scoring, doc["number"], "cadres_joined_by")
     assert old["recomputed"]["rows"][0]["cadres"] == 2 and old["equal"] is False
 
 

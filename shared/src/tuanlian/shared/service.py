@@ -27,7 +27,7 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from tuanlian.shared.auth import Principal, TokenIssuer, TokenVerifier, load_or_create_signing_key
-from tuanlian.shared.consumer import EventConsumer, Handler
+from tuanlian.shared.consumer import EventConsumer, Handler, VersionOf
 from tuanlian.shared.db import Database
 from tuanlian.shared.events import ContractRegistry
 from tuanlian.shared.eventstore import EventStore
@@ -120,8 +120,11 @@ class Runtime:
         stream_type: str | None = None,
         *,
         batch_size: int | None = None,
+        version_of: VersionOf | None = None,
     ) -> EventConsumer:
-        """A durable consumer of ``contracts.producer``'s events feeding this service's schema."""
+        """A durable consumer of ``contracts.producer``'s events feeding this service's schema
+        (``version_of``: see ``EventConsumer``; ``consumer.one_version`` for a read model rebuilt
+        in place, ``shared/readmodel.py``)."""
         s = self.settings
         return EventConsumer(
             service=self.spec.name,
@@ -135,6 +138,7 @@ class Runtime:
             max_deliveries=s.max_deliveries,
             retry_base_delay=s.retry_base_delay,
             batch_size=batch_size or s.consumer_batch,
+            version_of=version_of,
         )
 
     def current_principal(self) -> Callable[..., Any]:

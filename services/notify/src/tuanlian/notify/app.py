@@ -48,12 +48,9 @@ def make_spec(notify_settings: NotifySettings | None = None) -> ServiceSpec:
         hook = channels_from(ns()).get("webhook")
         register_direct(runtime.broker,
                         DirectDelivery(runtime.db, s, hook if isinstance(hook, WebhookChannel) else None))
-        out = []
-        for name, (contracts, handlers) in read_model_feeds(s, channels).items():
-            consumer = runtime.consumer(name, contracts, handlers)
-            consumer.version_of = one_version  # `tuanlian notify rebuild` swaps the read model under them
-            out.append(consumer)
-        return out
+        # `tuanlian notify rebuild` swaps the read model in under them (one_version).
+        return [runtime.consumer(name, contracts, handlers, version_of=one_version)
+                for name, (contracts, handlers) in read_model_feeds(s, channels).items()]
 
     def router(runtime: Runtime) -> APIRouter:
         feeds = LiveFeeds()

@@ -25,12 +25,9 @@ def service_of(runtime: Runtime) -> WishesService:
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    out = []
-    for name, (stream_type, handlers) in contacts_feeds(runtime.schema, service_of(runtime).cadres).items():
-        consumer = runtime.consumer(name, CONTACTS, handlers, stream_type=stream_type)
-        consumer.version_of = one_version  # `tuanlian wishes rebuild` swaps the read model under them
-        out.append(consumer)
-    return out
+    # `tuanlian wishes rebuild` swaps the read model in under them (one_version).
+    return [runtime.consumer(name, CONTACTS, handlers, stream_type=stream_type, version_of=one_version)
+            for name, (stream_type, handlers) in contacts_feeds(runtime.schema, service_of(runtime).cadres).items()]
 
 
 def _router(runtime: Runtime) -> APIRouter:

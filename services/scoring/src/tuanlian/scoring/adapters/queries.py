@@ -196,10 +196,11 @@ async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_typ
                                                f"{subtree(f'{t}.org_path', '$1')}", (org_path, org_type), as_of)
 
 
-async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
-                    as_of: datetime | None = None) -> list[dict[str, Any]]:
+async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None = None,
+                    joined_by: date | None = None) -> list[dict[str, Any]]:
     """Cadres of a subtree with their place, kind and org level as of an instant (today's where
-    the history has none), and their links now."""
+    the history has none), and their links now; with ``joined_by``, those registered by that day
+    (their ``registered`` fact: a closed period is not theirs to be judged on otherwise)."""
     sql = (
         "SELECT c.cadre_id, coalesce(cp.kind, c.kind) AS kind, coalesce(cp.org_type, c.org_type) AS org_type, "
         "c.in_leadership_organ, c.active, c.linked_youths, c.last_online, c.last_face_to_face, "
@@ -208,9 +209,11 @@ async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str,
         "WHERE x.cadre_id = c.cadre_id AND ($2::timestamptz IS NULL OR x.applied_at <= $2) "
         "ORDER BY applied_at DESC LIMIT 1) cp ON true "
         f"WHERE {subtree('coalesce(cp.org_path, c.org_path)', '$1')} "
-        "AND ($2::timestamptz IS NULL OR cp.org_path IS NOT NULL) ORDER BY c.cadre_id"
+        "AND ($2::timestamptz IS NULL OR cp.org_path IS NOT NULL) "
+        f"AND ($3::date IS NULL OR EXISTS (SELECT FROM {p}.facts f WHERE f.owner_id = c.cadre_id "
+        "AND f.metric = 'registered' AND f.occurred_on <= $3)) ORDER BY c.cadre_id"
     )
-    return [dict(r) for r in await conn.fetch(sql, org_path, as_of)]
+    return [dict(r) for r in await conn.fetch(sql, org_path, as_of, joined_by)]
 
 
 async def cadres_as_of(conn: asyncpg.Connection, p: str, ids: list[str],
@@ -275,13 +278,6 @@ async def window_distinct(conn: asyncpg.Connection, p: str, owners: list[str], d
         owners, start, day, as_of,
     )
     return {r["owner_id"]: (r["youths"], r["days"]) for r in rows}
-
-
-async def registered_by(conn: asyncpg.Connection, p: str, ids: list[str], day: date) -> set[str]:
-    """Those of the cadres ``ids`` registered on or before ``day``."""
-    rows = await conn.fetch(f"SELECT DISTINCT owner_id FROM {p}.facts WHERE owner_id = ANY($1::text[]) "
-                            "AND metric = 'registered' AND occurred_on <= $2", ids, day)
-    return {r["owner_id"] for r in rows}
 
 
 def group_metric(group_org_type: str) -> str:

@@ -152,10 +152,8 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
     out = []
     org = await _org(conn, p, org_id)
     require(who, Role.org_admin, org_path=org["org_path"], why="assess cadres")  # leaders only read
-    cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"]) if c["active"]]
     # Not those who joined after the period closed: it was not theirs (they would fail it all).
-    joined = await reports.q.registered_by(conn, p, [c["cadre_id"] for c in cadres], period.end)
-    cadres = [c for c in cadres if c["cadre_id"] in joined]
+    cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"], joined_by=period.end) if c["active"]]
     signals = await reports.signals_for(conn, p, [c["cadre_id"] for c in cadres], period)
     for cadre in cadres:
         comp = await reports.compliance(conn, p, cadre, period, today)

@@ -40,10 +40,13 @@ async def activity_levels(conn: asyncpg.Connection, p: str, cadres: list[dict[st
     if not ids:
         return {}
     rs_cache: dict[str, Any] = {}
+    rules_of: dict[str, OrgRules] = {}  # by org path: a circular's cadres share a few hundred orgs
     out: dict[str, float] = {}
     linked = await q.linked_as_of(conn, p, ids, as_of, on=day if links_on_day else None)
     for c in cadres:
-        rules = await rules_at(conn, p, c["org_path"], day, as_of)
+        rules = rules_of.get(c["org_path"])
+        if rules is None:
+            rules = rules_of[c["org_path"]] = await rules_at(conn, p, c["org_path"], day, as_of)
         try:
             rs = rs_cache.setdefault(rules.scoring_ruleset, ruleset(rules.scoring_ruleset))
         except UnknownRuleSet:
@@ -138,6 +141,37 @@ def _pct(a: float, b: float) -> float | None:
     return round(100 * a / b, 1) if b else None
 
 
+async def _scoped(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period, as_of: datetime | None,
+                  joined_by_end: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """A circular's orgs (the children of ``org`` then), its cadres and their points over ``period``."""
+    scopes = await q.org_children(conn, p, org["org_path"], as_of) or [org]
+    cadres = await q.cadres_in(conn, p, org["org_path"], as_of, joined_by=period.end if joined_by_end else None)
+    start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
+    points = await q.ledger_points_as_of(conn, p, org_path=org["org_path"], start=start, end=end, as_of=as_of)
+    return scopes, cadres, points
+
+
+def _members(scope: dict[str, Any], cadres: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in cadres if c["org_path"] == scope["org_path"] or c["org_path"].startswith(scope["org_path"] + "/")]
+
+
+def _per_cadre(points: int, cadres: int) -> float:
+    """What a circular ranks its orgs by."""
+    return round(points / cadres, 2) if cadres else 0.0
+
+
+async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period, as_of: datetime | None,
+                 joined_by_end: bool) -> dict[str, int]:
+    """Each org's rank in ``period``, as its circular would have it (for the rank change): only
+    what the rank needs, not the rest of a circular's numbers."""
+    scopes, cadres, points = await _scoped(conn, p, org, period, as_of, joined_by_end)
+    scored = []
+    for scope in scopes:
+        mine = _members(scope, cadres)
+        scored.append((scope["org_id"], _per_cadre(sum(points.get(c["cadre_id"], 0) for c in mine), len(mine))))
+    return {r.key: r.rank for r in rank(scored)}
+
+
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                         as_of: datetime | None, *, links_at_end: bool = True,
                         joined_by_end: bool = True) -> list[dict[str, Any]]:
@@ -147,14 +181,8 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
     those linked when they were computed, and are recomputed so); the cadres who had joined by
     its end (``joined_by_end``; before the twenty-first session, every cadre there when it was
     computed, one who joined after the period's end with nothing done in it included)."""
-    scopes = await q.org_children(conn, p, org["org_path"], as_of) or [org]
-    cadres = await q.cadres_in(conn, p, org["org_path"], as_of)
-    if joined_by_end:
-        joined = await q.registered_by(conn, p, [c["cadre_id"] for c in cadres], period.end)
-        cadres = [c for c in cadres if c["cadre_id"] in joined]
+    scopes, cadres, points = await _scoped(conn, p, org, period, as_of, joined_by_end)
     ids = [c["cadre_id"] for c in cadres]
-    start, end = _instant(period.start), _instant(period.end + timedelta(days=1))
-    points = await q.ledger_points_as_of(conn, p, org_path=org["org_path"], start=start, end=end, as_of=as_of)
     sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
     linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
     levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
@@ -165,8 +193,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
         "AND ($3::timestamptz IS NULL OR known_at IS NULL OR known_at <= $3)", ids, period.end.year, as_of)
     rows = []
     for scope in scopes:
-        mine = [c for c in cadres if c["org_path"] == scope["org_path"]
-                or c["org_path"].startswith(scope["org_path"] + "/")]
+        mine = _members(scope, cadres)
         n = len(mine)
         rules = await rules_at(conn, p, scope["org_path"], period.end, as_of)
         meeting, done_five, due_five = 0, 0, 0
@@ -199,7 +226,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
                              "unsatisfied": sum(b["unsatisfied"] or 0 for b in my_ballots),
                              "reelection_flags": sum(1 for b in my_ballots if b["reelection_flag"])},
             "activity_level": round(sum(levels.get(c["cadre_id"], 0) for c in mine) / n, 1) if n else None,
-            "points": pts, "points_per_cadre": round(pts / n, 2) if n else 0.0,
+            "points": pts, "points_per_cadre": _per_cadre(pts, n),
             "signals": {code: sum(1 for c in mine for s in signals.get(c["cadre_id"], []) if s.code == code)
                         for code in sorted({s.code for c in mine for s in signals.get(c["cadre_id"], [])})},
         })
@@ -216,9 +243,7 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
     rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end)
-    before = await circular_rows(conn, p, org, period.previous(), as_of, links_at_end=links_at_end,
-                                 joined_by_end=joined_by_end)
-    prev_rank = {r["org_id"]: r["rank"] for r in before}
+    prev_rank = await _ranks(conn, p, org, period.previous(), as_of, joined_by_end)
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
     return {"org_id": org["org_id"], "org_path": org["org_path"], "org": org["name"],
