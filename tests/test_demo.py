@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from tuanlian.cli.demo import load_demo_league
 from tuanlian.cli.launcher import Stack, record_stack, running_stack
 from tuanlian.shared.db import connect_raw
+from tuanlian.shared.league_calendar import local_date, period_of
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +59,15 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
         ledger = (await http.get(f"/cadres/{demo['top_cadre']}/ledger")).json()
         assert f"total {sum(e['points'] for e in ledger)} points in {len(ledger)} entries" in out
 
+    # The first county's report upward, sent, returned and sent again; the second's still to come.
+    async with httpx.AsyncClient(base_url=stack.settings.url_of("contacts"), headers=headers, timeout=30) as http:
+        quarter = period_of("quarter", local_date(datetime.now(UTC))).label
+        r = await http.get(f"/orgs/{demo['city_id']}/reports", params={"period": quarter})
+        assert r.status_code == 200, r.text
+        states = {o["org_id"]: (o["state"], o["revision"]) for o in r.json()["orgs"]}
+        first, second = states[demo["counties"][0]], states[demo["counties"][1]]
+        assert first[1] == 2 and first[0] in ("on_time", "late") and second[0] in ("pending", "overdue"), states
+
     # Wishes' and notify's read models of other services' events, rebuilt from the streams under
     # the running services, are the ones their consumers made (the demo's reorganisation
     # included), and notify sends nothing again.
@@ -66,7 +77,8 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
                   "ORDER BY cadre_id) FROM wishes.cadres)",
         "notify": "SELECT (SELECT count(*) FROM notify.inbox), (SELECT string_agg(subject_id || "
                   "coalesce(org_path, '') || active::text, ',' ORDER BY subject_id) FROM notify.recipients), "
-                  "(SELECT count(*) FROM notify.deliveries)",
+                  "(SELECT count(*) FROM notify.deliveries), (SELECT string_agg(org_id || org_path || period || "
+                  "status, ',' ORDER BY org_id, period) FROM notify.work_reports)",
     }
     conn = await connect_raw(stack.database_url)
     try:

@@ -20,10 +20,10 @@ from tuanlian.notify.adapters.channels import (
 )
 from tuanlian.notify.adapters.messages import NewMessage, deliveries_sql, insert_sql
 from tuanlian.notify.application.delivery import DeliveryWorker
-from tuanlian.notify.domain.calendar import SHANGHAI
 from tuanlian.notify.settings import NotifySettings
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.db import Database
+from tuanlian.shared.league_calendar import SHANGHAI
 
 SECRET = "test-secret"
 

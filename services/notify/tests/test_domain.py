@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from tuanlian.notify.application.scheduler import default_rules
-from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.delivery import Backoff, TokenBucket, mask_address, quiet_release
 from tuanlian.notify.domain.rules import (
     AdminFacts,
@@ -19,8 +18,8 @@ from tuanlian.notify.domain.rules import (
     admins_for,
     evaluate,
     load_rules,
-    report_deadlines,
 )
+from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.contracts.contacts import (
     ContactQuotas,
     FiveOnesPeriod,
@@ -205,7 +204,7 @@ def test_report_deadline_reminders_include_the_national_day_rule(year: int, due:
         (f"{year}-annual:-7d", cal.local_at(due - timedelta(days=7))),
         (f"{year}-annual:-1d", cal.local_at(due - timedelta(days=1))),
     ]
-    keys = [k for k, *_ in report_deadlines(rules, year)]
+    keys = [k for k, *_ in cal.report_deadlines(rules, year)]
     assert keys == [f"{year}-Q1", f"{year}-Q2", f"{year}-Q3", f"{year}-Q4", f"{year}-H1", f"{year}-H2",
                     f"{year}-annual"]
     quarterly = evaluate(RULES["report_deadlines"], facts, book, bj(year, 9, 1), bj(year, 9, 15)).occasions

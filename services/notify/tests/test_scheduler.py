@@ -8,10 +8,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from support import SCHEMA, apply, inbox
 from tuanlian.notify.application.scheduler import Scheduler, default_rules
-from tuanlian.notify.domain.calendar import SHANGHAI, local_at
 from tuanlian.shared.contracts import contacts as c
 from tuanlian.shared.contracts import wishes as w
 from tuanlian.shared.db import Database
+from tuanlian.shared.league_calendar import SHANGHAI, local_at
 
 RULES = {r.key: r for r in default_rules()}
 
@@ -91,6 +91,47 @@ async def test_annual_report_after_national_day_reaches_the_org_admin(ndb: Datab
     assert [m["ref"] for m in got] == [f"{year}-annual:-7d", f"{year}-annual:-1d"]
     assert due.isoformat() in got[0]["body"]
     assert await inbox(ndb, "a2") == []  # the default rules ask for no annual report
+
+
+def org(org_id: str, path: str, parent: str | None) -> c.OrgCreated:
+    return c.OrgCreated(org_id=org_id, parent_id=parent, name=org_id, org_type=c.OrgType.county,
+                        depth=path.count("/") - 1, is_leadership_organ=False, org_path=path)
+
+
+def sent(org_id: str, path: str, period: str, revision: int = 1) -> c.WorkReportSubmitted:
+    return c.WorkReportSubmitted(report_id=f"{org_id}.{period}", org_id=org_id, org_path=path, period=period,
+                                 revision=revision, due_on=date(2026, 3, 15), late=False, practice="做法",
+                                 experience="", problems="", next_steps="")
+
+
+async def test_an_org_that_sent_its_report_is_not_reminded_until_it_is_returned(ndb: Database) -> None:
+    # Two counties owe the Q1 five-ones report (default rules: due 15 March). East sends it early,
+    # then moves under another parent: its admin is not reminded 7 days before. The city returns
+    # it: east's admin is told why, and reminded the day before like west's.
+    await apply(ndb, org("c", "/c", None), org("east", "/c/east", "c"), org("west", "/c/west", "c"),
+                org("d", "/c/d", "c"), admin("a-east", "/c/east"), admin("a-west", "/c/west"),
+                (sent("east", "/c/east", "2026-Q1"), bj(2026, 3, 2, 10)))
+    await apply(ndb, c.OrgMoved(org_id="east", old_parent_id="c", new_parent_id="d", old_path="/c/east",
+                                new_path="/c/d/east", depth=2))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["report_deadlines"]])
+    await scheduler.tick(bj(2026, 3, 1))
+    assert (await scheduler.tick(bj(2026, 3, 8, 9, 5))).sent == 1
+    assert [m["ref"] for m in await inbox(ndb, "a-west")] == ["2026-Q1:-7d"]
+    assert await inbox(ndb, "a-east") == []
+
+    await apply(ndb, (c.WorkReportReturned(report_id="east.2026-Q1", org_id="east", org_path="/c/east",
+                                           period="2026-Q1", revision=1, reason="请补充问题部分"), bj(2026, 3, 10, 15)))
+    told = await inbox(ndb, "a-east")
+    assert [(m["kind"], m["ref"], m["org_path"]) for m in told] == [("report_returned", "east.2026-Q1", "/c/d/east")]
+    assert "第1季度“五个一”工作报告被退回" in told[0]["title"] and "请补充问题部分" in told[0]["body"]
+    assert await inbox(ndb, "a-west") != [] and all(m["kind"] == "report_due" for m in await inbox(ndb, "a-west"))
+    assert (await scheduler.tick(bj(2026, 3, 14, 9, 5))).sent == 2
+    assert [m["ref"] for m in await inbox(ndb, "a-east")][1:] == ["2026-Q1:-1d"]
+
+    # Sent again: in once more.
+    await apply(ndb, (sent("east", "/c/d/east", "2026-Q1", 2), bj(2026, 3, 14, 11)))
+    async with ndb.connection() as conn:
+        assert await conn.fetchval(f"SELECT status FROM {SCHEMA}.work_reports WHERE org_id = 'east'") == "submitted"
 
 
 async def test_youth_voice_unanswered_goes_to_the_cadre_then_to_the_admin(ndb: Database) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from tuanlian.shared.auth import Principal, Role, TokenIssuer
+from tuanlian.shared.league_calendar import local_date, period_of
 from tuanlian.shared.settings import Settings
 
 WISHES = [
@@ -157,6 +158,24 @@ async def load_demo_activity(
             await api.call("POST", "wishes", "/ratings", Principal(youth, Role.youth),
                            {"cadre_id": cadre, "score": rng.choice((5, 5, 4, 4, 4, 3, 2))}, ok=(409,))
             done["ratings"] += 1
+
+        # Work reports upward (工作情况报送): the first county sends this quarter's five-ones report,
+        # the city returns it for more on its problems, and the county sends it again; the city's
+        # GET /orgs/{city}/reports?period= shows the second county's as still to come.
+        if demo.get("counties"):
+            county = str(demo["counties"][0])
+            county_admin = Principal(f"demo-admin-{county}", Role.org_admin, f"{city_path}/{county}")
+            quarter = period_of("quarter", local_date(datetime.now(UTC))).label
+            url = f"/orgs/{county}/reports/{quarter}"
+            report = {"practice": "各团委按“五个一”要求开展活动，每月一次团课，覆盖辖区全部团支部。",
+                      "experience": "线上交流与线下走访结合，青年参与度明显提高。",
+                      "problems": "部分农村团支部青年外出务工，线下活动参与不足。",
+                      "next_steps": "下季度推行线上团课，与外出青年结对联系。"}
+            await api.call("PUT", "contacts", url, county_admin, report)
+            await api.call("POST", "contacts", f"{url}/return", admin, {"reason": "存在问题请具体到团支部，并附数据。"})
+            report["problems"] = "12个农村团支部中有5个青年外出务工过半，线下活动平均到场不足10人。"
+            await api.call("PUT", "contacts", url, county_admin, report)
+            done["reports"] = 1
 
         # A reorganisation: a cadre is transferred (调动) to another committee, and 东湖区's
         # industrial-park committee moves to 西山县 with its branches. Their boards follow them.

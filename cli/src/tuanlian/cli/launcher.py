@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from tuanlian.shared.db import asyncpg_url
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres
+from tuanlian.shared.league_calendar import local_date, period_of
 from tuanlian.shared.settings import DEFAULT_PORTS, Settings
 
 SERVICES = tuple(DEFAULT_PORTS)
@@ -229,6 +231,13 @@ def _print_welcome(stack: Stack, token: str | None) -> None:
                 f"  this month's circular (月度通报), printable with its chart:\n"
                 f'    curl -H "Authorization: Bearer $(cat {token_file})" '
                 f"'{s.url_of('scoring')}/circulars/{demo['circular']}?format=html' > circular.html"
+            )
+        if demo.get("activity", {}).get("reports"):
+            quarter = period_of("quarter", local_date(datetime.now(UTC))).label
+            print(
+                f"  who has sent this quarter's five-ones report upward (报送情况):\n"
+                f'    curl -H "Authorization: Bearer $(cat {token_file})" '
+                f"'{s.url_of('contacts')}/orgs/{demo['city_id']}/reports?period={quarter}'"
             )
         print(
             f"  micro-wishes of the city (微心愿), by category:\n"

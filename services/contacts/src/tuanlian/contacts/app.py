@@ -10,12 +10,14 @@ from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.application.identity import IdentityService
 from tuanlian.contacts.application.orgs import OrgsService
 from tuanlian.contacts.application.people import PeopleService
+from tuanlian.contacts.application.reports import ReportsService
 from tuanlian.contacts.application.work import LinkWork
 from tuanlian.contacts.entrypoints.http import build_router
 from tuanlian.contacts.entrypoints.http_auth import build_auth_router
 from tuanlian.contacts.entrypoints.http_links import build_links_router
 from tuanlian.contacts.entrypoints.http_orgs import build_orgs_router
 from tuanlian.contacts.entrypoints.http_people import build_people_router
+from tuanlian.contacts.entrypoints.http_reports import build_reports_router
 from tuanlian.contacts.entrypoints.http_work import build_work_router
 from tuanlian.contacts.settings import get_contacts_settings
 from tuanlian.shared.consumer import EventConsumer
@@ -34,7 +36,9 @@ def _router(runtime: Runtime) -> APIRouter:
     core = contacts_service(runtime)
     identity = IdentityService(core, runtime, get_contacts_settings())
     router = build_router(runtime, core)
-    router.include_router(build_orgs_router(runtime, OrgsService(core)))
+    orgs = OrgsService(core)
+    router.include_router(build_orgs_router(runtime, orgs))
+    router.include_router(build_reports_router(runtime, ReportsService(orgs)))
     router.include_router(build_people_router(runtime, PeopleService(core, identity)))
     router.include_router(build_auth_router(runtime, identity))
     router.include_router(build_links_router(runtime, LinkWork(core)))

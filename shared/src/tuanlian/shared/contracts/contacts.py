@@ -705,6 +705,48 @@ class SpotCheckItemRecorded(DomainEvent):
     outcome: SpotCheckOutcome
 
 
+# --- Work reports upward (工作情况报送) ------------------------------------------------------------
+# 000: "每季度最后一个月中旬, 将本系统“五个一”工作落实情况(包括做法、经验、存在问题、下步工作安排等)报团市委";
+# 002: half-yearly; 004: within 5 working days after the National Day holiday. Which reports an org
+# owes, and when, follow its rules (``ReportDeadlines``); the period key says which one it is.
+
+REPORT_SECTION_MAX = 5000
+
+
+@CONTACTS.register
+class WorkReportSubmitted(DomainEvent):
+    """An org submitted (or, after it was returned or before it was due, resubmitted) a work report:
+    做法, 经验, 存在问题, 下步工作安排. ``late``: after the due date its rules gave."""
+
+    event_type = "WorkReportSubmitted"
+    stream_type = "work_report"
+    report_id: str
+    org_id: str
+    org_path: str
+    period: str  # 2026-Q4, 2026-H2, 2026-annual
+    revision: int = pydantic.Field(ge=1)
+    due_on: CivilDate
+    late: bool
+    practice: str = pydantic.Field(max_length=REPORT_SECTION_MAX)
+    experience: str = pydantic.Field(max_length=REPORT_SECTION_MAX)
+    problems: str = pydantic.Field(max_length=REPORT_SECTION_MAX)
+    next_steps: str = pydantic.Field(max_length=REPORT_SECTION_MAX)
+
+
+@CONTACTS.register
+class WorkReportReturned(DomainEvent):
+    """The receiving org sent a report back for rework (退回), with its reason."""
+
+    event_type = "WorkReportReturned"
+    stream_type = "work_report"
+    report_id: str
+    org_id: str
+    org_path: str
+    period: str
+    revision: int = pydantic.Field(ge=1)
+    reason: str = pydantic.Field(min_length=1, max_length=500)
+
+
 # --- Cadre cards, join codes and PII access (contacts-work) ---------------------------------------
 
 

@@ -20,6 +20,8 @@ from tuanlian.shared.contracts.contacts import (
     JoinCodeIssued,
     SpotCheckDrawn,
     SpotCheckItemRecorded,
+    WorkReportReturned,
+    WorkReportSubmitted,
 )
 from tuanlian.shared.events import DomainEvent, Envelope
 
@@ -29,6 +31,25 @@ async def project_work(
 ) -> None:
     at = env.recorded_at or env.occurred_at
     match e:
+        case WorkReportSubmitted():
+            await conn.execute(
+                f"INSERT INTO {s}.work_reports (org_id, period, revision, status, due_on, late, first_sent_at, "
+                "first_late, sent_at, sent_by, practice, experience, problems, next_steps) "
+                "VALUES ($1, $2, $3, 'submitted', $4, $5, $6, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT (org_id, period) DO UPDATE SET revision = EXCLUDED.revision, status = 'submitted', "
+                "due_on = EXCLUDED.due_on, late = EXCLUDED.late, sent_at = EXCLUDED.sent_at, "
+                "sent_by = EXCLUDED.sent_by, returned_at = NULL, returned_by = NULL, returned_reason = NULL, "
+                "practice = EXCLUDED.practice, experience = EXCLUDED.experience, problems = EXCLUDED.problems, "
+                "next_steps = EXCLUDED.next_steps",
+                e.org_id, e.period, e.revision, e.due_on, e.late, at, env.actor, e.practice, e.experience,
+                e.problems, e.next_steps,
+            )
+        case WorkReportReturned():
+            await conn.execute(
+                f"UPDATE {s}.work_reports SET status = 'returned', returned_at = $3, returned_by = $4, "
+                "returned_reason = $5 WHERE org_id = $1 AND period = $2",
+                e.org_id, e.period, at, env.actor, e.reason,
+            )
         case CadreCardPublished():
             await conn.execute(
                 f"INSERT INTO {s}.cadre_cards (cadre_id, channels, channel_ids_enc, updated_at) "

@@ -168,8 +168,9 @@ class OrgsService:
 
     # -- rules ------------------------------------------------------------------------------
 
-    async def _chain(self, conn: asyncpg.Connection, path: str) -> tuple[list[str], list[list[RuleVersion]]]:
-        ids = [p for p in path.split("/") if p]
+    async def chains(self, conn: asyncpg.Connection, paths: list[str]) -> dict[str, list[list[RuleVersion]]]:
+        """Each path's rule chain: the versions of every org on it, root first, from one read."""
+        ids = sorted({p for path in paths for p in path.split("/") if p})
         rows = await conn.fetch(
             f"SELECT org_id, effective_from, preset, rules FROM {self.s}.org_rules WHERE org_id = ANY($1::text[])",
             ids,
@@ -178,7 +179,10 @@ class OrgsService:
         for r in rows:
             rules = r["rules"] if isinstance(r["rules"], dict) else json.loads(r["rules"])
             history[r["org_id"]].append(RuleVersion(r["effective_from"], OrgRules.model_validate(rules), r["preset"]))
-        return ids, [history[i] for i in ids]
+        return {path: [history[i] for i in path.split("/") if i] for path in paths}
+
+    async def _chain(self, conn: asyncpg.Connection, path: str) -> tuple[list[str], list[list[RuleVersion]]]:
+        return [p for p in path.split("/") if p], (await self.chains(conn, [path]))[path]
 
     async def set_rules(
         self, who: Principal, org_id: str, cmd: SetOrgRules, cid: UUID | None = None, today: date | None = None

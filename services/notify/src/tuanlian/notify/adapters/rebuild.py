@@ -20,7 +20,7 @@ from tuanlian.shared.readmodel import Feed, Progress, ReadModelRebuild
 
 SERVICE = "notify"
 READ_MODEL = ("recipients", "orgs", "org_rules", "links", "online_contact", "activities", "wishes", "voice_posts",
-              "ballots")
+              "ballots", "work_reports")
 # Notify's own tables the handlers also write (path rewrites, a youth's erasure).
 _SCRATCH = ("inbox", "deliveries", "digests", "preferences")
 

@@ -16,10 +16,10 @@ from uuid import NAMESPACE_URL, uuid5
 import asyncpg
 import structlog
 from tuanlian.notify.adapters.channels import Channel, DeliveryFailed, Outgoing
-from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.delivery import Backoff, TokenBucket, quiet_release
 from tuanlian.notify.domain.templates import template
 from tuanlian.notify.settings import NotifySettings
+from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.db import Database
 
 log = structlog.get_logger("tuanlian.notify.delivery")

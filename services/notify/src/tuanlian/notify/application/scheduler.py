@@ -16,7 +16,6 @@ from importlib.resources import files
 import asyncpg
 import structlog
 from tuanlian.notify.adapters.messages import NewMessage, deliveries_sql, insert_sql, message_id_for
-from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.rules import (
     AdminFacts,
     AdminsOf,
@@ -33,6 +32,7 @@ from tuanlian.notify.domain.rules import (
     load_rules,
 )
 from tuanlian.notify.domain.templates import template
+from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.contracts.contacts import OrgRules
 from tuanlian.shared.db import Database
 
@@ -137,7 +137,9 @@ class Scheduler:
             f"(SELECT count(*) FROM {s}.recipients c WHERE c.role = 'cadre' AND c.active AND NOT c.has_account "
             "AND (c.org_path = a.org_path OR c.org_path LIKE a.org_path || '/%')) AS cadres_missing, "
             f"(SELECT count(*) FROM {s}.recipients y WHERE y.role = 'youth' AND NOT y.has_account "
-            "AND (y.org_path = a.org_path OR y.org_path LIKE a.org_path || '/%')) AS youths_missing "
+            "AND (y.org_path = a.org_path OR y.org_path LIKE a.org_path || '/%')) AS youths_missing, "
+            f"(SELECT array_agg(w.period) FROM {s}.work_reports w WHERE w.org_path = a.org_path "
+            "AND w.status = 'submitted') AS reports_sent "
             f"FROM {s}.recipients a WHERE a.role = 'org_admin' AND a.active AND a.org_path IS NOT NULL")
         posts = await conn.fetch(
             f"SELECT post_id, cadre_id, org_path, posted_at, due_at FROM {s}.voice_posts WHERE NOT answered")
@@ -150,7 +152,8 @@ class Scheduler:
             cadres=[CadreFacts(r["subject_id"], r["org_path"], r["kind"], r["in_leadership_organ"],
                                r["joined_at"], r["links"], r["last_online_at"], tuple(r["days"] or ()))
                     for r in cadres],
-            admins=[AdminFacts(r["subject_id"], r["org_path"], r["cadres_missing"], r["youths_missing"])
+            admins=[AdminFacts(r["subject_id"], r["org_path"], r["cadres_missing"], r["youths_missing"],
+                               frozenset(r["reports_sent"] or ()))
                     for r in admins],
             open_voice_posts=[VoiceFacts(r["post_id"], r["cadre_id"], r["org_path"], r["posted_at"], r["due_at"])
                               for r in posts],

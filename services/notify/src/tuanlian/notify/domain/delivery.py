@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from tuanlian.notify.domain.calendar import SHANGHAI
+from tuanlian.shared.league_calendar import SHANGHAI
 
 DEFAULT_QUIET = (time(22, 0), time(8, 0))
 

@@ -13,8 +13,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import yaml
-from tuanlian.notify.domain import calendar as cal
 from tuanlian.notify.domain.templates import TEMPLATES
+from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.auth import path_covers
 from tuanlian.shared.contracts.contacts import ContactQuotas, OrgRules
 
@@ -75,6 +75,7 @@ class AdminFacts:
     org_path: str
     cadres_without_account: int = 0
     youths_without_account: int = 0
+    reports_sent: frozenset[str] = frozenset()  # the keys of the reports its org has sent (not returned)
 
 
 @dataclass(frozen=True)
@@ -260,34 +261,6 @@ def _wish(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dateti
             out.occasions.append(_occ(rule, w.cadre_id, w.wish_id, at, days=days))
 
 
-REPORT_NAMES = {
-    "quarterly": ("第{n}季度“五个一”工作报告", "Q{n} five-ones report"),
-    "half_year": ("{n}半年工作报告", "half-year report (H{n})"),
-    "annual": ("年度工作报告", "annual report"),
-}
-
-
-def report_deadlines(rules: OrgRules, year: int) -> list[tuple[str, date, str, str]]:
-    """(key, due date, name zh, name en) of every report ``rules`` ask for in ``year``."""
-    r = rules.reports
-    out: list[tuple[str, date, str, str]] = []
-    if r.quarterly_five_ones_day:
-        for q in range(1, 5):
-            zh, en = REPORT_NAMES["quarterly"]
-            out.append((f"{year}-Q{q}", cal.quarterly_report_due(year, q, r.quarterly_five_ones_day),
-                        zh.format(n=q), en.format(n=q)))
-    if r.half_year:
-        for h in (1, 2):
-            zh, en = REPORT_NAMES["half_year"]
-            out.append((f"{year}-H{h}", cal.half_year_report_due(year, h), zh.format(n="上" if h == 1 else "下"),
-                        en.format(n=h)))
-    if r.annual_after_national_day_working_days:
-        zh, en = REPORT_NAMES["annual"]
-        due = cal.annual_report_due(year, r.annual_after_national_day_working_days)
-        out.append((f"{year}-annual", due, zh, en))
-    return out
-
-
 def _years(since: datetime, now: datetime, ahead: int) -> range:
     return range(cal.local_date(since).year, (cal.local_date(now) + timedelta(days=ahead)).year + 1)
 
@@ -298,11 +271,13 @@ def _reports(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
     for a in facts.admins:
         for year in _years(since, now, max(offsets)):
             try:
-                deadlines = report_deadlines(book.effective(a.org_path, date(year, 1, 1)), year)
+                deadlines = cal.report_deadlines(book.effective(a.org_path, cal.rules_day(year)), year)
             except cal.CalendarNotCovered as exc:
                 out.notes.append(f"{rule.key}: {a.org_path}: {exc}")
                 deadlines = []
             for key, due, zh, en in deadlines:
+                if key in a.reports_sent:
+                    continue  # in already: nothing to remind of
                 for days in offsets:
                     at = cal.local_at(due - timedelta(days=days), rule.at)
                     if since < at <= now:
@@ -315,7 +290,7 @@ def _rollout(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
     offsets = rule.params["days_before"]
     for a in facts.admins:
         for year in _years(since, now, max(offsets)):
-            reports = book.effective(a.org_path, date(year, 1, 1)).reports
+            reports = book.effective(a.org_path, cal.rules_day(year)).reports
             targets = [("cadres", reports.cadre_accounts_by, a.cadres_without_account, "团干部", "Cadre"),
                        ("youths", reports.youth_accounts_by, a.youths_without_account, "青年", "Youth")]
             for who, mm_dd, missing, zh, en in targets:

@@ -74,6 +74,8 @@ TEMPLATES: dict[str, Template] = {
            "Your micro-wish expired."),
         _t("report_due", "{report}将于 {due} 截止", "请于 {due} 前上报{report}（还剩 {days_left} 天）。",
            "{report_en} due {due}", "Please submit the {report_en} by {due} ({days_left} days left)."),
+        _t("report_returned", "{report}被退回", "上级团组织退回了{report}，请修改后重新报送。原因：{reason}",
+           "{report_en} returned", "The {report_en} was returned for rework: {reason}"),
         _t("account_rollout", "账号开通截止 {due}", "{who}账号须于 {due} 前开通，你的组织还有 {missing} 个未开通。",
            "Account rollout due {due}", "{who_en} accounts are due by {due}; {missing} still missing."),
         _t("ballot_opened", "满意度测评已开始", "团支部书记满意度测评已开始，截止 {closes}。测评匿名进行。",

@@ -1,5 +1,8 @@
 """The League calendar (团务日历): periods, report deadlines and working days.
 
+Shared by contacts (whether a work report came in on time) and notify (when to remind): both
+read an org's ``ReportDeadlines`` the same way, here.
+
 Working days come from ``chinese-calendar`` (maintained from the State Council's yearly holiday
 notices, adjusted working days included); version 1.11 covers 2004 to 2026. A year it does not
 cover raises :class:`CalendarNotCovered` rather than guessing.
@@ -8,11 +11,14 @@ cover raises :class:`CalendarNotCovered` rather than guessing.
 from __future__ import annotations
 
 import calendar as _cal
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from tuanlian.shared.contracts.contacts import OrgRules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -118,3 +124,86 @@ def half_year_report_due(year: int, half: int) -> date:
 def month_day(year: int, mm_dd: str) -> date:
     month, day = (int(x) for x in mm_dd.split("-"))
     return date(year, month, day)
+
+
+REPORT_NAMES = {
+    "quarterly": ("第{n}季度“五个一”工作报告", "Q{n} five-ones report"),
+    "half_year": ("{n}半年工作报告", "half-year report (H{n})"),
+    "annual": ("年度工作报告", "annual report"),
+}
+_REPORT_KEY = re.compile(r"^(?P<year>\d{4})-(?:Q(?P<q>[1-4])|H(?P<h>[12])|(?P<annual>annual))$")
+
+
+class ReportDue(NamedTuple):
+    """One report upward an org's rules ask for (上报): its key (``2026-Q4``, ``2026-H2``,
+    ``2026-annual``), due date and names."""
+
+    key: str
+    due: date
+    name: str
+    name_en: str
+
+
+def report_names(key: str) -> tuple[str, str]:
+    """The report's name in Chinese and English (``2026-Q4`` → 第4季度“五个一”工作报告)."""
+    m = _REPORT_KEY.match(key)
+    if m is None:
+        raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    if m["q"]:
+        zh, en = REPORT_NAMES["quarterly"]
+        return zh.format(n=m["q"]), en.format(n=m["q"])
+    if m["h"]:
+        zh, en = REPORT_NAMES["half_year"]
+        return zh.format(n="上" if m["h"] == "1" else "下"), en.format(n=m["h"])
+    return REPORT_NAMES["annual"]
+
+
+def _report(rules: OrgRules, year: int, kind: str, n: int) -> ReportDue | None:
+    r = rules.reports
+    due: date | None = None
+    if kind == "quarterly" and r.quarterly_five_ones_day:
+        key, due = f"{year}-Q{n}", quarterly_report_due(year, n, r.quarterly_five_ones_day)
+    elif kind == "half_year" and r.half_year:
+        key, due = f"{year}-H{n}", half_year_report_due(year, n)
+    elif kind == "annual" and r.annual_after_national_day_working_days:
+        key, due = f"{year}-annual", annual_report_due(year, r.annual_after_national_day_working_days)
+    return None if due is None else ReportDue(key, due, *report_names(key))
+
+
+def report_deadlines(rules: OrgRules, year: int) -> list[ReportDue]:
+    """Every report ``rules`` ask for in ``year``: quarterly, half-yearly, annual."""
+    wanted = [("quarterly", q) for q in range(1, 5)] + [("half_year", 1), ("half_year", 2), ("annual", 0)]
+    return [due for kind, n in wanted if (due := _report(rules, year, kind, n)) is not None]
+
+
+def rules_day(year: int) -> date:
+    """The day whose rules say which reports an org owes in ``year`` (and when): 1 January. A rule
+    set adopted within the year changes the reports from the next year on."""
+    return date(year, 1, 1)
+
+
+def report_owed(rules: OrgRules, key: str) -> ReportDue | None:
+    """The report ``key`` names, if ``rules`` (those in force on ``rules_day`` of its year) ask for
+    it; None if they do not. Raises ValueError for a string that is no report key."""
+    m = _REPORT_KEY.match(key)
+    if m is None:
+        raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    year = int(m["year"])
+    if m["q"]:
+        return _report(rules, year, "quarterly", int(m["q"]))
+    if m["h"]:
+        return _report(rules, year, "half_year", int(m["h"]))
+    return _report(rules, year, "annual", 0)
+
+
+def report_period(key: str) -> Period:
+    """The period a report key covers (the quarter, the half year, the year)."""
+    m = _REPORT_KEY.match(key)
+    if m is None:
+        raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    year = int(m["year"])
+    if m["q"]:
+        return period_of("quarter", date(year, int(m["q"]) * 3, 1))
+    if m["h"]:
+        return period_of("half_year", date(year, int(m["h"]) * 6, 1))
+    return Period(key, date(year, 1, 1), date(year, 12, 31))
