@@ -170,10 +170,14 @@ def _report(rules: OrgRules, year: int, kind: str, n: int) -> ReportDue | None:
     return None if due is None else ReportDue(key, due, *report_names(key))
 
 
+def report_keys(year: int) -> list[str]:
+    """Every report key of ``year``, quarterly, half-yearly, annual."""
+    return [f"{year}-Q{q}" for q in range(1, 5)] + [f"{year}-H1", f"{year}-H2", f"{year}-annual"]
+
+
 def report_deadlines(rules: OrgRules, year: int) -> list[ReportDue]:
-    """Every report ``rules`` ask for in ``year``: quarterly, half-yearly, annual."""
-    wanted = [("quarterly", q) for q in range(1, 5)] + [("half_year", 1), ("half_year", 2), ("annual", 0)]
-    return [due for kind, n in wanted if (due := _report(rules, year, kind, n)) is not None]
+    """Every report ``rules`` ask for in ``year`` (CalendarNotCovered if one's date cannot be told)."""
+    return [due for key in report_keys(year) if (due := report_owed(rules, key)) is not None]
 
 
 def rules_day(year: int) -> date:

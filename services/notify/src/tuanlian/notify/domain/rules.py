@@ -270,19 +270,23 @@ def _reports(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
     offsets = rule.params["days_before"]
     for a in facts.admins:
         for year in _years(since, now, max(offsets)):
-            try:
-                deadlines = cal.report_deadlines(book.effective(a.org_path, cal.rules_day(year)), year)
-            except cal.CalendarNotCovered as exc:
-                out.notes.append(f"{rule.key}: {a.org_path}: {exc}")
-                deadlines = []
-            for key, due, zh, en in deadlines:
+            rules = book.effective(a.org_path, cal.rules_day(year))
+            for key in cal.report_keys(year):
                 if key in a.reports_sent:
                     continue  # in already: nothing to remind of
+                try:
+                    owed = cal.report_owed(rules, key)
+                except cal.CalendarNotCovered as exc:
+                    # Only this report goes unreminded: the others' dates do not need the holidays.
+                    out.notes.append(f"{rule.key}: {a.org_path}: {exc}")
+                    continue
+                if owed is None:
+                    continue
                 for days in offsets:
-                    at = cal.local_at(due - timedelta(days=days), rule.at)
+                    at = cal.local_at(owed.due - timedelta(days=days), rule.at)
                     if since < at <= now:
-                        out.occasions.append(_occ(rule, a.admin_id, f"{key}:-{days}d", at, report=zh,
-                                                  report_en=en, due=due.isoformat(), days_left=days))
+                        out.occasions.append(_occ(rule, a.admin_id, f"{key}:-{days}d", at, report=owed.name,
+                                                  report_en=owed.name_en, due=owed.due.isoformat(), days_left=days))
 
 
 def _rollout(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: datetime,
