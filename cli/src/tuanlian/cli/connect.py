@@ -26,7 +26,9 @@ def tool_settings() -> Settings:
                                        "nats_url": settings.nats_url or stack["nats_url"]})
 
 
-async def connect_db() -> asyncpg.Connection:
+async def connect_db(needs: str | None = None, what: str = "") -> asyncpg.Connection:
+    """Postgres; with ``needs`` (``schema.table``), the tool ends saying there is no ``what`` in
+    this database unless that table is there (its service has not run against it)."""
     from tuanlian.shared.db import connect_raw
 
     url = tool_settings().database_url
@@ -34,9 +36,19 @@ async def connect_db() -> asyncpg.Connection:
         fail("TUANLIAN_DATABASE_URL is not set and no `tuanlian run` is running under TUANLIAN_HOME: "
              "which Postgres should I read?")
     try:
-        return await connect_raw(url or "")
+        conn = await connect_raw(url or "")
     except Exception as exc:
         fail(f"Postgres is not reachable: {exc}")
+    if needs is not None:
+        try:
+            missing = await conn.fetchval("SELECT to_regclass($1)", needs) is None
+        except BaseException:
+            await conn.close()
+            raise
+        if missing:
+            await conn.close()
+            fail(f"no {what} in this database (has the {needs.split('.')[0]} service run?)")
+    return conn
 
 
 async def connect_bus(conn: asyncpg.Connection, name: str, producers: tuple[str, ...]) -> NATS:

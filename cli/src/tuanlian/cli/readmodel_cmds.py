@@ -20,13 +20,7 @@ def _rebuild(service: str, table: str, producers: tuple[str, ...], build: Callab
     from tuanlian.shared.readmodel import Progress, RebuildError
 
     async def go() -> None:
-        conn = await connect_db()
-        try:
-            if await conn.fetchval("SELECT to_regclass($1)", f"{service}.{table}") is None:
-                fail(f"no {service} read model in this database (has the {service} service run?)")
-        except BaseException:
-            await conn.close()
-            raise
+        conn = await connect_db(f"{service}.{table}", f"{service} read model")
         nc = await connect_bus(conn, f"tuanlian-{service}-rebuild", producers)
         bar, task = rebuild_bar("{task.fields[applied]:,} applied", applied=0)
 

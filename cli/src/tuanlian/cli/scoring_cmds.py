@@ -14,6 +14,7 @@ from tuanlian.cli.launcher import SERVICES
 audit = typer.Typer(no_args_is_help=True,
                     help="Audit (审计): explain points, verify the event logs, list dead-lettered events.")
 scoring = typer.Typer(no_args_is_help=True, help="Scoring projection: rebuild (重放) into a new version, versions.")
+_PROJECTION = ("scoring.projection_versions", "scoring projection")  # what connect_db needs for these
 
 
 @audit.command("explain")
@@ -21,12 +22,10 @@ def explain(cadre: str = typer.Option(..., "--cadre", help="cadre id")) -> None:
     """Every ledger entry of a cadre with its rule, rule-set version and source event ids."""
 
     async def go() -> None:
-        conn = await connect_db()
+        conn = await connect_db(*_PROJECTION)
         try:
             from tuanlian.scoring.adapters.queries import current_projection
 
-            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                fail("no scoring projection in this database (has the scoring service run?)")
             p = await current_projection(conn, "scoring")
             rows = await conn.fetch(
                 "SELECT entry_id, occurred_at, points, rule, ruleset_version, source_event_ids, youth_id, ref "
@@ -152,13 +151,7 @@ def rebuild(
     settings = tool_settings()
 
     async def go() -> None:
-        conn = await connect_db()
-        try:
-            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                fail("no scoring projection in this database (has the scoring service run?)")
-        except BaseException:
-            await conn.close()
-            raise
+        conn = await connect_db(*_PROJECTION)
         nc = await connect_bus(conn, "tuanlian-scoring-rebuild", ("contacts", "wishes"))
         bar, task = rebuild_bar("{task.fields[rate]:>9,.0f} events/s", rate=0.0)
 
@@ -193,10 +186,8 @@ def versions(failed: int = typer.Option(None, "--fail", help="mark a 'building' 
     from tuanlian.scoring.adapters.rebuild import forget_positions
 
     async def go() -> None:
-        conn = await connect_db()
+        conn = await connect_db(*_PROJECTION)
         try:
-            if await conn.fetchval("SELECT to_regclass('scoring.projection_versions')") is None:
-                fail("no scoring projection in this database (has the scoring service run?)")
             if failed is not None:
                 target = await conn.fetchval(
                     "UPDATE scoring.projection_versions SET status = 'failed', retired_at = now() "

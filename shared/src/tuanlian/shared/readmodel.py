@@ -86,10 +86,12 @@ _INDEXES = ("SELECT i.relname AS name, pg_get_indexdef(i.oid) AS def FROM pg_ind
             "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = $1::regclass")
 
 
+_Event = tuple[Envelope, DomainEvent]
+
+
 def _shape(indexdef: str) -> str:
     """An index's definition without its name and its table's schema (a twin's is the live one's)."""
     return re.sub(r"INDEX \S+ ON \S+", "INDEX ON", indexdef, count=1)
-_Event = tuple[Envelope, DomainEvent]
 
 
 class ReadModelRebuild:
@@ -162,19 +164,10 @@ class ReadModelRebuild:
                 at[p] = seq
             progress.read = sum(at.values())
             async with self.conn.transaction():
-                tx = ProjectionTx(self.conn)
-                now = await self._positions(events)
-                for env, e in events:
-                    key = (self._feed(env).durable, env.stream_id)
-                    if key in late or env.stream_version > now.get(key, 0):
-                        late.add(key)
-                        waiting.append((env, e))
-                        if len(waiting) > self.max_waiting:
-                            raise RebuildError(f"{self.schema}'s live consumers are more than {self.max_waiting:,} "
-                                               "events behind the streams: rebuild once they have caught up")
-                        continue
-                    progress.applied += await self._apply(tx, env, e)
-                await tx.flush()
+                waiting += await self._apply_reached(events, late, progress)
+            if len(waiting) > self.max_waiting:
+                raise RebuildError(f"{self.schema}'s live consumers are more than {self.max_waiting:,} "
+                                   "events behind the streams: rebuild once they have caught up")
             progress.waiting = len(waiting)
             self._report(progress)
 
@@ -186,22 +179,12 @@ class ReadModelRebuild:
             end = await self._lasts()
             tail = waiting + [ev async for chunk in self._read({p: (last[p] + 1, end[p]) for p in end})
                               for ev in self._decode(chunk)]
-            tx = ProjectionTx(self.conn)
-            now = await self._positions(tail)
-            behind: set[tuple[str, str]] = set()
-            for env, e in tail:
-                key = (self._feed(env).durable, env.stream_id)
-                if key in behind or env.stream_version > now.get(key, 0):
-                    behind.add(key)
-                    continue
-                progress.applied += await self._apply(tx, env, e)
-            await tx.flush()
+            left = len(await self._apply_reached(tail, set(), progress))
             for table in self.tables:
                 await self.conn.execute(f"ALTER TABLE {self.schema}.{table} SET SCHEMA {self.retired}; "
                                         f"ALTER TABLE {self.target}.{table} SET SCHEMA {self.schema}")
             held = time.monotonic() - held_from
         rows = {t: await self.conn.fetchval(f"SELECT count(*) FROM {self.schema}.{t}") for t in self.tables}
-        left = sum(1 for env, _e in tail if (self._feed(env).durable, env.stream_id) in behind)
         progress.read, progress.phase = sum(end.values()), "done"
         self._report(progress)
         result = RebuildResult(read=progress.read, applied=progress.applied, left_to_live=left, rows=rows,
@@ -209,6 +192,24 @@ class ReadModelRebuild:
         log.info("read model rebuilt", schema=self.schema, read=result.read, applied=result.applied,
                  left_to_live=left, held_ms=round(held * 1000, 1))
         return result
+
+    async def _apply_reached(self, events: list[_Event], late: set[tuple[str, str]],
+                             progress: Progress) -> list[_Event]:
+        """Apply, in the caller's transaction, the events the live consumers' positions say they
+        have reached; return the others, in order. Once one of an aggregate waits (it is in
+        ``late``, which this extends), its later events wait too."""
+        tx = ProjectionTx(self.conn)
+        now = await self._positions(events)
+        waiting: list[_Event] = []
+        for env, e in events:
+            key = (self._feed(env).durable, env.stream_id)
+            if key in late or env.stream_version > now.get(key, 0):
+                late.add(key)
+                waiting.append((env, e))
+                continue
+            progress.applied += await self._apply(tx, env, e)
+        await tx.flush()
+        return waiting
 
     def _read(self, ranges: dict[str, tuple[int, int]]) -> AsyncIterator[list[_Message]]:
         async def one(producer: str, first: int, last: int) -> AsyncIterator[list[_Message]]:

@@ -86,7 +86,7 @@ class ReportsService:
             require(who, Role.org_admin, org_path=org.path, why="send this organisation's work report")
             if org.status == "closed":
                 raise RuleViolation(f"organisation {org_id} is closed", field="org_id")
-            _ids, chain = await self.orgs._chain(conn, org.path)
+            chain = (await self.orgs.chains(conn, [org.path]))[org.path]
             owed = self._owed(chain, period)
             if owed is None:
                 raise RuleViolation(f"the rules of {org_id} ask for no {period} report", field="period")

@@ -19,6 +19,7 @@ from tuanlian.notify.adapters.messages import (
     message_id_for,
     prefix_like,
 )
+from tuanlian.notify.domain.rules import AdminFacts, admins_for
 from tuanlian.notify.domain.templates import LINK_INVITATION, template
 from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.consumer import Handler, ProjectionTx
@@ -43,22 +44,6 @@ def ballot_invitations_sql(s: str) -> str:
         f"'ballot_opened', {localised('$2::text', '$4::text')}, {localised('$3::text', '$5::text')}, $6, $1::uuid, "
         f"$7, r.org_path FROM {s}.recipients r LEFT JOIN {s}.preferences p ON p.recipient_id = r.subject_id "
         "WHERE r.role = 'youth' AND (r.org_path = $8 OR r.org_path LIKE $9) AND r.joined_at <= $10 "
-        "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
-    )
-
-
-def admins_of_org_sql(s: str) -> str:
-    """Message the admins of an org (those of the nearest org at or above it that has any, as
-    ``rules.admins_for`` finds them), each in their language: $1 source event, $2 kind, $3/$4 title
-    and body zh, $5/$6 en, $7 ref, $8 time, $9 the org's path."""
-    return (
-        f"INSERT INTO {s}.inbox (message_id, recipient_id, kind, title, body, ref, source_event_id, created_at, "
-        "org_path) SELECT md5($1::uuid::text || '/' || r.subject_id || '/' || $2)::uuid, r.subject_id, $2, "
-        f"{localised('$3::text', '$5::text')}, {localised('$4::text', '$6::text')}, $7, $1::uuid, $8, r.org_path "
-        f"FROM {s}.recipients r LEFT JOIN {s}.preferences p ON p.recipient_id = r.subject_id "
-        "WHERE r.role = 'org_admin' AND r.active AND r.org_path = (SELECT max(a.org_path) "
-        f"FROM {s}.recipients a WHERE a.role = 'org_admin' AND a.active "
-        "AND ($9 = a.org_path OR starts_with($9, a.org_path || '/'))) "
         "ON CONFLICT (source_event_id, recipient_id, kind) DO NOTHING"
     )
 
@@ -219,12 +204,12 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
                                  e.org_id, e.org_path)
         tx.execute(f"UPDATE {s}.work_reports SET status = 'returned' WHERE org_id = $1 AND period = $2",
                    e.org_id, e.period)
+        # Its admins: those of the nearest org at or above it that has any, as reminders find them.
+        rows = await tx.fetch(f"SELECT subject_id, org_path FROM {s}.recipients WHERE role = 'org_admin' AND active "
+                              "AND ($1 = org_path OR starts_with($1, org_path || '/'))", path)
         zh, en = cal.report_names(e.period)
-        text = template("report_returned").render_both(report=zh, report_en=en, reason=e.reason)
-        tx.execute(admins_of_org_sql(s), env.event_id, "report_returned", text.title, text.body, text.title_en,
-                   text.body_en, e.report_id, env.occurred_at, path)
-        if msgs.channels:
-            tx.execute(deliveries_for_source_sql(s), env.event_id, "report_returned", env.occurred_at, msgs.channels)
+        for admin in admins_for(path, [AdminFacts(r["subject_id"], r["org_path"]) for r in rows]):
+            msgs.send(tx, env, e, admin, "report_returned", e.report_id, report=zh, report_en=en, reason=e.reason)
 
     def rewrite(tx: ProjectionTx, old: str, new: str) -> None:
         # The orgs first: a wishes batch filing a row by its org's path holds that org's row (see

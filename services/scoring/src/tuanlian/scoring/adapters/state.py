@@ -662,7 +662,7 @@ class State:
                 # In key order: two consumers writing the same rows lock them in the same order. A
                 # rebuild's schema has no other writer (sorting its 550,000 interactions took ~2 s).
                 held, values = self._rows[table], spec.values_of
-                if table in _KNOWN_AT:
+                if table in _KNOWN_AT and not self.stamped:  # a rebuild's rows carry their stamps
                     self._date_known(held, keys)
                 args = [values(r) for k in (keys if self.bulk else sorted(keys)) if (r := held[k]) is not None]
                 if args:
