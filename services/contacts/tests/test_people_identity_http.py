@@ -13,6 +13,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from tuanlian.contacts.testkit import ContactsApi, running_contacts
+from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts.notify import DIRECT_SUBJECT, DirectMessage, DirectReply
 from tuanlian.shared.db import Database
 
@@ -139,6 +140,15 @@ async def test_transfer_deactivate_youth_import_and_industry_tags(api: ContactsA
         assert r.status_code == 201, r.text
     r = await api.http.post(f"/links/{cadre_id}.{ids[0]}/accept", headers=api.token_youth(ids[0]))
     assert r.status_code == 200
+    # 000 附件3: the cadre adds the 行业 tag of the youths linked to them; one only invited is not.
+    me = api.token(Role.cadre, cadre_id, east["org_path"])
+    r = await api.http.post("/youths/industry", json={"youth_ids": ids[:2], "industry": "教育"}, headers=me)
+    assert r.status_code == 403 and ids[1] in r.text
+    r = await api.http.post("/youths/industry", json={"youth_ids": [ids[0]], "industry": "教育"}, headers=me)
+    assert r.status_code == 200 and r.json() == {"updated": 1}
+    async with db.connection() as conn:
+        tags = dict(await conn.fetch("SELECT youth_id, industry FROM contacts.youths WHERE youth_id = ANY($1)", ids))
+    assert tags == {ids[0]: "教育", ids[1]: "互联网", ids[2]: "互联网"}  # the refused batch wrote nothing
     r = await api.http.post(f"/cadres/{cadre_id}/transfer", json={"to_org_id": west["org_id"]},
                             headers=api.admin(east["org_path"]))
     assert r.status_code == 403  # the east admin does not administer the west

@@ -14,6 +14,7 @@ from tuanlian.contacts.adapters.pii import PhoneTaken
 from tuanlian.contacts.application import commands as c
 from tuanlian.contacts.application.handlers import ContactsService
 from tuanlian.contacts.application.identity import IdentityService
+from tuanlian.contacts.application.work_base import WorkBase
 from tuanlian.contacts.domain.orgs import Org
 from tuanlian.contacts.domain.people import Cadre, Youth
 from tuanlian.shared.auth import Forbidden, Principal, Role
@@ -245,15 +246,25 @@ class PeopleService:
         await self.core.vault.change_contact_details(conn, youth.id, name, phone)
 
     async def tag_industry(self, who: Principal, cmd: TagIndustry, cid: UUID | None = None) -> int:
-        """All or nothing: one youth outside the caller's subtree refuses the whole batch."""
-        require(who, Role.org_admin, why="edit industry tags")
+        """All or nothing: one youth the caller may not tag refuses the whole batch.
+
+        000 附件3: the 行业 tag "需要团干部自行添加，也可在网站通过批量修改功能操作": a cadre tags the
+        youths linked to them (an active link), an admin any youth of their subtree."""
+        ids = list(dict.fromkeys(cmd.youth_ids))
+        if who.role is not Role.cadre:
+            require(who, Role.org_admin, why="edit industry tags")
         async with self.core.db.transaction() as conn:
-            for youth_id in dict.fromkeys(cmd.youth_ids):
+            if who.role is Role.cadre:
+                strangers = sorted(set(ids) - (await WorkBase(self.core).linked_since(conn, who.subject, ids)).keys())
+                if strangers:
+                    raise Forbidden(f"a cadre tags only the youths linked to them; not {', '.join(strangers)}")
+            for youth_id in ids:
                 youth = await self.core.youths.get(conn, youth_id)
-                await self._may_reach_youth(conn, who, youth.id, youth.org_path, f"tag youth {youth_id}")
+                if who.role is not Role.cadre:
+                    await self._may_reach_youth(conn, who, youth.id, youth.org_path, f"tag youth {youth_id}")
                 youth.update_profile(industry=cmd.industry)
                 await self.core._save(conn, self.core.youths, youth, who, youth.org_path, cid)
-        return len(set(cmd.youth_ids))
+        return len(ids)
 
     async def erase_youth(self, who: Principal, youth_id: str, cid: UUID | None = None) -> dict[str, Any]:
         """PIPL erasure: links end, the key and phone hash are destroyed, the event says only the id."""

@@ -92,7 +92,7 @@ def build_people_router(runtime: Runtime, people: PeopleService) -> APIRouter:
         report = await people.import_youths(who, file.filename or "", data, all_or_nothing, cid(request))
         return report.as_dict()
 
-    @router.post("/youths/industry", summary="Bulk edit of industry tags (批量修改行业标签)")
+    @router.post("/youths/industry", summary="Industry tags (行业标签): a cadre its linked youths, an admin its subtree in bulk")
     async def tag_industry(body: TagIndustry, who: Who, request: Request) -> dict[str, Any]:
         return {"updated": await people.tag_industry(who, body, cid(request))}
 
