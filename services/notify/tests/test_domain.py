@@ -21,6 +21,7 @@ from tuanlian.notify.domain.rules import (
 )
 from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.contracts.contacts import (
+    ActivityKind,
     ContactQuotas,
     FiveOnesPeriod,
     FiveOnesRule,
@@ -148,13 +149,21 @@ def test_contact_quota_reminds_weekly_from_thirty_days_after_joining() -> None:
 def test_five_ones_reminds_ten_and_three_days_before_the_period_ends_unless_done() -> None:
     rule = RULES["five_ones_before_period_end"]
     # part-time: 5 per quarter by default; Q2 ends 30 June.
-    facts = Facts(cadres=[cadre(five_ones_days=(date(2026, 4, 2), date(2026, 5, 5)))])
+    lecture = ActivityKind.league_lecture
+    facts = Facts(cadres=[cadre(activities=((date(2026, 4, 2), lecture), (date(2026, 5, 5), None)))])
     due = evaluate(rule, facts, RuleBook(), bj(2026, 6, 1), bj(2026, 6, 28)).occasions
     assert [(o.period, o.due_at) for o in due] == [("2026-Q2:-10d", bj(2026, 6, 20, 9)),
                                                    ("2026-Q2:-3d", bj(2026, 6, 27, 9))]
     assert due[0].values["done"] == 2 and due[0].values["required"] == 5
-    done = Facts(cadres=[cadre(five_ones_days=tuple(date(2026, 5, d) for d in range(1, 6)))])
+    done = Facts(cadres=[cadre(activities=tuple((date(2026, 5, d), lecture) for d in range(1, 6)))])
     assert not evaluate(rule, done, RuleBook(), bj(2026, 6, 1), bj(2026, 6, 28)).occasions
+    # Which kinds count is the rules': five talks (谈心谈话) are 001's five-ones, not 000's.
+    talks = Facts(cadres=[cadre(activities=tuple((date(2026, 5, d), ActivityKind.heart_to_heart)
+                                                  for d in range(1, 6)))])
+    assert evaluate(rule, talks, RuleBook(), bj(2026, 6, 1), bj(2026, 6, 28)).occasions[0].values["done"] == 0
+    yangzhou = OrgRules(five_ones_kinds=(ActivityKind.heart_to_heart, ActivityKind.volunteer_service))
+    assert not evaluate(rule, talks, RuleBook((("/c", date(2026, 1, 1), yangzhou),)),
+                        bj(2026, 6, 1), bj(2026, 6, 28)).occasions
     # Yangzhou (001): 5 per month.
     monthly = OrgRules(five_ones={"part_time": FiveOnesRule(count=5, period=FiveOnesPeriod.month)})
     due = evaluate(rule, Facts(cadres=[cadre()]), RuleBook((("/c", date(2026, 1, 1), monthly),)),

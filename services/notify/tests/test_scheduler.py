@@ -169,6 +169,33 @@ async def test_quota_and_five_ones_follow_the_orgs_rules_and_the_facts(ndb: Data
     assert sorted(m["kind"] for m in await inbox(ndb, "c2")) == ["contact_quota", "five_ones_due"]
 
 
+async def test_five_ones_reminders_count_the_kinds_the_orgs_rules_name(ndb: Database) -> None:
+    """Five talks (谈心谈话) are five-ones under 001's rules, not under 000's: c1 in /c (001's kinds)
+    is done, c2 in /d (the default) is reminded with none done. A row projected before activities
+    kept their kind counts as it was decided then."""
+    k = c.ActivityKind
+    yangzhou = c.OrgRules(five_ones_kinds=(k.practical_service, k.league_lecture, k.heart_to_heart,
+                                           k.volunteer_service, k.culture_sports))
+    talks = [c.ActivityRecorded(activity_id=f"{who}-{i}", kind=k.heart_to_heart, organiser_cadre_id=who,
+                                organiser_org_id=org, org_path=path, collective=False, youth_ids=["y1"],
+                                occurred_on=date(2026, 3, i + 1))
+             for who, org, path in (("c1", "b", "/c/b"), ("c2", "d", "/d")) for i in range(5)]
+    await apply(ndb, (cadre("c1", "/c/b"), bj(2026, 1, 1)), (cadre("c2", "/d"), bj(2026, 1, 1)),
+                (cadre("c3", "/d"), bj(2026, 1, 1)),
+                c.OrgRulesSet(org_id="c", org_path="/c", effective_from=date(2026, 1, 1), preset="001", rules=yangzhou),
+                *talks)
+    async with ndb.connection() as conn:
+        await conn.executemany(
+            f"INSERT INTO {SCHEMA}.activities (activity_id, cadre_id, org_path, five_ones, occurred_on) "
+            "VALUES ($1, 'c3', '/d', true, $2)", [(f"old-{i}", date(2026, 3, i + 1)) for i in range(5)])
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["five_ones_before_period_end"]])
+    await scheduler.tick(bj(2026, 3, 20))
+    await scheduler.tick(bj(2026, 3, 21, 9, 30))
+    assert await inbox(ndb, "c1") == [] and await inbox(ndb, "c3") == []
+    told = await inbox(ndb, "c2")
+    assert [m["kind"] for m in told] == ["five_ones_due"] and "0/5" in told[0]["body"], told
+
+
 def organ(org_id: str, path: str, leadership: bool = True) -> c.OrgCreated:
     return c.OrgCreated(org_id=org_id, parent_id=None, name=f"{org_id}团委", org_type=c.OrgType.county,
                         depth=path.count("/"), is_leadership_organ=leadership, org_path=path)

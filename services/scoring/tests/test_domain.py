@@ -25,6 +25,8 @@ from tuanlian.scoring.domain.rules import RuleSet, ruleset
 from tuanlian.scoring.domain.schedule import ASSESSMENTS, closed_at, periods_due
 from tuanlian.scoring.domain.signals import LoggedInteraction, YouthWord, detect
 from tuanlian.shared.contracts.contacts import (
+    DEFAULT_FIVE_ONES_KINDS,
+    ActivityKind,
     AssessmentPeriod,
     AssessmentPlan,
     CircularPeriod,
@@ -90,11 +92,29 @@ def test_link_points_once_and_not_past_quota() -> None:
 
 
 def test_five_ones_bonus_only_when_the_fifth_kind_arrives() -> None:
+    cadre, organ = sc.five_ones_required(OrgRules(), False), sc.five_ones_required(OrgRules(), True)
     four = ["exchange", "practical_service", "culture_sports", "league_lecture"]
-    assert sc.five_ones_points(RS, four, "social_org", False) == (5, True)
-    assert sc.five_ones_points(RS, [*four, "social_org"], "exchange", False) == (5, False)
-    assert sc.five_ones_points(RS, [], "open_day", False) == (0, False)
-    assert sc.five_ones_points(RS, [], "open_day", True) == (5, False)
+    assert sc.five_ones_points(RS, four, "social_org", cadre) == (5, True)
+    assert sc.five_ones_points(RS, [*four, "social_org"], "exchange", cadre) == (5, False)
+    assert sc.five_ones_points(RS, [], "open_day", cadre) == (0, False)
+    assert sc.five_ones_points(RS, [], "open_day", organ) == (5, False)
+    assert sc.five_ones_points(RS, [], "heart_to_heart", cadre) == (0, False)  # not one of 000's five
+
+
+def test_five_ones_kinds_are_the_orgs_rules() -> None:
+    """001 三.2 names 谈心谈话 and 志愿服务 among its five; they count there, and its five earn the bonus."""
+    k = ActivityKind
+    yangzhou = sc.five_ones_required(OrgRules(five_ones_kinds=(k.practical_service, k.league_lecture, k.heart_to_heart,
+                                                               k.volunteer_service, k.culture_sports)), False)
+    four = ["practical_service", "league_lecture", "heart_to_heart", "volunteer_service"]
+    assert sc.five_ones_points(RS, four, "culture_sports", yangzhou) == (5, True)
+    assert sc.five_ones_points(RS, [], "exchange", yangzhou) == (0, False)
+    # A rules document names at least one cadre kind, each once, and none of an organ's collective ones.
+    for bad in ([], ["exchange", "exchange"], ["open_day"]):
+        with pytest.raises(ValidationError, match="five_ones_kinds"):
+            OrgRules.model_validate({"five_ones_kinds": bad})
+    # Rules published before the field keep 000's five.
+    assert OrgRules.model_validate({}).five_ones_kinds == DEFAULT_FIVE_ONES_KINDS
 
 
 def test_effective_rules_nearest_org_latest_date_and_quotas() -> None:

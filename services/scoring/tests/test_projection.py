@@ -131,6 +131,40 @@ async def test_five_ones_bonus_wishes_voice_ratings_and_spot_checks(
     assert sorted(p for r, p in rules if r == "rating") == [-1, 1]
 
 
+async def test_the_kinds_that_count_as_five_ones_are_the_orgs_rules(scoring: Scoring, contacts: Producer) -> None:
+    """001 三.2 counts 谈心谈话 and 志愿服务 among a cadre's five; 000's five do not. The same five
+    activities: all count in o1 (001's kinds) with the all-kinds bonus, three in o2 (the default)."""
+    k = c.ActivityKind
+    await _org_and_cadre(contacts)
+    await _org_and_cadre(contacts, cadre="c2", org="o2", path="/root/o2")
+    yangzhou = c.OrgRules(five_ones_kinds=(k.practical_service, k.league_lecture, k.heart_to_heart,
+                                           k.volunteer_service, k.culture_sports))
+    await contacts.emit("org-o1", c.OrgRulesSet(org_id="o1", org_path="/root/o1", effective_from=date(2026, 1, 1),
+                                                preset="001", rules=yangzhou), T0)
+    done = [k.heart_to_heart, k.volunteer_service, k.practical_service, k.league_lecture, k.culture_sports]
+    for cadre, org in (("c1", "o1"), ("c2", "o2")):
+        for i, kind in enumerate(done):
+            await contacts.emit(f"activity-{cadre}{i}", c.ActivityRecorded(
+                activity_id=f"{cadre}-{i}", kind=kind, organiser_cadre_id=cadre, organiser_org_id=org,
+                org_path=f"/root/{org}", collective=False, occurred_on=date(2026, 3, 2 + i)))
+    await scoring.applied(4 + 1 + 10)
+
+    def earned(ledger: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return sorted((e["rule"], e["ref"]) for e in ledger if e["points"])
+
+    assert earned(await scoring.get("/cadres/c1/ledger")) == sorted(
+        [("five_ones_activity", f"c1-{i}") for i in range(5)] + [("five_ones_all_kinds", "2026-Q1")])
+    assert earned(await scoring.get("/cadres/c2/ledger")) == [("five_ones_activity", f"c2-{i}") for i in (2, 3, 4)]
+
+    def five_ones(doc: dict[str, Any]) -> int:
+        return next(check["actual"] for check in doc["checks"] if check["name"] == "five_ones")
+
+    # Compliance counts them as the ledger does: five against three in the same quarter.
+    q1 = {"period_kind": "quarter", "period": "2026-Q1"}
+    assert five_ones(await scoring.get("/cadres/c1/compliance", **q1)) == 5
+    assert five_ones(await scoring.get("/cadres/c2/compliance", **q1)) == 3
+
+
 async def test_leaderboard_ties_filters_rank_change_and_scope(scoring: Scoring, contacts: Producer) -> None:
     await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
                                                depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)

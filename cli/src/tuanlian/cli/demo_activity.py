@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -75,7 +75,7 @@ async def load_demo_activity(
     async with httpx.AsyncClient(timeout=30) as http:
         api = _Client(http, issuer, settings)
         await api.call("PUT", "contacts", f"/orgs/{city_id}/rules", admin,
-                       {"effective_from": date.today().isoformat(), "preset": "000"}, ok=(409, 422))
+                       {"effective_from": local_date(datetime.now(UTC)).isoformat(), "preset": "000"}, ok=(409, 422))
 
         by_cadre: dict[str, list[str]] = {}
         paths: dict[str, str] = {}

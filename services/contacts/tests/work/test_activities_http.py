@@ -30,6 +30,8 @@ async def test_activities_follow_the_organiser_rules(api: Api, js: JetStreamCont
     activity_id = r["activity_id"]
     r = await api.ok("POST", "/activities", cadre, 201, json={**base, "kind": "education_practice", "headcount": 30})
     assert r["five_ones_kind"] is None
+    r = await api.ok("POST", "/activities", cadre, 201, json={**base, "kind": "heart_to_heart", "youth_ids": [linked]})
+    assert r["five_ones_kind"] is None  # 谈心谈话 is not one of 000's five (the default rules')
 
     refused = [
         ({**base, "kind": "exchange", "youth_ids": [stranger]}, "youth_ids"),
@@ -190,3 +192,24 @@ async def test_spot_check_samples_reveals_phones_to_the_admin_and_records_outcom
     assert not any(p.encode() in m.data for p in phones for m in msgs)
     outcomes = [json.loads(m.data)["payload"]["outcome"] for m in msgs if m.subject.endswith("SpotCheckItemRecorded")]
     assert outcomes == ["fabricated", "unreachable", "verified"]
+
+
+async def test_an_activity_counts_as_five_ones_by_the_kinds_its_orgs_rules_name(api: Api) -> None:
+    """001 三.2 names 谈心谈话 and 志愿服务 among a cadre's five ones, and not 000's 交流 or 社会组织."""
+    uni = await api.org("扬州大学团委", "university")
+    today = today_in_china().isoformat()
+    r = await api.http.put(f"/orgs/{uni['org_id']}/rules", json={"effective_from": today, "preset": "001"},
+                           headers=api.auth(Role.org_admin, "ua", uni["org_path"]))
+    assert r.status_code == 200, r.text
+    cadre_id = await api.cadre(uni)
+    youth = await api.youth(uni)
+    await api.link(cadre_id, youth, uni["org_path"])
+    cadre = api.auth(Role.cadre, cadre_id, uni["org_path"])
+    base = {"organiser_cadre_id": cadre_id, "occurred_on": today, "description": DESC, "youth_ids": [youth]}
+    counted = {}
+    for kind in ("heart_to_heart", "volunteer_service", "league_lecture", "exchange", "social_org"):
+        counted[kind] = (await api.ok("POST", "/activities", cadre, 201, json={**base, "kind": kind}))["five_ones_kind"]
+    assert counted == {"heart_to_heart": "heart_to_heart", "volunteer_service": "volunteer_service",
+                       "league_lecture": "league_lecture", "exchange": None, "social_org": None}
+    rules = await api.ok("GET", f"/orgs/{uni['org_id']}/rules", api.auth(Role.org_admin, "ua", uni["org_path"]))
+    assert "heart_to_heart" in rules["rules"]["five_ones_kinds"], rules

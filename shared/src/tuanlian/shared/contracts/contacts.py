@@ -246,6 +246,43 @@ class OrgClosed(DomainEvent):
 # --- Organisations: rules (实施细则) ---------------------------------------------------------------
 
 
+class ActivityKind(StrEnum):
+    # 五个一 for cadres: which of them count is the org's rules' (``OrgRules.five_ones_kinds``)
+    exchange = "exchange"  # 线上线下交流 (000)
+    practical_service = "practical_service"  # 办一件实事 (000, 001)
+    culture_sports = "culture_sports"  # 文体活动 (000, 001)
+    league_lecture = "league_lecture"  # 团课 (000, 001)
+    social_org = "social_org"  # 联系社会组织并参加活动 (000)
+    heart_to_heart = "heart_to_heart"  # 谈心谈话 (001)
+    volunteer_service = "volunteer_service"  # 志愿服务 (001)
+    # collective activities of leadership organs
+    open_day = "open_day"  # 开放日
+    face_to_face_session = "face_to_face_session"  # 面对面
+    collective_volunteering = "collective_volunteering"
+    sharing_session = "sharing_session"  # 1+100 分享会
+    self_designed = "self_designed"
+    # other programmes
+    education_practice = "education_practice"  # 一学一做
+    posting_8_4 = "posting_8_4"  # "8+4" 下基层
+    grassroots_day_4_1 = "grassroots_day_4_1"  # "4+1" 每周一天
+
+    @property
+    def collective_five_ones(self) -> bool:
+        """One of the five kinds of a leadership organ's collective activities (000 二.1)."""
+        return self in COLLECTIVE_FIVE_ONES_KINDS
+
+
+# 000 二.1: a leadership organ's five: an open day, a face-to-face, collective volunteering, a 1+100
+# sharing session and one of its own design.
+COLLECTIVE_FIVE_ONES_KINDS = frozenset({
+    ActivityKind.open_day, ActivityKind.face_to_face_session, ActivityKind.collective_volunteering,
+    ActivityKind.sharing_session, ActivityKind.self_designed,
+})
+# 000 二.2: "开展一次线上或线下交流、办一件实事、搞一次文体活动、讲一次团课、联系一个社会组织并参加一次活动".
+DEFAULT_FIVE_ONES_KINDS = (ActivityKind.exchange, ActivityKind.practical_service, ActivityKind.culture_sports,
+                           ActivityKind.league_lecture, ActivityKind.social_org)
+
+
 class FiveOnesPeriod(StrEnum):
     month = "month"
     two_months = "two_months"
@@ -369,12 +406,35 @@ class OrgRules(BaseModel):
         "part_time": FiveOnesRule(count=5, period=FiveOnesPeriod.quarter),
         "leadership_organ": FiveOnesRule(count=5, period=FiveOnesPeriod.quarter),
     }
+    # The kinds of a cadre's activities that count as five-ones (五个一工作内容), all of them for
+    # the all-kinds bonus: 000's five by default; 001 names 谈心谈话 and 志愿服务 among its own.
+    five_ones_kinds: tuple[ActivityKind, ...] = DEFAULT_FIVE_ONES_KINDS
     rhythm: Rhythm = Rhythm()
     reports: ReportDeadlines = ReportDeadlines()
     limits: ServiceLimits = ServiceLimits()
     circulars: CircularPlan = CircularPlan()
     assessments: AssessmentPlan = AssessmentPlan()
     scoring_ruleset: str = "default-2026.1"
+
+    @pydantic.field_validator("five_ones_kinds")
+    @classmethod
+    def _cadre_kinds(cls, kinds: tuple[ActivityKind, ...]) -> tuple[ActivityKind, ...]:
+        if not kinds:
+            raise ValueError("name at least one kind of activity that counts as five-ones")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("a kind is named twice")
+        collective = sorted(k.value for k in kinds if k.collective_five_ones)
+        if collective:
+            raise ValueError(f"{', '.join(collective)}: a leadership organ's collective kinds, not a cadre's")
+        return kinds
+
+    def five_ones_required(self, collective: bool) -> frozenset[ActivityKind]:
+        """The kinds that count toward five-ones, all of which earn the all-kinds bonus: a
+        leadership organ's five collective kinds (000), or a cadre's by these rules."""
+        return COLLECTIVE_FIVE_ONES_KINDS if collective else frozenset(self.five_ones_kinds)
+
+    def counts_as_five_ones(self, kind: ActivityKind, collective: bool) -> bool:
+        return kind in self.five_ones_required(collective)
 
 
 @CONTACTS.register
@@ -575,35 +635,6 @@ class EvidenceAttached(DomainEvent):
 
 
 # --- Activities (五个一 and collective activities) ------------------------------------------------
-
-
-class ActivityKind(StrEnum):
-    # 五个一 for cadres
-    exchange = "exchange"  # 线上线下交流
-    practical_service = "practical_service"  # 办一件实事
-    culture_sports = "culture_sports"  # 文体活动
-    league_lecture = "league_lecture"  # 团课
-    social_org = "social_org"  # 联系社会组织并参加活动
-    heart_to_heart = "heart_to_heart"  # 谈心谈话 (some rules)
-    volunteer_service = "volunteer_service"  # 志愿服务 (some rules)
-    # collective activities of leadership organs
-    open_day = "open_day"  # 开放日
-    face_to_face_session = "face_to_face_session"  # 面对面
-    collective_volunteering = "collective_volunteering"
-    sharing_session = "sharing_session"  # 1+100 分享会
-    self_designed = "self_designed"
-    # other programmes
-    education_practice = "education_practice"  # 一学一做
-    posting_8_4 = "posting_8_4"  # "8+4" 下基层
-    grassroots_day_4_1 = "grassroots_day_4_1"  # "4+1" 每周一天
-
-    @property
-    def five_ones_kind(self) -> str | None:
-        """The five-ones category this counts for, ``None`` when it is not a five-ones activity."""
-        cadre = {"exchange", "practical_service", "culture_sports", "league_lecture", "social_org"}
-        collective = {"open_day", "face_to_face_session", "collective_volunteering", "sharing_session",
-                      "self_designed"}
-        return self.value if self.value in cadre | collective else None
 
 
 @CONTACTS.register

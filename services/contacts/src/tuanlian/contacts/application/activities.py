@@ -10,14 +10,16 @@ from uuid import UUID
 import structlog
 from tuanlian.contacts.adapters.eligibility import latest_assessment
 from tuanlian.contacts.application import work_commands as w
-from tuanlian.contacts.application.orgs import may_read_org
+from tuanlian.contacts.application.orgs import OrgsService, may_read_org
 from tuanlian.contacts.application.work_base import WorkBase
 from tuanlian.contacts.domain.activities import Activity, ActivityFacts, Organiser
 from tuanlian.contacts.domain.campaigns import Campaign, presets_for
 from tuanlian.contacts.domain.eligibility import ensure_may_be_nominated
+from tuanlian.contacts.domain.rules import effective_rules
 from tuanlian.contacts.domain.spot_checks import SpotCheck
 from tuanlian.shared.aggregate import Repository
 from tuanlian.shared.auth import Forbidden, Principal, Role
+from tuanlian.shared.contracts.contacts import ActivityKind
 from tuanlian.shared.errors import IllegalTransition, NotFound, RuleViolation
 from tuanlian.shared.events import short_id
 from tuanlian.shared.http import require
@@ -73,7 +75,8 @@ class ActivityWork(WorkBase):
 
     async def record_activity(
         self, who: Principal, cmd: w.RecordActivity, cid: UUID | None = None, today: date | None = None
-    ) -> Activity:
+    ) -> tuple[Activity, bool]:
+        """The activity recorded, and whether it counts toward the organiser's five-ones."""
         async with self.db.transaction() as conn:
             organiser = await self._organiser(conn, who, cmd)
             facts = await self._facts(conn, cmd)
@@ -81,7 +84,13 @@ class ActivityWork(WorkBase):
             activity = Activity.record(short_id(), organiser, facts, linked, today or today_in_china())
             at = datetime.combine(cmd.occurred_on, time(12), CHINA)
             await self.save(conn, activity, who, organiser.org_path, cid, at, description=cmd.description)
-            return activity
+            return activity, await self._counts(conn, organiser.org_path, cmd.kind, cmd.occurred_on)
+
+    async def _counts(self, conn: Any, org_path: str, kind: ActivityKind, day: date) -> bool:
+        """Whether it counts toward five-ones under the org's rules in force on its day."""
+        chain = (await OrgsService(self.base).chains(conn, [org_path]))[org_path]
+        rules, _source = effective_rules(chain, day)
+        return rules.counts_as_five_ones(kind, kind.collective_five_ones)
 
     def _may_change(self, who: Principal, activity: Activity) -> None:
         o = activity.organiser

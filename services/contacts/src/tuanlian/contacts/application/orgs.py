@@ -21,6 +21,7 @@ from tuanlian.shared.contracts.dates import CivilDate
 from tuanlian.shared.errors import NotFound, RuleViolation
 from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require
+from tuanlian.shared.league_calendar import local_date
 
 
 def may_read_org(who: Principal, org_path: str) -> None:
@@ -199,7 +200,7 @@ class OrgsService:
                 parent_rules, _ = effective_rules(chain[:-1], cmd.effective_from)
                 parent_name = await conn.fetchval(f"SELECT name FROM {self.s}.orgs WHERE org_id = $1", org.parent_id)
                 parent_name = f"{parent_name} ({org.parent_id})"
-            org.set_rules(rules, cmd.effective_from, cmd.preset, parent_rules, parent_name, today or utcnow().date())
+            org.set_rules(rules, cmd.effective_from, cmd.preset, parent_rules, parent_name, today or local_date(utcnow()))
 
         return await self._change(who, org_id, cid, act)
 
@@ -209,7 +210,7 @@ class OrgsService:
             org = await self._row(conn, org_id)
             may_read_org(who, org["org_path"])
             ids, chain = await self._chain(conn, org["org_path"])
-        day = on or utcnow().date()
+        day = on or local_date(utcnow())  # League days are Beijing's: at 01:00 there it is still yesterday in UTC
         rules, source = effective_rules(chain, day)
         return {
             "org_id": org_id,

@@ -19,15 +19,6 @@ if TYPE_CHECKING:
     from tuanlian.contacts.domain.campaigns import Campaign
     from tuanlian.contacts.domain.model import Cadre
 
-COLLECTIVE_KINDS = frozenset(
-    {
-        ActivityKind.open_day,
-        ActivityKind.face_to_face_session,
-        ActivityKind.collective_volunteering,
-        ActivityKind.sharing_session,
-        ActivityKind.self_designed,
-    }
-)
 MIN_DESCRIPTION_CHARS = 10
 
 
@@ -57,7 +48,7 @@ class ActivityFacts:
 
 def check_activity(organiser: Organiser, facts: ActivityFacts, linked: set[str], today: date) -> str:
     """The League's rules for a recorded or corrected activity; returns the trimmed description."""
-    collective = facts.kind in COLLECTIVE_KINDS
+    collective = facts.kind.collective_five_ones
     if collective and organiser.cadre_id is not None:
         raise RuleViolation(
             f"{facts.kind.value} is a collective activity of a leadership organ; record it for the org",
@@ -126,7 +117,7 @@ class Activity(Aggregate):
                 organiser_cadre_id=organiser.cadre_id,
                 organiser_org_id=organiser.org_id,
                 org_path=organiser.org_path,
-                collective=facts.kind in COLLECTIVE_KINDS,
+                collective=facts.kind.collective_five_ones,
                 occurred_on=facts.occurred_on,
                 youth_ids=sorted(set(facts.youth_ids)),
                 headcount=facts.headcount,
@@ -150,7 +141,7 @@ class Activity(Aggregate):
                 organiser_cadre_id=self.organiser.cadre_id,
                 organiser_org_id=self.organiser.org_id,
                 org_path=self.organiser.org_path,
-                collective=facts.kind in COLLECTIVE_KINDS,
+                collective=facts.kind.collective_five_ones,
                 occurred_on=facts.occurred_on,
                 youth_ids=sorted(set(facts.youth_ids)),
                 headcount=facts.headcount,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tuanlian.shared.contracts.contacts import (
+    ActivityKind,
     AssessmentPeriod,
     AssessmentPlan,
     CircularPeriod,
@@ -55,6 +56,10 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 kind: FiveOnesRule(count=5, period=FiveOnesPeriod.month)
                 for kind in ("full_time", "seconded", "part_time", "leadership_organ")
             },
+            # 001 三.2: "为青年办一件实事、为青年上一堂团课、开展一次谈心谈话、组织或参与一次志愿服务、
+            # 组织或参与一次文体活动等"
+            five_ones_kinds=(ActivityKind.practical_service, ActivityKind.league_lecture, ActivityKind.heart_to_heart,
+                             ActivityKind.volunteer_service, ActivityKind.culture_sports),
             reports=ReportDeadlines(
                 quarterly_five_ones_day=None,  # 001 四.1: monthly circulars instead (月度通报)
                 cadre_accounts_by="04-30",  # 001: "4月底前，每名…团干部都要登录使用"

@@ -18,12 +18,13 @@ def build_work_router(runtime: Runtime, work: ActivityWork) -> APIRouter:
 
     @router.post("/activities", status_code=201, tags=["activities"], summary="Record an activity (活动)")
     async def record(body: w.RecordActivity, who: Who, request: Request) -> dict[str, Any]:
-        activity = await work.record_activity(who, body, cid(request))
+        activity, counts = await work.record_activity(who, body, cid(request))
         assert activity.kind is not None
         return {
             "activity_id": activity.id,
             "kind": activity.kind.value,
-            "five_ones_kind": activity.kind.five_ones_kind,
+            # The five-ones kind it counts as under the org's rules (五个一工作内容), or none.
+            "five_ones_kind": activity.kind.value if counts else None,
         }
 
     @router.post("/activities/{activity_id}/corrections", tags=["activities"], summary="更正")

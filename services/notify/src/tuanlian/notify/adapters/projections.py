@@ -164,12 +164,14 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
 
     async def activity(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.ActivityRecorded | c.ActivityCorrected)
-        counts = e.kind.five_ones_kind is not None
+        # A cadre's activity keeps its kind (whether it counts is the rules' when reminders are
+        # computed); ``five_ones`` is for the rows from before kinds were kept.
         tx.execute(f"INSERT INTO {s}.activities (activity_id, cadre_id, org_path, five_ones, occurred_on, "
-                   "collective_five_ones) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (activity_id) DO UPDATE "
-                   "SET cadre_id = $2, org_path = $3, five_ones = $4, occurred_on = $5, collective_five_ones = $6",
-                   e.activity_id, e.organiser_cadre_id, e.org_path, counts and not e.collective, e.occurred_on,
-                   counts and e.collective)
+                   "collective_five_ones, kind) VALUES ($1, $2, $3, false, $4, $5, $6) ON CONFLICT (activity_id) "
+                   "DO UPDATE SET cadre_id = $2, org_path = $3, five_ones = false, occurred_on = $4, "
+                   "collective_five_ones = $5, kind = $6",
+                   e.activity_id, e.organiser_cadre_id, e.org_path, e.occurred_on,
+                   e.collective and e.kind.collective_five_ones, None if e.collective else e.kind.value)
 
     async def org_created(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.OrgCreated)

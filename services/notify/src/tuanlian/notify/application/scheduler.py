@@ -33,7 +33,7 @@ from tuanlian.notify.domain.rules import (
 )
 from tuanlian.notify.domain.templates import template
 from tuanlian.shared import league_calendar as cal
-from tuanlian.shared.contracts.contacts import OrgRules
+from tuanlian.shared.contracts.contacts import ActivityKind, OrgRules
 from tuanlian.shared.db import Database
 
 log = structlog.get_logger("tuanlian.notify.scheduler")
@@ -128,9 +128,11 @@ class Scheduler:
             f"SELECT r.subject_id, r.org_path, coalesce(r.cadre_kind, 'part_time') AS kind, "
             "r.in_leadership_organ, r.joined_at, o.last_online_at, "
             f"(SELECT count(*) FROM {s}.links l WHERE l.cadre_id = r.subject_id AND l.accepted) AS links, "
-            f"(SELECT array_agg(a.occurred_on) FROM {s}.activities a WHERE a.cadre_id = r.subject_id "
-            "AND a.five_ones AND a.occurred_on >= $1) AS days "
+            "act.days, act.kinds "
             f"FROM {s}.recipients r LEFT JOIN {s}.online_contact o ON o.cadre_id = r.subject_id "
+            f"LEFT JOIN LATERAL (SELECT array_agg(a.occurred_on) AS days, array_agg(a.kind) AS kinds "
+            f"FROM {s}.activities a WHERE a.cadre_id = r.subject_id AND (a.kind IS NOT NULL OR a.five_ones) "
+            "AND a.occurred_on >= $1) act ON true "
             "WHERE r.role = 'cadre' AND r.active AND r.org_path IS NOT NULL", from_day)
         admins = await conn.fetch(
             "SELECT a.subject_id, a.org_path, "
@@ -150,7 +152,9 @@ class Scheduler:
             f"FROM {s}.orgs o WHERE o.leadership_organ AND NOT o.closed", from_day)
         return Facts(
             cadres=[CadreFacts(r["subject_id"], r["org_path"], r["kind"], r["in_leadership_organ"],
-                               r["joined_at"], r["links"], r["last_online_at"], tuple(r["days"] or ()))
+                               r["joined_at"], r["links"], r["last_online_at"],
+                               tuple((d, ActivityKind(k) if k else None)
+                                     for d, k in zip(r["days"] or (), r["kinds"] or (), strict=True)))
                     for r in cadres],
             admins=[AdminFacts(r["subject_id"], r["org_path"], r["cadres_missing"], r["youths_missing"],
                                frozenset(r["reports_sent"] or ()))

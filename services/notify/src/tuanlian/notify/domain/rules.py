@@ -16,7 +16,7 @@ import yaml
 from tuanlian.notify.domain.templates import TEMPLATES
 from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.auth import path_covers
-from tuanlian.shared.contracts.contacts import ContactQuotas, OrgRules
+from tuanlian.shared.contracts.contacts import ActivityKind, ContactQuotas, OrgRules
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class CadreFacts:
     joined_at: datetime
     accepted_links: int = 0
     last_online_at: datetime | None = None
-    five_ones_days: tuple[date, ...] = ()
+    # The days and kinds of the cadre's own activities; a kind of None is a row projected before
+    # kinds were kept, counted as it was then (one of 000's five).
+    activities: tuple[tuple[date, ActivityKind | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,13 @@ def _five_ones(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: d
     offsets = sorted(rule.params["days_before"], reverse=True)
     first_day, last_day = cal.local_date(since), cal.local_date(now) + timedelta(days=max(offsets))
     for c in facts.cadres:
-        frequency = book.effective(c.org_path, cal.local_date(now)).five_ones.get(c.kind)
+        rules = book.effective(c.org_path, cal.local_date(now))
+        frequency = rules.five_ones.get(c.kind)
         if frequency is None or frequency.count == 0:
             continue
+        counted = [d for d, kind in c.activities if kind is None or rules.counts_as_five_ones(kind, False)]
         for period in cal.periods_between(frequency.period.value, first_day, last_day):
-            done = sum(1 for d in c.five_ones_days if period.start <= d <= period.end)
+            done = sum(1 for d in counted if period.start <= d <= period.end)
             if done >= frequency.count:
                 continue
             for days in offsets:

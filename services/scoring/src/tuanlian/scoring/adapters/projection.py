@@ -683,15 +683,15 @@ class Projector:
         period, _due = rules.five_ones_period(org_rules, rules.five_ones_rule_key(cadre["kind"] if cadre else None,
                                                                                   owner_kind == "org"), day)
         rs = await self.ruleset_for(e.org_path, day)
-        kind = e.kind.five_ones_kind
+        required = rules.five_ones_required(org_rules, owner_kind == "org")
+        kind = e.kind.value if e.kind.value in required else None
         self.state.add_fact(owner, "activity", 1, day, env.event_id)
         points = 0
         if kind is not None:
             fo = await self.state.get("five_ones", owner, period.key)
             kinds: dict[str, int] = dict(fo["kinds"]) if fo else {}
             bonus = fo["bonus"] if fo else 0
-            points, completes = rules.five_ones_points(rs, [k for k, n in kinds.items() if n > 0], kind,
-                                                       owner_kind == "org")
+            points, completes = rules.five_ones_points(rs, [k for k, n in kinds.items() if n > 0], kind, required)
             kinds[kind] = kinds.get(kind, 0) + 1
             await self.credit(owner, points, "five_ones_activity", rs, [env.event_id], at, e.org_path,
                               owner_kind=owner_kind, ref=e.activity_id)

@@ -16,11 +16,6 @@ from tuanlian.scoring.domain.periods import Period, PeriodKind, period_of
 from tuanlian.scoring.domain.rules import RuleSet
 from tuanlian.shared.contracts.contacts import OrgRules
 
-CADRE_FIVE_ONES = frozenset({"exchange", "practical_service", "culture_sports", "league_lecture", "social_org"})
-COLLECTIVE_FIVE_ONES = frozenset(
-    {"open_day", "face_to_face_session", "collective_volunteering", "sharing_session", "self_designed"}
-)
-
 
 class Status(StrEnum):
     """The youth's word on an interaction (青年确认/异议)."""
@@ -63,9 +58,14 @@ def compensation(target: int, credited: int) -> int:
     return target - credited
 
 
-def five_ones_points(rs: RuleSet, kinds_before: Iterable[str], kind: str, collective: bool) -> tuple[int, bool]:
-    """(points for this activity, whether it completes all five kinds in the period → bonus)."""
-    required = COLLECTIVE_FIVE_ONES if collective else CADRE_FIVE_ONES
+def five_ones_required(rules: OrgRules, collective: bool) -> frozenset[str]:
+    """``OrgRules.five_ones_required`` as the ledger names kinds (000's five by default, 001's own)."""
+    return frozenset(k.value for k in rules.five_ones_required(collective))
+
+
+def five_ones_points(rs: RuleSet, kinds_before: Iterable[str], kind: str,
+                     required: frozenset[str]) -> tuple[int, bool]:
+    """(points for this activity, whether it completes all the ``required`` kinds in the period → bonus)."""
     if kind not in required:
         return 0, False
     before = set(kinds_before) & required
