@@ -21,6 +21,7 @@ from tuanlian.notify.domain.rules import (
 )
 from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.contracts.contacts import (
+    AccountsCounted,
     ActivityKind,
     ContactQuotas,
     FiveOnesPeriod,
@@ -230,9 +231,18 @@ def test_report_rule_notes_a_year_outside_the_calendar_and_still_reminds_of_the_
     assert [o.period for o in ev.occasions] == ["2027-Q3:-7d", "2027-Q3:-1d"]
 
 
-def test_account_rollout_reminds_admins_with_missing_accounts() -> None:
-    facts = Facts(admins=[AdminFacts("a1", "/c", cadres_without_account=2, youths_without_account=0)])
+def test_account_rollout_reminds_admins_of_cadres_and_youths_not_yet_using_the_system() -> None:
+    """000: "团干部于4月上旬全部登录使用": by 10 April every cadre has logged in, not only been given
+    an account; 002 asks them entered (录入) by its date, which an issued account shows."""
+    facts = Facts(admins=[AdminFacts("a1", "/c", cadres_without_account=0, youths_without_account=0,
+                                     cadres_not_logged_in=2, youths_not_logged_in=0)])
     occ = evaluate(RULES["account_rollout"], facts, RuleBook(), bj(2026, 3, 1), bj(2026, 4, 30)).occasions
-    assert [(o.period, o.due_at) for o in occ] == [("2026-cadres:-7d", bj(2026, 3, 29, 9)),
-                                                   ("2026-cadres:-1d", bj(2026, 4, 4, 9))]
-    assert occ[0].values["missing"] == 2
+    assert [(o.period, o.due_at) for o in occ] == [("2026-cadres:-7d", bj(2026, 4, 3, 9)),
+                                                   ("2026-cadres:-1d", bj(2026, 4, 9, 9))]
+    assert occ[0].values["missing"] == 2 and occ[0].values["step"] == "登录使用"
+    entered = OrgRules(reports=ReportDeadlines(cadre_accounts_by="08-05", accounts_counted=AccountsCounted.issued))
+    book = RuleBook((("/c", date(2000, 1, 1), entered),))
+    assert not evaluate(RULES["account_rollout"], facts, book, bj(2026, 7, 1), bj(2026, 8, 31)).occasions
+    issued = Facts(admins=[AdminFacts("a1", "/c", cadres_without_account=1, cadres_not_logged_in=2)])
+    occ = evaluate(RULES["account_rollout"], issued, book, bj(2026, 7, 1), bj(2026, 8, 31)).occasions
+    assert [o.values["missing"] for o in occ] == [1, 1] and occ[0].values["step"] == "开通"

@@ -196,6 +196,22 @@ async def test_five_ones_reminders_count_the_kinds_the_orgs_rules_name(ndb: Data
     assert [m["kind"] for m in told] == ["five_ones_due"] and "0/5" in told[0]["body"], told
 
 
+async def test_account_rollout_counts_the_cadres_who_have_not_logged_in(ndb: Database) -> None:
+    """000: "团干部于4月上旬全部登录使用": c2 was given an account but never logged in, so /c's
+    admin is reminded of one cadre a week before 10 April; c1 logged in (AccountActivated)."""
+    accounts = [c.AccountIssued(account_id=f"acc-{who}", subject_id=who, role=c.AccountRole.cadre, org_path="/c/b")
+                for who in ("c1", "c2")]
+    await apply(ndb, (cadre("c1", "/c/b"), bj(2026, 1, 1)), (cadre("c2", "/c/b"), bj(2026, 1, 1)),
+                admin("a1", "/c"), *accounts,
+                c.AccountActivated(account_id="acc-c1", subject_id="c1", role=c.AccountRole.cadre, org_path="/c/b"))
+    scheduler = Scheduler(ndb, SCHEMA, [RULES["account_rollout"]])
+    await scheduler.tick(bj(2026, 4, 2))
+    await scheduler.tick(bj(2026, 4, 3, 9, 30))
+    told = await inbox(ndb, "a1")
+    assert [m["kind"] for m in told] == ["account_rollout"], told
+    assert "2026-04-10 前登录使用" in told[0]["body"] and "还有 1 个未登录使用" in told[0]["body"], told[0]["body"]
+
+
 def organ(org_id: str, path: str, leadership: bool = True) -> c.OrgCreated:
     return c.OrgCreated(org_id=org_id, parent_id=None, name=f"{org_id}团委", org_type=c.OrgType.county,
                         depth=path.count("/"), is_leadership_organ=leadership, org_path=path)

@@ -325,6 +325,11 @@ class Rhythm(BaseModel):
     face_to_face_each_year: bool = True
 
 
+class AccountsCounted(StrEnum):
+    logged_in = "logged_in"  # 账号激活: the first login
+    issued = "issued"  # 开通账号
+
+
 class ReportDeadlines(BaseModel):
     """When reports upward are due (上报时间)."""
 
@@ -332,8 +337,11 @@ class ReportDeadlines(BaseModel):
     quarterly_five_ones_day: int | None = pydantic.Field(default=15, ge=1, le=28)  # day of the quarter's last month
     half_year: bool = False  # 002: half-yearly report
     annual_after_national_day_working_days: int | None = None  # 004: 5
-    cadre_accounts_by: str | None = "04-05"  # MM-DD, 000: cadres on the app by early April
+    cadre_accounts_by: str | None = "04-10"  # MM-DD, 000: "团干部于4月上旬全部登录使用" (上旬: to the 10th)
     youth_accounts_by: str | None = "04-30"  # MM-DD, 000: their youths by end of April
+    # What the rollout deadlines count: cadres and youths who have logged in (000/001: 登录使用),
+    # or who have been given an account (002: the admins enter them, 录入系统).
+    accounts_counted: AccountsCounted = AccountsCounted.logged_in
 
 
 class ServiceLimits(BaseModel):

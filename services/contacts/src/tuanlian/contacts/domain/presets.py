@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tuanlian.shared.contracts.contacts import (
+    AccountsCounted,
     ActivityKind,
     AssessmentPeriod,
     AssessmentPlan,
@@ -88,6 +89,7 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 half_year=True,  # 002 五 (after 3.): "有关工作情况每半年向团市委报告一次"
                 cadre_accounts_by="08-05",  # 002 细则五.2: "管理员于8月5日前将…团干部信息录入系统"
                 youth_accounts_by="08-31",  # 002: "2016年8月底前…联系不少于100名"
+                accounts_counted=AccountsCounted.issued,  # 002 asks them entered (录入), not logged in
             ),
             # 002 细则五.4: "定期评估和通报各县（市、区）团组织工作进展情况". No cadence is given: quarterly
             # is Tuanlian's choice, 000's.

@@ -76,11 +76,12 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
     msgs = Messages(s, channels)
     upsert = (
         f"INSERT INTO {s}.recipients (subject_id, role, org_path, cadre_kind, in_leadership_organ, "
-        "joined_at, has_account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) DO UPDATE "
-        "SET org_path = coalesce(EXCLUDED.org_path, recipients.org_path), "
+        "joined_at, has_account, logged_in) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (subject_id) "
+        "DO UPDATE SET org_path = coalesce(EXCLUDED.org_path, recipients.org_path), "
         "cadre_kind = coalesce(EXCLUDED.cadre_kind, recipients.cadre_kind), "
         "in_leadership_organ = EXCLUDED.in_leadership_organ OR recipients.in_leadership_organ, "
-        "has_account = recipients.has_account OR EXCLUDED.has_account, active = true, "
+        "has_account = recipients.has_account OR EXCLUDED.has_account, "
+        "logged_in = recipients.logged_in OR EXCLUDED.logged_in, active = true, "
         "joined_at = LEAST(recipients.joined_at, EXCLUDED.joined_at)"
     )
 
@@ -101,7 +102,7 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
     async def cadre_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.CadreRegistered)
         tx.execute(upsert, e.cadre_id, "cadre", e.org_path, e.kind.value, e.in_leadership_organ,
-                   env.occurred_at, False)
+                   env.occurred_at, False, False)
 
     async def cadre_transferred(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.CadreTransferred)
@@ -114,11 +115,15 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
 
     async def account_issued(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.AccountIssued)
-        tx.execute(upsert, e.subject_id, e.role.value, e.org_path, None, False, env.occurred_at, True)
+        tx.execute(upsert, e.subject_id, e.role.value, e.org_path, None, False, env.occurred_at, True, False)
+
+    async def account_activated(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
+        assert isinstance(e, c.AccountActivated)  # the first login (账号激活): 000's 登录使用
+        tx.execute(upsert, e.subject_id, e.role.value, e.org_path, None, False, env.occurred_at, True, True)
 
     async def youth_registered(tx: ProjectionTx, env: Envelope, e: DomainEvent) -> None:
         assert isinstance(e, c.YouthRegistered)
-        tx.execute(upsert, e.youth_id, "youth", e.org_path, None, False, env.occurred_at, False)
+        tx.execute(upsert, e.youth_id, "youth", e.org_path, None, False, env.occurred_at, False, False)
         # A ballot notify heard of before this youth (streams are not ordered with each other).
         tx.execute(late_ballot_sql, e.youth_id, env.occurred_at)
         if msgs.channels:
@@ -235,6 +240,7 @@ def contacts_handlers(s: str, channels: Sequence[str] = ()) -> dict[str, Handler
         "CadreTransferred": cadre_transferred,
         "CadreDeactivated": cadre_deactivated,
         "AccountIssued": account_issued,
+        "AccountActivated": account_activated,
         "YouthRegistered": youth_registered,
         "YouthProfileUpdated": youth_updated,
         "YouthErased": youth_erased,

@@ -135,14 +135,16 @@ class Scheduler:
             "AND a.occurred_on >= $1) act ON true "
             "WHERE r.role = 'cadre' AND r.active AND r.org_path IS NOT NULL", from_day)
         admins = await conn.fetch(
-            "SELECT a.subject_id, a.org_path, "
-            f"(SELECT count(*) FROM {s}.recipients c WHERE c.role = 'cadre' AND c.active AND NOT c.has_account "
-            "AND (c.org_path = a.org_path OR c.org_path LIKE a.org_path || '/%')) AS cadres_missing, "
-            f"(SELECT count(*) FROM {s}.recipients y WHERE y.role = 'youth' AND NOT y.has_account "
-            "AND (y.org_path = a.org_path OR y.org_path LIKE a.org_path || '/%')) AS youths_missing, "
+            "SELECT a.subject_id, a.org_path, m.*, "
             f"(SELECT array_agg(w.period) FROM {s}.work_reports w WHERE w.org_path = a.org_path "
             "AND w.status = 'submitted') AS reports_sent "
-            f"FROM {s}.recipients a WHERE a.role = 'org_admin' AND a.active AND a.org_path IS NOT NULL")
+            f"FROM {s}.recipients a CROSS JOIN LATERAL (SELECT "
+            "count(*) FILTER (WHERE r.role = 'cadre' AND r.active AND NOT r.has_account) AS cadres_missing, "
+            "count(*) FILTER (WHERE r.role = 'cadre' AND r.active AND NOT r.logged_in) AS cadres_away, "
+            "count(*) FILTER (WHERE r.role = 'youth' AND NOT r.has_account) AS youths_missing, "
+            "count(*) FILTER (WHERE r.role = 'youth' AND NOT r.logged_in) AS youths_away "
+            f"FROM {s}.recipients r WHERE r.org_path = a.org_path OR r.org_path LIKE a.org_path || '/%') m "
+            "WHERE a.role = 'org_admin' AND a.active AND a.org_path IS NOT NULL")
         posts = await conn.fetch(
             f"SELECT post_id, cadre_id, org_path, posted_at, due_at FROM {s}.voice_posts WHERE NOT answered")
         wishes = await conn.fetch(f"SELECT wish_id, cadre_id, raised_at FROM {s}.wishes WHERE NOT touched")
@@ -157,6 +159,7 @@ class Scheduler:
                                      for d, k in zip(r["days"] or (), r["kinds"] or (), strict=True)))
                     for r in cadres],
             admins=[AdminFacts(r["subject_id"], r["org_path"], r["cadres_missing"], r["youths_missing"],
+                               r["cadres_away"], r["youths_away"],
                                frozenset(r["reports_sent"] or ()))
                     for r in admins],
             open_voice_posts=[VoiceFacts(r["post_id"], r["cadre_id"], r["org_path"], r["posted_at"], r["due_at"])

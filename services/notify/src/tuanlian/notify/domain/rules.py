@@ -16,7 +16,7 @@ import yaml
 from tuanlian.notify.domain.templates import TEMPLATES
 from tuanlian.shared import league_calendar as cal
 from tuanlian.shared.auth import path_covers
-from tuanlian.shared.contracts.contacts import ActivityKind, ContactQuotas, OrgRules
+from tuanlian.shared.contracts.contacts import AccountsCounted, ActivityKind, ContactQuotas, OrgRules
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class AdminFacts:
     org_path: str
     cadres_without_account: int = 0
     youths_without_account: int = 0
+    cadres_not_logged_in: int = 0  # active cadres of its subtree who have never logged in (账号激活)
+    youths_not_logged_in: int = 0
     reports_sent: frozenset[str] = frozenset()  # the keys of the reports its org has sent (not returned)
 
 
@@ -299,8 +301,14 @@ def _rollout(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
     for a in facts.admins:
         for year in _years(since, now, max(offsets)):
             reports = book.effective(a.org_path, cal.rules_day(year)).reports
-            targets = [("cadres", reports.cadre_accounts_by, a.cadres_without_account, "团干部", "Cadre"),
-                       ("youths", reports.youth_accounts_by, a.youths_without_account, "青年", "Youth")]
+            if reports.accounts_counted is AccountsCounted.issued:
+                step = {"step": "开通", "step_en": "issued"}
+                cadres, youths = a.cadres_without_account, a.youths_without_account
+            else:
+                step = {"step": "登录使用", "step_en": "in use (logged in)"}
+                cadres, youths = a.cadres_not_logged_in, a.youths_not_logged_in
+            targets = [("cadres", reports.cadre_accounts_by, cadres, "团干部", "Cadre"),
+                       ("youths", reports.youth_accounts_by, youths, "青年", "Youth")]
             for who, mm_dd, missing, zh, en in targets:
                 if not mm_dd or missing == 0:
                     continue
@@ -309,7 +317,7 @@ def _rollout(rule: Rule, facts: Facts, book: RuleBook, since: datetime, now: dat
                     at = cal.local_at(due - timedelta(days=days), rule.at)
                     if since < at <= now:
                         out.occasions.append(_occ(rule, a.admin_id, f"{year}-{who}:-{days}d", at, who=zh,
-                                                  who_en=en, due=due.isoformat(), missing=missing))
+                                                  who_en=en, due=due.isoformat(), missing=missing, **step))
 
 
 KINDS = {
