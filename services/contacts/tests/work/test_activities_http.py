@@ -118,6 +118,16 @@ async def test_campaign_presets_tags_and_nominations(api: Api, js: JetStreamCont
         f"/campaigns/{by_key['national_day']['campaign_id']}/nominations", headers=county_admin, json={"cadre_id": cadre_id}
     )
     assert r.status_code == 422 and r.json()["field"] == "campaign_id"
+    # Any selection an org opens takes nominations (001: 五四评选表彰); a plain campaign does not.
+    awards = {**window, "key": "may4_awards", "name": "五四评选表彰"}
+    for nominations, status in ((True, 201), (None, 422), (False, 422)):
+        c = await api.ok("POST", "/campaigns", city_admin, 201, json={**awards, "nominations": nominations})
+        r = await api.http.post(f"/campaigns/{c['campaign_id']}/nominations", headers=county_admin,
+                                json={"cadre_id": cadre_id})
+        assert r.status_code == status, (nominations, r.text)
+    selections = {c["name"]: c["nominations"] for c in await api.ok("GET", f"/orgs/{county['org_id']}/campaigns",
+                                                                     county_admin)}
+    assert selections["最美青春故事"] is True and selections["国庆集中活动"] is False
     listed = await api.ok("GET", f"/campaigns/{open_c['campaign_id']}/nominations", city_admin)
     assert [(x["nomination_id"], x["cadre_id"], x["nominated_by_org_id"]) for x in listed] == [
         (n["nomination_id"], cadre_id, county["org_id"])

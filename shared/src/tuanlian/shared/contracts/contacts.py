@@ -698,6 +698,9 @@ class CampaignOpened(DomainEvent):
     starts_on: CivilDate
     ends_on: CivilDate
     deadline: CivilDate | None = None
+    # A selection (评选) that takes nominations: 最美青春故事, 五四评优, 三下乡先进…; None in the
+    # events from before the field, when only most_beautiful_story took them.
+    nominations: bool | None = None
 
 
 @CONTACTS.register

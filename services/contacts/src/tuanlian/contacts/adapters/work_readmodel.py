@@ -142,7 +142,7 @@ async def project_work(
         case CampaignOpened():
             await conn.execute(
                 f"INSERT INTO {s}.campaigns (campaign_id, org_id, org_path, key, name, starts_on, ends_on, "
-                "deadline) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+                "deadline, nominations) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
                 e.campaign_id,
                 e.org_id,
                 e.org_path,
@@ -151,6 +151,7 @@ async def project_work(
                 e.starts_on,
                 e.ends_on,
                 e.deadline,
+                bool(e.nominations),
             )
         case CadreNominated():
             await conn.execute(

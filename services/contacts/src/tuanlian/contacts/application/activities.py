@@ -143,7 +143,7 @@ class ActivityWork(WorkBase):
             org = await self.base.orgs.get(conn, cmd.org_id)
             require(who, Role.org_admin, org_path=org.path, why="open campaigns")
             campaign = Campaign.open(
-                short_id(), org, cmd.key, cmd.name, cmd.starts_on, cmd.ends_on, cmd.deadline
+                short_id(), org, cmd.key, cmd.name, cmd.starts_on, cmd.ends_on, cmd.deadline, cmd.nominations
             )
             await self.save(conn, campaign, who, org.path, cid)
             return campaign

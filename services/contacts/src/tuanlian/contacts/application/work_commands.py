@@ -83,6 +83,9 @@ class OpenCampaign(Command):
     starts_on: CivilDate
     ends_on: CivilDate
     deadline: CivilDate | None = None
+    # A selection (评选) taking nominations, checked against each cadre's assessment (不合格不能
+    # 参评); unsaid: only a most_beautiful_story campaign is one.
+    nominations: bool | None = None
 
 
 class OpenPresetCampaigns(Command):

@@ -1,4 +1,5 @@
-"""Campaigns (集中活动): named windows with deadlines, and nominations for 最美青春故事.
+"""Campaigns (集中活动): named windows with deadlines, and selections (评选) taking nominations:
+最美青春故事, and whatever an org opens as one (001: 五四评选表彰, 暑期三下乡评选先进).
 
 Presets follow the seeds: the May-4th open day week (000), 最美青春故事 from July to December with
 nominations due by the end of October (000), the service month around New Year and the Spring
@@ -19,7 +20,7 @@ from tuanlian.shared.errors import IllegalTransition, RuleViolation
 if TYPE_CHECKING:
     from tuanlian.contacts.domain.model import Cadre, Org
 
-NOMINATING_KEYS = frozenset({"most_beautiful_story"})
+NOMINATING_KEYS = frozenset({"most_beautiful_story"})  # selections by default, when not said
 
 # 春节 (lunar new year) dates; the service month spans New Year's Day to a week after it.
 SPRING_FESTIVAL = {
@@ -83,6 +84,7 @@ class Campaign(Aggregate):
         self.starts_on = date.min
         self.ends_on = date.max
         self.deadline: date | None = None
+        self.nominations = False
         self.nominees: set[str] = set()
 
     @classmethod
@@ -95,6 +97,7 @@ class Campaign(Aggregate):
         starts_on: date,
         ends_on: date,
         deadline: date | None,
+        nominations: bool | None = None,
     ) -> Campaign:
         if ends_on < starts_on:
             raise RuleViolation("the campaign ends before it starts", field="ends_on")
@@ -113,6 +116,7 @@ class Campaign(Aggregate):
                 starts_on=starts_on,
                 ends_on=ends_on,
                 deadline=deadline,
+                nominations=key in NOMINATING_KEYS if nominations is None else nominations,
             )
         )
         return campaign
@@ -123,8 +127,9 @@ class Campaign(Aggregate):
 
     def nominate(self, nomination_id: str, cadre: Cadre, by_org_id: str, today: date) -> None:
         """推荐 a cadre: inside the window, by the deadline, once."""
-        if self.key not in NOMINATING_KEYS:
-            raise RuleViolation(f"campaign {self.key} takes no nominations", field="campaign_id")
+        if not self.nominations:
+            raise RuleViolation(f"campaign {self.key} is not a selection: it takes no nominations",
+                                field="campaign_id")
         last = self.deadline or self.ends_on
         if today < self.starts_on:
             raise IllegalTransition(f"nominations open on {self.starts_on}", current="not_open")
@@ -154,6 +159,7 @@ class Campaign(Aggregate):
             e.ends_on,
             e.deadline,
         )
+        self.nominations = e.key in NOMINATING_KEYS if e.nominations is None else e.nominations
 
     def when_CadreNominated(self, e: CadreNominated) -> None:
         self.nominees.add(e.cadre_id)
