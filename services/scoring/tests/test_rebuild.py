@@ -17,7 +17,7 @@ from scoring_support import Producer, Scoring
 from test_projection import T0, _interaction, _org_and_cadre
 from tuanlian.scoring.adapters import stamps as stamps_module
 from tuanlian.scoring.adapters.projection import Projector
-from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, durable, read_stream
+from tuanlian.scoring.adapters.rebuild import Rebuild, RebuildError, drop_retired, durable, read_stream
 from tuanlian.scoring.adapters.stamps import LogSource, Stamps
 from tuanlian.scoring.adapters.state import State
 from tuanlian.scoring.domain.rules import RuleSet, register_ruleset
@@ -132,6 +132,46 @@ async def test_rebuild_under_another_rule_set_is_an_explicit_replay(
     await scoring.applied(n + 1)
     led = await scoring.get("/cadres/c1/ledger")
     assert [e["points"] for e in led if e["ref"] == "i5"] == [6]
+
+
+async def test_dropping_the_retired_version_outlasts_a_deadlock_with_a_reader(database_url: str) -> None:
+    """A reader holds one table of the retired schema and then asks for one the drop already holds:
+    Postgres cancels the drop (its deadlock check is the first to run here); it is tried again
+    once the reader is done, and the schema goes."""
+    schema = f"retired_{random.randrange(10**9)}"
+    setup, reader, dropper = [await connect_raw(database_url) for _ in range(3)]
+    drop: asyncio.Task[None] | None = None
+    try:
+        await setup.execute(f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.a (x int); "
+                            f"CREATE TABLE {schema}.b (x int); CREATE TABLE {schema}.c (x int)")
+        # Postgres checks for a cycle once, deadlock_timeout after a wait begins: the drop's check
+        # must come after the reader has closed the cycle, and well before the reader's own.
+        await dropper.execute("SET deadlock_timeout = '2s'")
+        await reader.execute("SET deadlock_timeout = '60s'")
+        tx = reader.transaction()
+        await tx.start()
+        await reader.execute(f"LOCK {schema}.c IN ACCESS SHARE MODE")  # the drop takes the tables in order
+        pid = dropper.get_server_pid()
+        drop = asyncio.create_task(drop_retired(dropper, schema))
+        held = await wait_until(lambda: setup.fetch(
+            "SELECT relation::regclass::text AS name, granted FROM pg_locks WHERE pid = $1 AND relation = ANY($2::regclass[])",
+            pid, [f"{schema}.{t}" for t in "abc"]), until=lambda rows: any(not r["granted"] for r in rows), timeout=10)
+        assert {(r["name"], r["granted"]) for r in held} == {(f"{schema}.a", True), (f"{schema}.b", True),
+                                                             (f"{schema}.c", False)}
+        # The reader asks for a, which the drop holds: a cycle. The drop's check runs first and
+        # cancels it, which lets the reader have a; the drop tries again, waiting for the reader.
+        await asyncio.wait_for(reader.execute(f"LOCK {schema}.a IN ACCESS SHARE MODE"), 10)
+        assert not drop.done()
+        await tx.rollback()
+        await asyncio.wait_for(drop, 10)
+        assert await setup.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema) == 0
+    finally:
+        if drop is not None and not drop.done():
+            drop.cancel()
+        for conn in (reader, dropper):
+            await conn.close(timeout=5)
+        await setup.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await setup.close()
 
 
 async def test_transfers_and_moves_among_the_swaps_last_events_move_the_boards_already_written(

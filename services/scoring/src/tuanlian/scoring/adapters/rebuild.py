@@ -595,7 +595,7 @@ class Rebuild:
         await forget_positions(self.conn, self.s, previous)
         dropped = False
         if drop_old:
-            await self.conn.execute(f"DROP SCHEMA IF EXISTS {previous} CASCADE")
+            await drop_retired(self.conn, previous)
             await self.conn.execute(
                 f"UPDATE {self.s}.projection_versions SET dropped_at = now() WHERE schema_name = $1", previous)
             dropped = True
@@ -677,6 +677,23 @@ class Rebuild:
                 "WHERE version = $1 AND status = 'building'", version)
         except Exception as exc:
             log.error("could not clean up the failed rebuild", version=version, error=str(exc))
+
+
+async def drop_retired(conn: asyncpg.Connection, schema: str, attempts: int = 5) -> None:
+    """Drop a version that no longer serves. A reader that found it serving just before the swap
+    (a live batch, a query) may still hold one of its tables while it waits for another the drop
+    already holds: Postgres then cancels one of the two, and if it is the drop, it is tried again
+    once that reader is done (seen once in the suite: the rebuild failed after its swap had
+    committed, the old schema left in place)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            return
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == attempts:
+                raise
+            log.info("dropping the retired version met a live batch; trying again", schema=schema, attempt=attempt)
+            await asyncio.sleep(0.1 * attempt)
 
 
 async def forget_positions(conn: asyncpg.Connection, service_schema: str, version: str) -> None:
