@@ -13,7 +13,7 @@ from tuanlian.scoring.domain import compliance as cp
 from tuanlian.scoring.domain import scoring as sc
 from tuanlian.scoring.domain.activity import ActivityInputs, activity_level
 from tuanlian.scoring.domain.periods import CHINA, Period, PeriodKind, period_of
-from tuanlian.scoring.domain.ranking import rank, rank_change
+from tuanlian.scoring.domain.ranking import points_per_cadre, rank, rank_change
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, UnknownRuleSet, ruleset
 from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, YouthWord, detect
 from tuanlian.shared.contracts.contacts import OrgRules
@@ -155,11 +155,6 @@ def _members(scope: dict[str, Any], cadres: list[dict[str, Any]]) -> list[dict[s
     return [c for c in cadres if c["org_path"] == scope["org_path"] or c["org_path"].startswith(scope["org_path"] + "/")]
 
 
-def _per_cadre(points: int, cadres: int) -> float:
-    """What a circular ranks its orgs by."""
-    return round(points / cadres, 2) if cadres else 0.0
-
-
 async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period, as_of: datetime | None,
                  joined_by_end: bool) -> dict[str, int]:
     """Each org's rank in ``period``, as its circular would have it (for the rank change): only
@@ -168,7 +163,7 @@ async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: 
     scored = []
     for scope in scopes:
         mine = _members(scope, cadres)
-        scored.append((scope["org_id"], _per_cadre(sum(points.get(c["cadre_id"], 0) for c in mine), len(mine))))
+        scored.append((scope["org_id"], points_per_cadre(sum(points.get(c["cadre_id"], 0) for c in mine), len(mine))))
     return {r.key: r.rank for r in rank(scored)}
 
 
@@ -226,7 +221,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
                              "unsatisfied": sum(b["unsatisfied"] or 0 for b in my_ballots),
                              "reelection_flags": sum(1 for b in my_ballots if b["reelection_flag"])},
             "activity_level": round(sum(levels.get(c["cadre_id"], 0) for c in mine) / n, 1) if n else None,
-            "points": pts, "points_per_cadre": _per_cadre(pts, n),
+            "points": pts, "points_per_cadre": points_per_cadre(pts, n),
             "signals": {code: sum(1 for c in mine for s in signals.get(c["cadre_id"], []) if s.code == code)
                         for code in sorted({s.code for c in mine for s in signals.get(c["cadre_id"], [])})},
         })

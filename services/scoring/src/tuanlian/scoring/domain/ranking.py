@@ -19,6 +19,11 @@ class Ranked(Generic[K]):
     rank: int
 
 
+def points_per_cadre(points: int, cadres: int) -> float:
+    """What organisations are ranked by (人均积分), in the daily ranking and in circulars alike."""
+    return round(points / cadres, 2) if cadres else 0.0
+
+
 def rank(scores: Sequence[tuple[K, float]], *, offset_rank: int = 1, ahead: int = 0) -> list[Ranked[K]]:
     """Rank by score, highest first; equal scores share a rank and the next rank skips.
 

@@ -11,7 +11,7 @@ from tuanlian.scoring.adapters import queries as q
 from tuanlian.scoring.application import circulars as circ
 from tuanlian.scoring.application import reports
 from tuanlian.scoring.domain.periods import Period, PeriodKind, china_day, parse_period, period_of
-from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
+from tuanlian.scoring.domain.ranking import peer_level, points_per_cadre, rank, rank_change
 from tuanlian.scoring.entrypoints import render
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.contracts.contacts import OrgType
@@ -152,7 +152,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         kind, key = (per.kind.value, per.key) if per else ("all", "all")
 
         def per_cadre(r: dict[str, Any]) -> dict[str, Any]:
-            return {**r, "points_per_cadre": round(r["points"] / r["cadres"], 2) if r["cadres"] else 0.0}
+            return {**r, "points_per_cadre": points_per_cadre(r["points"], r["cadres"])}
 
         async def scores(level: OrgType, k: str) -> list[dict[str, Any]]:
             rows = await conn.fetch(
