@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from nats.js import JetStreamContext
-from tuanlian.contacts.application.activities import today_in_china
 from tuanlian.contacts.domain.eligibility import LatestAssessment, ensure_may_be_nominated, is_newer
 from tuanlian.contacts.testkit import ContactsApi, running_contacts
 from tuanlian.shared.contracts.scoring import AssessmentCompleted, PeriodKind
 from tuanlian.shared.db import Database
 from tuanlian.shared.errors import RuleViolation
 from tuanlian.shared.events import Envelope, new_id
+from tuanlian.shared.league_calendar import today as today_in_china
 from tuanlian.shared.service import asyncapi_document
 from tuanlian.shared.streams import declare_stream, producer_stream
 from tuanlian.shared.testing import wait_until

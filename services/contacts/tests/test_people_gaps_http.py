@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
-from tuanlian.contacts.application.activities import today_in_china
 from tuanlian.contacts.entrypoints.http_auth import identity_clock
 from tuanlian.contacts.testkit import ContactsApi, running_contacts
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts.notify import DIRECT_SUBJECT, DirectMessage, DirectReply
 from tuanlian.shared.db import Database
+from tuanlian.shared.league_calendar import today as today_in_china
 from tuanlian.shared.testing import wait_until
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 from tuanlian.shared.auth import Principal, Role, TokenIssuer
-from tuanlian.shared.league_calendar import local_date, period_of
+from tuanlian.shared.league_calendar import period_of
+from tuanlian.shared.league_calendar import today as league_today
 from tuanlian.shared.settings import Settings
 
 WISHES = [
@@ -75,7 +76,7 @@ async def load_demo_activity(
     async with httpx.AsyncClient(timeout=30) as http:
         api = _Client(http, issuer, settings)
         await api.call("PUT", "contacts", f"/orgs/{city_id}/rules", admin,
-                       {"effective_from": local_date(datetime.now(UTC)).isoformat(), "preset": "000"}, ok=(409, 422))
+                       {"effective_from": league_today().isoformat(), "preset": "000"}, ok=(409, 422))
 
         by_cadre: dict[str, list[str]] = {}
         paths: dict[str, str] = {}
@@ -165,7 +166,7 @@ async def load_demo_activity(
         if demo.get("counties"):
             county = str(demo["counties"][0])
             county_admin = Principal(f"demo-admin-{county}", Role.org_admin, f"{city_path}/{county}")
-            quarter = period_of("quarter", local_date(datetime.now(UTC))).label
+            quarter = period_of("quarter", league_today()).label
             url = f"/orgs/{county}/reports/{quarter}"
             report = {"practice": "各团委按“五个一”要求开展活动，每月一次团课，覆盖辖区全部团支部。",
                       "experience": "线上交流与线下走访结合，青年参与度明显提高。",

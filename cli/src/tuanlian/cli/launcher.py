@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from tuanlian.shared.db import asyncpg_url
 from tuanlian.shared.infra import EmbeddedNats, EmbeddedPostgres
-from tuanlian.shared.league_calendar import local_date, period_of
+from tuanlian.shared.league_calendar import period_of
+from tuanlian.shared.league_calendar import today as league_today
 from tuanlian.shared.settings import DEFAULT_PORTS, Settings
 
 SERVICES = tuple(DEFAULT_PORTS)
@@ -233,7 +233,7 @@ def _print_welcome(stack: Stack, token: str | None) -> None:
                 f"'{s.url_of('scoring')}/circulars/{demo['circular']}?format=html' > circular.html"
             )
         if demo.get("activity", {}).get("reports"):
-            quarter = period_of("quarter", local_date(datetime.now(UTC))).label
+            quarter = period_of("quarter", league_today()).label
             print(
                 f"  who has sent this quarter's five-ones report upward (报送情况):\n"
                 f'    curl -H "Authorization: Bearer $(cat {token_file})" '

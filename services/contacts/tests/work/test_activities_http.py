@@ -6,8 +6,8 @@ import json
 from datetime import date, timedelta
 
 from nats.js import JetStreamContext
-from tuanlian.contacts.application.activities import today_in_china
 from tuanlian.shared.auth import Role
+from tuanlian.shared.league_calendar import today as today_in_china
 from tuanlian.shared.testing import stream_messages, wait_until
 from work_support import Api
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuanlian.contacts.application.activities import today_in_china
 from tuanlian.shared.auth import Role
+from tuanlian.shared.league_calendar import today as today_in_china
 from work_support import Api
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

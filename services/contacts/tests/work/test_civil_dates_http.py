@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuanlian.contacts.application.activities import today_in_china
 from tuanlian.shared.auth import Role
 from tuanlian.shared.db import Database
+from tuanlian.shared.league_calendar import today as today_in_china
 from work_support import Api
 
 DESC = "组织青年参观红色教育基地并座谈"

@@ -45,6 +45,12 @@ def local_date(moment: datetime) -> date:
     return moment.astimezone(SHANGHAI).date()
 
 
+def today() -> date:
+    """Today in China: League days (due dates, the rules in force, "no activity in the future")
+    are Beijing's; from 00:00 to 08:00 there UTC is still on the day before."""
+    return datetime.now(SHANGHAI).date()
+
+
 def _month_end(year: int, month: int) -> date:
     return date(year, month, _cal.monthrange(year, month)[1])
 
@@ -144,11 +150,16 @@ class ReportDue(NamedTuple):
     name_en: str
 
 
-def report_names(key: str) -> tuple[str, str]:
-    """The report's name in Chinese and English (``2026-Q4`` → 第4季度“五个一”工作报告)."""
+def _match(key: str) -> re.Match[str]:
     m = _REPORT_KEY.match(key)
     if m is None:
         raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    return m
+
+
+def report_names(key: str) -> tuple[str, str]:
+    """The report's name in Chinese and English (``2026-Q4`` → 第4季度“五个一”工作报告)."""
+    m = _match(key)
     if m["q"]:
         zh, en = REPORT_NAMES["quarterly"]
         return zh.format(n=m["q"]), en.format(n=m["q"])
@@ -156,18 +167,6 @@ def report_names(key: str) -> tuple[str, str]:
         zh, en = REPORT_NAMES["half_year"]
         return zh.format(n="上" if m["h"] == "1" else "下"), en.format(n=m["h"])
     return REPORT_NAMES["annual"]
-
-
-def _report(rules: OrgRules, year: int, kind: str, n: int) -> ReportDue | None:
-    r = rules.reports
-    due: date | None = None
-    if kind == "quarterly" and r.quarterly_five_ones_day:
-        key, due = f"{year}-Q{n}", quarterly_report_due(year, n, r.quarterly_five_ones_day)
-    elif kind == "half_year" and r.half_year:
-        key, due = f"{year}-H{n}", half_year_report_due(year, n)
-    elif kind == "annual" and r.annual_after_national_day_working_days:
-        key, due = f"{year}-annual", annual_report_due(year, r.annual_after_national_day_working_days)
-    return None if due is None else ReportDue(key, due, *report_names(key))
 
 
 def report_keys(year: int) -> list[str]:
@@ -189,22 +188,23 @@ def rules_day(year: int) -> date:
 def report_owed(rules: OrgRules, key: str) -> ReportDue | None:
     """The report ``key`` names, if ``rules`` (those in force on ``rules_day`` of its year) ask for
     it; None if they do not. Raises ValueError for a string that is no report key."""
-    m = _REPORT_KEY.match(key)
-    if m is None:
-        raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    m, r = _match(key), rules.reports
     year = int(m["year"])
+    due: date | None = None
     if m["q"]:
-        return _report(rules, year, "quarterly", int(m["q"]))
-    if m["h"]:
-        return _report(rules, year, "half_year", int(m["h"]))
-    return _report(rules, year, "annual", 0)
+        if r.quarterly_five_ones_day:
+            due = quarterly_report_due(year, int(m["q"]), r.quarterly_five_ones_day)
+    elif m["h"]:
+        if r.half_year:
+            due = half_year_report_due(year, int(m["h"]))
+    elif r.annual_after_national_day_working_days:
+        due = annual_report_due(year, r.annual_after_national_day_working_days)
+    return None if due is None else ReportDue(key, due, *report_names(key))
 
 
 def report_period(key: str) -> Period:
     """The period a report key covers (the quarter, the half year, the year)."""
-    m = _REPORT_KEY.match(key)
-    if m is None:
-        raise ValueError(f"not a report key: {key!r} (2026-Q4, 2026-H2 or 2026-annual)")
+    m = _match(key)
     year = int(m["year"])
     if m["q"]:
         return period_of("quarter", date(year, int(m["q"]) * 3, 1))

@@ -23,14 +23,12 @@ from tuanlian.shared.contracts.contacts import ActivityKind
 from tuanlian.shared.errors import IllegalTransition, NotFound, RuleViolation
 from tuanlian.shared.events import short_id
 from tuanlian.shared.http import require
+from tuanlian.shared.league_calendar import SHANGHAI
+from tuanlian.shared.league_calendar import today as league_today
 
 log = structlog.get_logger("tuanlian.contacts.work")
-CHINA = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
 
 
-def today_in_china() -> date:
-    """League dates (deadlines, "no future activity") are calendar days in China."""
-    return datetime.now(CHINA).date()
 
 
 class ActivityWork(WorkBase):
@@ -81,8 +79,8 @@ class ActivityWork(WorkBase):
             organiser = await self._organiser(conn, who, cmd)
             facts = await self._facts(conn, cmd)
             linked = await self._linked(conn, organiser, cmd.youth_ids)
-            activity = Activity.record(short_id(), organiser, facts, linked, today or today_in_china())
-            at = datetime.combine(cmd.occurred_on, time(12), CHINA)
+            activity = Activity.record(short_id(), organiser, facts, linked, today or league_today())
+            at = datetime.combine(cmd.occurred_on, time(12), SHANGHAI)
             await self.save(conn, activity, who, organiser.org_path, cid, at, description=cmd.description)
             return activity, await self._counts(conn, organiser.org_path, cmd.kind, cmd.occurred_on)
 
@@ -114,7 +112,7 @@ class ActivityWork(WorkBase):
             assert activity.organiser is not None
             facts = await self._facts(conn, cmd)
             linked = await self._linked(conn, activity.organiser, cmd.youth_ids)
-            activity.correct(facts, linked, cmd.reason, today or today_in_china())
+            activity.correct(facts, linked, cmd.reason, today or league_today())
             await self.save(
                 conn, activity, who, activity.organiser.org_path, cid, description=cmd.description
             )
@@ -204,7 +202,7 @@ class ActivityWork(WorkBase):
             by_org = (who.org_path or campaign.org_path).rstrip("/").rsplit("/", 1)[-1]
             nomination_id = short_id()
             ensure_may_be_nominated(cadre.id, await latest_assessment(conn, self.schema, cadre.id))
-            campaign.nominate(nomination_id, cadre, by_org, today or today_in_china())
+            campaign.nominate(nomination_id, cadre, by_org, today or league_today())
             await self.save(conn, campaign, who, cadre.org_path, cid)
             return nomination_id
 
@@ -226,8 +224,8 @@ class ActivityWork(WorkBase):
         async with self.db.transaction() as conn:
             cadre = await self.base.cadres.get(conn, cmd.cadre_id)
             require(who, Role.org_admin, org_path=cadre.org_path, why="draw spot checks")
-            start = datetime.combine(cmd.period_from, time.min, CHINA)
-            end = datetime.combine(cmd.period_to, time.max, CHINA)
+            start = datetime.combine(cmd.period_from, time.min, SHANGHAI)
+            end = datetime.combine(cmd.period_to, time.max, SHANGHAI)
             rows = await conn.fetch(
                 f"SELECT 'interaction:' || interaction_id AS item FROM {self.schema}.interactions "
                 "WHERE cadre_id = $1 AND occurred_at BETWEEN $2 AND $3 UNION ALL "

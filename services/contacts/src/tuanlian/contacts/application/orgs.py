@@ -19,9 +19,8 @@ from tuanlian.shared.auth import Forbidden, Principal, Role, path_covers
 from tuanlian.shared.contracts.contacts import OrgRules, OrgType
 from tuanlian.shared.contracts.dates import CivilDate
 from tuanlian.shared.errors import NotFound, RuleViolation
-from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require
-from tuanlian.shared.league_calendar import local_date
+from tuanlian.shared.league_calendar import today as league_today
 
 
 def may_read_org(who: Principal, org_path: str) -> None:
@@ -200,7 +199,7 @@ class OrgsService:
                 parent_rules, _ = effective_rules(chain[:-1], cmd.effective_from)
                 parent_name = await conn.fetchval(f"SELECT name FROM {self.s}.orgs WHERE org_id = $1", org.parent_id)
                 parent_name = f"{parent_name} ({org.parent_id})"
-            org.set_rules(rules, cmd.effective_from, cmd.preset, parent_rules, parent_name, today or local_date(utcnow()))
+            org.set_rules(rules, cmd.effective_from, cmd.preset, parent_rules, parent_name, today or league_today())
 
         return await self._change(who, org_id, cid, act)
 
@@ -210,7 +209,7 @@ class OrgsService:
             org = await self._row(conn, org_id)
             may_read_org(who, org["org_path"])
             ids, chain = await self._chain(conn, org["org_path"])
-        day = on or local_date(utcnow())  # League days are Beijing's: at 01:00 there it is still yesterday in UTC
+        day = on or league_today()
         rules, source = effective_rules(chain, day)
         return {
             "org_id": org_id,

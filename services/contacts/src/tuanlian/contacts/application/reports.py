@@ -17,16 +17,15 @@ from tuanlian.shared.aggregate import Repository
 from tuanlian.shared.auth import Principal, Role
 from tuanlian.shared.contracts.contacts import REPORT_SECTION_MAX
 from tuanlian.shared.errors import NotFound, RuleViolation
-from tuanlian.shared.events import utcnow
 from tuanlian.shared.http import require
 from tuanlian.shared.league_calendar import (
     CalendarNotCovered,
     ReportDue,
-    local_date,
     report_owed,
     report_period,
     rules_day,
 )
+from tuanlian.shared.league_calendar import today as league_today
 
 
 class SubmitReport(BaseModel):
@@ -80,7 +79,7 @@ class ReportsService:
     async def submit(self, who: Principal, org_id: str, period: str, cmd: SubmitReport,
                      cid: UUID | None = None, today: date | None = None) -> dict[str, Any]:
         """Send the org's report for ``period`` (again): its own admins, or an admin above for it."""
-        day = today or local_date(utcnow())
+        day = today or league_today()
         async with self.orgs.core.db.transaction() as conn:
             org = await self.orgs.core.orgs.get(conn, org_id)
             require(who, Role.org_admin, org_path=org.path, why="send this organisation's work report")
@@ -133,7 +132,7 @@ class ReportsService:
                       today: date | None = None) -> dict[str, Any]:
         """报送情况: each open organisation directly under ``org_id`` — whether its rules ask for the
         report, when it is due, and where it stands."""
-        day = today or local_date(utcnow())
+        day = today or league_today()
         async with self.orgs.core.db.connection() as conn:
             org = await self.orgs._row(conn, org_id)
             require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="see who sent their reports")
