@@ -489,7 +489,9 @@ async def _rebuild_figure(ctx: BenchContext, js: JetStreamContext, url: str, tot
         f"{ledger_rows:,} ledger rows; raw COPY of those rows, 4000/transaction, "
         f"= {copy_rate:,.0f} events/s-equivalent; raw read {read_n:,} messages. The swap held the live "
         f"consumers {r.held * 1000:,.0f} ms (its lock to its commit: the last events; the positions are the new "
-        f"version's own, nothing handed over). The rebuild used "
+        f"version's own, nothing handed over). Phases (s): "
+        + ", ".join(f"{name} {sec:.1f}" for name, sec in r.phases.items())
+        + f". The rebuild used "
         f"{cpu.per_event(r.events)} (the benchmark process includes the rebuild's reader process).")
 
 

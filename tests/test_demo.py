@@ -46,6 +46,7 @@ async def test_the_demo_circular_counts_the_reorganisation_and_survives_a_rebuil
                "TUANLIAN_HOME": str(stack.home)}
         out = await _tuanlian(env, "scoring", "rebuild")
         assert "version 2 (scoring_proj_v2) now serves" in out, out
+        assert "phases: replay " in out and ", after " in out, out
 
         after = (await http.get(f"/circulars/{demo['circular']}/as-of")).json()
         assert after["equal"] is True, after

@@ -129,8 +129,9 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
                           date(2025, 12, 1) + timedelta(days=rnd.randrange(150)), rnd.choice([1, 3, 5, -1])))
     assert sum(step[0] == "transfer" for step in steps) >= 15
     in_memory, as_deltas = State(P, "m", bulk=True, authoritative=True), State(P, "d")
+    stepwise = State(P, "s", bulk=True, authoritative=True)  # folded a few owners at a time
     for n, step in enumerate(steps, start=1):
-        for state in (in_memory, as_deltas):
+        for state in (in_memory, stepwise, as_deltas):
             if step[0] == "transfer":
                 _t, owner, path, org_type = step
                 state.refile(str(owner), str(path), org_type)  # type: ignore[arg-type]
@@ -141,8 +142,9 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
             async with db.transaction() as conn:
                 await as_deltas.write(ProjectionTx(conn), fold_now=n % 500 == 0)
     assert not in_memory.refiled  # nothing of a rebuild's is in Postgres yet: nothing to move there
-    boards = in_memory.take_boards()
+    boards = await in_memory.take_boards()
     assert boards is not None and not in_memory.period_delta
+    assert await stepwise.take_boards(owners_per_step=7) == boards
     async with db.transaction() as conn:
         await as_deltas.write(ProjectionTx(conn), fold_now=True)
         by_sql = {tuple(r) for r in await conn.fetch(f"SELECT {', '.join(BOARD_COLUMNS)} FROM {P}.period_points")}
@@ -151,7 +153,7 @@ async def test_a_rebuilds_boards_folded_in_memory_equal_the_sql_fold_of_the_same
     assert set(boards) == by_sql and len(boards) == len(by_sql)
     # Once credits were written as deltas, memory no longer holds them all: no fold there.
     as_deltas.add_period_points("c1", ("cadre", "/r/a", None, None), date(2026, 1, 1), 1)
-    assert as_deltas.take_boards() is None
+    assert await as_deltas.take_boards() is None
 
 
 async def test_the_owner_index_and_the_moves_reach_every_projection_version_that_exists(database_url: str) -> None:
@@ -201,7 +203,7 @@ async def test_orgs_projected_before_their_history_was_kept_get_one(database_url
         await conn.close()
 
 
-def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
+async def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
     """A rebuild's credits: a transfer re-files the owner's (past days too), a later move of the
     org it went to re-files them again, and credits of other owners stay where they were."""
     st = State(P, "m", bulk=True, authoritative=True)
@@ -211,14 +213,14 @@ def test_credits_in_memory_follow_their_owner_and_then_their_org() -> None:
     st.refile("c1", "/r/b/x", "school")
     st.move_credits("/r/b", lambda p: "/r/c/b" + p[len("/r/b"):] if p.startswith("/r/b/") else None)
     st.add_period_points("c1", ("cadre", "/r/c/b/x", "part_time", "school"), day + timedelta(days=1), 2)
-    boards = {(r[0], r[1], r[2]): (r[4], r[6], r[7]) for r in st.take_boards() or []}
+    boards = {(r[0], r[1], r[2]): (r[4], r[6], r[7]) for r in await st.take_boards() or []}
     assert boards[("day", "2026-03-10", "c1")] == ("/r/c/b/x", "school", 3)
     assert boards[("day", "2026-03-11", "c1")] == ("/r/c/b/x", "school", 2)
     assert boards[("all", "all", "c1")] == ("/r/c/b/x", "school", 5)
     assert boards[("all", "all", "c2")] == ("/r/c/b/x", "branch", 1)
     st.add_period_points("c3", ("cadre", "/r/a", None, None), day, 1)
     st.move_credits("/r/a", lambda p: "/r/z" if p == "/r/a" else None)
-    assert [r[4] for r in st.take_boards() or []] == ["/r/z"] * 5  # the index was reset with the credits
+    assert [r[4] for r in await st.take_boards() or []] == ["/r/z"] * 5  # the index was reset with the credits
 
 
 async def test_boards_open_at_the_owners_place_as_its_row_has_it_in_memory_and_by_sql(
@@ -251,7 +253,7 @@ async def test_boards_open_at_the_owners_place_as_its_row_has_it_in_memory_and_b
     assert by_sql[("day", "2026-04-19", "c1")] == ("/r/b", "full_time", "school", 2)
     assert by_sql[("all", "all", "o1")] == ("/r/o", None, "university", 5)
     assert by_sql[("all", "all", "c9")] == ("/r/z", "part_time", "branch", 1)
-    boards = in_memory.take_boards() or []
+    boards = await in_memory.take_boards() or []
     assert {(r[0], r[1], r[2]): (r[4], r[5], r[6], r[7]) for r in boards} == by_sql and len(boards) == len(by_sql)
 
 
@@ -328,3 +330,43 @@ async def test_a_cadre_credited_before_its_registration_gets_its_kind_and_place(
 async def _in_transaction(db: Database, change: Callable[[Any], Awaitable[None]]) -> None:
     async with db.transaction() as conn:
         await change(conn)
+
+
+async def test_a_rebuilds_last_write_copies_rows_and_boards_and_lets_go_of_the_rows_without_a_path(
+    database_url: str, db: Database
+) -> None:
+    """``State.write_spread`` on two connections: every row and the boards folded in memory
+    (a few owners at a time, beside the other lane's COPY) reach Postgres; memory is no longer
+    authoritative, keeps the rows with a path (the boards' fold read them) and lets go of the
+    others, which are then read back from Postgres as a live consumer reads them."""
+    await _schema(database_url)
+    st = State(P, "rebuild-v2", bulk=True, authoritative=True, stamped=True)
+    day = date(2026, 3, 10)
+    st.put("cadres", {"cadre_id": "c1", "org_id": "b1", "org_path": "/r/b", "org_type": "branch",
+                      "kind": "part_time", "in_leadership_organ": False, "active": True, "linked_youths": 3,
+                      "last_online": None, "last_face_to_face": None})
+    for i in range(12_000):  # more owners than one step of the fold, more links than one slice let go
+        st.put("links", {"link_id": f"l{i}", "cadre_id": "c1", "youth_id": f"y{i}", "active": i % 7 != 0})
+        st.add_period_points(f"c{i % 6_000}", ("cadre", "/r/b", "part_time", "branch"),
+                             day + timedelta(days=i % 40), 1)
+    twin = State(P, "twin", bulk=True, authoritative=True)
+    for owner, days in st.period_delta.items():
+        for d, (points, kind, path) in days.items():
+            twin.add_period_points(owner, (kind, path, "part_time", "branch"), d, points)
+    boards = await twin.take_boards()
+    conns = [await connect_raw(database_url) for _ in range(2)]
+    try:
+        await st.write_spread(conns)
+    finally:
+        for conn in conns:
+            await conn.close()
+    assert not st.authoritative
+    assert st.cached("links", "l5") == (False, None)  # let go of: not known from memory
+    assert st.cached("cadres", "c1")[0]  # a row with a path stays
+    async with db.connection() as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {P}.links") == 12_000
+        assert await conn.fetchval(f"SELECT count(*) FROM {P}.links WHERE NOT active") == len(range(0, 12_000, 7))
+        written = {tuple(r) for r in await conn.fetch(f"SELECT {', '.join(BOARD_COLUMNS)} FROM {P}.period_points")}
+        assert boards is not None and written == set(boards) and len(written) == len(boards)
+        st.lend(ProjectionTx(conn))
+        assert await st.get("links", "l7") == {"link_id": "l7", "cadre_id": "c1", "youth_id": "y7", "active": False}

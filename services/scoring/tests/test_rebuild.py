@@ -92,6 +92,8 @@ async def test_rebuild_equals_old_version_swaps_reads_and_live_consumers_continu
         result = await Rebuild(conn, js, on_progress=lambda p: seen.append(p.done)).run()
     assert (result.version, result.schema, result.previous) == (2, "scoring_proj_v2", "scoring_proj")
     assert result.events == n and result.applied == n and seen[-1] == n
+    assert list(result.phases) == ["replay", "write", "swap", "after"]
+    assert abs(sum(result.phases.values()) - result.seconds) < 0.05  # the phases add up to the rebuild
     # The new version equals the old one, entry for entry.
     assert await _ledger(scoring, "scoring_proj_v2") == old_ledger
     assert await _points(scoring, "scoring_proj_v2") == old_points

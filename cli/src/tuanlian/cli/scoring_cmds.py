@@ -175,6 +175,7 @@ def rebuild(
         typer.echo(f"version {r.version} ({r.schema}) now serves: {r.events} events read, {r.applied} applied, "
                    f"{r.duplicates} duplicates, {r.skipped} unreadable skipped in {r.seconds:.1f} s "
                    f"= {r.rate:,.0f} events/s; the live consumers were held {r.held * 1000:,.0f} ms for the swap")
+        typer.echo("phases: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in r.phases.items()))
         typer.echo(f"previous version {r.previous} " + ("dropped" if r.dropped_old else "kept (retired)"))
 
     asyncio.run(go())

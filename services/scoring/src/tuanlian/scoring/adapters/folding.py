@@ -23,6 +23,7 @@ the credits there and leaves the older boards to the next fold, which moves them
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -72,14 +73,15 @@ BOARD_COLUMNS = ("period_kind", "period_key", "owner_id", "owner_kind", "org_pat
                  "points")
 
 
-def fold_in_memory(deltas: dict[str, dict[date, list[Any]]],
+def fold_in_memory(deltas: Iterable[tuple[str, dict[date, list[Any]]]],
                    kinds: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
     """What :func:`fold` makes of credits not yet written, as ``period_points`` rows for an empty
     table: a rebuild holds every credit of its replay in memory, and the SQL fold of them (a
     million events: 580,000 owner-days, 650,000 rows) took 15-30 s of its end.
 
-    ``deltas``: owner → China day → [points, owner kind, org path], days in the order first
-    credited; ``kinds``: owner → [cadre kind, org type] as last known (``State.period_delta``).
+    ``deltas``: (owner, China day → [points, owner kind, org path]), days in the order first
+    credited, all of an owner's in one pair (``State.period_delta``'s items, or some of them: a
+    rebuild folds them a slice at a time); ``kinds``: owner → [cadre kind, org type] as last known.
     Filed as ``_FOLD`` files them: under the domain's day, month, quarter and year keys and "all",
     at the place of the owner's first credit in each period, with its last known kind and type.
     """
@@ -87,7 +89,7 @@ def fold_in_memory(deltas: dict[str, dict[date, list[Any]]],
     filed: dict[date, tuple[str, tuple[tuple[str, str], ...]]] = {}  # day → its key, its longer periods
     rows: list[tuple[Any, ...]] = []
     unknown = (None, None)
-    for owner, credits in deltas.items():
+    for owner, credits in deltas:
         cadre_kind, org_type = kinds.get(owner, unknown)
         # An owner has one credit per day: its day rows need no adding up; its longer periods do,
         # each at the place of its first credit in the period (the credits are in that order).

@@ -129,6 +129,9 @@ class RebuildResult:
     sequences: dict[str, int]
     dropped_old: bool
     held: float = 0.0  # seconds the swap held the live consumers back (its lock to its commit)
+    # Seconds of each phase: replay (catch-up rounds included), write (rows and boards), swap,
+    # and what follows it (the old version's positions forgotten, its schema dropped).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -516,7 +519,8 @@ class Rebuild:
         """The rows kept in memory, written at once (COPY into the tables still empty, an upsert
         into the others), and the boards: folded in memory and copied into the empty
         ``period_points`` (``State.take_boards``), or, if credits were written out on the way
-        (rows outgrowing ``max_rows``), every credit written as deltas and folded by SQL.
+        (rows outgrowing ``max_rows``), every credit written as deltas and folded by SQL
+        (``State.write_spread``).
 
         These are seconds of Postgres's time on a large replay, and nothing reads the new schema
         before the swap: with ``db_url`` the tables are spread over two connections of their
@@ -524,9 +528,8 @@ class Rebuild:
         the rebuild's connection copies the positions.
         """
         state = projector.state
-        boards = state.take_boards()
         if self.db_url is None:
-            await state.write_spread([self.conn], boards)
+            await state.write_spread([self.conn])
             await self._write_positions()
             return
         conns = [await connect_raw(self.db_url) for _ in range(2)]
@@ -535,7 +538,7 @@ class Rebuild:
                 await conn.execute("SET synchronous_commit = off")
                 await accept_json_text(conn)
             async with asyncio.TaskGroup() as lanes:  # one failing cancels the other
-                lanes.create_task(state.write_spread(conns, boards))
+                lanes.create_task(state.write_spread(conns))
                 lanes.create_task(self._write_positions())
         finally:
             for conn in conns:
@@ -547,6 +550,14 @@ class Rebuild:
 
     async def _run_all(self, drop_old: bool, catch_up_rounds: int) -> RebuildResult:
         started = time.perf_counter()
+        phases: dict[str, float] = {}
+        mark = started
+
+        def phase_ends(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name], mark = now - mark, now
+
         version, target, previous = await self._create()
         self.target, self.previous = target, previous
         state = State(target, f"rebuild-v{version}", authoritative=True, stamped=True, max_rows=self.max_rows,
@@ -573,17 +584,20 @@ class Rebuild:
                 await self._run(projector, ranges, progress, stamps)
                 if behind < self.batch:
                     break
+            phase_ends("replay")
             progress.phase = "write"
             self.on_progress(progress)
+            # Rows and boards are in Postgres after this, and memory no longer authoritative: the
+            # swap's last events read misses there and move what a transfer or an org move moves
+            # there, as a live consumer's do (applied in memory only, the boards just written
+            # stayed at the old places).
             await self._write_rows(projector)
-            # Rows and boards are in Postgres now: the swap's last events read misses there and
-            # move what a transfer or an org move moves there, as a live consumer's do (applied
-            # in memory only, the boards just written stayed at the old places).
-            state.authoritative = False
+            phase_ends("write")
             await self.conn.execute("RESET synchronous_commit")
             progress.phase = "swap"
             self.on_progress(progress)
             await self._swap(projector, version, target, previous, progress)
+            phase_ends("swap")
         except BaseException:
             await self.conn.execute("RESET synchronous_commit")
             await self._fail(version, target)
@@ -599,9 +613,10 @@ class Rebuild:
             await self.conn.execute(
                 f"UPDATE {self.s}.projection_versions SET dropped_at = now() WHERE schema_name = $1", previous)
             dropped = True
+        phase_ends("after")
         seconds = time.perf_counter() - started
         return RebuildResult(version, target, previous, progress.done, progress.applied, progress.duplicates,
-                             progress.skipped, seconds, dict(self.read_to), dropped, self.held)
+                             progress.skipped, seconds, dict(self.read_to), dropped, self.held, phases)
 
     async def _write_positions(self) -> None:
         """The replay's per-aggregate positions, as the new version's (nothing reads them until it
@@ -617,7 +632,7 @@ class Rebuild:
                     # Postgres's time against 0.87-1.09 s in arrival order).
                     await self.conn.copy_records_to_table(
                         "consumer_positions", schema_name=self.s, columns=("consumer", "stream_id", "stream_version"),
-                        records=((key, sid, v) for sid, v in sorted(pos.items())))
+                        records=((key, sid, pos[sid]) for sid in sorted(pos)))
                 elif touched[producer]:
                     await self.conn.execute(
                         f"INSERT INTO {self.s}.consumer_positions (consumer, stream_id, stream_version) "
@@ -727,4 +742,5 @@ def summary(r: RebuildResult) -> dict[str, Any]:
     return {"version": r.version, "schema": r.schema, "previous": r.previous, "events": r.events,
             "applied": r.applied, "duplicates": r.duplicates, "skipped": r.skipped,
             "seconds": round(r.seconds, 2), "events_per_s": round(r.rate), "sequences": r.sequences,
-            "dropped_old": r.dropped_old, "live_consumers_held_s": round(r.held, 3)}
+            "dropped_old": r.dropped_old, "live_consumers_held_s": round(r.held, 3),
+            "phases_s": {name: round(sec, 2) for name, sec in r.phases.items()}}

@@ -16,7 +16,7 @@ import functools
 import random
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -148,13 +148,15 @@ def _jsonb_to_value(data: bytes) -> Any:
 
 
 async def copy_into_empty(conn: Any, schema: str, table: str, columns: Sequence[str],
-                          records: Iterable[Any] | AsyncIterable[Any]) -> None:
+                          records: Iterable[Any] | AsyncIterable[Any],
+                          copied: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
     """COPY into a table that holds no row yet, its indexes dropped first and built again after,
     in the caller's transaction: one sorted build each instead of an insert per row (a rebuild's
     650,000 period points into their three secondary indexes: ~8 s of Postgres's time, ~5 s this
     way). The primary key too: rows come in the order memory holds them (by owner, not by period),
     and inserting them into the key one by one cost ~1-2 s more of Postgres's time than adding the
-    key after (686,000 board rows). Nothing else may be using the table (DROP INDEX locks it)."""
+    key after (686,000 board rows). Nothing else may be using the table (DROP INDEX locks it).
+    ``copied`` runs while the indexes are built (a rebuild lets go of the rows then)."""
     # Each index as the statements that drop it and make it again: a key (primary or unique) as
     # its constraint, and first, so that the others are built on a table that has it.
     indexes = await conn.fetch(
@@ -169,10 +171,28 @@ async def copy_into_empty(conn: Any, schema: str, table: str, columns: Sequence[
     for ix in indexes:
         await conn.execute(ix["drop"])
     await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=records)
+    async with asyncio.TaskGroup() as both:
+        both.create_task(_build(conn, indexes))
+        if copied is not None:
+            both.create_task(copied())  # while Postgres builds the indexes
+
+
+async def _build(conn: Any, indexes: Sequence[Any]) -> None:
     if indexes:
         await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")  # each sort in memory
         for ix in indexes:
             await conn.execute(ix["make"])
+
+
+async def _let_go(rows: list[Any] | dict[Any, Any]) -> None:
+    """Free rows a slice at a time: the other lanes' COPYs go on meanwhile."""
+    while rows:
+        if isinstance(rows, dict):
+            for _ in range(min(len(rows), 20_000)):
+                rows.popitem()
+        else:
+            del rows[-20_000:]
+        await asyncio.sleep(0)
 
 
 def columns_of(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
@@ -599,60 +619,78 @@ class State:
             self.clear()
             raise
 
-    async def write_spread(self, conns: Sequence[Any], boards: list[tuple[Any, ...]] | None) -> None:
+    async def write_spread(self, conns: Sequence[Any]) -> None:
         """A rebuild's last write: what :meth:`write` sends, spread over ``conns``, each in a
         transaction of its own (Postgres writes them on as many cores), the largest tables
-        first; and the boards: ``boards`` (:meth:`take_boards`) copied in, or with None the
-        credits written as deltas and folded by SQL.
+        first; and the boards: folded in memory by one lane while the others copy
+        (:meth:`take_boards`) and copied in, or, if credits were written as deltas on the way,
+        folded by SQL once every lane has committed.
 
         A table still empty streams its rows to COPY as they are read from memory, handing the
         event loop back now and then: one lane turns rows into records while the other's COPY
         runs, instead of every row being taken first (7 s of a 1M-event rebuild's end, during
         which no COPY moved). Nothing else changes the rows meanwhile: the rebuild waits.
+
+        From here on memory is no longer authoritative: the rows of each table without a path
+        are let go of once copied, while Postgres builds its indexes (freed at the end, they
+        were 1.4 s of one core with the other idle); what the swap's last events need is read
+        back from Postgres, as a live consumer reads it.
         """
+        self.authoritative = False
         dirty, self._dirty = self._dirty, defaultdict(set)
-        rest = replace(self._take(False), deltas=self._take_points())
-        jobs: list[tuple[int, Callable[[Any], Awaitable[None]]]] = []
-        for table, keys in dirty.items():
-            held = self._rows[table]
-            rows = [r for k in keys if (r := held[k]) is not None]
-            jobs.append((len(rows), functools.partial(self._write_table, spec=TABLES[table], rows=rows)))
+        in_memory = not self._deltas_written
+        rest = self._take(False) if in_memory else replace(self._take(False), deltas=self._take_points())
+        jobs: list[tuple[int, Callable[[Any], Awaitable[None]]]] = [
+            (len(keys), functools.partial(self._write_table, spec=TABLES[table], keys=keys))
+            for table, keys in dirty.items()]
 
         async def the_rest(conn: Any) -> None:
             await self._send(conn, rest, fold_now=False)
-            if boards:
-                await copy_into_empty(conn, self.schema, "period_points", BOARD_COLUMNS, boards)
+            if in_memory:
+                boards = await self.take_boards(owners_per_step=5_000)
+                if boards:
+                    await copy_into_empty(conn, self.schema, "period_points", BOARD_COLUMNS, boards,
+                                          copied=functools.partial(_let_go, boards))
 
-        jobs.append((len(boards or ()) + len(rest.deltas), the_rest))
+        # A board row per owner and day, and per owner and longer period: about the credits' count.
+        jobs.append((sum(map(len, self.period_delta.values())) + len(rest.deltas), the_rest))
         lanes: list[list[Callable[[Any], Awaitable[None]]]] = [[] for _ in conns]
         load = [0] * len(conns)
         for n, job in sorted(jobs, key=lambda j: -j[0]):
             least = load.index(min(load))
             lanes[least].append(job)
             load[least] += n
+        del jobs
 
         async def run(conn: Any, lane: list[Callable[[Any], Awaitable[None]]]) -> None:
             async with conn.transaction():
-                for job in lane:
-                    await job(conn)
+                while lane:
+                    await lane.pop(0)(conn)  # its rows go with it
 
         try:
             async with asyncio.TaskGroup() as all_lanes:  # one failing cancels the others
                 for conn, lane in zip(conns, lanes, strict=True):
                     all_lanes.create_task(run(conn, lane))
-            if boards is None:  # once every lane has committed: the fold reads the owners' rows
+            if not in_memory:  # once every lane has committed: the fold reads the owners' rows
                 async with conns[0].transaction():
                     await fold(conns[0], self.schema)
         except BaseException:
             self.clear()
             raise
 
-    async def _write_table(self, conn: Any, *, spec: TableSpec, rows: list[Row]) -> None:
+    async def _write_table(self, conn: Any, *, spec: TableSpec, keys: set[tuple[Any, ...]]) -> None:
+        held = self._rows[spec.name]
+        rows = (r for k in keys if (r := held[k]) is not None)  # taken as they are copied
         if spec.name in self._empty and (not spec.json or conn in _JSON_TEXT):
             self._empty.discard(spec.name)
-            await copy_into_empty(conn, self.schema, spec.name, spec.columns, _records(spec, rows))
+            await copy_into_empty(conn, self.schema, spec.name, spec.columns, _records(spec, rows),
+                                  copied=None if spec.pathed else functools.partial(self._let_go, spec.name, keys))
         else:
             await self._upsert(conn, spec=spec, cols=_columns_with_json_text(spec, [spec.values_of(r) for r in rows]))
+
+    async def _let_go(self, table: str, keys: set[tuple[Any, ...]]) -> None:
+        keys.clear()  # the dirty keys, which nothing else holds
+        await _let_go(self._rows.pop(table, {}))
 
     def _take(self, rows: bool) -> _Taken:
         upserts: list[tuple[TableSpec, list[list[Any]]]] = []
@@ -742,23 +780,34 @@ class State:
             f"INSERT INTO {self.schema}.board_moves (owner_id, org_path, org_type, cadre_kind) "
             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])", owners, paths, types, kinds)
 
-    def take_boards(self) -> list[tuple[Any, ...]] | None:
+    async def take_boards(self, owners_per_step: int = 0) -> list[tuple[Any, ...]] | None:
         """Every credit, folded here into ``period_points`` rows (:func:`fold_in_memory`) and
         forgotten, if memory holds them all: none was ever written as a period delta (a rebuild
-        whose rows outgrew ``max_rows`` wrote them out). None otherwise."""
+        whose rows outgrew ``max_rows`` wrote them out). None otherwise.
+
+        With ``owners_per_step``, the event loop is handed back after each slice of that many
+        owners: in a rebuild's last write the fold (~2 s of Python on a million events) then
+        runs while the other tables' COPYs go on, instead of before them with Postgres idle."""
         if self._deltas_written:
             return None
-        self._at_owners_places()
-        boards = fold_in_memory(self.period_delta, self._owner_kinds)
+        owners = list(self.period_delta.items())
+        step = owners_per_step or max(len(owners), 1)
+        boards: list[tuple[Any, ...]] = []
+        for start in range(0, len(owners), step):
+            part = owners[start:start + step]
+            self._at_owners_places(part)
+            boards += fold_in_memory(part, self._owner_kinds)
+            if owners_per_step:
+                await asyncio.sleep(0)
         self._forget_points()
         return boards
 
-    def _at_owners_places(self) -> None:
+    def _at_owners_places(self, owners: Iterable[tuple[str, dict[date, list[Any]]]]) -> None:
         """Each owner's credits at its place, kind and org level as its row has them, where there
         is one: what the SQL fold files them under (``folding``). A rebuild's credits are there
         already, but for those made before their owner's row existed."""
         cadres, orgs = self._rows["cadres"], self._rows["orgs"]
-        for owner, credits in self.period_delta.items():
+        for owner, credits in owners:
             owner_kind = next(iter(credits.values()))[1]
             row = (cadres if owner_kind == "cadre" else orgs).get((owner,))
             if row is None:
@@ -842,7 +891,7 @@ class _Taken:
     log: tuple[str, int] | None = None  # (consumer, through sequence): the batch's applied_log row
 
 
-async def _records(spec: TableSpec, rows: list[Row]) -> AsyncIterator[Sequence[Any]]:
+async def _records(spec: TableSpec, rows: Iterable[Row]) -> AsyncIterator[Sequence[Any]]:
     """The rows' values in ``spec.columns`` order, JSON documents as text, for a COPY; the event
     loop is handed back every 2,000 rows (``write_spread``'s other lane goes on meanwhile)."""
     values = spec.values_of
