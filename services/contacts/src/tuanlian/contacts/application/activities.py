@@ -29,8 +29,6 @@ from tuanlian.shared.league_calendar import today as league_today
 log = structlog.get_logger("tuanlian.contacts.work")
 
 
-
-
 class ActivityWork(WorkBase):
     def __post_init__(self) -> None:
         self.activities = Repository(self.base.store, Activity)
