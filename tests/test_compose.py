@@ -265,6 +265,12 @@ def test_postgres_keeps_its_data_and_reports_readiness(services: dict[str, Any])
     assert "pg_isready" in healthcheck_text(pg)
 
 
+def test_postgres_is_initialised_to_compare_text_by_code_point(services: dict[str, Any]) -> None:
+    # As the embedded cluster is (infra.EmbeddedPostgres): every projection key is text.
+    args = environment(services["postgres"]).get("POSTGRES_INITDB_ARGS", "").split()
+    assert "--locale-provider=builtin" in args and "--builtin-locale=C.UTF-8" in args, args
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_app_service_builds_the_repo_dockerfile(services: dict[str, Any], name: str) -> None:
     build = services[name].get("build")

@@ -193,6 +193,54 @@ def test_decode_validates_the_payload_against_the_contract() -> None:
         ps.contracts.decode(_env(event_type="thing.ticked", payload={"n": "not a number"}))
 
 
+def test_read_json_reads_what_decode_reads() -> None:
+    wanted = {t.event_type for t in ps.contracts.types()}
+    current = ps.envelope("t-1", 1, ps.ThingCreated(name="一号"))
+    env, event = ps.contracts.read_json(current.model_dump_json(), wanted)
+    assert event == ps.contracts.decode(current) == ps.ThingCreated(name="一号")
+    assert env.payload is event  # envelope and payload validated in one pass
+    assert (env.event_id, env.stream_id, env.stream_version, env.occurred_at) == (
+        current.event_id, current.stream_id, current.stream_version, current.occurred_at)
+    # An older version still goes through its upcaster.
+    old = ps.envelope("t-1", 2, ps.ThingRenamedV1(name="新名字"))
+    env, event = ps.contracts.read_json(old.model_dump_json().encode(), wanted)
+    assert event == ps.contracts.decode(old)
+    assert isinstance(event, ps.ThingRenamed) and event.reason == "unspecified (v1)"
+    assert env.payload == {"name": "新名字"}
+    # Not wanted (a type the registry does not know included): the envelope alone.
+    env, event = ps.contracts.read_json(current.model_dump_json(), set())
+    assert event is None and env.event_id == current.event_id
+    stranger = _env(event_type="thing.exploded", payload={"how": "loudly"})
+    env, event = ps.contracts.read_json(stranger.model_dump_json(), wanted)
+    assert event is None and env == stranger
+    with pytest.raises(UnknownEvent, match="no event type"):
+        ps.contracts.read_json(stranger.model_dump_json(), wanted | {"thing.exploded"})
+    # What decode refuses, read_json refuses the same way.
+    with pytest.raises(ValidationError):
+        ps.contracts.read_json(_env(event_type="thing.created", payload={"name": "x", "extra": 1})
+                               .model_dump_json(), wanted)
+    with pytest.raises(UnknownEvent, match="newer than this code"):
+        ps.contracts.read_json(_env(event_type="thing.created", schema_version=2, payload={"name": "x"})
+                               .model_dump_json(), wanted)
+    with pytest.raises(ValidationError):
+        ps.contracts.read_json(b'{"event_type": "thing.created"}', wanted)
+
+
+def test_read_json_with_one_contract() -> None:
+    reg = ContractRegistry("x")
+
+    @reg.register
+    class Only(DomainEvent):
+        event_type = "only"
+        stream_type = "s"
+        n: int
+
+    env, event = reg.read_json(_env(event_type="only", payload={"n": 3}).model_dump_json(), {"only"})
+    assert event == Only(n=3)
+    env, event = reg.read_json(_env().model_dump_json(), {"only"})
+    assert event is None and env.payload == _env().payload
+
+
 def test_registry_refuses_a_type_twice_and_lists_what_it_has() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         ps.contracts.register(ps.ThingCreated)

@@ -41,3 +41,29 @@ def test_ports_asked_together_are_distinct_and_free() -> None:
     for port in ports[:4]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # still free once handed out
+
+
+async def test_embedded_postgres_compares_text_by_code_point(tmp_path) -> None:
+    """The embedded cluster (tests, ``make run``, ``make bench``) uses the builtin C.UTF-8
+    locale, as the compose file's does: text keys compare by code point without strcoll, as
+    Python sorts them, while casing still knows Unicode."""
+    import asyncpg
+    from tuanlian.shared.infra import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path, durable=False)
+    url = server.start()
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            provider, locale = await conn.fetchrow(
+                "SELECT datlocprovider::text, datlocale FROM pg_database WHERE datname = current_database()")
+            words = ["团支部", "b", "B", "é", "a", "Z", "团委", "ä"]
+            ordered = await conn.fetchval("SELECT array_agg(w ORDER BY w) FROM unnest($1::text[]) w", words)
+            upper = await conn.fetchval("SELECT upper('é团')")
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+    assert (provider, locale) == ("b", "C.UTF-8")
+    assert ordered == sorted(words)
+    assert upper == "É团"

@@ -10,7 +10,7 @@ from typing import Any
 from click.testing import Result
 from nats.js import JetStreamContext
 from scoring_support import Producer, Scoring
-from test_projection import T0, _interaction, _org_and_cadre
+from test_projection import T0, _city_and_branch, _interaction, _org_and_cadre
 from tuanlian.cli.main import app
 from tuanlian.shared.auth import Role
 from tuanlian.shared.contracts import contacts as c
@@ -213,6 +213,43 @@ async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalisi
     r = await scoring.http.post("/assessments", json={"org_id": "o1", "period_kind": "year", "period": "2025"},
                                 headers=scoring.auth(Role.org_admin, "b", "/elsewhere"))
     assert r.status_code == 403
+
+
+async def test_an_assessment_evaluates_each_org_under_the_assessing_org(scoring: Scoring, contacts: Producer) -> None:
+    """000 五.2: at mid-year and year-end the city evaluates each of its orgs in full (全面评估),
+    on the system's data, its quarterly circulars and the checks: each run keeps, per org, the
+    half-year's numbers, how its cadres fared and its rank in each circular of the half-year."""
+    await _city_and_branch(contacts)  # root, its branch o1, o1's cadre c1
+    await contacts.emit("cadre-c2", c.CadreRegistered(cadre_id="c2", org_id="o1", org_path="/root/o1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+    await _lenient_rules_and_a_link(contacts, face_to_face_each_year=False)
+    await contacts.emit("interaction-n1", _interaction("n1", ["y1"], True, datetime(2026, 6, 19, 4, 0, tzinfo=UTC)))
+    await scoring.applied(8)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    numbers = {}
+    for period in ("2026-Q1", "2026-Q2", "2026-Q2", "2026-Q3"):  # Q2's second is the one that counts
+        doc = (await scoring.http.post("/circulars", json={"org_id": "root", "period_kind": "quarter",
+                                                           "period": period}, headers=admin)).json()
+        numbers[period] = (doc["number"], {row["org_id"]: row["rank"] for row in doc["rows"]})
+    half = {"org_id": "root", "period_kind": "half_year", "period": "2026-H1"}
+    r = await scoring.http.post("/assessments", json=half, headers=admin)
+    assert r.status_code == 201, r.text
+    orgs = {o["org_id"]: o for o in r.json()["orgs"]}
+    assert set(orgs) == {"o1", "o2"}  # the orgs under root, not root itself
+    o1, o2 = orgs["o1"], orgs["o2"]
+    assert (o1["cadres_assessed"], o1["cadres_passed"], o1["cadres_passed_pct"]) == (2, 1, 50.0)
+    assert (o2["cadres_assessed"], o2["cadres_passed"], o2["cadres_passed_pct"]) == (0, 0, None)
+    assert o1["cadres"] == 2 and o1["youths_linked"] == 1 and o1["cadres_meeting_quota_pct"] == 50.0
+    for o in (o1, o2):
+        assert [(x["period"], x["circular"], x["rank"], x["orgs_ranked"]) for x in o["circulars"]] == [
+            (p, numbers[p][0], numbers[p][1][o["org_id"]], 2) for p in ("2026-Q1", "2026-Q2")]
+    stored = await scoring.get("/assessments", org_id="root", period_kind="half_year", period="2026-H1")
+    assert [run["orgs"] for run in stored["runs"]] == [r.json()["orgs"]]
+    # A branch has no orgs under it to evaluate.
+    leaf = (await scoring.http.post("/assessments", json={**half, "org_id": "o1"}, headers=admin)).json()
+    assert leaf["orgs"] == [] and len(leaf["cadres"]) == 2
 
 
 async def test_an_assessment_judges_the_half_year_as_it_stood_at_its_end(scoring: Scoring, contacts: Producer) -> None:

@@ -335,6 +335,55 @@ async def test_a_circular_counts_the_cadres_who_had_joined_by_its_periods_end(
     assert old["recomputed"]["rows"][0]["cadres"] == 2 and old["equal"] is False
 
 
+async def test_a_circular_shows_the_leadership_organs_collective_five_ones(
+    scoring: Scoring, contacts: Producer
+) -> None:
+    """000 五.1: a circular rests on the cadres' points and on the leadership organs' "five ones"
+    (each quarter five collective activities: an open day, a face-to-face, volunteering, a 1+100
+    sharing session, one of its own design). Each row counts the organs in its subtree."""
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    for org, name in (("d1", "东区团委"), ("d2", "西区团委")):
+        await contacts.emit(f"org-{org}", c.OrgCreated(org_id=org, parent_id="root", name=name,
+                                                       org_type=c.OrgType.county, depth=2, is_leadership_organ=True,
+                                                       org_path=f"/root/{org}"), T0)
+    await contacts.emit("org-b1", c.OrgCreated(org_id="b1", parent_id="d1", name="一支部", org_type=c.OrgType.branch,
+                                               depth=3, is_leadership_organ=False, org_path="/root/d1/b1"), T0)
+    await contacts.emit("cadre-c1", c.CadreRegistered(cadre_id="c1", org_id="b1", org_path="/root/d1/b1",
+                                                      kind=c.CadreKind.part_time, in_leadership_organ=False), T0)
+
+    async def collective(aid: str, org: str, path: str, kind: c.ActivityKind, day: date) -> None:
+        await contacts.emit(f"activity-{aid}", c.ActivityRecorded(
+            activity_id=aid, kind=kind, organiser_cadre_id=None, organiser_org_id=org, org_path=path, collective=True,
+            occurred_on=day))
+
+    # d1's organ: three of its five in the first quarter, one in April (the next quarter's).
+    for i, kind in enumerate((c.ActivityKind.open_day, c.ActivityKind.face_to_face_session,
+                              c.ActivityKind.sharing_session)):
+        await collective(f"a{i}", "d1", "/root/d1", kind, date(2026, 3, 2 + i))
+    await collective("a3", "d1", "/root/d1", c.ActivityKind.self_designed, date(2026, 4, 2))
+    # A branch is no leadership organ: what it organises owes and counts nothing here.
+    await collective("a4", "b1", "/root/d1/b1", c.ActivityKind.collective_volunteering, date(2026, 3, 9))
+    await scoring.applied(5 + 5)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    q1 = {"org_id": "root", "period_kind": "quarter", "period": "2026-Q1"}
+    doc = (await scoring.http.post("/circulars", json=q1, headers=admin)).json()
+    rows = {r["org_id"]: r for r in doc["rows"]}
+    assert (rows["d1"]["leadership_organs"], rows["d1"]["collective_five_ones_pct"]) == (1, 60.0)
+    assert (rows["d2"]["leadership_organs"], rows["d2"]["collective_five_ones_pct"]) == (1, 0.0)
+    assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
+    csv = (await scoring.http.get(f"/circulars/{doc['number']}", params={"format": "csv"}, headers=admin)).text
+    assert "领导机关五个一完成率%" in csv.splitlines()[0]
+    # d1's own circular ranks its branch, with no organ below it: nothing owed, no percentage.
+    year = (await scoring.http.post("/circulars", json={**q1, "org_id": "d1", "period_kind": "year",
+                                                       "period": "2026"}, headers=admin)).json()
+    assert year["rows"][0]["org_id"] == "b1" and year["rows"][0]["leadership_organs"] == 0
+    assert year["rows"][0]["collective_five_ones_pct"] is None
+    # A circular published before the organs were counted is recomputed without them.
+    old = await _recomputed_without(scoring, doc["number"], "collective_five_ones")
+    assert "collective_five_ones_pct" not in old["recomputed"]["rows"][0] and old["equal"] is False
+
+
 async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_was_published(
     scoring: Scoring, contacts: Producer, wishes: Producer
 ) -> None:

@@ -11,6 +11,7 @@ from tuanlian.scoring.entrypoints.render import render
 
 ROW = {"rank": 1, "rank_change": 2, "org": "东湖区团委", "cadres": 5, "cadres_meeting_quota_pct": 20.0,
        "youths_linked": 359, "interactions_per_cadre": 13.8, "five_ones_completion_pct": 91.7,
+       "leadership_organs": 3, "collective_five_ones_pct": 60.0,
        "wishes_fulfilled": 14, "wishes_raised": 32, "voice_answered_in_time_pct": 68.8, "average_rating": 3.72,
        "satisfaction": {"ballots": 2, "satisfied": 30, "basically_satisfied": 5, "unsatisfied": 1,
                         "reelection_flags": 1},
@@ -41,8 +42,11 @@ def test_the_spreadsheets_keep_numbers_and_word_the_rest() -> None:
     rows = list(csv.reader(io.StringIO(render(DOC, "csv")[0].decode("utf-8-sig"))))
     assert rows[0][:3] == ["排名", "名次变化", "团组织"]
     assert rows[1][1] == "2" and rows[2][1] == "-1" and rows[3][1] == ""
-    assert rows[1][12] == "测评2次：满意30 基本满意5 不满意1；建议调整1人" and rows[1][15] == "集中补录 4人；长期未确认 1人"
-    assert rows[2][15] == "无"
+    col = {name: i for i, name in enumerate(rows[0])}
+    assert rows[1][col["满意度测评"]] == "测评2次：满意30 基本满意5 不满意1；建议调整1人"
+    assert rows[1][col["真实度提示"]] == "集中补录 4人；长期未确认 1人" and rows[2][col["真实度提示"]] == "无"
+    assert rows[1][col["领导机关五个一完成率%"]] == "60.0"
     sheet = load_workbook(io.BytesIO(render(DOC, "xlsx")[0])).active
     assert sheet.cell(2, 2).value == 2 and sheet.cell(3, 2).value == -1  # numbers, sortable
-    assert sheet.cell(3, 13).value == "未测评"
+    assert sheet.cell(3, col["满意度测评"] + 1).value == "未测评"
+    assert sheet.cell(2, col["领导机关五个一完成率%"] + 1).value == 60.0

@@ -181,7 +181,8 @@ class EmbeddedPostgres:
         if not (pgdata / "PG_VERSION").exists():
             subprocess.run(
                 [str(bin_path / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                 "--encoding=UTF8", "--locale=C.UTF-8", "--locale-provider=builtin",
+                 "--builtin-locale=C.UTF-8", "--no-instructions"],
                 check=True,
                 capture_output=True,
                 user=user,

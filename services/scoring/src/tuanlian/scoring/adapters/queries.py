@@ -196,6 +196,18 @@ async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_typ
                                                f"{subtree(f'{t}.org_path', '$1')}", (org_path, org_type), as_of)
 
 
+async def leadership_organs_in(conn: asyncpg.Connection, p: str, org_path: str,
+                               as_of: datetime | None) -> list[dict[str, Any]]:
+    """The open leadership organs (团的领导机关, who owe the collective five-ones) within a
+    subtree, as of an instant. Being one is fixed when an org is created."""
+    orgs = await _orgs_then(conn, p, lambda t: f"NOT {t}.closed AND {subtree(f'{t}.org_path', '$1')}",
+                            (org_path,), as_of)
+    organs = {r[0] for r in await conn.fetch(
+        f"SELECT org_id FROM {p}.orgs WHERE is_leadership_organ AND org_id = ANY($1::text[])",
+        [o["org_id"] for o in orgs])}
+    return [o for o in orgs if o["org_id"] in organs]
+
+
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None = None,
                     joined_by: date | None = None) -> list[dict[str, Any]]:
     """Cadres of a subtree with their place, kind and org level as of an instant (today's where

@@ -340,8 +340,7 @@ class Rebuild:
             reg = self.registries[producer]
             self.read_to[producer] = max(self.read_to[producer], seq)
             try:
-                env = Envelope.model_validate_json(data)
-                event = reg.decode(env) if env.event_type in self.handlers else None
+                env, event = reg.read_json(data, self.handlers)
             except (ValidationError, UnknownEvent) as exc:
                 # The live consumer dead-letters it: so does the replay, by skipping it.
                 log.warning("unreadable event skipped", producer=producer, seq=seq, error=str(exc)[:200])

@@ -128,7 +128,8 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
         as_of = datetime.fromisoformat(published["as_of"])
         doc = _jsonable(await reports.circular_document(
             conn, p, org, period, as_of, links_at_end=published.get("youths_linked_at") == "period_end",
-            joined_by_end=published.get("cadres_joined_by") == "period_end"))
+            joined_by_end=published.get("cadres_joined_by") == "period_end",
+            collective=published.get("collective_five_ones") == "leadership_organs"))
     keys = ("org_id", "org_path", "org", "period_kind", "period", "period_start", "period_end", "rows")
     same = all(doc[k] == published[k] for k in keys)
     return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}
@@ -142,14 +143,15 @@ async def assess(runtime: Runtime, p: str, who: Principal, org_id: str, period: 
 async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id: str,
                     period: Period) -> dict[str, Any]:
     """年中/年终考核 of every cadre in the subtree, in the transaction ``conn``; failing → not
-    eligible for excellence awards. Each run is recorded (``assessment_runs``)."""
+    eligible for excellence awards; and the 全面评估 of each org directly under it
+    (:func:`reports.org_evaluations`). Each run is recorded with its orgs' (``assessment_runs``)."""
     if period.kind.value not in ("half_year", "year"):
         raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
     assert runtime.store is not None
     today = china_day(utcnow())
     if period.end >= today:
         raise RuleViolation(f"{period.key} has not closed yet", field="period")
-    out = []
+    out, fared = [], []
     org = await _org(conn, p, org_id)
     require(who, Role.org_admin, org_path=org["org_path"], why="assess cadres")  # leaders only read
     # Not those who joined after the period closed: it was not theirs (they would fail it all).
@@ -176,23 +178,26 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
                 Metadata(actor=who.actor, org_path=cadre["org_path"]))
         out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
                     "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
+        fared.append((cadre["org_path"], result.passed))
+    orgs = _jsonable(await reports.org_evaluations(conn, p, runtime.schema, org, period, fared))
     await conn.execute(
-        f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by) "
-        "VALUES ($1, $2, $3, $4, $5, $6)", org_id, org["org_path"], period.kind.value, period.key, len(out),
-        who.actor)
-    return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out}
+        f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by, "
+        "orgs) VALUES ($1, $2, $3, $4, $5, $6, $7)", org_id, org["org_path"], period.kind.value, period.key,
+        len(out), who.actor, orgs)
+    return {"org_id": org_id, "period": period.key, "period_kind": period.kind.value, "cadres": out, "orgs": orgs}
 
 
 async def assessments_of(runtime: Runtime, p: str, who: Principal, org_id: str, period: Period) -> dict[str, Any]:
-    """The org's runs of a period's assessment (on demand, at the close) and the results stored
-    for the cadres of its subtree (each cadre's first, which later runs leave as they were)."""
+    """The org's runs of a period's assessment (on demand, at the close), each with what it found
+    of the orgs under it (none before the twenty-fifth session), and the results stored for the
+    cadres of its subtree (each cadre's first, which later runs leave as they were)."""
     if period.kind.value not in ("half_year", "year"):
         raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
     async with runtime.db.connection() as conn:
         org = await _org(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="see these assessments")
         runs = await conn.fetch(
-            f"SELECT cadres, run_by, run_at FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "
+            f"SELECT cadres, run_by, run_at, orgs FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "
             "AND period_kind = $2 AND period_key = $3 ORDER BY id", org_id, period.kind.value, period.key)
         results = await conn.fetch(
             f"SELECT cadre_id, org_path, passed, eligible_for_excellence, detail, assessed_at "

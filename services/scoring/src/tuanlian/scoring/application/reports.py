@@ -167,18 +167,28 @@ async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: 
     return {r.key: r.rank for r in rank(scored)}
 
 
+def _five_ones_due(rules: OrgRules, key: str, period: Period) -> int:
+    """Five-ones owed over ``period``: the rule's count prorated from its own period (a
+    quarter's five over a month: 2), rounded up."""
+    fp, due = sc.five_ones_period(rules, key, period.end)
+    return math.ceil(due * period.days / fp.days)
+
+
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                         as_of: datetime | None, *, links_at_end: bool = True,
-                        joined_by_end: bool = True) -> list[dict[str, Any]]:
+                        joined_by_end: bool = True, collective: bool = True) -> list[dict[str, Any]]:
     """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
     children there were as of ``as_of``, under their names then; the youths linked at the
     period's end (``links_at_end``; the circulars published before the twentieth session counted
     those linked when they were computed, and are recomputed so); the cadres who had joined by
     its end (``joined_by_end``; before the twenty-first session, every cadre there when it was
-    computed, one who joined after the period's end with nothing done in it included)."""
+    computed, one who joined after the period's end with nothing done in it included); with
+    ``collective`` (since the twenty-fifth session), the leadership organs' collective five-ones
+    (领导机关"五个一"工作机制, 000 五.1), done against owed by the organs in each child's subtree."""
     scopes, cadres, points = await _scoped(conn, p, org, period, as_of, joined_by_end)
     ids = [c["cadre_id"] for c in cadres]
-    sums = await q.fact_sums(conn, p, ids, period.start, period.end, as_of)
+    organs = await q.leadership_organs_in(conn, p, org["org_path"], as_of) if collective else []
+    sums = await q.fact_sums(conn, p, ids + [o["org_id"] for o in organs], period.start, period.end, as_of)
     linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
     levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
     signals = await signals_for(conn, p, ids, period, as_of, sums)
@@ -195,10 +205,15 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
         for c in mine:
             if linked.get(c["cadre_id"], 0) >= sc.contact_quota(rules, c["kind"], c["in_leadership_organ"]):
                 meeting += 1
-            fp, due = sc.five_ones_period(rules, sc.five_ones_rule_key(c["kind"], False), period.end)
-            due_p = math.ceil(due * period.days / fp.days)
+            due_p = _five_ones_due(rules, sc.five_ones_rule_key(c["kind"], False), period)
             due_five += due_p
             done_five += min(sums.get(c["cadre_id"], {}).get("five_ones", 0), due_p)
+        done_collective, due_collective = 0, 0
+        for o in (mine_organs := _members(scope, organs)):
+            due_p = _five_ones_due(await rules_at(conn, p, o["org_path"], period.end, as_of),
+                                   sc.five_ones_rule_key(None, True), period)
+            due_collective += due_p
+            done_collective += min(sums.get(o["org_id"], {}).get("five_ones", 0), due_p)
 
         def total(metric: str, group: list[dict[str, Any]] = mine) -> int:
             return sum(sums.get(c["cadre_id"], {}).get(metric, 0) for c in group)
@@ -212,6 +227,8 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
             "youths_linked": sum(linked.get(c["cadre_id"], 0) for c in mine),
             "interactions_per_cadre": round((total("online") + total("face_to_face")) / n, 2) if n else None,
             "five_ones_completion_pct": _pct(done_five, due_five),
+            **({"leadership_organs": len(mine_organs),
+                "collective_five_ones_pct": _pct(done_collective, due_collective)} if collective else {}),
             "wishes_fulfilled": total("wish_fulfilled"), "wishes_raised": total("wish_raised"),
             "voice_answered_in_time_pct": _pct(total("voice_in_time"), total("voice_posted")),
             "average_rating": round(total("rating_sum") / total("rating_count"), 2) if total("rating_count") else None,
@@ -232,12 +249,13 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
 
 async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                             as_of: datetime | None, *, links_at_end: bool = True,
-                            joined_by_end: bool = True) -> dict[str, Any]:
+                            joined_by_end: bool = True, collective: bool = True) -> dict[str, Any]:
     # The org where and as named then: a circular recomputed after a rename or a move is the one
     # that was published.
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
-    rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end)
+    rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end,
+                               collective=collective)
     prev_rank = await _ranks(conn, p, org, period.previous(), as_of, joined_by_end)
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
@@ -245,4 +263,33 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
             "period_kind": period.kind.value, "period": period.key,
             "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows,
             **({"youths_linked_at": "period_end"} if links_at_end else {}),
-            **({"cadres_joined_by": "period_end"} if joined_by_end else {})}
+            **({"cadres_joined_by": "period_end"} if joined_by_end else {}),
+            **({"collective_five_ones": "leadership_organs"} if collective else {})}
+
+
+async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str, org: dict[str, Any],
+                          period: Period, cadres: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+    """全面评估 of each org directly under ``org`` at mid-year or year-end (000 五.2: "根据系统数据、
+    季度通报、日常检查等情况…对各市属团组织进行全面评估"): its numbers over the period as a circular
+    gives them (spot checks found untrue among its signals), how its cadres fared in this
+    assessment (``cadres``: each assessed cadre's org path and whether they passed), and its rank
+    in each monthly or quarterly circular ``org`` published within the period (the latest of
+    each). Evidence for the admins who grade; Tuanlian sets no grade of its own."""
+    rows = [r for r in await circular_rows(conn, p, org, period, None) if r["org_id"] != org["org_id"]]
+    if not rows:
+        return []  # nothing under it (a circular of such an org has the org itself as its row)
+    published = await conn.fetch(
+        f"SELECT DISTINCT ON (period_kind, period_key) number, period_kind, period_key, period_start, document "
+        f"FROM {service_schema}.circulars WHERE org_id = $1 AND period_kind IN ('month', 'quarter') "
+        "AND period_start >= $2 AND period_end <= $3 ORDER BY period_kind, period_key, published_at DESC",
+        org["org_id"], period.start, period.end)
+    published = sorted(published, key=lambda r: (r["period_start"], r["period_kind"]))
+    out = []
+    for row in rows:
+        mine = [passed for path, passed in cadres if path == row["org_path"] or path.startswith(row["org_path"] + "/")]
+        ranks = [{"circular": c["number"], "period_kind": c["period_kind"], "period": c["period_key"],
+                  "rank": next((r["rank"] for r in c["document"]["rows"] if r["org_id"] == row["org_id"]), None),
+                  "orgs_ranked": len(c["document"]["rows"])} for c in published]
+        out.append({**row, "cadres_assessed": len(mine), "cadres_passed": sum(mine),
+                    "cadres_passed_pct": _pct(sum(mine), len(mine)), "circulars": ranks})
+    return out

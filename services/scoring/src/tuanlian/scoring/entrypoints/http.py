@@ -264,7 +264,8 @@ def build_router(runtime: Runtime) -> APIRouter:
         return await circ.recompute(runtime, p, who, number)
 
     @router.post("/assessments", tags=["assessments"], status_code=201,
-                 summary="Mid-year / year-end assessment (年中/年终考核) of every cadre in a subtree")
+                 summary="Mid-year / year-end assessment (年中/年终考核) of every cadre in a subtree and of "
+                         "the orgs under it (全面评估)")
     async def assessments(body: AssessmentRequest, who: Who, p: Proj) -> dict[str, Any]:
         per = _period(body.period_kind.value, body.period, ("body", "period"))
         assert per is not None

@@ -14,6 +14,7 @@ COLUMNS = [
     ("rank", "排名"), ("rank_change", "名次变化"), ("org", "团组织"), ("cadres", "团干部数"),
     ("cadres_meeting_quota_pct", "联系达标率%"), ("youths_linked", "联系青年数"),
     ("interactions_per_cadre", "人均联系次数"), ("five_ones_completion_pct", "五个一完成率%"),
+    ("collective_five_ones_pct", "领导机关五个一完成率%"),
     ("wishes_fulfilled", "微心愿完成"), ("wishes_raised", "微心愿提出"),
     ("voice_answered_in_time_pct", "青年之声及时回复率%"), ("average_rating", "平均评价"),
     ("satisfaction", "满意度测评"), ("activity_level", "活跃度"), ("points_per_cadre", "人均积分"),
