@@ -60,6 +60,7 @@ COMPARED = {
                  "WITH ORDINALITY AS x(r, n)), (SELECT jsonb_agg(r - 'known_at' - 'until' ORDER BY n) "
                  "FROM jsonb_array_elements(replaced) WITH ORDINALITY AS x(r, n))",
     "orgs": "*",
+    "campaigns": "campaign_id, org_id, key, name, starts_on, ends_on",
     "cadre_paths": "cadre_id, org_path, kind, org_type",
     "org_history": "org_id, org_path, name, org_type, closed",
 }
@@ -96,6 +97,11 @@ def history(seed: int, n: int = 220, *, moves: bool = True, transfers: float = 0
     activities: list[tuple[str, str]] = []
     covered: set[tuple[str, str]] = set()
     groups = random.Random(-seed)  # its own draws: the rest of the history stays what it was
+    campaigns = random.Random(seed + 1000)  # the same: which activities are recorded for a campaign
+    for k, o in (("k1", "r"), ("k2", "o1")):
+        contacts.append((f"campaign-{k}", c.CampaignOpened(
+            campaign_id=k, org_id=o, org_path=path.get(o, "/r"), key="may4_open_day", name=k,
+            starts_on=date(2026, 3, 1), ends_on=date(2026, 4, 30)), at))
     for i in range(n):
         at = T0 + timedelta(hours=7 * i + rnd.randrange(5))
         if i == n // 3:  # o1's rules replaced (the same effective day): the old record is kept as replaced
@@ -165,13 +171,15 @@ def history(seed: int, n: int = 220, *, moves: bool = True, transfers: float = 0
             contacts.append((f"activity-{aid}", c.ActivityRecorded(
                 activity_id=aid, kind=rnd.choice(list(c.ActivityKind)), organiser_cadre_id=cid,
                 organiser_org_id=home[cid], org_path=p, collective=False,
-                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40))), at))
+                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40)),
+                campaign_id=campaigns.choice([None, None, "k1", "k2"])), at))
         elif r < 0.83 and activities:
             aid, ac = rnd.choice(activities)
             contacts.append((f"activity-{aid}", c.ActivityCorrected(
                 activity_id=aid, kind=rnd.choice(list(c.ActivityKind)), organiser_cadre_id=ac,
                 organiser_org_id=home[ac], org_path=path[home[ac]], collective=False, reason="wrong kind",
-                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40))), at))
+                occurred_on=date(2026, 3, 1) + timedelta(days=rnd.randrange(40)),
+                campaign_id=campaigns.choice([None, None, "k1", "k2"])), at))
         elif r < 0.86:
             to = rnd.choice([o for o in orgs if o != home[cid]])
             contacts.append((f"cadre-{cid}", c.CadreTransferred(

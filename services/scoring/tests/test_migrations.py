@@ -38,3 +38,28 @@ async def test_0014_counts_groups_covered_and_cadres_registered_before_it_from_a
         assert {"revised_at", "earlier", "known_at"} <= cols
     finally:
         await conn.close()
+
+
+async def test_0016_gives_every_projected_version_campaigns_and_the_activities_campaign(
+    database_url: str,
+) -> None:
+    """A projection projected before 0016, and a second version beside it, get the campaigns
+    table and the activities' campaign column; their rows stay as they were."""
+    migrations = load_migrations("tuanlian.scoring.migrations", "scoring")
+    (at,) = [i for i, m in enumerate(migrations) if m.version.startswith("0016")]
+    conn = await connect_raw(database_url)
+    try:
+        await migrate(conn, "scoring", migrations[:at])
+        await conn.execute("INSERT INTO scoring_proj.activities (activity_id, owner_id, kind, collective, occurred_on, "
+                           "points, ruleset) VALUES ('a1', 'c1', 'exchange', false, '2026-03-02', 5, 'default-2026.1')")
+        await conn.execute("CREATE SCHEMA scoring_v9; CREATE TABLE scoring_v9.activities (LIKE scoring_proj.activities)")
+        await conn.execute("INSERT INTO scoring.projection_versions (version, schema_name, status) "
+                           "VALUES (9, 'scoring_v9', 'retired')")
+        assert await migrate(conn, "scoring", migrations) == [m.version for m in migrations[at:]]
+        for schema in ("scoring_proj", "scoring_v9"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {schema}.campaigns") == 0
+            assert await conn.fetchval(f"SELECT count(*) FROM {schema}.activities WHERE campaign_id IS NULL") == (
+                1 if schema == "scoring_proj" else 0)
+        assert await migrate(conn, "scoring", migrations) == []
+    finally:
+        await conn.close()

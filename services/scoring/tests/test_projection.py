@@ -380,8 +380,60 @@ async def test_a_circular_shows_the_leadership_organs_collective_five_ones(
     assert year["rows"][0]["org_id"] == "b1" and year["rows"][0]["leadership_organs"] == 0
     assert year["rows"][0]["collective_five_ones_pct"] is None
     # A circular published before the organs were counted is recomputed without them.
-    old = await _recomputed_without(scoring, doc["number"], "collective_five_ones")
+    old = await _recomputed_without(scoring, doc["number"], "org_work")
     assert "collective_five_ones_pct" not in old["recomputed"]["rows"][0] and old["equal"] is False
+
+
+async def test_a_circular_counts_the_campaigns_each_org_took_part_in(scoring: Scoring, contacts: Producer) -> None:
+    """000 五.1: a circular rests on how the League-wide campaigns were carried out too (全团集中
+    活动落实情况). Each row counts the campaigns run from above it in the period that a cadre or an
+    org of its subtree recorded an activity for; a correction taking an activity off a campaign
+    takes the org's part with it."""
+    await _city_and_branch(contacts)  # root (市团委), its branch o1 and o1's cadre c1
+    await contacts.emit("org-o2", c.OrgCreated(org_id="o2", parent_id="root", name="二支部", org_type=c.OrgType.branch,
+                                               depth=2, is_leadership_organ=False, org_path="/root/o2"), T0)
+
+    async def campaign(cid: str, org: str, path: str, starts: date, ends: date, at: datetime = T0) -> None:
+        await contacts.emit(f"campaign-{cid}", c.CampaignOpened(campaign_id=cid, org_id=org, org_path=path,
+                                                               key="may4_open_day", name=f"活动{cid}",
+                                                               starts_on=starts, ends_on=ends), at)
+
+    await campaign("k1", "root", "/root", date(2026, 3, 1), date(2026, 3, 20))
+    await campaign("k2", "root", "/root", date(2026, 3, 10), date(2026, 4, 10))
+    await campaign("k3", "root", "/root", date(2026, 5, 1), date(2026, 5, 7))  # not March's
+    await campaign("k4", "o2", "/root/o2", date(2026, 3, 1), date(2026, 3, 31))  # o2's own: not run from above
+
+    async def activity(aid: str, campaign_id: str | None, *, cadre: str | None = "c1", org: str = "o1",
+                       path: str = "/root/o1", kind: c.ActivityKind = c.ActivityKind.exchange,
+                       corrected: bool = False) -> None:
+        fields: dict[str, Any] = {"activity_id": aid, "kind": kind, "organiser_cadre_id": cadre,
+                                  "organiser_org_id": org, "org_path": path, "collective": cadre is None,
+                                  "occurred_on": date(2026, 3, 12), "campaign_id": campaign_id}
+        event = c.ActivityCorrected(**fields, reason="not for it") if corrected else c.ActivityRecorded(**fields)
+        await contacts.emit(f"activity-{aid}", event, T0)
+
+    await activity("a1", "k1")  # c1 for k1
+    await activity("a2", "k2")  # c1 for k2 …
+    await activity("a2", None, corrected=True)  # … taken off it
+    await activity("a3", "k2", cadre=None, org="o2", path="/root/o2", kind=c.ActivityKind.open_day)  # o2's own
+    await activity("a4", "k4", cadre=None, org="o2", path="/root/o2", kind=c.ActivityKind.open_day)
+    await scoring.applied(4 + 4 + 5)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    march = {"org_id": "root", "period_kind": "month", "period": "2026-03"}
+    doc = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert [k["campaign_id"] for k in doc["campaigns_run"]] == ["k1", "k2"]
+    rows = {r["org_id"]: r for r in doc["rows"]}
+    assert rows["o1"]["campaigns"] == {"run": 2, "joined": 1}  # k1; k2's activity was corrected off it
+    assert rows["o2"]["campaigns"] == {"run": 2, "joined": 1}  # k2 by the org itself; k4 is not counted
+    assert (await scoring.get(f"/circulars/{doc['number']}/as-of"))["equal"] is True
+    # A campaign opened after the circular was published is not its: as of then, still two run.
+    await campaign("k5", "root", "/root", date(2026, 3, 25), date(2026, 3, 30), at=datetime.now(UTC))
+    await activity("a5", "k5")
+    await scoring.applied(4 + 4 + 5 + 2)
+    again = await scoring.get(f"/circulars/{doc['number']}/as-of")
+    assert again["equal"] is True and [k["campaign_id"] for k in again["recomputed"]["campaigns_run"]] == ["k1", "k2"]
+    now = (await scoring.http.post("/circulars", json=march, headers=admin)).json()
+    assert {r["org_id"]: r["campaigns"] for r in now["rows"]}["o1"] == {"run": 3, "joined": 2}
 
 
 async def test_a_circulars_signals_and_ballots_recompute_as_they_stood_when_it_was_published(

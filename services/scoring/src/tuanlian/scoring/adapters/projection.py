@@ -686,6 +686,8 @@ class Projector:
         required = rules.five_ones_required(org_rules, owner_kind == "org")
         kind = e.kind.value if e.kind.value in required else None
         self.state.add_fact(owner, "activity", 1, day, env.event_id)
+        if e.campaign_id:  # recorded for a campaign: circulars count who took part (全团集中活动)
+            self.state.add_fact(owner, "campaign", 1, day, env.event_id, e.campaign_id)
         points = 0
         if kind is not None:
             fo = await self.state.get("five_ones", owner, period.key)
@@ -704,7 +706,7 @@ class Projector:
         self.state.put("activities", {"activity_id": e.activity_id, "owner_id": owner, "kind": e.kind.value,
                                       "collective": collective, "occurred_on": day,
                                       "period_key": period.key if kind else None, "points": points,
-                                      "ruleset": rs.version})
+                                      "ruleset": rs.version, "campaign_id": e.campaign_id})
 
     async def on_ActivityRecorded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         if await self.state.get("activities", e.activity_id) is None:
@@ -719,6 +721,8 @@ class Projector:
             await self.credit(owner, -old["points"], "activity_corrected", old["ruleset"], [env.event_id], at,
                               e.org_path, owner_kind=owner_kind, ref=e.activity_id)
             self.state.add_fact(owner, "activity", -1, day, env.event_id)
+            if old["campaign_id"]:
+                self.state.add_fact(owner, "campaign", -1, day, env.event_id, old["campaign_id"])
             if old["period_key"]:
                 self.state.add_fact(owner, "five_ones", -1, day, env.event_id)
                 fo = await self.state.get("five_ones", owner, old["period_key"])
@@ -734,6 +738,13 @@ class Projector:
                         bonus = 0
                     self.state.put("five_ones", {**fo, "kinds": kinds, "bonus": bonus})
         await self._activity(env, e)
+
+    # campaigns (全团集中活动)
+
+    async def on_CampaignOpened(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
+        self.state.put("campaigns", {"campaign_id": e.campaign_id, "org_id": e.org_id, "key": e.key, "name": e.name,
+                                     "starts_on": e.starts_on, "ends_on": e.ends_on,
+                                     "known_at": self.state.known_since()})
 
     # spot checks (真实度抽查)
 
@@ -804,7 +815,7 @@ CONTACTS_EVENTS = {
     "OrgCreated", "OrgRenamed", "OrgClosed", "OrgMoved", "OrgMerged", "OrgRulesSet", "CadreRegistered",
     "CadreTransferred", "CadreDeactivated", "GroupLinkAdded", "GroupLinkEnded", "ContactLinkAccepted",
     "ContactLinkEnded", "InteractionLogged", "InteractionConfirmed", "InteractionDisputed",
-    "InteractionCorrected", "ActivityRecorded", "ActivityCorrected", "SpotCheckItemRecorded",
+    "InteractionCorrected", "ActivityRecorded", "ActivityCorrected", "SpotCheckItemRecorded", "CampaignOpened",
 }
 WISHES_EVENTS = {"WishRaised", "WishConfirmed", "VoicePosted", "VoiceAnswered", "CadreRated", "BallotClosed"}
 assert CONTACTS_EVENTS <= {t.event_type for t in c.CONTACTS.types()}

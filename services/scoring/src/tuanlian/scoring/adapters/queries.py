@@ -196,16 +196,42 @@ async def orgs_of_level(conn: asyncpg.Connection, p: str, org_path: str, org_typ
                                                f"{subtree(f'{t}.org_path', '$1')}", (org_path, org_type), as_of)
 
 
-async def leadership_organs_in(conn: asyncpg.Connection, p: str, org_path: str,
-                               as_of: datetime | None) -> list[dict[str, Any]]:
-    """The open leadership organs (团的领导机关, who owe the collective five-ones) within a
-    subtree, as of an instant. Being one is fixed when an org is created."""
+async def orgs_in(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None) -> list[dict[str, Any]]:
+    """The open orgs within a subtree as of an instant, each with whether it is a leadership
+    organ (团的领导机关, who owe the collective five-ones; fixed when an org is created)."""
     orgs = await _orgs_then(conn, p, lambda t: f"NOT {t}.closed AND {subtree(f'{t}.org_path', '$1')}",
                             (org_path,), as_of)
     organs = {r[0] for r in await conn.fetch(
         f"SELECT org_id FROM {p}.orgs WHERE is_leadership_organ AND org_id = ANY($1::text[])",
         [o["org_id"] for o in orgs])}
-    return [o for o in orgs if o["org_id"] in organs]
+    return [{**o, "is_leadership_organ": o["org_id"] in organs} for o in orgs]
+
+
+async def campaigns_run(conn: asyncpg.Connection, p: str, org_path: str, start: date, end: date,
+                        as_of: datetime | None) -> list[dict[str, Any]]:
+    """The campaigns (全团集中活动) run for ``org_path``, opened by it or by an org above it (where
+    the opener was as of ``as_of``), whose days overlap [start, end], as known at ``as_of``."""
+    rows = await conn.fetch(
+        f"SELECT c.campaign_id, c.key, c.name, c.starts_on, c.ends_on FROM {p}.campaigns c "
+        f"CROSS JOIN LATERAL (SELECT org_path FROM {p}.org_history h WHERE h.org_id = c.org_id "
+        "AND ($4::timestamptz IS NULL OR h.applied_at <= $4) ORDER BY h.applied_at DESC LIMIT 1) o "
+        "WHERE c.starts_on <= $3 AND c.ends_on >= $2 AND ($4::timestamptz IS NULL OR c.known_at <= $4) "
+        "AND (o.org_path = $1 OR starts_with($1, o.org_path || '/')) ORDER BY c.starts_on, c.campaign_id",
+        org_path, start, end, as_of)
+    return [dict(r) for r in rows]
+
+
+async def campaigns_taken(conn: asyncpg.Connection, p: str, owners: list[str], start: date, end: date,
+                          as_of: datetime | None) -> dict[str, set[str]]:
+    """The campaigns each owner recorded activities for over [start, end] (days), as known then."""
+    rows = await conn.fetch(
+        f"SELECT owner_id, subject FROM {p}.facts WHERE owner_id = ANY($1::text[]) AND metric = 'campaign' "
+        "AND occurred_on BETWEEN $2 AND $3 AND ($4::timestamptz IS NULL OR applied_at <= $4) "
+        "GROUP BY owner_id, subject HAVING sum(n) > 0", owners, start, end, as_of)
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        out[r["owner_id"]].add(r["subject"])
+    return out
 
 
 async def cadres_in(conn: asyncpg.Connection, p: str, org_path: str, as_of: datetime | None = None,

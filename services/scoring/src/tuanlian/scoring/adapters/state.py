@@ -89,11 +89,13 @@ TABLES = {
                                                         "known_at", "revised_at", "earlier"),
                   json=("youths", "earlier")),
         TableSpec("activities", ("activity_id",), ("activity_id", "owner_id", "kind", "collective",
-                                                   "occurred_on", "period_key", "points", "ruleset")),
+                                                   "occurred_on", "period_key", "points", "ruleset", "campaign_id")),
         TableSpec("five_ones", ("owner_id", "period_key"), ("owner_id", "period_key", "kinds", "bonus"), json=("kinds",)),
         TableSpec("ballots", ("ballot_id",), ("ballot_id", "cadre_id", "org_path", "year", "eligible", "turnout",
                                               "published", "satisfied", "basically_satisfied", "unsatisfied",
                                               "reelection_flag", "known_at")),
+        TableSpec("campaigns", ("campaign_id",), ("campaign_id", "org_id", "key", "name", "starts_on", "ends_on",
+                                                  "known_at")),
     )
 }
 LEDGER_COLUMNS = ("owner_id", "owner_kind", "org_path", "points", "rule", "ruleset_version",
@@ -106,7 +108,7 @@ DELTA_COLUMNS = ("owner_id", "day", "owner_kind", "org_path", "cadre_kind", "org
 JSON_TYPES = ("json", "jsonb")
 # Tables whose rows record the instant they were first applied (``State.known_since``), and the
 # placeholder a live batch's rows hold until its instant is taken.
-_KNOWN_AT = frozenset({"interactions", "ballots", "org_rules"})
+_KNOWN_AT = frozenset({"interactions", "ballots", "org_rules", "campaigns"})
 _PENDING: Any = object()
 # Column types per (schema, table), read from the catalogue once: the upserts send one array per column.
 _TYPES: dict[tuple[str, str], dict[str, str]] = {}

@@ -129,7 +129,7 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
         doc = _jsonable(await reports.circular_document(
             conn, p, org, period, as_of, links_at_end=published.get("youths_linked_at") == "period_end",
             joined_by_end=published.get("cadres_joined_by") == "period_end",
-            collective=published.get("collective_five_ones") == "leadership_organs"))
+            org_work=published.get("org_work") == "organs_and_campaigns"))
     keys = ("org_id", "org_path", "org", "period_kind", "period", "period_start", "period_end", "rows")
     same = all(doc[k] == published[k] for k in keys)
     return {"number": number, "as_of": published["as_of"], "equal": same, "recomputed": doc}

@@ -167,6 +167,13 @@ async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: 
     return {r.key: r.rank for r in rank(scored)}
 
 
+def _joined(run: list[dict[str, Any]], taken: dict[str, set[str]], owners: list[dict[str, Any]]) -> int:
+    """How many of the campaigns ``run`` some cadre or org of ``owners`` recorded activities for."""
+    ids = {o.get("cadre_id") or o["org_id"] for o in owners}
+    done = set().union(*(taken.get(i, set()) for i in ids))
+    return sum(1 for c in run if c["campaign_id"] in done)
+
+
 def _five_ones_due(rules: OrgRules, key: str, period: Period) -> int:
     """Five-ones owed over ``period``: the rule's count prorated from its own period (a
     quarter's five over a month: 2), rounded up."""
@@ -176,19 +183,25 @@ def _five_ones_due(rules: OrgRules, key: str, period: Period) -> int:
 
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                         as_of: datetime | None, *, links_at_end: bool = True,
-                        joined_by_end: bool = True, collective: bool = True) -> list[dict[str, Any]]:
+                        joined_by_end: bool = True, org_work: bool = True) -> list[dict[str, Any]]:
     """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
     children there were as of ``as_of``, under their names then; the youths linked at the
     period's end (``links_at_end``; the circulars published before the twentieth session counted
     those linked when they were computed, and are recomputed so); the cadres who had joined by
     its end (``joined_by_end``; before the twenty-first session, every cadre there when it was
     computed, one who joined after the period's end with nothing done in it included); with
-    ``collective`` (since the twenty-fifth session), the leadership organs' collective five-ones
-    (领导机关"五个一"工作机制, 000 五.1), done against owed by the organs in each child's subtree."""
+    ``org_work`` (since the twenty-fifth session), what 000 五.1 ranks on beside the cadres'
+    points: the leadership organs' collective five-ones (领导机关"五个一"工作机制), done against owed
+    by the organs in each child's subtree, and the campaigns run from above that its cadres or
+    orgs recorded activities for (全团集中活动落实情况)."""
     scopes, cadres, points = await _scoped(conn, p, org, period, as_of, joined_by_end)
     ids = [c["cadre_id"] for c in cadres]
-    organs = await q.leadership_organs_in(conn, p, org["org_path"], as_of) if collective else []
+    orgs = await q.orgs_in(conn, p, org["org_path"], as_of) if org_work else []
+    organs = [o for o in orgs if o["is_leadership_organ"]]
     sums = await q.fact_sums(conn, p, ids + [o["org_id"] for o in organs], period.start, period.end, as_of)
+    run = await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of) if org_work else []
+    taken = (await q.campaigns_taken(conn, p, ids + [o["org_id"] for o in orgs], period.start, period.end, as_of)
+             if run else {})
     linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
     levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
     signals = await signals_for(conn, p, ids, period, as_of, sums)
@@ -228,7 +241,9 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
             "interactions_per_cadre": round((total("online") + total("face_to_face")) / n, 2) if n else None,
             "five_ones_completion_pct": _pct(done_five, due_five),
             **({"leadership_organs": len(mine_organs),
-                "collective_five_ones_pct": _pct(done_collective, due_collective)} if collective else {}),
+                "collective_five_ones_pct": _pct(done_collective, due_collective),
+                "campaigns": {"run": len(run), "joined": _joined(run, taken, [*mine, *_members(scope, orgs)])}}
+               if org_work else {}),
             "wishes_fulfilled": total("wish_fulfilled"), "wishes_raised": total("wish_raised"),
             "voice_answered_in_time_pct": _pct(total("voice_in_time"), total("voice_posted")),
             "average_rating": round(total("rating_sum") / total("rating_count"), 2) if total("rating_count") else None,
@@ -249,13 +264,13 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
 
 async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                             as_of: datetime | None, *, links_at_end: bool = True,
-                            joined_by_end: bool = True, collective: bool = True) -> dict[str, Any]:
+                            joined_by_end: bool = True, org_work: bool = True) -> dict[str, Any]:
     # The org where and as named then: a circular recomputed after a rename or a move is the one
     # that was published.
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
     rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end,
-                               collective=collective)
+                               org_work=org_work)
     prev_rank = await _ranks(conn, p, org, period.previous(), as_of, joined_by_end)
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
@@ -264,7 +279,9 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
             "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows,
             **({"youths_linked_at": "period_end"} if links_at_end else {}),
             **({"cadres_joined_by": "period_end"} if joined_by_end else {}),
-            **({"collective_five_ones": "leadership_organs"} if collective else {})}
+            **({"org_work": "organs_and_campaigns",
+                "campaigns_run": await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of)}
+               if org_work else {})}
 
 
 async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str, org: dict[str, Any],

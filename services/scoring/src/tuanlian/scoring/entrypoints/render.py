@@ -14,7 +14,7 @@ COLUMNS = [
     ("rank", "排名"), ("rank_change", "名次变化"), ("org", "团组织"), ("cadres", "团干部数"),
     ("cadres_meeting_quota_pct", "联系达标率%"), ("youths_linked", "联系青年数"),
     ("interactions_per_cadre", "人均联系次数"), ("five_ones_completion_pct", "五个一完成率%"),
-    ("collective_five_ones_pct", "领导机关五个一完成率%"),
+    ("collective_five_ones_pct", "领导机关五个一完成率%"), ("campaigns", "集中活动参与"),
     ("wishes_fulfilled", "微心愿完成"), ("wishes_raised", "微心愿提出"),
     ("voice_answered_in_time_pct", "青年之声及时回复率%"), ("average_rating", "平均评价"),
     ("satisfaction", "满意度测评"), ("activity_level", "活跃度"), ("points_per_cadre", "人均积分"),
@@ -41,9 +41,16 @@ def _signals(s: dict[str, Any]) -> str:
     return "；".join(f"{SIGNALS.get(code, code)} {n}人" for code, n in s.items() if n) or "无"
 
 
+def _campaigns(c: dict[str, Any]) -> str:
+    """集中活动参与: of the campaigns run from above in the period, how many it took part in."""
+    return f"{c.get('joined', 0)}/{c['run']}" if c.get("run") else "无"
+
+
 def _cell(key: str, v: Any) -> Any:
     if key == "satisfaction" and isinstance(v, dict):
         return _satisfaction(v)
+    if key == "campaigns" and isinstance(v, dict):
+        return _campaigns(v)
     if key == "signals" and isinstance(v, dict):
         return _signals(v)
     return "" if v is None else v
