@@ -170,6 +170,45 @@ async def test_group_coverage_of_a_closed_half_year_counts_the_groups_covered_at
     assert coverage(await scoring.get("/cadres/c1/compliance")) == ("at_risk", 1)
 
 
+async def test_county_organ_cadres_spend_a_day_a_week_among_the_grassroots(scoring: Scoring, contacts: Producer) -> None:
+    """002's "4+1": under rules asking it, a county committee's organ cadre needs a grassroots day
+    (a ``grassroots_day_4_1`` activity) in every week gone by; a correction to another kind takes
+    the week back. A branch cadre under the same rules is not asked."""
+    await contacts.emit("org-d1", c.OrgCreated(org_id="d1", parent_id="root", name="东区团委", org_type=c.OrgType.county,
+                                               depth=2, is_leadership_organ=True, org_path="/root/d1"), T0)
+    await contacts.emit("org-b1", c.OrgCreated(org_id="b1", parent_id="d1", name="一支部", org_type=c.OrgType.branch,
+                                               depth=3, is_leadership_organ=False, org_path="/root/d1/b1"), T0)
+    rules = c.OrgRules(rhythm=c.Rhythm(grassroots_day_each_week=True))
+    await contacts.emit("org-d1", c.OrgRulesSet(org_id="d1", org_path="/root/d1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    for cid, org, path, organ in (("k1", "d1", "/root/d1", True), ("k2", "b1", "/root/d1/b1", False)):
+        await contacts.emit(f"cadre-{cid}", c.CadreRegistered(cadre_id=cid, org_id=org, org_path=path,
+                                                              kind=c.CadreKind.full_time, in_leadership_organ=organ), T0)
+
+    async def day(aid: str, on: date, kind: c.ActivityKind = c.ActivityKind.grassroots_day_4_1,
+                  corrected: bool = False) -> None:
+        fields: dict[str, Any] = {"activity_id": aid, "kind": kind, "organiser_cadre_id": "k1", "organiser_org_id": "d1",
+                                  "org_path": "/root/d1", "collective": False, "occurred_on": on}
+        await contacts.emit(f"activity-{aid}", c.ActivityCorrected(**fields, reason="a lecture") if corrected
+                            else c.ActivityRecorded(**fields), T0)
+
+    for i, on in enumerate((date(2026, 3, 3), date(2026, 3, 12), date(2026, 3, 13), date(2026, 3, 20),
+                            date(2026, 3, 24))):
+        await day(f"g{i}", on)
+    await scoring.applied(2 + 1 + 2 + 5)
+
+    def weekly(compliance: dict[str, Any]) -> tuple[str, int, int] | None:
+        found = [k for k in compliance["checks"] if k["name"] == "grassroots_day_each_week"]
+        return (found[0]["verdict"], found[0]["actual"], found[0]["required"]) if found else None
+
+    march = {"period_kind": "month", "period": "2026-03"}
+    assert weekly(await scoring.get("/cadres/k1/compliance", **march)) == ("met", 4, 4)
+    assert weekly(await scoring.get("/cadres/k2/compliance", **march)) is None  # a branch's cadre: not asked
+    await day("g3", date(2026, 3, 20), kind=c.ActivityKind.league_lecture, corrected=True)
+    await scoring.applied(2 + 1 + 2 + 5 + 1)
+    assert weekly(await scoring.get("/cadres/k1/compliance", **march)) == ("missed", 3, 4)  # 16–22 March went by
+
+
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(
     scoring: Scoring, contacts: Producer, js: JetStreamContext
 ) -> None:

@@ -18,6 +18,7 @@ from tuanlian.scoring.domain.compliance import (
     progress_check,
     silence_check,
     state_check,
+    weekly_check,
 )
 from tuanlian.scoring.domain.periods import PeriodKind, parse_period, period_of
 from tuanlian.scoring.domain.ranking import peer_level, rank, rank_change
@@ -185,6 +186,19 @@ def test_compliance_verdicts() -> None:
     assert c.verdict is Verdict.at_risk
     result = assess(c, [])
     assert not result.passed and not result.eligible_for_excellence and result.failed_checks == ["contact_quota"]
+
+
+def test_a_weekly_check_asks_one_in_each_week_gone_by() -> None:
+    march = parse_period("month", "2026-03")  # 1 March 2026 is a Sunday: its first week is 2–8 March
+    mondays = {date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16), date(2026, 3, 23)}
+    at_end = weekly_check("w", mondays, march, date(2026, 3, 31))  # 30 March's week is not over
+    assert (at_end.verdict, at_end.actual, at_end.required) == (Verdict.met, 4, 4)
+    gap = weekly_check("w", mondays - {date(2026, 3, 16)}, march, date(2026, 3, 31))
+    assert (gap.verdict, gap.actual, gap.required) == (Verdict.missed, 3, 4)  # a week gone cannot be made up
+    assert weekly_check("w", set(), march, date(2026, 3, 7)).verdict is Verdict.met  # no week over yet
+    assert weekly_check("w", set(), march, date(2026, 3, 8)).verdict is Verdict.missed
+    # A week done outside the period does not count for it.
+    assert weekly_check("w", {date(2026, 2, 23)}, march, date(2026, 3, 8)).actual == 0
 
 
 def test_signals_bursts_identical_night_and_spot_checks() -> None:

@@ -323,6 +323,9 @@ class Rhythm(BaseModel):
     online_silence_days: int = pydantic.Field(default=7, ge=1)  # remind after this many days without an online contact
     activity_each_quarter: bool = True
     face_to_face_each_year: bool = True
+    # 向基层服务对象报到 ("4+1", 002 细则二.3): a county committee's organ cadres spend at least one
+    # day a week among the grassroots youths (a ``grassroots_day_4_1`` activity each week).
+    grassroots_day_each_week: bool = False
 
 
 class AccountsCounted(StrEnum):

@@ -688,6 +688,8 @@ class Projector:
         self.state.add_fact(owner, "activity", 1, day, env.event_id)
         if e.campaign_id:  # recorded for a campaign: circulars count who took part (全团集中活动)
             self.state.add_fact(owner, "campaign", 1, day, env.event_id, e.campaign_id)
+        if e.kind is c.ActivityKind.grassroots_day_4_1:  # "4+1": compliance counts the weeks with one
+            self.state.add_fact(owner, "grassroots_day", 1, day, env.event_id)
         points = 0
         if kind is not None:
             fo = await self.state.get("five_ones", owner, period.key)
@@ -723,6 +725,8 @@ class Projector:
             self.state.add_fact(owner, "activity", -1, day, env.event_id)
             if old["campaign_id"]:
                 self.state.add_fact(owner, "campaign", -1, day, env.event_id, old["campaign_id"])
+            if old["kind"] == c.ActivityKind.grassroots_day_4_1.value:
+                self.state.add_fact(owner, "grassroots_day", -1, day, env.event_id)
             if old["period_key"]:
                 self.state.add_fact(owner, "five_ones", -1, day, env.event_id)
                 fo = await self.state.get("five_ones", owner, old["period_key"])

@@ -295,6 +295,16 @@ async def linked_as_of(conn: asyncpg.Connection, p: str, owners: list[str], as_o
     return {r["owner_id"]: r["n"] for r in rows}
 
 
+async def weeks_with(conn: asyncpg.Connection, p: str, owner: str, metric: str, start: date, end: date) -> set[date]:
+    """The Mondays of the weeks in which ``owner``'s ``metric`` adds up to more than nothing, over
+    [start, end] (days)."""
+    rows = await conn.fetch(
+        f"SELECT (occurred_on - (extract(isodow FROM occurred_on)::int - 1))::date AS monday FROM {p}.facts "
+        "WHERE owner_id = $1 AND metric = $2 AND occurred_on BETWEEN $3 AND $4 GROUP BY 1 HAVING sum(n) > 0",
+        owner, metric, start, end)
+    return {r["monday"] for r in rows}
+
+
 async def last_online_on(conn: asyncpg.Connection, p: str, owner: str, day: date) -> date | None:
     """The last day up to ``day`` with an online contact that still counts (a correction can take one back)."""
     return await conn.fetchval(  # type: ignore[no-any-return]

@@ -107,6 +107,10 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     if rules.rhythm.face_to_face_each_year:
         year = period_of(at, PeriodKind.year)
         checks.append(cp.progress_check("face_to_face_each_year", await done("face_to_face", year), 1, year, at))
+    if rules.rhythm.grassroots_day_each_week and cadre["in_leadership_organ"] and cadre["org_type"] == "county":
+        # "4+1" is asked of the county committees' organ cadres (002 二.3: 县（市、区）团委机关干部).
+        weeks = await q.weeks_with(conn, p, cid, "grassroots_day", period.start, at)
+        checks.append(cp.weekly_check("grassroots_day_each_week", weeks, period, at))
     judged = cp.Compliance(cid, period, checks)
     return cp.close_period(judged) if closed else judged
 

@@ -7,7 +7,7 @@ the pro-rata pace; "missed" that the period is over (or the cadre is out of time
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 
 from tuanlian.scoring.domain.periods import Period
@@ -58,6 +58,18 @@ def silence_check(days_since_online: int | None, allowed: int) -> Check:
     else:
         v = Verdict.missed
     return Check("online_presence", v, days_since_online, allowed, "days since the last online contact")
+
+
+def weekly_check(name: str, weeks_done: set[date], period: Period, at: date) -> Check:
+    """Something due every week (the "4+1" grassroots day): each week (Monday to Sunday) that
+    began in the period and has ended by ``at`` needs one; ``weeks_done`` are the Mondays of
+    the weeks that had it. A week gone by without it cannot be made up: missed. The week under
+    way is not due yet."""
+    first = period.start + timedelta(days=(7 - period.start.weekday()) % 7)
+    due = [first + timedelta(weeks=i) for i in range(((at - first).days + 1) // 7)] if first <= at else []
+    done = sum(1 for monday in due if monday in weeks_done)
+    verdict = Verdict.met if done == len(due) else Verdict.missed
+    return Check(name, verdict, done, len(due), "weeks with one, of the weeks ended")
 
 
 @dataclass(frozen=True)
