@@ -43,7 +43,9 @@ async def test_two_replicas_ticking_together_send_each_reminder_once(ndb: Databa
     now = bj(2026, 3, 31, 9, 5)
     first, second = await asyncio.gather(a.tick(now), b.tick(now))
     assert first.sent + second.sent == 2
-    assert first.already_decided + second.already_decided == 2
+    # 2 when the ticks overlapped (one found both decided by the other), 0 when one began after the
+    # other had committed (its window then starts at that tick): which, the machine decides.
+    assert first.already_decided + second.already_decided in (0, 2)
     again = await a.tick(now + timedelta(minutes=1))
     assert again.sent == 0
     messages = await inbox(ndb)
