@@ -178,7 +178,7 @@ async def test_county_organ_cadres_spend_a_day_a_week_among_the_grassroots(scori
                                                depth=2, is_leadership_organ=True, org_path="/root/d1"), T0)
     await contacts.emit("org-b1", c.OrgCreated(org_id="b1", parent_id="d1", name="一支部", org_type=c.OrgType.branch,
                                                depth=3, is_leadership_organ=False, org_path="/root/d1/b1"), T0)
-    rules = c.OrgRules(rhythm=c.Rhythm(grassroots_day_each_week=True))
+    rules = c.OrgRules(organ_duties=c.OrganDuties(grassroots_day_each_week=True))
     await contacts.emit("org-d1", c.OrgRulesSet(org_id="d1", org_path="/root/d1", effective_from=date(2026, 1, 1),
                                                 rules=rules), T0)
     for cid, org, path, organ in (("k1", "d1", "/root/d1", True), ("k2", "b1", "/root/d1/b1", False)):
@@ -207,6 +207,67 @@ async def test_county_organ_cadres_spend_a_day_a_week_among_the_grassroots(scori
     await day("g3", date(2026, 3, 20), kind=c.ActivityKind.league_lecture, corrected=True)
     await scoring.applied(2 + 1 + 2 + 5 + 1)
     assert weekly(await scoring.get("/cadres/k1/compliance", **march)) == ("missed", 3, 4)  # 16–22 March went by
+
+
+async def test_a_county_committees_organ_duties_open_days_and_postings(scoring: Scoring, contacts: Producer) -> None:
+    """002 二.2 and 二.4: under rules asking them, a county committee brings at least 50 youths in
+    through its open days each quarter (headcounts added up; a correction takes its youths back),
+    and by each quarter's end has posted that quarter's share of its organ cadres to the
+    grassroots ("8+4": one in four by March, all by December). The org's compliance shows them,
+    and so does the city's assessment of its orgs."""
+    await contacts.emit("org-root", c.OrgCreated(org_id="root", parent_id=None, name="市团委", org_type=c.OrgType.city,
+                                                 depth=1, is_leadership_organ=True, org_path="/root"), T0)
+    await contacts.emit("org-d1", c.OrgCreated(org_id="d1", parent_id="root", name="东区团委", org_type=c.OrgType.county,
+                                               depth=2, is_leadership_organ=True, org_path="/root/d1"), T0)
+    await contacts.emit("org-b1", c.OrgCreated(org_id="b1", parent_id="d1", name="一支部", org_type=c.OrgType.branch,
+                                               depth=3, is_leadership_organ=False, org_path="/root/d1/b1"), T0)
+    rules = c.OrgRules(organ_duties=c.OrganDuties(postings_each_year=True, open_day_youths_each_quarter=50))
+    await contacts.emit("org-d1", c.OrgRulesSet(org_id="d1", org_path="/root/d1", effective_from=date(2026, 1, 1),
+                                                rules=rules), T0)
+    for cid, org, path, organ in (("k1", "d1", "/root/d1", True), ("k2", "d1", "/root/d1", True),
+                                  ("k3", "b1", "/root/d1/b1", False)):
+        await contacts.emit(f"cadre-{cid}", c.CadreRegistered(cadre_id=cid, org_id=org, org_path=path,
+                                                              kind=c.CadreKind.full_time, in_leadership_organ=organ), T0)
+
+    async def activity(aid: str, on: date, kind: c.ActivityKind, *, cadre: str | None = None, headcount: int = 0,
+                       corrected: bool = False) -> None:
+        fields: dict[str, Any] = {"activity_id": aid, "kind": kind, "organiser_cadre_id": cadre, "organiser_org_id": "d1",
+                                  "org_path": "/root/d1", "collective": cadre is None, "occurred_on": on,
+                                  "headcount": headcount}
+        await contacts.emit(f"activity-{aid}", c.ActivityCorrected(**fields, reason="recounted") if corrected
+                            else c.ActivityRecorded(**fields), T0)
+
+    await activity("o1", date(2026, 2, 10), c.ActivityKind.open_day, headcount=30)
+    await activity("o2", date(2026, 3, 5), c.ActivityKind.open_day, headcount=25)
+    await activity("o3", date(2026, 4, 10), c.ActivityKind.open_day, headcount=40)
+    await activity("p1", date(2026, 3, 2), c.ActivityKind.posting_8_4, cadre="k1")
+    await activity("p2", date(2026, 3, 3), c.ActivityKind.posting_8_4, cadre="k3")  # a branch's cadre: not the organ's
+    events = 3 + 1 + 3 + 5
+    await scoring.applied(events)
+
+    async def duties(org: str, period_kind: str, period: str) -> dict[str, tuple[str, float, float]]:
+        got = await scoring.get(f"/orgs/{org}/compliance", period_kind=period_kind, period=period)
+        return {k["name"]: (k["verdict"], k["actual"], k["required"]) for k in got["checks"]}
+
+    assert await duties("d1", "quarter", "2026-Q1") == {"open_day_youths_each_quarter": ("met", 55, 50),
+                                                        "postings_each_year": ("met", 1, 1)}
+    assert await duties("d1", "quarter", "2026-Q2") == {"open_day_youths_each_quarter": ("missed", 40, 50),
+                                                        "postings_each_year": ("met", 1, 1)}
+    assert (await duties("d1", "quarter", "2026-Q3"))["postings_each_year"] == ("missed", 1, 2)
+    assert await duties("b1", "quarter", "2026-Q1") == {}  # a branch owes none of it
+    await activity("o2", date(2026, 3, 5), c.ActivityKind.open_day, headcount=10, corrected=True)
+    await scoring.applied(events + 1)
+    assert (await duties("d1", "quarter", "2026-Q1"))["open_day_youths_each_quarter"] == ("missed", 40, 50)
+    admin = scoring.auth(Role.org_admin, "a", "/root")
+    r = await scoring.http.post("/assessments", json={"org_id": "root", "period_kind": "half_year",
+                                                      "period": "2026-H1"}, headers=admin)
+    assert r.status_code == 201, r.text
+    (d1,) = r.json()["orgs"]
+    assert {k["name"]: k["verdict"] for k in d1["organ_duties"]} == {"open_day_youths_each_quarter": "missed",
+                                                                     "postings_each_year": "met"}
+    outsider = scoring.auth(Role.org_admin, "b", "/elsewhere")
+    assert (await scoring.http.get("/orgs/d1/compliance", headers=outsider)).status_code == 403
+    assert (await scoring.http.get("/orgs/nope/compliance", headers=admin)).status_code == 404
 
 
 async def test_assessment_failing_cadre_is_ineligible_signals_shown_not_penalising(

@@ -323,9 +323,22 @@ class Rhythm(BaseModel):
     online_silence_days: int = pydantic.Field(default=7, ge=1)  # remind after this many days without an online contact
     activity_each_quarter: bool = True
     face_to_face_each_year: bool = True
-    # 向基层服务对象报到 ("4+1", 002 细则二.3): a county committee's organ cadres spend at least one
-    # day a week among the grassroots youths (a ``grassroots_day_4_1`` activity each week).
+
+
+class OrganDuties(BaseModel):
+    """What a county committee's organ and its cadres owe besides 1+100 (002 二.2–4): off by
+    default, on in 002's preset; asked of county-level leadership organs and their cadres."""
+
+    model_config = ConfigDict(frozen=True)
+    # 向基层服务对象报到 ("4+1"): each organ cadre at least one day a week among the grassroots
+    # youths (a ``grassroots_day_4_1`` activity each week).
     grassroots_day_each_week: bool = False
+    # 常态化下沉基层 ("8+4"): each year in four batches, each a quarter of the organ's cadres
+    # posted to the grassroots (a ``posting_8_4`` activity): by each quarter's end, that share.
+    postings_each_year: bool = False
+    # 专题开放日: each quarter at least this many ordinary youths into the organ (``open_day``
+    # activities of the org, their headcounts added up); 0 asks none.
+    open_day_youths_each_quarter: int = pydantic.Field(default=0, ge=0)
 
 
 class AccountsCounted(StrEnum):
@@ -421,6 +434,7 @@ class OrgRules(BaseModel):
     # the all-kinds bonus: 000's five by default; 001 names 谈心谈话 and 志愿服务 among its own.
     five_ones_kinds: tuple[ActivityKind, ...] = DEFAULT_FIVE_ONES_KINDS
     rhythm: Rhythm = Rhythm()
+    organ_duties: OrganDuties = OrganDuties()
     reports: ReportDeadlines = ReportDeadlines()
     limits: ServiceLimits = ServiceLimits()
     circulars: CircularPlan = CircularPlan()

@@ -13,6 +13,7 @@ from tuanlian.shared.contracts.contacts import (
     FiveOnesPeriod,
     FiveOnesRule,
     GroupCoverage,
+    OrganDuties,
     OrgRules,
     ReportDeadlines,
     Rhythm,
@@ -83,9 +84,11 @@ PRESETS: dict[str, tuple[str, OrgRules]] = {
                 for kind in ("full_time", "seconded", "part_time", "leadership_organ")
             },
             # 002 细则四.3: "线上日常有声音 … 线下每个季度有活动、每年有面对面交流"
-            # 002 二.3 ("4+1"): "县（市、区）团委机关干部…每人每周在基层青少年中工作不少于1天"
-            rhythm=Rhythm(online_silence_days=7, activity_each_quarter=True, face_to_face_each_year=True,
-                          grassroots_day_each_week=True),
+            rhythm=Rhythm(online_silence_days=7, activity_each_quarter=True, face_to_face_each_year=True),
+            # 002 二.2 "8+4" (每年分4批、每批选派1/4的干部), 二.3 "4+1" (每人每周在基层青少年中工作不少于
+            # 1天), 二.4 专题开放日 (每季度邀请…不少于50名普通团员青年走进机关)
+            organ_duties=OrganDuties(grassroots_day_each_week=True, postings_each_year=True,
+                                     open_day_youths_each_quarter=50),
             reports=ReportDeadlines(
                 quarterly_five_ones_day=None,
                 half_year=True,  # 002 五 (after 3.): "有关工作情况每半年向团市委报告一次"

@@ -688,8 +688,14 @@ class Projector:
         self.state.add_fact(owner, "activity", 1, day, env.event_id)
         if e.campaign_id:  # recorded for a campaign: circulars count who took part (全团集中活动)
             self.state.add_fact(owner, "campaign", 1, day, env.event_id, e.campaign_id)
-        if e.kind is c.ActivityKind.grassroots_day_4_1:  # "4+1": compliance counts the weeks with one
+        # 002's duties of a county committee's organ: the weeks with a grassroots day ("4+1"), the
+        # cadres posted ("8+4"), the youths an open day brought in (专题开放日).
+        if e.kind is c.ActivityKind.grassroots_day_4_1:
             self.state.add_fact(owner, "grassroots_day", 1, day, env.event_id)
+        elif e.kind is c.ActivityKind.posting_8_4:
+            self.state.add_fact(owner, "posting", 1, day, env.event_id)
+        elif e.kind is c.ActivityKind.open_day and owner_kind == "org" and e.headcount:
+            self.state.add_fact(owner, "open_day_youths", e.headcount, day, env.event_id)
         points = 0
         if kind is not None:
             fo = await self.state.get("five_ones", owner, period.key)
@@ -708,7 +714,8 @@ class Projector:
         self.state.put("activities", {"activity_id": e.activity_id, "owner_id": owner, "kind": e.kind.value,
                                       "collective": collective, "occurred_on": day,
                                       "period_key": period.key if kind else None, "points": points,
-                                      "ruleset": rs.version, "campaign_id": e.campaign_id})
+                                      "ruleset": rs.version, "campaign_id": e.campaign_id,
+                                      "headcount": e.headcount})
 
     async def on_ActivityRecorded(self, tx: ProjectionTx, env: Envelope, e: Any) -> None:
         if await self.state.get("activities", e.activity_id) is None:
@@ -727,6 +734,10 @@ class Projector:
                 self.state.add_fact(owner, "campaign", -1, day, env.event_id, old["campaign_id"])
             if old["kind"] == c.ActivityKind.grassroots_day_4_1.value:
                 self.state.add_fact(owner, "grassroots_day", -1, day, env.event_id)
+            elif old["kind"] == c.ActivityKind.posting_8_4.value:
+                self.state.add_fact(owner, "posting", -1, day, env.event_id)
+            elif old["kind"] == c.ActivityKind.open_day.value and owner_kind == "org" and old["headcount"]:
+                self.state.add_fact(owner, "open_day_youths", -old["headcount"], day, env.event_id)
             if old["period_key"]:
                 self.state.add_fact(owner, "five_ones", -1, day, env.event_id)
                 fo = await self.state.get("five_ones", owner, old["period_key"])

@@ -179,7 +179,7 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
         out.append({"cadre_id": cadre["cadre_id"], "passed": result.passed,
                     "eligible_for_excellence": result.eligible_for_excellence, **_jsonable(detail)})
         fared.append((cadre["org_path"], result.passed))
-    orgs = _jsonable(await reports.org_evaluations(conn, p, runtime.schema, org, period, fared))
+    orgs = _jsonable(await reports.org_evaluations(conn, p, runtime.schema, org, period, fared, today))
     await conn.execute(
         f"INSERT INTO {runtime.schema}.assessment_runs (org_id, org_path, period_kind, period_key, cadres, run_by, "
         "orgs) VALUES ($1, $2, $3, $4, $5, $6, $7)", org_id, org["org_path"], period.kind.value, period.key,

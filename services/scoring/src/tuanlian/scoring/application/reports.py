@@ -107,12 +107,42 @@ async def compliance(conn: asyncpg.Connection, p: str, cadre: dict[str, Any], pe
     if rules.rhythm.face_to_face_each_year:
         year = period_of(at, PeriodKind.year)
         checks.append(cp.progress_check("face_to_face_each_year", await done("face_to_face", year), 1, year, at))
-    if rules.rhythm.grassroots_day_each_week and cadre["in_leadership_organ"] and cadre["org_type"] == "county":
+    if rules.organ_duties.grassroots_day_each_week and cadre["in_leadership_organ"] and cadre["org_type"] == "county":
         # "4+1" is asked of the county committees' organ cadres (002 二.3: 县（市、区）团委机关干部).
         weeks = await q.weeks_with(conn, p, cid, "grassroots_day", period.start, at)
         checks.append(cp.weekly_check("grassroots_day_each_week", weeks, period, at))
     judged = cp.Compliance(cid, period, checks)
     return cp.close_period(judged) if closed else judged
+
+
+async def organ_compliance(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
+                           today: date) -> cp.Compliance:
+    """A county committee's organ duties (002 二.2 "8+4" and 二.4 专题开放日) for a period, judged as
+    a cadre's compliance is (as things stood on its last day once it has closed): the youths its
+    open days brought in over the quarter, and, by each quarter's end, that quarter's share of
+    the year's postings of its organ cadres (one in four by March, all by December). No checks
+    unless the org is a county-level leadership organ whose rules ask them."""
+    at = min(period.end, today)
+    checks: list[cp.Check] = []
+    if org["is_leadership_organ"] and org["org_type"] == "county":
+        duties = (await rules_at(conn, p, org["org_path"], at)).organ_duties
+        quarter = period_of(at, PeriodKind.quarter)
+        oid = org["org_id"]
+        if duties.open_day_youths_each_quarter:
+            youths = (await q.fact_sums(conn, p, [oid], quarter.start, at)).get(oid, {}).get("open_day_youths", 0)
+            checks.append(cp.progress_check("open_day_youths_each_quarter", youths,
+                                            duties.open_day_youths_each_quarter, quarter, at))
+        if duties.postings_each_year:
+            organ = [c for c in await q.cadres_in(conn, p, org["org_path"], joined_by=at)
+                     if c["active"] and c["in_leadership_organ"] and c["org_path"] == org["org_path"]]
+            year = period_of(at, PeriodKind.year)
+            sums = await q.fact_sums(conn, p, [c["cadre_id"] for c in organ], year.start, at)
+            posted = sum(1 for c in organ if sums.get(c["cadre_id"], {}).get("posting", 0) > 0)
+            batches = (quarter.start.month - 1) // 3 + 1  # the batches due by this quarter's end
+            checks.append(cp.progress_check("postings_each_year", posted, math.ceil(len(organ) * batches / 4),
+                                            quarter, at))
+    judged = cp.Compliance(org["org_id"], period, checks)
+    return cp.close_period(judged) if at < today else judged
 
 
 def compliance_json(c: cp.Compliance) -> dict[str, Any]:
@@ -289,13 +319,14 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
 
 
 async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str, org: dict[str, Any],
-                          period: Period, cadres: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+                          period: Period, cadres: list[tuple[str, bool]], today: date) -> list[dict[str, Any]]:
     """全面评估 of each org directly under ``org`` at mid-year or year-end (000 五.2: "根据系统数据、
     季度通报、日常检查等情况…对各市属团组织进行全面评估"): its numbers over the period as a circular
     gives them (spot checks found untrue among its signals), how its cadres fared in this
-    assessment (``cadres``: each assessed cadre's org path and whether they passed), and its rank
-    in each monthly or quarterly circular ``org`` published within the period (the latest of
-    each). Evidence for the admins who grade; Tuanlian sets no grade of its own."""
+    assessment (``cadres``: each assessed cadre's org path and whether they passed), its rank in
+    each monthly or quarterly circular ``org`` published within the period (the latest of each),
+    and, for a county committee, its organ's duties (:func:`organ_compliance`). Evidence for the
+    admins who grade; Tuanlian sets no grade of its own."""
     rows = [r for r in await circular_rows(conn, p, org, period, None) if r["org_id"] != org["org_id"]]
     if not rows:
         return []  # nothing under it (a circular of such an org has the org itself as its row)
@@ -311,6 +342,9 @@ async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str,
         ranks = [{"circular": c["number"], "period_kind": c["period_kind"], "period": c["period_key"],
                   "rank": next((r["rank"] for r in c["document"]["rows"] if r["org_id"] == row["org_id"]), None),
                   "orgs_ranked": len(c["document"]["rows"])} for c in published]
+        child = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", row["org_id"])
+        duties = await organ_compliance(conn, p, dict(child), period, today) if child else None
         out.append({**row, "cadres_assessed": len(mine), "cadres_passed": sum(mine),
-                    "cadres_passed_pct": _pct(sum(mine), len(mine)), "circulars": ranks})
+                    "cadres_passed_pct": _pct(sum(mine), len(mine)), "circulars": ranks,
+                    "organ_duties": [asdict(k) for k in duties.checks] if duties else []})
     return out

@@ -229,6 +229,24 @@ def build_router(runtime: Runtime) -> APIRouter:
             result = await reports.compliance(conn, p, cadre, per, china_day(utcnow()))
         return reports.compliance_json(result)
 
+    @router.get("/orgs/{org_id}/compliance", tags=["orgs"],
+                summary="A county committee's organ duties for a period (002: 8+4, open days): met / at risk / "
+                        "missed, with the numbers")
+    async def org_compliance(
+        org_id: str, who: Who, p: Proj,
+        period_kind: Annotated[PeriodKind, Query()] = PeriodKind.quarter,
+        period: str | None = None,
+    ) -> dict[str, Any]:
+        per = _period(period_kind.value, period)
+        assert per is not None
+        async with runtime.db.connection() as conn:
+            row = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", org_id)
+            if row is None:
+                raise NotFound(f"org {org_id} not found")
+            require(who, Role.org_admin, Role.leader, org_path=row["org_path"], why="see this org's duties")
+            result = await reports.organ_compliance(conn, p, dict(row), per, china_day(utcnow()))
+        return {"org_id": org_id, **{k: v for k, v in reports.compliance_json(result).items() if k != "cadre_id"}}
+
     @router.post("/circulars", tags=["circulars"], status_code=201,
                  summary="Publish a numbered, immutable circular (通报) for an org subtree")
     async def publish(body: CircularRequest, who: Who, p: Proj) -> dict[str, Any]:
