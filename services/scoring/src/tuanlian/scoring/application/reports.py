@@ -16,6 +16,7 @@ from tuanlian.scoring.domain.periods import CHINA, Period, PeriodKind, period_of
 from tuanlian.scoring.domain.ranking import points_per_cadre, rank, rank_change
 from tuanlian.scoring.domain.rules import DEFAULT_RULESET, UnknownRuleSet, ruleset
 from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, YouthWord, detect
+from tuanlian.shared.auth import path_covers
 from tuanlian.shared.contracts.contacts import OrgRules
 
 
@@ -186,7 +187,7 @@ async def _scoped(conn: asyncpg.Connection, p: str, org: dict[str, Any], period:
 
 
 def _members(scope: dict[str, Any], cadres: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for c in cadres if c["org_path"] == scope["org_path"] or c["org_path"].startswith(scope["org_path"] + "/")]
+    return [c for c in cadres if path_covers(scope["org_path"], c["org_path"])]
 
 
 async def _ranks(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period, as_of: datetime | None,
@@ -338,7 +339,7 @@ async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str,
     published = sorted(published, key=lambda r: (r["period_start"], r["period_kind"]))
     out = []
     for row in rows:
-        mine = [passed for path, passed in cadres if path == row["org_path"] or path.startswith(row["org_path"] + "/")]
+        mine = [passed for path, passed in cadres if path_covers(row["org_path"], path)]
         ranks = [{"circular": c["number"], "period_kind": c["period_kind"], "period": c["period_key"],
                   "rank": next((r["rank"] for r in c["document"]["rows"] if r["org_id"] == row["org_id"]), None),
                   "orgs_ranked": len(c["document"]["rows"])} for c in published]
