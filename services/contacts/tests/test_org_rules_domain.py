@@ -14,6 +14,7 @@ from tuanlian.shared.contracts.contacts import (
     ContactQuotas,
     FiveOnesPeriod,
     FiveOnesRule,
+    OrganDuties,
     OrgRules,
     OrgType,
 )
@@ -61,6 +62,19 @@ def test_a_requirement_the_parent_does_not_have_is_an_escalation() -> None:
     assert [e.field for e in escalations(OrgRules(), parent)] == [
         "five_ones.full_time", "five_ones.leadership_organ", "five_ones.part_time", "five_ones.seconded"
     ]
+
+
+def test_a_county_committees_duties_are_not_raised_below() -> None:
+    """不能层层加码 holds for 002's organ duties too: turning one on that the parent does not ask,
+    or asking more youths at the open day, is an escalation, and a clamp cuts it back."""
+    parent = MEIZHOU.model_copy(update={"organ_duties": OrganDuties(postings_each_year=True,
+                                                                    open_day_youths_each_quarter=30)})
+    assert {e.field: (e.value, e.limit) for e in escalations(MEIZHOU, parent)} == {
+        "organ_duties.grassroots_day_each_week": (True, False),
+        "organ_duties.open_day_youths_each_quarter": (50, 30),
+    }
+    assert escalations(parent, MEIZHOU) == []  # fewer duties than the parent's: relaxing
+    assert clamp(MEIZHOU, parent).organ_duties == parent.organ_duties
 
 
 def test_effective_rules_clamp_a_child_when_the_parent_relaxes_later() -> None:

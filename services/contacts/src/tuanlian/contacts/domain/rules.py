@@ -46,6 +46,11 @@ class Escalation:
         return f"{self.field} = {self.value} exceeds the parent's limit {self.limit}"
 
 
+# 002's duties of a county committee that are on or off ("4+1", "8+4"); the open day's number is
+# a quota like the others.
+_DUTY_FLAGS = ("grassroots_day_each_week", "postings_each_year")
+
+
 def escalations(child: OrgRules, parent: OrgRules) -> list[Escalation]:
     """Every rule in ``child`` stricter than in ``parent`` (empty when the child keeps or relaxes)."""
     found: list[Escalation] = []
@@ -70,6 +75,13 @@ def escalations(child: OrgRules, parent: OrgRules) -> list[Escalation]:
     for flag in ("activity_each_quarter", "face_to_face_each_year"):
         if getattr(r, flag) and not getattr(p, flag):
             found.append(Escalation(f"rhythm.{flag}", True, False))
+    d, pd = child.organ_duties, parent.organ_duties
+    for flag in _DUTY_FLAGS:
+        if getattr(d, flag) and not getattr(pd, flag):
+            found.append(Escalation(f"organ_duties.{flag}", True, False))
+    if d.open_day_youths_each_quarter > pd.open_day_youths_each_quarter:
+        found.append(Escalation("organ_duties.open_day_youths_each_quarter", d.open_day_youths_each_quarter,
+                                pd.open_day_youths_each_quarter))
     return found
 
 
@@ -96,6 +108,11 @@ def clamp(child: OrgRules, parent: OrgRules) -> OrgRules:
             "activity_each_quarter": r.activity_each_quarter and p.activity_each_quarter,
             "face_to_face_each_year": r.face_to_face_each_year and p.face_to_face_each_year,
         }
+    )
+    d, pd = child.organ_duties, parent.organ_duties
+    update["organ_duties"] = d.model_copy(
+        update={**{flag: getattr(d, flag) and getattr(pd, flag) for flag in _DUTY_FLAGS},
+                "open_day_youths_each_quarter": min(d.open_day_youths_each_quarter, pd.open_day_youths_each_quarter)}
     )
     return child.model_copy(update=update)
 
