@@ -26,13 +26,6 @@ _TITLES = {PeriodKind.month: "月度通报", PeriodKind.quarter: "季度通报",
            PeriodKind.year: "年度通报"}
 
 
-async def _org(conn: Any, p: str, org_id: str) -> dict[str, Any]:
-    row = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", org_id)
-    if row is None:
-        raise NotFound(f"org {org_id} not found")
-    return dict(row)
-
-
 async def _freeze(conn: Any, service_schema: str, p: str) -> tuple[str, datetime]:
     """The version and the instant the document is computed at. Taking the projection's
     append-only tables in SHARE mode waits for batches in flight and holds new ones back, so every
@@ -63,7 +56,7 @@ async def publish_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id
     if period.kind.value not in _PUBLISHABLE:
         raise RuleViolation("circulars are monthly, quarterly, half-yearly or yearly", field="period_kind")
     assert runtime.store is not None
-    org = await _org(conn, p, org_id)
+    org = await reports.org_row(conn, p, org_id)
     require(who, Role.org_admin, org_path=org["org_path"], why="publish circulars")  # leaders only read
     p, as_of = await _freeze(conn, runtime.schema, p)
     doc = _jsonable(await reports.circular_document(conn, p, org, period, as_of))
@@ -107,7 +100,7 @@ async def listing(runtime: Runtime, p: str, who: Principal, org_id: str,
                   period_kind: str | None = None) -> list[dict[str, Any]]:
     """The org's circulars, the latest period first: on demand and at each period's close."""
     async with runtime.db.connection() as conn:
-        org = await _org(conn, p, org_id)
+        org = await reports.org_row(conn, p, org_id)
         require_view(who, org["org_path"], Role.org_admin, Role.leader, Role.cadre, why="list these circulars")
         rows = await conn.fetch(
             f"SELECT number, title, period_kind, period_key AS period, as_of, published_at, published_by "
@@ -121,7 +114,7 @@ async def recompute(runtime: Runtime, p: str, who: Principal, number: str) -> di
     """The circular recomputed from the projection as of its instant, beside what was published."""
     published = await load(runtime, who, number)
     async with runtime.db.connection() as conn:
-        org = await _org(conn, p, published["org_id"])
+        org = await reports.org_row(conn, p, published["org_id"])
         from tuanlian.scoring.domain.periods import parse_period
 
         period = parse_period(published["period_kind"], published["period"])
@@ -152,7 +145,7 @@ async def assess_in(conn: Any, runtime: Runtime, p: str, who: Principal, org_id:
     if period.end >= today:
         raise RuleViolation(f"{period.key} has not closed yet", field="period")
     out, fared = [], []
-    org = await _org(conn, p, org_id)
+    org = await reports.org_row(conn, p, org_id)
     require(who, Role.org_admin, org_path=org["org_path"], why="assess cadres")  # leaders only read
     # Not those who joined after the period closed: it was not theirs (they would fail it all).
     cadres = [c for c in await reports.q.cadres_in(conn, p, org["org_path"], joined_by=period.end) if c["active"]]
@@ -194,7 +187,7 @@ async def assessments_of(runtime: Runtime, p: str, who: Principal, org_id: str, 
     if period.kind.value not in ("half_year", "year"):
         raise RuleViolation("assessments are mid-year (half_year) or year-end (year)", field="period_kind")
     async with runtime.db.connection() as conn:
-        org = await _org(conn, p, org_id)
+        org = await reports.org_row(conn, p, org_id)
         require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="see these assessments")
         runs = await conn.fetch(
             f"SELECT cadres, run_by, run_at, orgs FROM {runtime.schema}.assessment_runs WHERE org_id = $1 "

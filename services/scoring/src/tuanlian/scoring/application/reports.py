@@ -18,6 +18,15 @@ from tuanlian.scoring.domain.rules import DEFAULT_RULESET, UnknownRuleSet, rules
 from tuanlian.scoring.domain.signals import LoggedInteraction, Signal, YouthWord, detect
 from tuanlian.shared.auth import path_covers
 from tuanlian.shared.contracts.contacts import OrgRules
+from tuanlian.shared.errors import NotFound
+
+
+async def org_row(conn: asyncpg.Connection, p: str, org_id: str) -> dict[str, Any]:
+    """The org as the projection holds it now; NotFound if it has none."""
+    row = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", org_id)
+    if row is None:
+        raise NotFound(f"org {org_id} not found")
+    return dict(row)
 
 
 async def rules_at(conn: asyncpg.Connection, p: str, org_path: str, day: date,
@@ -146,8 +155,9 @@ async def organ_compliance(conn: asyncpg.Connection, p: str, org: dict[str, Any]
     return cp.close_period(judged) if at < today else judged
 
 
-def compliance_json(c: cp.Compliance) -> dict[str, Any]:
-    return {"cadre_id": c.cadre_id, "period": c.period.key, "period_kind": c.period.kind.value,
+def compliance_json(c: cp.Compliance, subject: str = "cadre_id") -> dict[str, Any]:
+    """``subject`` names whom it judges: a cadre, or an org (:func:`organ_compliance`)."""
+    return {subject: c.cadre_id, "period": c.period.key, "period_kind": c.period.kind.value,
             "verdict": c.verdict.value, "checks": [asdict(k) for k in c.checks]}
 
 
@@ -218,7 +228,8 @@ def _five_ones_due(rules: OrgRules, key: str, period: Period) -> int:
 
 async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], period: Period,
                         as_of: datetime | None, *, links_at_end: bool = True,
-                        joined_by_end: bool = True, org_work: bool = True) -> list[dict[str, Any]]:
+                        joined_by_end: bool = True, org_work: bool = True,
+                        campaigns: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per child org of ``org`` (通报 ranks organisations), numbers over ``period``: the
     children there were as of ``as_of``, under their names then; the youths linked at the
     period's end (``links_at_end``; the circulars published before the twentieth session counted
@@ -228,15 +239,17 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
     ``org_work`` (since the twenty-fifth session), what 000 五.1 ranks on beside the cadres'
     points: the leadership organs' collective five-ones (领导机关"五个一"工作机制), done against owed
     by the organs in each child's subtree, and the campaigns run from above that its cadres or
-    orgs recorded activities for (全团集中活动落实情况)."""
+    orgs recorded activities for (全团集中活动落实情况; ``campaigns``: those run, if the caller has
+    read them already)."""
     scopes, cadres, points = await _scoped(conn, p, org, period, as_of, joined_by_end)
     ids = [c["cadre_id"] for c in cadres]
     orgs = await q.orgs_in(conn, p, org["org_path"], as_of) if org_work else []
     organs = [o for o in orgs if o["is_leadership_organ"]]
     sums = await q.fact_sums(conn, p, ids + [o["org_id"] for o in organs], period.start, period.end, as_of)
-    run = await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of) if org_work else []
+    if campaigns is None:
+        campaigns = await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of) if org_work else []
     taken = (await q.campaigns_taken(conn, p, ids + [o["org_id"] for o in orgs], period.start, period.end, as_of)
-             if run else {})
+             if campaigns else {})
     linked = await q.linked_as_of(conn, p, ids, as_of, on=period.end if links_at_end else None)
     levels = await activity_levels(conn, p, cadres, period.end, as_of, links_on_day=links_at_end)
     signals = await signals_for(conn, p, ids, period, as_of, sums)
@@ -277,7 +290,7 @@ async def circular_rows(conn: asyncpg.Connection, p: str, org: dict[str, Any], p
             "five_ones_completion_pct": _pct(done_five, due_five),
             **({"leadership_organs": len(mine_organs),
                 "collective_five_ones_pct": _pct(done_collective, due_collective),
-                "campaigns": {"run": len(run), "joined": _joined(run, taken, [*mine, *_members(scope, orgs)])}}
+                "campaigns": {"run": len(campaigns), "joined": _joined(campaigns, taken, [*mine, *_members(scope, orgs)])}}
                if org_work else {}),
             "wishes_fulfilled": total("wish_fulfilled"), "wishes_raised": total("wish_raised"),
             "voice_answered_in_time_pct": _pct(total("voice_in_time"), total("voice_posted")),
@@ -304,8 +317,9 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
     # that was published.
     then = await q.org_as_of(conn, p, org["org_id"], as_of) if as_of is not None else None
     org = {**org, **then} if then else org
+    run = await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of) if org_work else []
     rows = await circular_rows(conn, p, org, period, as_of, links_at_end=links_at_end, joined_by_end=joined_by_end,
-                               org_work=org_work)
+                               org_work=org_work, campaigns=run)
     prev_rank = await _ranks(conn, p, org, period.previous(), as_of, joined_by_end)
     for r in rows:
         r["rank_change"] = rank_change(r["rank"], prev_rank.get(r["org_id"]))
@@ -314,9 +328,7 @@ async def circular_document(conn: asyncpg.Connection, p: str, org: dict[str, Any
             "period_start": period.start.isoformat(), "period_end": period.end.isoformat(), "rows": rows,
             **({"youths_linked_at": "period_end"} if links_at_end else {}),
             **({"cadres_joined_by": "period_end"} if joined_by_end else {}),
-            **({"org_work": "organs_and_campaigns",
-                "campaigns_run": await q.campaigns_run(conn, p, org["org_path"], period.start, period.end, as_of)}
-               if org_work else {})}
+            **({"org_work": "organs_and_campaigns", "campaigns_run": run} if org_work else {})}
 
 
 async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str, org: dict[str, Any],
@@ -337,14 +349,16 @@ async def org_evaluations(conn: asyncpg.Connection, p: str, service_schema: str,
         "AND period_start >= $2 AND period_end <= $3 ORDER BY period_kind, period_key, published_at DESC",
         org["org_id"], period.start, period.end)
     published = sorted(published, key=lambda r: (r["period_start"], r["period_kind"]))
+    children = {r["org_id"]: dict(r) for r in await conn.fetch(
+        f"SELECT * FROM {p}.orgs WHERE org_id = ANY($1::text[])", [row["org_id"] for row in rows])}
     out = []
     for row in rows:
         mine = [passed for path, passed in cadres if path_covers(row["org_path"], path)]
         ranks = [{"circular": c["number"], "period_kind": c["period_kind"], "period": c["period_key"],
                   "rank": next((r["rank"] for r in c["document"]["rows"] if r["org_id"] == row["org_id"]), None),
                   "orgs_ranked": len(c["document"]["rows"])} for c in published]
-        child = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", row["org_id"])
-        duties = await organ_compliance(conn, p, dict(child), period, today) if child else None
+        child = children.get(row["org_id"])
+        duties = await organ_compliance(conn, p, child, period, today) if child else None
         out.append({**row, "cadres_assessed": len(mine), "cadres_passed": sum(mine),
                     "cadres_passed_pct": _pct(sum(mine), len(mine)), "circulars": ranks,
                     "organ_duties": [asdict(k) for k in duties.checks] if duties else []})

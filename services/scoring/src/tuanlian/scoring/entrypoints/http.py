@@ -240,12 +240,10 @@ def build_router(runtime: Runtime) -> APIRouter:
         per = _period(period_kind.value, period)
         assert per is not None
         async with runtime.db.connection() as conn:
-            row = await conn.fetchrow(f"SELECT * FROM {p}.orgs WHERE org_id = $1", org_id)
-            if row is None:
-                raise NotFound(f"org {org_id} not found")
-            require(who, Role.org_admin, Role.leader, org_path=row["org_path"], why="see this org's duties")
-            result = await reports.organ_compliance(conn, p, dict(row), per, china_day(utcnow()))
-        return {"org_id": org_id, **{k: v for k, v in reports.compliance_json(result).items() if k != "cadre_id"}}
+            org = await reports.org_row(conn, p, org_id)
+            require(who, Role.org_admin, Role.leader, org_path=org["org_path"], why="see this org's duties")
+            result = await reports.organ_compliance(conn, p, org, per, china_day(utcnow()))
+        return reports.compliance_json(result, subject="org_id")
 
     @router.post("/circulars", tags=["circulars"], status_code=201,
                  summary="Publish a numbered, immutable circular (通报) for an org subtree")
